@@ -1,0 +1,162 @@
+"""The seed's training augmentation as Keras layers: PCA colour jitter, pad + random crop, flip.
+
+Every layer draws its random parameters per image, is written with `keras.ops` only (so it runs in a
+tf.data `map`, inside a model, and under XLA on any backend), and is the identity with
+`training=False` (what `predict` and `evaluate` pass). Called directly, like Keras' own random
+preprocessing layers, it augments.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import keras
+import numpy as np
+from keras import ops
+
+PCA_MODES = ("blog", "paper")
+
+
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class PCAColorJitter(keras.layers.Layer):
+    """AlexNet's PCA colour jitter: one RGB shift per image along the pixel covariance's axes.
+
+    For every image, α ~ N(0, `stddev`) (three values) and Δ = V · (s(λ) ⊙ α), where λ and the
+    columns of V are the eigenvalues and eigenvectors of the 3×3 RGB covariance of the training
+    pixels. The same Δ is added to every pixel of the image, then the result is clipped to
+    `value_range`. s(λ) = √λ in `mode="blog"` (the seed blog, for raw 0–255 pixels, where λ itself
+    would saturate the image), s(λ) = λ in `mode="paper"` (the paper, for 0–1 scaled pixels).
+
+    Args:
+        eigenvalues: The covariance's 3 eigenvalues.
+        eigenvectors: 3×3 matrix whose column `i` is the eigenvector of `eigenvalues[i]`.
+        stddev: Standard deviation σ of α.
+        mode: `"blog"` (s(λ) = √λ) or `"paper"` (s(λ) = λ).
+        value_range: `(low, high)` the output is clipped to.
+        seed: Seed of the random draws.
+
+    Example:
+
+    >>> stats = PixelStats.from_images(x_train)          # keras_alexnet.data.PixelStats
+    >>> jitter = PCAColorJitter(stats.eigenvalues, stats.eigenvectors, seed=0)
+    >>> jittered = jitter(x_train[:128].astype("float32"), training=True)
+    """
+
+    def __init__(self, eigenvalues: Sequence[float], eigenvectors: Sequence[Sequence[float]],
+                 stddev: float = 0.1, mode: str = "blog",
+                 value_range: Sequence[float] = (0.0, 255.0), seed: Optional[int] = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if mode not in PCA_MODES:
+            raise ValueError(f"mode must be one of {PCA_MODES}, got {mode!r}")
+        self.eigenvalues = [float(v) for v in np.reshape(eigenvalues, (3,))]
+        self.eigenvectors = np.reshape(eigenvectors, (3, 3)).astype(float).tolist()
+        self.stddev = float(stddev)
+        self.mode = mode
+        self.value_range = tuple(float(v) for v in value_range)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        scale = np.sqrt(self.eigenvalues) if mode == "blog" else np.asarray(self.eigenvalues)
+        # Δ = V·(s ⊙ α) = α · (V·diag(s))ᵀ for a row vector α: one (3, 3) matrix does it all.
+        self._projection = (np.asarray(self.eigenvectors) * scale).T.astype("float32")
+
+    def call(self, images, training: bool = True):
+        if not training or self.stddev == 0:
+            return images
+        alpha = keras.random.normal((ops.shape(images)[0], 3), stddev=self.stddev,
+                                    seed=self.seed_generator, dtype="float32")
+        delta = ops.matmul(alpha, ops.convert_to_tensor(self._projection))
+        shifted = ops.cast(images, "float32") + delta[:, None, None, :]
+        return ops.cast(ops.clip(shifted, *self.value_range), images.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "eigenvalues": self.eigenvalues,
+            "eigenvectors": self.eigenvectors,
+            "stddev": self.stddev,
+            "mode": self.mode,
+            "value_range": self.value_range,
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class RandomPadCrop(keras.layers.Layer):
+    """Zero-pads each image by `pad` pixels per side and crops it back at its own random offset.
+
+    Unlike `keras.layers.RandomCrop`, which crops a whole batch at one offset, every image draws
+    its own row and column offset in `0..2 * pad`, and the layer is XLA-compatible.
+
+    Args:
+        pad: Padding per side; offsets are uniform over `0..2 * pad`.
+        seed: Seed of the random offsets.
+
+    Example:
+
+    >>> crop = RandomPadCrop(pad=4, seed=0)
+    >>> crop(np.zeros((8, 32, 32, 3), "float32"), training=True).shape
+    TensorShape([8, 32, 32, 3])
+    """
+
+    def __init__(self, pad: int = 4, seed: Optional[int] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.pad = int(pad)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training: bool = True):
+        if not training or self.pad == 0:
+            return images
+        batch = ops.shape(images)[0]
+        height, width = images.shape[1], images.shape[2]
+        padded = ops.pad(images, [[0, 0], [self.pad, self.pad], [self.pad, self.pad], [0, 0]])
+        offsets = keras.random.randint((batch, 2), 0, 2 * self.pad + 1, seed=self.seed_generator)
+        rows = offsets[:, 0:1] + ops.arange(height)[None, :]
+        cols = offsets[:, 1:2] + ops.arange(width)[None, :]
+        padded_width = width + 2 * self.pad
+        rows = ops.broadcast_to(rows[:, :, None, None], (batch, height, padded_width, images.shape[3]))
+        cropped = ops.take_along_axis(padded, rows, axis=1)
+        cols = ops.broadcast_to(cols[:, None, :, None], (batch, height, width, images.shape[3]))
+        return ops.take_along_axis(cropped, cols, axis=2)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "pad": self.pad, "seed": self.seed}
+
+
+def build_augmentation(eigenvalues: Sequence[float], eigenvectors: Sequence[Sequence[float]],
+                       pad: int = 4, pca_stddev: float = 0.1,
+                       seed: Optional[int] = None) -> keras.Sequential:
+    """The seed's training augmentation, in its order: PCA jitter → pad + random crop → flip.
+
+    Args:
+        eigenvalues: RGB covariance eigenvalues of the raw 0–255 training pixels.
+        eigenvectors: Matching eigenvectors (columns).
+        pad: Padding per side before the random 32×32 crop.
+        pca_stddev: σ of the PCA jitter coefficients.
+        seed: Base seed; each layer gets its own seed derived from it.
+
+    Example:
+
+    >>> stats = PixelStats.from_images(x_train)
+    >>> augmentation = build_augmentation(stats.eigenvalues, stats.eigenvectors, seed=0)
+    >>> augmented = augmentation(x_train[:128].astype("float32"), training=True)
+    """
+    def derived(offset: int) -> Optional[int]:
+        return None if seed is None else seed + offset
+
+    return keras.Sequential(
+        [
+            PCAColorJitter(eigenvalues, eigenvectors, stddev=pca_stddev, seed=derived(0),
+                           name="pca_color_jitter"),
+            RandomPadCrop(pad=pad, seed=derived(1), name="random_pad_crop"),
+            keras.layers.RandomFlip("horizontal", seed=derived(2), name="random_flip"),
+        ],
+        name="augmentation",
+    )

@@ -1,0 +1,243 @@
+"""The `keras-alexnet` command: `train` (every `TrainConfig` field is a flag), `evaluate`, `predict`.
+
+Errors in what the user gave (a bad flag or value, missing or corrupt data, a missing model) end
+with one `keras-alexnet: error: …` line and exit status 2, before anything is written.
+TensorFlow's C++ start-up messages (oneDNN, CUDA probing), which no environment variable silences
+in TF 2.21, are dropped while it is imported; Python warnings and errors still show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import sys
+import typing
+from typing import Any, Optional, Sequence
+
+from keras_alexnet.config import TrainConfig
+
+PROG = "keras-alexnet"
+
+
+class UserError(Exception):
+    """An error in the user's input, reported as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UserError(message)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the command line; returns the exit status."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        args = build_parser().parse_args(argv)
+        _import_tensorflow_quietly()
+        return args.run(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # Only errors in the user's input reach the user as one line.
+        if not _is_user_error(error):
+            raise
+        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Train, evaluate and export the seed's CIFAR-10 AlexNet.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser("train", help="train with the seed recipe (flags override it)",
+                                description="Train AlexNet on CIFAR-10. Defaults are the seed recipe.")
+    descriptions = _field_descriptions()
+    for field in dataclasses.fields(TrainConfig):
+        _add_field_flag(train, field, descriptions.get(field.name, ""))
+    train.set_defaults(run=_run_train)
+
+    evaluate = commands.add_parser("evaluate", help="test accuracy of a checkpoint or SavedModel")
+    evaluate.add_argument("model", help="a .keras checkpoint, a SavedModel version directory, or a "
+                                        "model directory (its newest version is used)")
+    evaluate.add_argument("--data-dir", default=None, help="local CIFAR-10 copy (default: "
+                                                           "$KERAS_ALEXNET_DATA, else tensorflow-datasets)")
+    evaluate.add_argument("--batch-size", type=int, default=500)
+    evaluate.add_argument("--json", action="store_true", help="print all metrics as JSON")
+    evaluate.set_defaults(run=_run_evaluate)
+
+    predict = commands.add_parser("predict", help="classify PNG/JPEG files with a SavedModel or TF Serving")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, any size")
+    predict.add_argument("--model", default=os.path.join("saved_models", "alexnet_cifar10"),
+                         help="local SavedModel: a model directory (newest version) or a version "
+                              "directory (default: %(default)s)")
+    predict.add_argument("--server", default=None,
+                         help="TF Serving REST base URL (e.g. http://localhost:8501) instead of --model")
+    predict.add_argument("--model-name", default="alexnet_cifar10",
+                         help="model name on the server (default: %(default)s)")
+    predict.add_argument("--top-k", type=int, default=1, help="classes to show per image")
+    predict.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server")
+    predict.add_argument("--json", action="store_true", help="print the results as JSON")
+    predict.set_defaults(run=_run_predict)
+    return parser
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    overrides = {name: value for name, value in vars(args).items()
+                 if name in {f.name for f in dataclasses.fields(TrainConfig)}}
+    config = TrainConfig.from_dict(overrides)
+    from keras_alexnet.training import train
+
+    result = train(config)
+    metrics = result.metrics
+    print(f"test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}, "
+          f"best val accuracy {metrics['best_val_accuracy']:.4f}, "
+          f"{metrics['epochs_completed']} epochs in {metrics['train_seconds']:.1f} s "
+          f"({metrics['train_images_per_second']:.0f} images/s)")
+    print(f"run directory: {result.run_dir}")
+    if result.export_dir:
+        print(f"SavedModel: {result.export_dir}")
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    from keras_alexnet.evaluation import evaluate
+
+    metrics = evaluate(args.model, data_dir=args.data_dir, batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        print(f"test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}")
+    return 0
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from keras_alexnet import serving
+
+    if not 1 <= args.top_k <= 10:
+        raise UserError(f"--top-k must be in 1..10, got {args.top_k}")
+    encoded = [_read_image_file(path) for path in args.images]
+    if args.server:
+        predictions = serving.predict(args.server, args.model_name,
+                                      serving.image_bytes_request(encoded), timeout=args.timeout)
+    else:
+        predictions = _predict_locally(args.model, args.images, encoded)
+    if args.json:
+        print(json.dumps([{"image": path, "top": [{"class_name": name, "probability": p}
+                                                  for name, p in prediction.top_k(args.top_k)]}
+                          for path, prediction in zip(args.images, predictions)], indent=2))
+    else:
+        for path, prediction in zip(args.images, predictions):
+            top = ", ".join(f"{name} {p:.3f}" for name, p in prediction.top_k(args.top_k))
+            print(f"{path}: {top}")
+    return 0
+
+
+def _read_image_file(path: str) -> bytes:
+    from keras_alexnet.serving import check_encoded_image
+
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror or error}") from error
+    check_encoded_image(data, path)
+    return data
+
+
+def _predict_locally(model: str, paths: Sequence[str], encoded: Sequence[bytes]):
+    import tensorflow as tf
+
+    from keras_alexnet.export import load_saved_model
+    from keras_alexnet.serving import IMAGE_BYTES_SIGNATURE, Prediction
+
+    classify = load_saved_model(model, IMAGE_BYTES_SIGNATURE)
+    predictions = []
+    for path, data in zip(paths, encoded):
+        try:
+            out = classify(image_bytes=tf.constant([data]))
+        except tf.errors.InvalidArgumentError as error:
+            raise UserError(f"{path} could not be decoded as PNG or JPEG") from error
+        predictions.append(Prediction(tuple(out["probabilities"].numpy()[0].tolist()),
+                                      int(out["class_id"].numpy()[0]),
+                                      out["class_name"].numpy()[0].decode()))
+    return predictions
+
+
+def _add_field_flag(parser: argparse.ArgumentParser, field: dataclasses.Field, help_text: str):
+    flag = "--" + field.name.replace("_", "-")
+    annotation = typing.get_type_hints(TrainConfig)[field.name]
+    help_text = f"{help_text} (default: {field.default})"
+    if annotation is bool:
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                            help=help_text)
+        return
+    kinds = typing.get_args(annotation) or (annotation,)
+    kind = next(k for k in kinds if k is not type(None))
+    parser.add_argument(flag, type=_value_parser(kind, optional=type(None) in kinds),
+                        choices=field.metadata.get("choices"), default=argparse.SUPPRESS,
+                        metavar=None if "choices" in field.metadata else kind.__name__.upper(),
+                        help=help_text)
+
+
+def _value_parser(kind: type, optional: bool):
+    def parse(text: str) -> Any:
+        if optional and text.lower() == "none":
+            return None
+        return kind(text)
+
+    parse.__name__ = kind.__name__  # argparse names the type in "invalid int value" messages.
+    return parse
+
+
+def _field_descriptions() -> dict[str, str]:
+    """Each field's description from `TrainConfig`'s docstring `Args:` section."""
+    args = (TrainConfig.__doc__ or "").split("Args:", 1)[-1].split("Example:", 1)[0]
+    found = re.findall(r"^\s{8}(\w+): (.*?)(?=^\s{8}\w+: |\Z)", args, flags=re.M | re.S)
+    return {name: " ".join(text.split()).replace("%", "%%") for name, text in found}
+
+
+def _import_tensorflow_quietly() -> None:
+    """Imports TensorFlow (when Keras will use it) with file descriptor 2 sent to /dev/null."""
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return
+    with _stderr_to_devnull():
+        try:
+            import tensorflow as tf
+        except ImportError:
+            return
+        tf.config.list_physical_devices()
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull():
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _is_user_error(error: Exception) -> bool:
+    # Config, data, export and image errors are ValueErrors; so are Keras' errors for a file that
+    # is not a model. OSError covers unreadable, missing and unwritable paths (a full disk too).
+    from keras_alexnet.serving import ServingError
+
+    return isinstance(error, (UserError, ValueError, OSError, ServingError))
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""`TrainConfig`: the one place every hyperparameter lives. Its defaults are the seed's recipe."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from typing import Any, Optional
+
+INITS = ("torch", "paper")
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type or out of range."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters and paths of one training run.
+
+    The defaults reproduce the seed blog's recipe: AlexNet adapted to CIFAR-10, 40,000/10,000
+    train/validation split, pad-4 random crop + horizontal flip + PCA colour jitter, SGD with
+    momentum and coupled L2 weight decay (as PyTorch's `torch.optim.SGD`), LR ×0.1 after epoch 30,
+    global gradient-norm clipping at 2.0, batch 128, 49 epochs, PyTorch's default initialisation.
+
+    Args:
+        epochs: Number of passes over the training split.
+        batch_size: Images per training step.
+        learning_rate: Initial SGD learning rate.
+        momentum: SGD momentum (PyTorch form: `buf = momentum * buf + g`).
+        weight_decay: Coupled L2 coefficient added to the gradient (`g + weight_decay * w`).
+        lr_decay_epoch: Number of epochs trained at `learning_rate`; later epochs use
+            `learning_rate * lr_decay_factor`.
+        lr_decay_factor: Factor applied to the learning rate after `lr_decay_epoch`.
+        clip_norm: Maximum global L2 norm of the loss gradient; `None` disables clipping.
+        validation_size: Images of the 50,000 training images held out for validation.
+        pad: Zero padding (pixels per side) before the random crop back to 32×32.
+        pca_stddev: Standard deviation σ of the PCA colour jitter coefficients α.
+        seed: Seed of the train/validation split, the initialisation, shuffling and augmentation.
+        init: Weight initialisation, `"torch"` (PyTorch defaults, as the seed) or `"paper"`.
+        dropout: Dropout rate before fc6, fc7 and fc8.
+        data_dir: A local CIFAR-10 copy (`cifar-10-batches-py` directory or
+            `cifar-10-python.tar.gz`). `None` uses `$KERAS_ALEXNET_DATA` if set, else
+            tensorflow-datasets.
+        output_dir: The run directory: checkpoint, `history.csv`, `metrics.json`, backups.
+        saved_models_dir: Base directory of exported SavedModels (TF Serving layout).
+        model_name: Name of the exported model: `saved_models_dir/model_name/<version>/`.
+        export: Whether `train()` exports a SavedModel after testing.
+        train_subset: Train on only the first N images of the training split (smoke runs).
+        tensorboard: Also write TensorBoard logs to `output_dir/logs`.
+        verbose: Keras progress output: 0 (silent), 1 (progress bar), 2 (one line per epoch).
+
+    Example:
+
+    >>> config = TrainConfig(epochs=1, train_subset=512)
+    >>> config.learning_rate
+    0.01
+    """
+
+    epochs: int = 49
+    batch_size: int = 128
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_decay_epoch: int = 30
+    lr_decay_factor: float = 0.1
+    clip_norm: Optional[float] = 2.0
+    validation_size: int = 10_000
+    pad: int = 4
+    pca_stddev: float = 0.1
+    seed: int = 0
+    init: str = dataclasses.field(default="torch", metadata={"choices": INITS})
+    dropout: float = 0.5
+    data_dir: Optional[str] = None
+    output_dir: str = os.path.join("runs", "alexnet_cifar10")
+    saved_models_dir: str = "saved_models"
+    model_name: str = "alexnet_cifar10"
+    export: bool = True
+    train_subset: Optional[int] = None
+    tensorboard: bool = False
+    verbose: int = dataclasses.field(default=1, metadata={"choices": (0, 1, 2)})
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            _check_type(field.name, getattr(self, field.name), _field_types()[field.name])
+        _check_ranges(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Builds a config from a dict, rejecting unknown keys with a `ConfigError`."""
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown TrainConfig field(s): {', '.join(unknown)}")
+        return cls(**values)
+
+    def replace(self, **overrides: Any) -> "TrainConfig":
+        """Returns a copy with `overrides` applied and validated."""
+        return TrainConfig.from_dict({**dataclasses.asdict(self), **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _check_type(name: str, value: Any, annotation: Any) -> None:
+    allowed = typing.get_args(annotation) if _is_union(annotation) else (annotation,)
+    if value is None and type(None) in allowed:
+        return
+    for kind in allowed:
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return
+        if kind in (str, bool) and isinstance(value, kind):
+            return
+    wanted = " or ".join("None" if k is type(None) else k.__name__ for k in allowed)
+    raise ConfigError(f"TrainConfig.{name} must be {wanted}, got {value!r}")
+
+
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
+def _check_ranges(config: TrainConfig) -> None:
+    checks = [
+        ("epochs", config.epochs >= 1, "must be >= 1"),
+        ("batch_size", config.batch_size >= 1, "must be >= 1"),
+        ("learning_rate", config.learning_rate > 0, "must be > 0"),
+        ("momentum", 0 <= config.momentum < 1, "must be in [0, 1)"),
+        ("weight_decay", config.weight_decay >= 0, "must be >= 0"),
+        ("lr_decay_epoch", config.lr_decay_epoch >= 0, "must be >= 0"),
+        ("lr_decay_factor", 0 < config.lr_decay_factor <= 1, "must be in (0, 1]"),
+        ("clip_norm", config.clip_norm is None or config.clip_norm > 0, "must be > 0 or None"),
+        ("validation_size", 1 <= config.validation_size < 50_000, "must be in [1, 50000)"),
+        ("pad", 0 <= config.pad <= 16, "must be in [0, 16]"),
+        ("pca_stddev", config.pca_stddev >= 0, "must be >= 0"),
+        ("seed", config.seed >= 0, "must be >= 0"),
+        ("init", config.init in INITS, f"must be one of {', '.join(INITS)}"),
+        ("dropout", 0 <= config.dropout < 1, "must be in [0, 1)"),
+        ("output_dir", bool(config.output_dir), "must not be empty"),
+        ("saved_models_dir", bool(config.saved_models_dir), "must not be empty"),
+        ("model_name", bool(config.model_name) and os.sep not in config.model_name,
+         "must be a non-empty name without path separators"),
+        ("train_subset", config.train_subset is None or config.train_subset >= 1, "must be >= 1 or None"),
+        ("verbose", config.verbose in (0, 1, 2), "must be 0, 1 or 2"),
+    ]
+    for name, ok, rule in checks:
+        if not ok:
+            raise ConfigError(f"TrainConfig.{name} {rule}, got {getattr(config, name)!r}")

@@ -1,0 +1,107 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_alexnet.augment import PCAColorJitter, RandomPadCrop, build_augmentation
+
+# A real-looking RGB covariance (CIFAR-10's, on 0–255 pixels) and its eigen-decomposition.
+COVARIANCE = np.array([[3969.0, 3700.0, 3300.0], [3700.0, 3855.0, 3600.0], [3300.0, 3600.0, 4450.0]])
+EIGENVALUES, EIGENVECTORS = np.linalg.eigh(COVARIANCE)
+
+
+def jitter_shifts(layer, count=40_000):
+    """The Δ a layer adds to each of `count` mid-grey 1×1 images (no clipping happens)."""
+    images = np.full((count, 1, 1, 3), 128.0, np.float32)
+    return keras.ops.convert_to_numpy(layer(images, training=True))[:, 0, 0, :] - 128.0
+
+
+def test_blog_mode_shift_covariance_is_stddev_squared_times_pixel_covariance():
+    layer = PCAColorJitter(EIGENVALUES, EIGENVECTORS, stddev=0.1, seed=0)
+    shifts = jitter_shifts(layer)
+    expected = 0.01 * COVARIANCE  # σ²·V·diag(√λ²)·Vᵀ = σ²·C
+    # Sampling error of a covariance estimate over 40,000 draws is ~1/√20000 of its scale.
+    np.testing.assert_allclose(np.cov(shifts, rowvar=False), expected, atol=0.03 * expected.max())
+    np.testing.assert_allclose(shifts.mean(0), 0.0, atol=0.05 * np.sqrt(expected.max()))
+
+
+def test_paper_mode_scales_by_eigenvalues():
+    eigenvalues = np.array([0.002, 0.01, 0.2])  # 0–1 scaled pixels, as in the paper.
+    layer = PCAColorJitter(eigenvalues, EIGENVECTORS, stddev=0.1, mode="paper",
+                           value_range=(0.0, 1.0), seed=0)
+    images = np.full((40_000, 1, 1, 3), 0.5, np.float32)
+    shifts = keras.ops.convert_to_numpy(layer(images, training=True))[:, 0, 0, :] - 0.5
+    expected = 0.01 * EIGENVECTORS @ np.diag(eigenvalues ** 2) @ EIGENVECTORS.T
+    np.testing.assert_allclose(np.cov(shifts, rowvar=False), expected, atol=0.03 * expected.max())
+
+
+def test_every_pixel_of_an_image_moves_by_the_same_shift_and_images_differ():
+    layer = PCAColorJitter(EIGENVALUES, EIGENVECTORS, stddev=0.1, seed=1)
+    images = np.random.default_rng(0).uniform(60, 190, (16, 32, 32, 3)).astype(np.float32)
+    moved = keras.ops.convert_to_numpy(layer(images, training=True)) - images
+    per_image = moved.reshape(16, -1, 3)
+    np.testing.assert_allclose(per_image, per_image[:, :1, :].repeat(1024, axis=1), atol=1e-3)
+    assert np.unique(per_image[:, 0, 0].round(3)).size == 16
+
+
+def test_output_is_clipped_to_value_range():
+    layer = PCAColorJitter(EIGENVALUES, EIGENVECTORS, stddev=3.0, seed=0)
+    images = np.random.default_rng(0).uniform(0, 255, (64, 8, 8, 3)).astype(np.float32)
+    out = keras.ops.convert_to_numpy(layer(images, training=True))
+    assert out.min() == 0.0 and out.max() == 255.0
+
+
+@pytest.mark.parametrize("layer", [
+    PCAColorJitter(EIGENVALUES, EIGENVECTORS, seed=0),
+    RandomPadCrop(pad=4, seed=0),
+    build_augmentation(EIGENVALUES, EIGENVECTORS, seed=0),
+])
+def test_inference_is_the_identity(layer):
+    images = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(images, training=False)), images)
+
+
+def test_seeded_layers_repeat_their_draws():
+    images = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype(np.float32)
+    first = build_augmentation(EIGENVALUES, EIGENVECTORS, seed=7)(images, training=True)
+    second = build_augmentation(EIGENVALUES, EIGENVECTORS, seed=7)(images, training=True)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(first), keras.ops.convert_to_numpy(second))
+
+
+def test_pad_crop_gives_each_image_its_own_offset_and_exact_pixels():
+    images = np.random.default_rng(0).uniform(1, 255, (64, 32, 32, 3)).astype(np.float32)
+    cropped = keras.ops.convert_to_numpy(RandomPadCrop(pad=4, seed=3)(images, training=True))
+    offsets = []
+    for image, crop in zip(images, cropped):
+        padded = np.pad(image, ((4, 4), (4, 4), (0, 0)))
+        matches = [(r, c) for r in range(9) for c in range(9)
+                   if np.array_equal(padded[r:r + 32, c:c + 32], crop)]
+        assert len(matches) == 1
+        offsets.append(matches[0])
+    assert len(set(offsets)) > 20
+    rows, cols = zip(*offsets)
+    assert min(rows) == 0 and max(rows) == 8 and min(cols) == 0 and max(cols) == 8
+
+
+def test_flip_is_horizontal_only_and_per_image():
+    images = np.random.default_rng(0).uniform(1, 255, (64, 32, 32, 3)).astype(np.float32)
+    augmentation = build_augmentation(EIGENVALUES, EIGENVECTORS, pad=0, pca_stddev=0.0, seed=0)
+    out = keras.ops.convert_to_numpy(augmentation(images, training=True))
+    flipped = [np.array_equal(o, i[:, ::-1]) for o, i in zip(out, images)]
+    kept = [np.array_equal(o, i) for o, i in zip(out, images)]
+    assert all(f or k for f, k in zip(flipped, kept))
+    assert 10 < sum(flipped) < 54
+
+
+@pytest.mark.parametrize("layer", [
+    PCAColorJitter(EIGENVALUES, EIGENVECTORS, stddev=0.2, mode="paper", value_range=(0, 1), seed=4),
+    RandomPadCrop(pad=2, seed=5),
+])
+def test_layers_round_trip_through_keras_serialization(layer):
+    restored = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert type(restored) is type(layer)
+    assert restored.get_config() == layer.get_config()
+
+
+def test_unknown_mode_is_rejected():
+    with pytest.raises(ValueError, match="mode must be one of"):
+        PCAColorJitter(EIGENVALUES, EIGENVECTORS, mode="sqrt")

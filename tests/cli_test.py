@@ -1,0 +1,95 @@
+"""The `keras-alexnet` command in fresh processes: a small run, evaluation, and bad input."""
+
+import json
+import os
+import pickle
+
+import pytest
+from conftest import run_cli, write_cifar_dir
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "cifar-10-batches-py"
+    write_cifar_dir(str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def trained(small_data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    result = run_cli("train", "--data-dir", small_data, "--epochs", "2", "--train-subset", "64",
+                     "--validation-size", "100", "--batch-size", "32", "--lr-decay-epoch", "1",
+                     "--output-dir", root / "run", "--saved-models-dir", root / "saved_models",
+                     "--verbose", "0")
+    return root, result
+
+
+def test_train_writes_the_run_and_the_export(trained):
+    root, result = trained
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy" in result.stdout and "SavedModel:" in result.stdout
+    with open(root / "run" / "metrics.json") as file:
+        metrics = json.load(file)
+    assert metrics["epochs_completed"] == 2
+    with open(root / "run" / "config.json") as file:
+        config = json.load(file)
+    assert (config["train_subset"], config["batch_size"], config["lr_decay_epoch"]) == (64, 32, 1)
+    history = (root / "run" / "history.csv").read_text().splitlines()
+    assert len(history) == 3  # header + 2 epochs
+    assert os.path.isfile(root / "saved_models" / "alexnet_cifar10" / "1" / "saved_model.pb")
+
+
+@pytest.mark.parametrize("target", ["saved_models/alexnet_cifar10", "run/best.keras"])
+def test_evaluate_reports_the_runs_test_metrics(trained, small_data, target):
+    root, _ = trained
+    result = run_cli("evaluate", root / target, "--data-dir", small_data, "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert sum(map(sum, metrics["confusion_matrix"])) == 100
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+def test_evaluate_of_the_export_equals_the_final_model(trained, small_data):
+    root, _ = trained
+    with open(root / "run" / "metrics.json") as file:
+        final = json.load(file)
+    result = run_cli("evaluate", root / "saved_models" / "alexnet_cifar10", "--data-dir", small_data,
+                     "--json")
+    assert json.loads(result.stdout)["confusion_matrix"] == final["confusion_matrix"]
+
+
+def corrupt_batch(path):
+    with open(os.path.join(path, "data_batch_1"), "wb") as file:
+        pickle.dump({b"data": b"not pixels", b"labels": [1]}, file, protocol=2)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--epochs", "-1"], "TrainConfig.epochs must be >= 1, got -1"),
+    (["train", "--epochs", "many"], "argument --epochs: invalid int value: 'many'"),
+    (["train", "--learning-rate", "0"], "TrainConfig.learning_rate must be > 0"),
+    (["train", "--init", "xavier"], "argument --init: invalid choice: 'xavier'"),
+    (["train", "--colour", "red"], "unrecognized arguments: --colour red"),
+    (["train", "--data-dir", "{tmp}/missing"], "does not exist"),
+    (["train", "--data-dir", "{tmp}"], "is not a CIFAR-10 copy"),
+    (["train", "--data-dir", "{corrupt}"], "data_batch_1: data must be uint8"),
+    (["evaluate", "{tmp}/nothing.keras"], "no model at"),
+    (["evaluate", "{tmp}/notes.txt", "--data-dir", "{corrupt_ok}"], "neither a .keras checkpoint"),
+    (["evaluate", "{tmp}", "--data-dir", "{corrupt_ok}"], "no SavedModel at"),
+    ([], "the following arguments are required: command"),
+])
+def test_bad_input_gives_one_line_exit_2_and_writes_nothing(args, message, tmp_path, small_data):
+    corrupt = tmp_path / "corrupt" / "cifar-10-batches-py"
+    write_cifar_dir(str(corrupt))
+    corrupt_batch(str(corrupt))
+    (tmp_path / "notes.txt").write_text("hello")
+    values = {"tmp": tmp_path, "corrupt": corrupt, "corrupt_ok": small_data}
+    args = [a.format(**values) for a in args]
+    if args and args[0] == "train":
+        args += ["--output-dir", str(tmp_path / "run"), "--saved-models-dir", str(tmp_path / "sm")]
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("keras-alexnet: error: ") and message in lines[0]
+    assert not (tmp_path / "run").exists() and not (tmp_path / "sm").exists()

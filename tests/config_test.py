@@ -1,0 +1,59 @@
+import dataclasses
+
+import pytest
+
+from keras_alexnet import ConfigError, TrainConfig
+
+
+def test_defaults_are_the_seed_recipe():
+    config = TrainConfig()
+    assert (config.epochs, config.batch_size, config.learning_rate, config.momentum) == (49, 128, 0.01, 0.9)
+    assert (config.weight_decay, config.lr_decay_epoch, config.lr_decay_factor) == (5e-4, 30, 0.1)
+    assert (config.clip_norm, config.validation_size, config.pad, config.pca_stddev) == (2.0, 10_000, 4, 0.1)
+    assert (config.seed, config.init, config.dropout) == (0, "torch", 0.5)
+    assert config.data_dir is None and config.train_subset is None
+
+
+@pytest.mark.parametrize("field, value", [
+    ("epochs", -1), ("epochs", 0), ("batch_size", 0), ("learning_rate", 0.0), ("momentum", 1.0),
+    ("weight_decay", -1e-4), ("lr_decay_factor", 0.0), ("clip_norm", -2.0), ("validation_size", 0),
+    ("validation_size", 50_000), ("pad", -1), ("pca_stddev", -0.1), ("init", "xavier"),
+    ("dropout", 1.0), ("train_subset", 0), ("model_name", "a/b"), ("verbose", 3),
+])
+def test_out_of_range_values_name_the_field(field, value):
+    with pytest.raises(ConfigError, match=f"TrainConfig.{field} "):
+        TrainConfig(**{field: value})
+
+
+@pytest.mark.parametrize("field, value", [
+    ("epochs", "5"), ("epochs", 2.5), ("epochs", True), ("learning_rate", "fast"),
+    ("data_dir", 3), ("export", "yes"), ("train_subset", 1.5),
+])
+def test_wrong_types_name_the_field(field, value):
+    with pytest.raises(ConfigError, match=f"TrainConfig.{field} must be"):
+        TrainConfig(**{field: value})
+
+
+def test_ints_are_accepted_for_floats_and_none_for_optionals():
+    config = TrainConfig(learning_rate=1, clip_norm=None, train_subset=None)
+    assert config.learning_rate == 1 and config.clip_norm is None
+
+
+def test_unknown_keys_are_rejected_by_name():
+    with pytest.raises(ConfigError, match="unknown TrainConfig field.*: epoch, lr"):
+        TrainConfig.from_dict({"epoch": 3, "lr": 0.1})
+    with pytest.raises(ConfigError, match="lr"):
+        TrainConfig().replace(lr=0.1)
+
+
+def test_replace_validates_and_keeps_other_fields():
+    config = TrainConfig().replace(epochs=3, train_subset=512)
+    assert (config.epochs, config.train_subset, config.batch_size) == (3, 512, 128)
+    with pytest.raises(ConfigError, match="TrainConfig.epochs"):
+        config.replace(epochs=-3)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_config_is_immutable():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TrainConfig().epochs = 3

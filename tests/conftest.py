@@ -1,0 +1,70 @@
+"""Shared test fixtures: small CIFAR-format data sets written by the tests, and the real copy."""
+
+import os
+import pickle
+import sys
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_CIFAR = os.path.join(REPO, "..", "shared", "data", "cifar-10-batches-py")
+
+
+def write_cifar_dir(path, per_batch=120, test_size=100, seed=0):
+    """Writes a CIFAR-10 "python version" directory of random images; returns (x_train, y_train).
+
+    Images are uint8 NHWC with random pixels; labels cycle through the ten classes. The files use
+    the official layout: pickled dicts with b'data' (N, 3072) as R, G, B planes, b'labels', etc.
+    """
+    rng = np.random.default_rng(seed)
+    os.makedirs(path, exist_ok=True)
+    images, labels = [], []
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        count = test_size if name == "test_batch" else per_batch
+        x = rng.integers(0, 256, size=(count, 32, 32, 3), dtype=np.uint8)
+        y = [int(v) for v in rng.integers(0, 10, size=count)]
+        write_batch(os.path.join(path, name), x, y)
+        if name != "test_batch":
+            images.append(x)
+            labels.extend(y)
+    with open(os.path.join(path, "batches.meta"), "wb") as file:
+        pickle.dump({b"label_names": [b"airplane", b"automobile", b"bird", b"cat", b"deer",
+                                      b"dog", b"frog", b"horse", b"ship", b"truck"]}, file, protocol=2)
+    return np.concatenate(images), np.asarray(labels)
+
+
+def write_batch(path, images, labels, **extra):
+    """Writes one batch file in the official layout (images uint8 NHWC)."""
+    data = np.asarray(images).transpose(0, 3, 1, 2).reshape(len(images), -1)
+    batch = {b"batch_label": b"test batch", b"labels": list(labels), b"data": data,
+             b"filenames": [b"%05d.png" % i for i in range(len(images))], **extra}
+    with open(path, "wb") as file:
+        pickle.dump(batch, file, protocol=2)
+
+
+@pytest.fixture
+def cifar_dir(tmp_path):
+    path = tmp_path / "cifar-10-batches-py"
+    write_cifar_dir(str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def e2e_data_dir(tmp_path_factory):
+    """The real CIFAR-10 copy when ../shared has it, else a CIFAR-format set the test writes."""
+    if os.path.isdir(SHARED_CIFAR):
+        return SHARED_CIFAR
+    path = tmp_path_factory.mktemp("cifar") / "cifar-10-batches-py"
+    write_cifar_dir(str(path), per_batch=220, test_size=200)
+    return str(path)
+
+
+def run_cli(*args, cwd=None, env=None):
+    """Runs `python -m keras_alexnet.cli ARGS` in a fresh process; returns the CompletedProcess."""
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "keras_alexnet.cli", *map(str, args)], cwd=cwd,
+                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          timeout=900)

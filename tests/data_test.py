@@ -1,0 +1,163 @@
+import os
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+from conftest import SHARED_CIFAR, write_batch, write_cifar_dir
+
+from keras_alexnet.data import (DataError, PixelStats, load_cifar10, split_train_validation,
+                                train_dataset)
+
+
+def test_loads_official_layout_as_nhwc(tmp_path):
+    path = tmp_path / "cifar-10-batches-py"
+    x_train, y_train = write_cifar_dir(str(path))
+    data = load_cifar10(str(path))
+    assert data.x_train.shape == (600, 32, 32, 3) and data.x_train.dtype == np.uint8
+    assert data.x_test.shape == (100, 32, 32, 3)
+    np.testing.assert_array_equal(data.x_train, x_train)
+    np.testing.assert_array_equal(data.y_train, y_train)
+    assert data.y_train.dtype == np.int64
+
+
+def test_rows_are_red_green_blue_planes(tmp_path):
+    path = tmp_path / "cifar-10-batches-py"
+    write_cifar_dir(str(path))
+    row = np.concatenate([np.full(1024, 10), np.full(1024, 20), np.full(1024, 30)]).astype(np.uint8)
+    with open(path / "data_batch_1", "wb") as file:
+        pickle.dump({b"data": np.tile(row, (120, 1)), b"labels": [0] * 120}, file, protocol=2)
+    assert load_cifar10(str(path)).x_train[0, 5, 7].tolist() == [10, 20, 30]
+
+
+def test_accepts_parent_dir_archive_and_env_var(tmp_path, monkeypatch):
+    write_cifar_dir(str(tmp_path / "cifar-10-batches-py"))
+    expected = load_cifar10(str(tmp_path / "cifar-10-batches-py")).x_test
+    np.testing.assert_array_equal(load_cifar10(str(tmp_path)).x_test, expected)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    np.testing.assert_array_equal(load_cifar10(str(archive)).x_test, expected)
+    monkeypatch.setenv("KERAS_ALEXNET_DATA", str(archive))
+    np.testing.assert_array_equal(load_cifar10().x_test, expected)
+
+
+def test_crafted_pickle_cannot_run_code(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    path = tmp_path / "cifar-10-batches-py"
+    write_cifar_dir(str(path))
+    with open(path / "data_batch_3", "wb") as file:
+        pickle.dump({b"data": Exploit(), b"labels": []}, file, protocol=2)
+    with pytest.raises(DataError, match="data_batch_3 is not a CIFAR-10 batch: forbidden global"):
+        load_cifar10(str(path))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda p: p.write_bytes(p.read_bytes()[:5000]), "is not a CIFAR-10 batch"),
+    (lambda p: write_batch(p, np.zeros((4, 16, 16, 3), np.uint8), [0] * 4), r"shape \(N, 3072\)"),
+    (lambda p: write_batch(p, np.zeros((4, 32, 32, 3), np.uint8), [0, 1, 2, 10]), r"labels must be in 0..9"),
+    (lambda p: write_batch(p, np.zeros((4, 32, 32, 3), np.uint8), [0, 1]), "expected 4 integer labels"),
+    (lambda p: p.write_bytes(pickle.dumps([1, 2, 3], protocol=2)), "no b'data' and b'labels'"),
+    (lambda p: p.unlink(), "batch missing"),
+])
+def test_broken_batches_raise_one_clear_error(tmp_path, corrupt, message):
+    path = tmp_path / "cifar-10-batches-py"
+    write_cifar_dir(str(path))
+    corrupt(path / "data_batch_2")
+    with pytest.raises(DataError, match=message):
+        load_cifar10(str(path))
+
+
+def test_missing_and_foreign_directories(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_cifar10(str(tmp_path / "nowhere"))
+    (tmp_path / "photos").mkdir()
+    with pytest.raises(DataError, match="is not a CIFAR-10 copy"):
+        load_cifar10(str(tmp_path / "photos"))
+
+
+def test_archive_with_path_traversal_is_refused(tmp_path):
+    evil = tmp_path / "evil.tar.gz"
+    payload = tmp_path / "payload"
+    payload.write_text("x")
+    with tarfile.open(evil, "w:gz") as tar:
+        tar.add(payload, arcname="../escaped")
+    with pytest.raises(DataError, match="not a readable CIFAR-10 archive"):
+        load_cifar10(str(evil))
+    assert not (tmp_path.parent / "escaped").exists()
+
+
+def test_split_is_seeded_disjoint_and_subsettable(cifar_dir):
+    data = load_cifar10(cifar_dir)
+    split = split_train_validation(data, validation_size=100, seed=0)
+    assert len(split.x_train) == 500 and len(split.x_val) == 100
+    train_rows = {row.tobytes() for row in split.x_train}
+    assert not train_rows & {row.tobytes() for row in split.x_val}
+    again = split_train_validation(data, validation_size=100, seed=0)
+    np.testing.assert_array_equal(again.x_val, split.x_val)
+    other = split_train_validation(data, validation_size=100, seed=1)
+    assert not np.array_equal(other.x_val, split.x_val)
+    subset = split_train_validation(data, validation_size=100, seed=0, train_subset=64)
+    np.testing.assert_array_equal(subset.x_train, split.x_train[:64])
+    np.testing.assert_array_equal(subset.x_val, split.x_val)
+    with pytest.raises(DataError, match="leaves no training images"):
+        split_train_validation(data, validation_size=600, seed=0)
+
+
+def test_pixel_stats_match_numpy():
+    images = np.random.default_rng(0).integers(0, 256, (300, 32, 32, 3), dtype=np.uint8)
+    stats = PixelStats.from_images(images, chunk=7)
+    pixels = images.reshape(-1, 3).astype(np.float64)
+    covariance = np.cov(pixels, rowvar=False)
+    np.testing.assert_allclose(stats.mean, pixels.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(stats.std, np.sqrt(np.diag(covariance)), rtol=1e-5)
+    reconstructed = stats.eigenvectors @ np.diag(stats.eigenvalues) @ stats.eigenvectors.T
+    np.testing.assert_allclose(reconstructed, covariance, atol=1e-2)
+
+
+def test_train_dataset_batches_and_augments_per_image():
+    from keras_alexnet.augment import build_augmentation
+
+    # Every image is the same gradient pattern, so each one's crop offset can be read back.
+    pattern = (np.arange(32)[:, None] * 4 + np.arange(32)[None, :] * 0 + 1).astype(np.uint8)
+    images = np.repeat(np.stack([pattern] * 3, -1)[None], 64, axis=0)
+    augmentation = build_augmentation(np.ones(3), np.eye(3), pad=4, pca_stddev=0.0, seed=0)
+    dataset = train_dataset(images, np.arange(64), batch_size=32, augmentation=augmentation, seed=0)
+    batches = list(dataset.as_numpy_iterator())
+    assert [x.shape for x, _ in batches] == [(32, 32, 32, 3)] * 2
+    assert batches[0][0].dtype == np.float32
+    assert sorted(np.concatenate([y for _, y in batches]).tolist()) == list(range(64))
+    # The first row that is not zero padding tells the row offset of each image in the batch.
+    first_rows = batches[0][0][:, :, 16, 0]
+    shifts = {int(row[row > 0][0]) for row in first_rows}
+    assert len(shifts) > 1
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_CIFAR), reason="needs ../shared/data")
+def test_real_copy_matches_its_published_checks():
+    data = load_cifar10(SHARED_CIFAR)
+    assert data.x_train.shape == (50_000, 32, 32, 3) and data.x_test.shape == (10_000, 32, 32, 3)
+    counts = np.bincount(data.y_train[:10_000], minlength=10).tolist()
+    assert counts == [1005, 974, 1032, 1016, 999, 937, 1030, 1001, 1025, 981]
+    assert data.y_test[:10].tolist() == [3, 8, 8, 0, 6, 6, 1, 6, 3, 1]
+    stats = PixelStats.from_images(data.x_train)
+    np.testing.assert_allclose(stats.mean / 255, [0.491400, 0.482158, 0.446531], atol=1e-5)
+
+
+def test_tensorflow_datasets_is_the_default_source(monkeypatch):
+    """`tfds.testing.mock_data` is tensorflow-datasets' own stand-in for the download, which this
+    machine cannot make; the loading code under it is the real one."""
+    import tensorflow_datasets as tfds
+
+    monkeypatch.delenv("KERAS_ALEXNET_DATA", raising=False)
+    with tfds.testing.mock_data(num_examples=20):
+        data = load_cifar10()
+    assert data.x_train.shape == (20, 32, 32, 3) and data.x_train.dtype == np.uint8
+    assert data.x_test.shape == (20, 32, 32, 3) and data.y_test.dtype == np.int64
+    assert data.y_train.min() >= 0 and data.y_train.max() <= 9

@@ -1,0 +1,130 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_alexnet.export import (ExportError, export_saved_model, load_saved_model, next_version,
+                                  resolve_saved_model)
+from keras_alexnet.model import build_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(seed=0)
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    base = tmp_path_factory.mktemp("saved_models")
+    return str(base), export_saved_model(model, str(base), "alexnet_cifar10")
+
+
+def test_versions_follow_tf_serving_layout(model, exported, tmp_path):
+    base, path = exported
+    assert path == os.path.join(base, "alexnet_cifar10", "1")
+    assert os.path.isfile(os.path.join(path, "saved_model.pb"))
+    assert os.listdir(os.path.join(base, "alexnet_cifar10")) == ["1"]  # no staging left behind
+    assert next_version(os.path.join(base, "alexnet_cifar10")) == 2
+    assert resolve_saved_model(os.path.join(base, "alexnet_cifar10")) == path
+    with pytest.raises(ExportError, match="already exists"):
+        export_saved_model(model, base, "alexnet_cifar10", version=1)
+
+
+def test_signature_matches_keras_predict_and_is_deterministic(model, exported):
+    serve = load_saved_model(exported[1])
+    images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    first, second = serve(images=tf.constant(images)), serve(images=tf.constant(images))
+    assert first["probabilities"].dtype == tf.float32 and first["probabilities"].shape == (16, 10)
+    assert first["class_id"].dtype == tf.int64 and first["class_name"].dtype == tf.string
+    np.testing.assert_array_equal(first["probabilities"].numpy(), second["probabilities"].numpy())
+    expected = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(images, verbose=0)))
+    np.testing.assert_allclose(first["probabilities"].numpy(), expected, atol=1e-5)
+    np.testing.assert_array_equal(first["class_id"].numpy(), expected.argmax(1))
+    names = [n.decode() for n in first["class_name"].numpy()]
+    assert names == [("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                      "ship", "truck")[i] for i in expected.argmax(1)]
+
+
+def test_failed_export_leaves_no_version_directory(model, tmp_path, monkeypatch):
+    def write_half_then_fail(obj, export_dir, *args, **kwargs):
+        os.makedirs(os.path.join(export_dir, "variables"))
+        open(os.path.join(export_dir, "saved_model.pb"), "wb").close()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tf.saved_model, "save", write_half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        export_saved_model(model, str(tmp_path), "alexnet_cifar10")
+    assert os.listdir(tmp_path / "alexnet_cifar10") == []
+
+
+def test_missing_saved_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ExportError, match="no SavedModel at"):
+        resolve_saved_model(str(tmp_path))
+
+
+def saved_model_cli(*args):
+    import subprocess
+    import sys
+
+    command = [os.path.join(os.path.dirname(sys.executable), "saved_model_cli"), *map(str, args)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_saved_model_cli_shows_both_documented_signatures(exported):
+    shown = saved_model_cli("show", "--dir", exported[1], "--all")
+    default = shown.split("signature_def['serving_default']:")[1].split("signature_def[")[0]
+    image_bytes = shown.split("signature_def['classify_image_bytes']:")[1].split("signature_def[")[0]
+    for block, (name, dtype, shape) in [(default, ("images", "DT_UINT8", "(-1, 32, 32, 3)")),
+                                        (image_bytes, ("image_bytes", "DT_STRING", "(-1)"))]:
+        inputs, outputs = block.split("The given SavedModel SignatureDef contains the following output")
+        assert f"inputs['{name}'] tensor_info:" in inputs
+        assert f"dtype: {dtype}" in inputs and f"shape: {shape}" in inputs
+        for output, out_dtype, out_shape in [("probabilities", "DT_FLOAT", "(-1, 10)"),
+                                             ("class_id", "DT_INT64", "(-1)"),
+                                             ("class_name", "DT_STRING", "(-1)")]:
+            part = outputs.split(f"outputs['{output}'] tensor_info:")[1].split("name:")[0]
+            assert f"dtype: {out_dtype}" in part and f"shape: {out_shape}" in part
+
+
+def test_saved_model_cli_run_with_the_serve_tag_gives_the_models_classes(model, exported, tmp_path):
+    from conftest import SHARED_CIFAR
+
+    from keras_alexnet.data import load_cifar10
+
+    if os.path.isdir(SHARED_CIFAR):
+        images = load_cifar10(SHARED_CIFAR).x_test[:8]
+    else:
+        images = np.random.default_rng(2).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", images)
+    saved_model_cli("run", "--dir", exported[1], "--tag_set", "serve", "--signature_def",
+                    "serving_default", "--inputs", f"images={tmp_path / 'images.npy'}",
+                    "--outdir", tmp_path / "out")
+    expected = model.predict(images, verbose=0).argmax(1)
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "class_id.npy"), expected)
+
+
+def test_image_bytes_signature_decodes_png_and_jpeg_of_any_size(model, exported):
+    images = np.random.default_rng(3).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    encoded = [tf.io.encode_png(image).numpy() for image in images]
+    classify = load_saved_model(exported[1], "classify_image_bytes")
+    by_bytes = classify(image_bytes=tf.constant(encoded))
+    by_pixels = load_saved_model(exported[1])(images=tf.constant(images))
+    np.testing.assert_allclose(by_bytes["probabilities"].numpy(), by_pixels["probabilities"].numpy(),
+                               atol=1e-6)
+    large = tf.io.encode_jpeg(tf.image.resize(images[0], (96, 128)).numpy().astype(np.uint8)).numpy()
+    out = classify(image_bytes=tf.constant([large, encoded[1]]))
+    assert out["probabilities"].shape == (2, 10) and out["class_id"].dtype == tf.int64
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        classify(image_bytes=tf.constant([b"not an image"]))
+
+
+def test_wrong_input_shape_or_dtype_is_refused_by_the_signature(exported):
+    serve = load_saved_model(exported[1])
+    with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError)):
+        serve(images=tf.zeros((1, 28, 28, 3), tf.uint8))
+    with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError)):
+        serve(images=tf.zeros((1, 32, 32, 3), tf.float32))

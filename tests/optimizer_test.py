@@ -1,0 +1,85 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_alexnet import TrainConfig
+from keras_alexnet.optimizer import TorchSGD
+from keras_alexnet.training import build_optimizer, learning_rate_schedule
+
+
+def numpy_softmax_regression_sgd(x, y, kernel, bias, epochs, schedule, momentum, weight_decay, clip):
+    """PyTorch's SGD step, full-batch, on a softmax regression; returns weights and gradient norms."""
+    params = [kernel.astype(np.float64), bias.astype(np.float64)]
+    buffers = [np.zeros_like(p) for p in params]
+    onehot = np.eye(kernel.shape[1])[y]
+    history, norms = [], []
+    for epoch in range(epochs):
+        logits = x @ params[0] + params[1]
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        error = (p - onehot) / len(x)
+        grads = [x.T @ error, error.sum(0)]
+        norm = np.sqrt(sum((g ** 2).sum() for g in grads))
+        norms.append(norm)
+        scale = min(1.0, clip / norm)  # torch.nn.utils.clip_grad_norm_ (its 1e-6 is negligible here)
+        lr = schedule(epoch)
+        for i, g in enumerate(grads):
+            g = g * scale + weight_decay * params[i]
+            buffers[i] = momentum * buffers[i] + g
+            params[i] = params[i] - lr * buffers[i]
+        history.append([q.copy() for q in params])
+    return history, norms
+
+
+def test_fit_matches_pytorch_sgd_with_clipping_and_the_lr_drop():
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(32, 6)) * rng.choice([0.3, 4.0], size=(32, 1))).astype(np.float32)
+    y = rng.integers(0, 4, size=32)
+    config = TrainConfig(learning_rate=0.2, momentum=0.9, weight_decay=0.01, clip_norm=2.0,
+                         lr_decay_epoch=3, lr_decay_factor=0.1)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
+    kernel, bias = rng.normal(size=(6, 4)).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    model.set_weights([kernel, bias])
+    model.compile(optimizer=build_optimizer(config),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    seen = []
+    record = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(model.get_weights()))
+    model.fit(x, y, batch_size=32, epochs=6, shuffle=False, verbose=0,
+              callbacks=[keras.callbacks.LearningRateScheduler(learning_rate_schedule(config)), record])
+
+    expected, norms = numpy_softmax_regression_sgd(x, y, kernel, bias, 6, learning_rate_schedule(config),
+                                                   0.9, 0.01, 2.0)
+    assert max(norms) > 2.0 > min(norms), "the data must give both clipped and unclipped steps"
+    for got, want in zip(seen, expected):
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+def test_learning_rate_schedule_is_the_seed_step_decay():
+    schedule = learning_rate_schedule(TrainConfig())
+    assert [schedule(e) for e in range(30)] == [0.01] * 30          # epochs 1–30
+    assert schedule(30) == pytest.approx(0.001) and schedule(48) == pytest.approx(0.001)
+
+
+def test_momentum_buffer_survives_a_learning_rate_change():
+    """PyTorch's buffer holds gradients, not lr·gradients: after an LR drop the next step is
+    lr_new·(m·buf + g), which Keras' own SGD (velocity = m·v − lr·g) would not give."""
+    variable = keras.Variable(np.array([1.0], np.float32))
+    optimizer = TorchSGD(learning_rate=1.0, momentum=0.5)
+    optimizer.apply_gradients([(np.array([1.0], np.float32), variable)])   # buf=1, w=0
+    optimizer.learning_rate = 0.1
+    optimizer.apply_gradients([(np.array([1.0], np.float32), variable)])   # buf=1.5, w=-0.15
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), [-0.15], rtol=1e-6)
+
+
+def test_config_round_trip():
+    optimizer = TorchSGD(learning_rate=0.02, momentum=0.8, weight_decay=1e-3, global_clipnorm=2.0)
+    restored = TorchSGD.from_config(optimizer.get_config())
+    assert (restored.momentum, restored.l2, restored.global_clipnorm) == (0.8, 1e-3, 2.0)
+    assert restored.weight_decay is None  # no decoupled decay on top of the coupled one
+
+
+@pytest.mark.parametrize("kwargs", [{"momentum": 1.0}, {"weight_decay": -1.0}])
+def test_bad_hyperparameters_are_rejected(kwargs):
+    with pytest.raises(ValueError):
+        TorchSGD(**kwargs)

@@ -1,0 +1,202 @@
+"""The TF Serving client and `keras-alexnet predict`.
+
+TF Serving cannot be installed on these machines, so `FakeTFServing` below is a TEST DOUBLE: a
+loopback HTTP server that answers exactly as TF Serving's REST API documents (`:predict` in the row
+format, `{"b64": …}` for binary inputs, `{"error": …}` bodies with HTTP error codes), computing its
+answers with the real exported SavedModel. It is not part of the package.
+"""
+
+import base64
+import io
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import run_cli
+from PIL import Image
+
+from keras_alexnet import serving
+from keras_alexnet.export import export_saved_model, load_saved_model
+from keras_alexnet.model import build_model
+
+
+def png_bytes(image):
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory):
+    base = tmp_path_factory.mktemp("saved_models")
+    export_saved_model(build_model(seed=0), str(base), "alexnet_cifar10")
+    return str(base / "alexnet_cifar10")
+
+
+@pytest.fixture(scope="module")
+def test_images():
+    return np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+
+
+class FakeTFServing(BaseHTTPRequestHandler):
+    """TEST DOUBLE of TF Serving's REST predict endpoint (see the module docstring)."""
+
+    model_name = "alexnet_cifar10"
+    signatures = {}
+    delay = 0.0
+
+    def do_POST(self):
+        time.sleep(self.delay)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path != f"/v1/models/{self.model_name}:predict":
+            return self.answer(404, {"error": f"Servable not found for request: Latest({self.path})"})
+        name = body.get("signature_name", "serving_default")
+        if name not in self.signatures:
+            return self.answer(400, {"error": f"Serving signature name: \"{name}\" not found in signature def"})
+        if name == "serving_default":
+            inputs = {"images": tf.constant([row["images"] for row in body["instances"]], tf.uint8)}
+        else:
+            inputs = {"image_bytes": tf.constant([base64.b64decode(row["image_bytes"]["b64"])
+                                                  for row in body["instances"]])}
+        out = self.signatures[name](**inputs)
+        predictions = [{"probabilities": p.tolist(), "class_id": int(c), "class_name": n.decode()}
+                       for p, c, n in zip(out["probabilities"].numpy(), out["class_id"].numpy(),
+                                          out["class_name"].numpy())]
+        self.answer(200, {"predictions": predictions})
+
+    def answer(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(export_dir):
+    FakeTFServing.signatures = {name: load_saved_model(export_dir, name)
+                                for name in ("serving_default", "classify_image_bytes")}
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeTFServing)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_images_request_is_the_documented_row_format():
+    image = np.arange(32 * 32 * 3, dtype=np.uint32).reshape(1, 32, 32, 3).astype(np.uint8)
+    body = serving.images_request(image)
+    assert body["signature_name"] == "serving_default"
+    assert len(body["instances"]) == 1 and body["instances"][0]["images"] == image[0].tolist()
+    assert json.loads(json.dumps(body)) == body
+    with pytest.raises(ValueError, match="uint8 of shape"):
+        serving.images_request(np.zeros((1, 28, 28, 3), np.uint8))
+
+
+def test_image_bytes_request_carries_base64_as_documented():
+    png = b"\x89PNG\r\n\x1a\n" + b"rest"
+    assert serving.image_bytes_request([png]) == {
+        "signature_name": "classify_image_bytes",
+        "instances": [{"image_bytes": {"b64": "iVBORw0KGgpyZXN0"}}],
+    }
+    with pytest.raises(ValueError, match="image 0 is not a PNG or JPEG"):
+        serving.image_bytes_request([b"GIF89a"])
+
+
+def test_parse_predictions_reads_answers_and_raises_on_error_bodies():
+    golden = {"predictions": [{"probabilities": [0.1] * 3 + [0.7] + [0.0] * 6, "class_id": 3,
+                               "class_name": "cat"}]}
+    [prediction] = serving.parse_predictions(golden)
+    assert (prediction.class_id, prediction.class_name) == (3, "cat")
+    assert prediction.probability == pytest.approx(0.7)
+    assert prediction.top_k(2)[0] == ("cat", pytest.approx(0.7))
+    with pytest.raises(serving.ServingError, match="TF Serving: Servable not found"):
+        serving.parse_predictions({"error": "Servable not found for request: Latest(x)"})
+    with pytest.raises(serving.ServingError, match="unexpected TF Serving answer"):
+        serving.parse_predictions({"outputs": {}})
+
+
+def test_predict_url():
+    assert serving.predict_url("http://h:8501/", "m") == "http://h:8501/v1/models/m:predict"
+    assert serving.predict_url("http://h:8501", "m", 3) == "http://h:8501/v1/models/m/versions/3:predict"
+
+
+def test_both_signatures_over_rest_match_the_local_model(server, export_dir, test_images):
+    local = load_saved_model(export_dir)(images=tf.constant(test_images))
+    by_pixels = serving.predict(server, "alexnet_cifar10", serving.images_request(test_images))
+    by_bytes = serving.predict(server, "alexnet_cifar10",
+                               serving.image_bytes_request([png_bytes(i) for i in test_images]))
+    expected = local["class_id"].numpy().tolist()
+    assert [p.class_id for p in by_pixels] == [p.class_id for p in by_bytes] == expected
+    np.testing.assert_allclose([p.probabilities for p in by_bytes], local["probabilities"].numpy(),
+                               atol=1e-6)
+
+
+def test_http_errors_unreachable_servers_and_timeouts_raise_serving_error(server, test_images):
+    payload = serving.images_request(test_images[:1])
+    with pytest.raises(serving.ServingError, match="HTTP 404: Servable not found"):
+        serving.predict(server, "resnet", payload)
+    with pytest.raises(serving.ServingError, match="HTTP 400: Serving signature name"):
+        serving.predict(server, "alexnet_cifar10", {**payload, "signature_name": "nope"})
+    with pytest.raises(serving.ServingError, match="cannot reach TF Serving"):
+        serving.predict("http://127.0.0.1:9", "alexnet_cifar10", payload, timeout=5)
+    FakeTFServing.delay = 1.0
+    try:
+        with pytest.raises(serving.ServingError, match="cannot reach TF Serving|timed out"):
+            serving.predict(server, "alexnet_cifar10", payload, timeout=0.2)
+    finally:
+        FakeTFServing.delay = 0.0
+
+
+@pytest.fixture(scope="module")
+def image_files(tmp_path_factory, test_images):
+    folder = tmp_path_factory.mktemp("images")
+    paths = []
+    for index, image in enumerate(test_images):
+        paths.append(str(folder / f"image{index}.png"))
+        with open(paths[-1], "wb") as file:
+            file.write(png_bytes(image))
+    return paths
+
+
+def test_predict_command_locally_and_over_rest(export_dir, image_files, server, test_images):
+    expected = load_saved_model(export_dir)(images=tf.constant(test_images))["class_name"].numpy()
+    local = run_cli("predict", *image_files, "--model", export_dir)
+    assert local.returncode == 0, local.stderr
+    lines = local.stdout.strip().splitlines()
+    assert [line.split(": ")[0] for line in lines] == image_files
+    assert [line.split(": ")[1].split()[0] for line in lines] == [n.decode() for n in expected]
+    remote = run_cli("predict", *image_files, "--server", server, "--top-k", "3", "--json")
+    assert remote.returncode == 0, remote.stderr
+    results = json.loads(remote.stdout)
+    assert [r["top"][0]["class_name"] for r in results] == [n.decode() for n in expected]
+    assert all(len(r["top"]) == 3 for r in results)
+    probabilities = [t["probability"] for t in results[0]["top"]]
+    assert probabilities == sorted(probabilities, reverse=True)
+
+
+def test_predict_command_bad_input_is_one_line(export_dir, image_files, tmp_path):
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "broken.png").write_bytes(open(image_files[0], "rb").read()[:40])
+    cases = [
+        (["predict", tmp_path / "notes.txt", "--model", export_dir], "notes.txt is not a PNG or JPEG"),
+        (["predict", tmp_path / "empty.png", "--model", export_dir], "empty.png is not a PNG or JPEG"),
+        (["predict", tmp_path / "missing.png", "--model", export_dir], "cannot read"),
+        (["predict", tmp_path / "broken.png", "--model", export_dir], "broken.png could not be decoded"),
+        (["predict", image_files[0], "--model", tmp_path], "no SavedModel at"),
+        (["predict", image_files[0], "--server", "http://127.0.0.1:9"], "cannot reach TF Serving"),
+    ]
+    for args, message in cases:
+        result = run_cli(*args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, result.stderr
+        assert message in lines[0]
