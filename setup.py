@@ -19,6 +19,6 @@ setup(
         "importlib_resources",
         "matplotlib",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "nbclient", "nbformat", "ipykernel"]},
     entry_points={"console_scripts": ["keras-alexnet=keras_alexnet.cli:main"]},
 )

@@ -1,4 +1,5 @@
-"""The `keras-alexnet` command: `train` (every `TrainConfig` field is a flag), `evaluate`, `predict`.
+"""The `keras-alexnet` command: `train` (every `TrainConfig` field is a flag), `evaluate`, `report`,
+`predict`.
 
 Errors in what the user gave (a bad flag or value, missing or corrupt data, a missing model) end
 with one `keras-alexnet: error: …` line and exit status 2, before anything is written.
@@ -69,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print all metrics as JSON")
     evaluate.set_defaults(run=_run_evaluate)
 
+    report = commands.add_parser("report", help="draw the seed's figures for a finished run")
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a train() output directory")
+    report.add_argument("--data-dir", default=None, help="CIFAR-10 copy (default: the run's own)")
+    report.set_defaults(run=_run_report)
+
     predict = commands.add_parser("predict", help="classify PNG/JPEG files with a SavedModel or TF Serving")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, any size")
     predict.add_argument("--model", default=os.path.join("saved_models", "alexnet_cifar10"),
@@ -113,6 +119,14 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(metrics, indent=2))
     else:
         print(f"test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}")
+    return 0
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from keras_alexnet.plots import write_report
+
+    for path in write_report(args.run_dir, data_dir=args.data_dir):
+        print(path)
     return 0
 
 

@@ -19,6 +19,7 @@ from keras_alexnet.evaluation import predict_probabilities, test_metrics
 from keras_alexnet.export import export_saved_model
 from keras_alexnet.model import build_model
 from keras_alexnet.optimizer import TorchSGD
+from keras_alexnet.plots import write_figures
 
 CHECKPOINT = "best.keras"
 HISTORY = "history.csv"
@@ -50,7 +51,8 @@ def train(config: Optional[TrainConfig] = None, **overrides) -> TrainResult:
     """Trains AlexNet on CIFAR-10 with the seed's recipe, tests it and exports a SavedModel.
 
     Writes into `config.output_dir`: `best.keras` (best validation accuracy), `history.csv`,
-    `metrics.json`, `config.json`; exports under `saved_models_dir/model_name/<version>/`.
+    `metrics.json`, `config.json` and the seed's figures as PNGs (`plots.write_figures`); exports
+    under `saved_models_dir/model_name/<version>/`.
     A run killed midway resumes from its last completed epoch when started again with the same
     `output_dir` (`keras.callbacks.BackupAndRestore`).
 
@@ -103,6 +105,8 @@ def train(config: Optional[TrainConfig] = None, **overrides) -> TrainResult:
         "train_images_per_second": float(len(split.x_train) / np.median(steady)),
     }
     write_json(os.path.join(run_dir, METRICS), metrics)
+    write_figures(run_dir, split.x_train, split.y_train, stats, history, metrics["confusion_matrix"],
+                  pad=config.pad, pca_stddev=config.pca_stddev, seed=config.seed)
     export_dir = None
     if config.export:
         export_dir = export_saved_model(model, config.saved_models_dir, config.model_name)

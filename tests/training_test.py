@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_alexnet import train
+from keras_alexnet import plots, train
 from keras_alexnet.data import load_cifar10
 from keras_alexnet.evaluation import evaluate, predict_probabilities
 from keras_alexnet.training import read_history
@@ -45,6 +45,8 @@ def test_run_directory_holds_metrics_history_and_checkpoint(run):
     assert not os.path.exists(os.path.join(result.run_dir, "backup"))  # removed after a full run
     with open(os.path.join(result.run_dir, "config.json")) as file:
         assert json.load(file)["train_subset"] == 512
+    for name in plots.FIGURE_FILES.values():
+        assert os.path.getsize(os.path.join(result.run_dir, name)) > 10_000
 
 
 def test_training_moved_the_weights_and_checkpoint_is_the_model(run):

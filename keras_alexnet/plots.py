@@ -1,0 +1,191 @@
+"""The seed blog's figures, drawn from the package's own data, layers and run outputs (matplotlib).
+
+Each function returns a `matplotlib.figure.Figure`; `save_figure` writes it as a PNG.
+`write_report` draws all of them for a run directory (`keras-alexnet report RUN_DIR`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import MaxNLocator
+
+from keras_alexnet.data import CLASS_NAMES
+
+FIGURE_FILES = {
+    "samples": "figure1_samples.png",
+    "crop_flip": "figure2_crop_flip.png",
+    "pca_jitter": "figure3_pca_jitter.png",
+    "curves": "figure4_training_curves.png",
+    "confusion": "confusion_matrix.png",
+}
+DPI = 100
+
+
+def sample_grid(images: np.ndarray, labels: np.ndarray, class_names: Sequence[str] = CLASS_NAMES,
+                per_class: int = 4) -> plt.Figure:
+    """Figure 1: `per_class` images of every class, one class per column, named."""
+    figure, axes = plt.subplots(per_class, len(class_names), figsize=(len(class_names), per_class + 0.4))
+    for column, name in enumerate(class_names):
+        picks = np.flatnonzero(labels == column)[:per_class]
+        for row in range(per_class):
+            axis = axes[row, column]
+            axis.axis("off")
+            if row < len(picks):
+                axis.imshow(images[picks[row]])
+        axes[0, column].set_title(name, fontsize=9)
+    figure.suptitle("CIFAR-10 samples")
+    figure.tight_layout()
+    return figure
+
+
+def crop_flip_figure(image: np.ndarray, pad: int = 4, seed: int = 0) -> plt.Figure:
+    """Figure 2: an image, after pad + random crop (`RandomPadCrop`), and that crop flipped."""
+    from keras import ops
+
+    from keras_alexnet.augment import RandomPadCrop
+
+    cropped = ops.convert_to_numpy(
+        RandomPadCrop(pad=pad, seed=seed)(image[None].astype("float32"), training=True))[0]
+    panels = [("original", image), (f"pad {pad} + random crop", cropped),
+              ("horizontal flip", cropped[:, ::-1])]
+    return _image_row(panels, "Padding, random cropping and horizontal reflection")
+
+
+def pca_jitter_figure(image: np.ndarray, eigenvalues: Sequence[float],
+                      eigenvectors: Sequence[Sequence[float]], stddev: float = 0.1, draws: int = 5,
+                      seed: int = 0) -> plt.Figure:
+    """Figure 3: an image and `draws` PCA colour jitters of it (`PCAColorJitter`)."""
+    from keras import ops
+
+    from keras_alexnet.augment import PCAColorJitter
+
+    jitter = PCAColorJitter(eigenvalues, eigenvectors, stddev=stddev, seed=seed)
+    batch = np.repeat(image[None].astype("float32"), draws, axis=0)
+    jittered = ops.convert_to_numpy(jitter(batch, training=True))
+    panels = [("original", image)] + [(f"jitter {i + 1}", jittered[i]) for i in range(draws)]
+    return _image_row(panels, f"PCA colour jitter (σ = {stddev})")
+
+
+def training_curves(history: dict[str, Sequence[float]]) -> plt.Figure:
+    """Figure 4: training and validation loss and accuracy per epoch, the LR drop marked.
+
+    Args:
+        history: `history.csv` columns (`loss`, `accuracy`, `val_loss`, `val_accuracy`,
+            optionally `learning_rate`), as `TrainResult.history` or `training.read_history` give.
+    """
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for axis, metric, label in [(axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")]:
+        axis.plot(epochs, history[metric], marker=".", label=f"training {label}")
+        axis.plot(epochs, history[f"val_{metric}"], marker=".", label=f"validation {label}")
+        for epoch in _learning_rate_drops(history):
+            axis.axvline(epoch + 0.5, color="grey", linestyle="--", linewidth=1,
+                         label="learning rate ×0.1")
+        axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.suptitle("Training and validation loss and accuracy")
+    figure.tight_layout()
+    return figure
+
+
+def confusion_matrix_figure(confusion: Sequence[Sequence[int]],
+                            class_names: Sequence[str] = CLASS_NAMES) -> plt.Figure:
+    """The row-normalised test confusion matrix and the per-class accuracy."""
+    confusion = np.asarray(confusion, dtype=float)
+    normalised = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5), width_ratios=(1.3, 1))
+    shown = left.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(class_names))
+    left.set_xticks(ticks, class_names, rotation=45, ha="right")
+    left.set_yticks(ticks, class_names)
+    left.set_xlabel("predicted class")
+    left.set_ylabel("true class")
+    for row, column in np.ndindex(normalised.shape):
+        value = normalised[row, column]
+        left.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                  color="white" if value > 0.5 else "black")
+    figure.colorbar(shown, ax=left, fraction=0.046)
+    right.barh(ticks, normalised.diagonal())
+    right.set_yticks(ticks, class_names)
+    right.invert_yaxis()
+    right.set_xlim(0, 1)
+    right.set_xlabel("test accuracy")
+    right.grid(axis="x", alpha=0.3)
+    figure.suptitle(f"Test set: {np.trace(confusion) / confusion.sum():.2%} accuracy")
+    figure.tight_layout()
+    return figure
+
+
+def save_figure(figure: plt.Figure, path: str) -> str:
+    """Writes `figure` as a PNG through a temporary file renamed into place; closes it."""
+    staging = f"{path}.tmp.png"
+    figure.savefig(staging, dpi=DPI)
+    plt.close(figure)
+    os.replace(staging, path)
+    return path
+
+
+def write_report(run_dir: str, data_dir: Optional[str] = None) -> list[str]:
+    """Draws every figure of a finished run into `run_dir`; returns the PNG paths.
+
+    Figures 1–3 use the run's data (`data_dir`, default: the one in `config.json`) and its
+    training split's PCA; Figure 4 uses `history.csv`; the confusion matrix `metrics.json`.
+    """
+    from keras_alexnet.config import TrainConfig
+    from keras_alexnet.data import PixelStats, load_cifar10, split_train_validation
+    from keras_alexnet.training import CONFIG, HISTORY, METRICS, read_history
+
+    paths = {name: os.path.join(run_dir, name) for name in (CONFIG, HISTORY, METRICS)}
+    for path in paths.values():
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{run_dir} is not a finished run: {os.path.basename(path)} missing")
+    with open(paths[CONFIG]) as file:
+        config = TrainConfig.from_dict(json.load(file))
+    with open(paths[METRICS]) as file:
+        metrics = json.load(file)
+    split = split_train_validation(load_cifar10(data_dir or config.data_dir), config.validation_size,
+                                   config.seed, config.train_subset)
+    return write_figures(run_dir, split.x_train, split.y_train, PixelStats.from_images(split.x_train),
+                         read_history(paths[HISTORY]), metrics["confusion_matrix"], config.pad,
+                         config.pca_stddev, config.seed)
+
+
+def write_figures(run_dir: str, images: np.ndarray, labels: np.ndarray, stats,
+                  history: dict[str, Sequence[float]], confusion: Sequence[Sequence[int]],
+                  pad: int = 4, pca_stddev: float = 0.1, seed: int = 0) -> list[str]:
+    """Writes Figures 1–4 and the confusion matrix into `run_dir`; returns the PNG paths."""
+    figures = {
+        "samples": sample_grid(images, labels),
+        "crop_flip": crop_flip_figure(images[0], pad=pad, seed=seed),
+        "pca_jitter": pca_jitter_figure(images[0], stats.eigenvalues, stats.eigenvectors,
+                                        stddev=pca_stddev, seed=seed),
+        "curves": training_curves(history),
+        "confusion": confusion_matrix_figure(confusion),
+    }
+    return [save_figure(figure, os.path.join(run_dir, FIGURE_FILES[name]))
+            for name, figure in figures.items()]
+
+
+def _image_row(panels, title: str) -> plt.Figure:
+    figure, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.6))
+    for axis, (label, image) in zip(axes, panels):
+        axis.imshow(np.clip(image, 0, 255).astype(np.uint8))
+        axis.set_title(label, fontsize=9)
+        axis.axis("off")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def _learning_rate_drops(history: dict[str, Sequence[float]]) -> list[int]:
+    """1-based epochs after which the learning rate fell."""
+    rates = history.get("learning_rate", [])
+    return [epoch for epoch in range(1, len(rates)) if rates[epoch] < rates[epoch - 1]]

@@ -1,0 +1,40 @@
+"""CI runs the Colab notebook top to bottom, small, so it cannot rot.
+
+nbclient executes it: it is the library Jupyter itself runs notebooks with, needs no command-line
+wrapper, and lets the test override the notebook's one parameters cell in place.
+"""
+
+import os
+
+import nbformat
+from nbclient import NotebookClient
+
+NOTEBOOK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "colab",
+                        "keras_alexnet.ipynb")
+
+
+def test_committed_notebook_has_no_outputs_and_one_parameters_cell():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(not cell.outputs and cell.execution_count is None for cell in code)
+    assert sum("parameters" in cell.metadata.get("tags", []) for cell in code) == 1
+
+
+def test_notebook_runs_small_on_cpu(e2e_data_dir, tmp_path):
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    parameters = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    parameters.source += (
+        "\n# CI: one small epoch\n"
+        f"EPOCHS = 1\nTRAIN_SUBSET = 300\nVALIDATION_SIZE = 500\nDATA_DIR = {e2e_data_dir!r}\n"
+        f"OUTPUT_DIR = {str(tmp_path / 'run')!r}\nSAVED_MODELS_DIR = {str(tmp_path / 'saved')!r}\n")
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= 5  # Figures 1–4 and the confusion matrix
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "Not in Colab" in text and "test accuracy" in text and "exported to" in text
+    assert os.path.isfile(tmp_path / "run" / "metrics.json")
+    assert os.path.isdir(tmp_path / "saved" / "alexnet_cifar10" / "1")

@@ -1,0 +1,72 @@
+import os
+
+import numpy as np
+import pytest
+from conftest import run_cli
+from PIL import Image
+
+from keras_alexnet import plots
+from keras_alexnet.data import load_cifar10
+
+HISTORY = {
+    "epoch": [0, 1, 2, 3],
+    "loss": [2.3, 2.0, 1.7, 1.5], "accuracy": [0.10, 0.25, 0.38, 0.47],
+    "val_loss": [2.25, 1.9, 1.65, 1.55], "val_accuracy": [0.15, 0.30, 0.41, 0.45],
+    "learning_rate": [0.01, 0.01, 0.001, 0.001],
+}
+
+
+def test_training_curves_plot_the_history_and_mark_the_lr_drop():
+    figure = plots.training_curves(HISTORY)
+    loss_axis, accuracy_axis = figure.axes
+    curves = {line.get_label(): line for line in loss_axis.lines + accuracy_axis.lines}
+    np.testing.assert_array_equal(curves["training loss"].get_ydata(), HISTORY["loss"])
+    np.testing.assert_array_equal(curves["validation accuracy"].get_ydata(), HISTORY["val_accuracy"])
+    np.testing.assert_array_equal(curves["training loss"].get_xdata(), [1, 2, 3, 4])
+    drops = [line for line in loss_axis.lines if line.get_label() == "learning rate ×0.1"]
+    assert len(drops) == 1 and drops[0].get_xdata()[0] == 2.5  # after epoch 2
+
+
+def test_confusion_figure_normalises_rows():
+    confusion = np.diag([8, 6] + [1] * 8) + 1
+    figure = plots.confusion_matrix_figure(confusion.tolist())
+    shown = figure.axes[0].images[0].get_array()
+    np.testing.assert_allclose(shown.sum(axis=1), 1.0)
+    assert shown[0, 0] == pytest.approx(9 / 18)
+    bars = [patch.get_width() for patch in figure.axes[1].patches]
+    np.testing.assert_allclose(bars, np.diag(shown))
+
+
+def test_saved_figures_have_their_size_and_are_not_blank(tmp_path, cifar_dir):
+    from keras_alexnet.data import PixelStats
+
+    data = load_cifar10(cifar_dir)
+    stats = PixelStats.from_images(data.x_train)
+    paths = plots.write_figures(str(tmp_path), data.x_train, data.y_train, stats, HISTORY,
+                                np.eye(10, dtype=int).tolist())
+    expected_inches = {"figure1_samples.png": (10, 4.4), "figure2_crop_flip.png": (6.6, 2.6),
+                       "figure3_pca_jitter.png": (13.2, 2.6),
+                       "figure4_training_curves.png": (11, 4), "confusion_matrix.png": (13, 5.5)}
+    assert sorted(os.path.basename(p) for p in paths) == sorted(expected_inches)
+    for path in paths:
+        with Image.open(path) as image:
+            width, height = expected_inches[os.path.basename(path)]
+            assert image.size == (round(width * plots.DPI), round(height * plots.DPI))
+            assert np.asarray(image.convert("L"), dtype=float).var() > 100
+    assert not [name for name in os.listdir(tmp_path) if ".tmp" in name]
+
+
+def test_report_command_redraws_a_finished_run(tmp_path, cifar_dir):
+    from keras_alexnet import train
+
+    run_dir = tmp_path / "run"
+    train(data_dir=cifar_dir, epochs=1, train_subset=64, validation_size=100, batch_size=32,
+          output_dir=str(run_dir), export=False, verbose=0)
+    for name in plots.FIGURE_FILES.values():
+        os.remove(run_dir / name)
+    result = run_cli("report", run_dir)
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(run_dir)) == sorted(
+        ["best.keras", "config.json", "history.csv", "metrics.json", *plots.FIGURE_FILES.values()])
+    missing = run_cli("report", tmp_path)
+    assert missing.returncode == 2 and "is not a finished run" in missing.stderr
