@@ -44,7 +44,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # Only errors in the user's input reach the user as one line.
-        if not _is_user_error(error):
+        if not _is_reported_error(error):
             raise
         print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
         return 2
@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     descriptions = _field_descriptions()
     for field in dataclasses.fields(TrainConfig):
         _add_field_flag(train, field, descriptions.get(field.name, ""))
+    train.add_argument("--resume", metavar="RUN_DIR", default=None,
+                       help="continue an interrupted run from its last completed epoch, with the "
+                            "config.json it was started with (no other flags)")
     train.set_defaults(run=_run_train)
 
     evaluate = commands.add_parser("evaluate", help="test accuracy of a checkpoint or SavedModel")
@@ -94,7 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_train(args: argparse.Namespace) -> int:
     overrides = {name: value for name, value in vars(args).items()
                  if name in {f.name for f in dataclasses.fields(TrainConfig)}}
-    config = TrainConfig.from_dict(overrides)
+    if args.resume:
+        if overrides:
+            raise UserError("--resume takes no other flags: the run's config.json is used")
+        config = _resumed_config(args.resume)
+    else:
+        config = TrainConfig.from_dict(overrides)
     from keras_alexnet.training import train
 
     result = train(config)
@@ -107,6 +115,20 @@ def _run_train(args: argparse.Namespace) -> int:
     if result.export_dir:
         print(f"SavedModel: {result.export_dir}")
     return 0
+
+
+def _resumed_config(run_dir: str) -> TrainConfig:
+    path = os.path.join(run_dir, "config.json")
+    try:
+        with open(path) as file:
+            values = json.load(file)
+    except OSError as error:
+        raise UserError(f"{run_dir} is not a run directory: cannot read config.json") from error
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path} is not valid JSON") from error
+    if not isinstance(values, dict):
+        raise UserError(f"{path} does not hold a TrainConfig")
+    return TrainConfig.from_dict({**values, "output_dir": run_dir})
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -241,11 +263,18 @@ def _stderr_to_devnull():
         os.close(devnull)
 
 
-def _is_user_error(error: Exception) -> bool:
-    # Config, data, export and image errors are ValueErrors; so are Keras' errors for a file that
-    # is not a model. OSError covers unreadable, missing and unwritable paths (a full disk too).
+def _is_reported_error(error: Exception) -> bool:
+    """Errors the user can act on, reported as one line; anything else is a bug and raises.
+
+    Config, data, export and image errors are ValueErrors; so are Keras' errors for a file that is
+    not a model. OSError covers unreadable, missing and unwritable paths (a full disk too).
+    A diverged run is a `TrainingError`.
+    """
     from keras_alexnet.serving import ServingError
 
+    training = sys.modules.get("keras_alexnet.training")  # imported only when training ran
+    if training and isinstance(error, training.TrainingError):
+        return True
     return isinstance(error, (UserError, ValueError, OSError, ServingError))
 
 

@@ -49,6 +49,8 @@ class TrainConfig:
         export: Whether `train()` exports a SavedModel after testing.
         train_subset: Train on only the first N images of the training split (smoke runs).
         tensorboard: Also write TensorBoard logs to `output_dir/logs`.
+        deterministic: Reproducible runs: seeded, TensorFlow op determinism on one thread per
+            op, XLA off, and the augmentation run batch after batch (several times slower).
         verbose: Keras progress output: 0 (silent), 1 (progress bar), 2 (one line per epoch).
 
     Example:
@@ -79,6 +81,7 @@ class TrainConfig:
     export: bool = True
     train_subset: Optional[int] = None
     tensorboard: bool = False
+    deterministic: bool = False
     verbose: int = dataclasses.field(default=1, metadata={"choices": (0, 1, 2)})
 
     def __post_init__(self) -> None:

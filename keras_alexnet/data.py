@@ -131,7 +131,7 @@ def split_train_validation(data: Cifar10, validation_size: int, seed: int,
 
 
 def train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, augmentation,
-                  seed: int):
+                  seed: int, deterministic: bool = False):
     """The training `tf.data.Dataset`: shuffle → batch → augment whole batches → prefetch.
 
     Args:
@@ -141,6 +141,8 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, augme
         augmentation: A Keras layer (for example `augment.build_augmentation(...)`) applied to each
             float32 batch with `training=True`; every image draws its own random parameters.
         seed: Seed of the shuffle order (reshuffled every epoch).
+        deterministic: Augment the batches one after another, so the random draws reach the
+            batches in the same order every run (slower than the parallel default).
     """
     import tensorflow as tf
 
@@ -151,7 +153,7 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, augme
         tf.data.Dataset.from_tensor_slices((images, labels))
         .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
-        .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        .map(augment, num_parallel_calls=None if deterministic else tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
 
@@ -199,6 +201,10 @@ def _load_archive(path: str) -> Cifar10:
     with tempfile.TemporaryDirectory(prefix="keras_alexnet_") as scratch:
         try:
             with tarfile.open(path, "r:*") as archive:
+                for member in archive.getmembers():
+                    if os.path.isabs(member.name) or ".." in member.name.split("/"):
+                        raise DataError(f"{path} is not a safe CIFAR-10 archive: member "
+                                        f"{member.name!r} points outside it")
                 archive.extractall(scratch, filter="data")
         except (tarfile.TarError, EOFError, OSError) as error:
             raise DataError(f"{path} is not a readable CIFAR-10 archive: {error}") from error

@@ -70,7 +70,7 @@ def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
     if os.path.isfile(model):
         if not model.endswith(".keras"):
             raise ValueError(f"{model} is neither a .keras checkpoint nor a SavedModel directory")
-        loaded = keras.saving.load_model(model)
+        loaded = keras.saving.load_model(model, safe_mode=True)  # refuses Lambda code
         data = load_cifar10(data_dir)
         return test_metrics(predict_probabilities(loaded, data.x_test, batch_size), data.y_test)
     from keras_alexnet.export import load_saved_model

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from keras_alexnet.atomic import atomic_path
 from keras_alexnet.data import CLASS_NAMES
 
 FIGURE_FILES = {
@@ -126,10 +127,11 @@ def confusion_matrix_figure(confusion: Sequence[Sequence[int]],
 
 def save_figure(figure: plt.Figure, path: str) -> str:
     """Writes `figure` as a PNG through a temporary file renamed into place; closes it."""
-    staging = f"{path}.tmp.png"
-    figure.savefig(staging, dpi=DPI)
-    plt.close(figure)
-    os.replace(staging, path)
+    try:
+        with atomic_path(path) as staging:
+            figure.savefig(staging, dpi=DPI)
+    finally:
+        plt.close(figure)
     return path
 
 

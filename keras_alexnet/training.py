@@ -5,13 +5,17 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 import os
+import shutil
 import time
+import warnings
 from typing import Callable, Optional
 
 import keras
 import numpy as np
 
+from keras_alexnet.atomic import atomic_path
 from keras_alexnet.augment import build_augmentation
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.data import PixelStats, eval_dataset, load_cifar10, split_train_validation, train_dataset
@@ -54,7 +58,7 @@ def train(config: Optional[TrainConfig] = None, **overrides) -> TrainResult:
     `metrics.json`, `config.json` and the seed's figures as PNGs (`plots.write_figures`); exports
     under `saved_models_dir/model_name/<version>/`.
     A run killed midway resumes from its last completed epoch when started again with the same
-    `output_dir` (`keras.callbacks.BackupAndRestore`).
+    `output_dir` (`keras.callbacks.BackupAndRestore`). Every file is written atomically.
 
     Args:
         config: The run's `TrainConfig`; `None` is the seed recipe.
@@ -63,6 +67,11 @@ def train(config: Optional[TrainConfig] = None, **overrides) -> TrainResult:
     Returns:
         A `TrainResult`.
 
+    Raises:
+        ConfigError: A bad configuration value (before anything is written).
+        DataError: Missing or corrupt data (before anything is written).
+        TrainingError: The loss became NaN or infinite; the best checkpoint so far is kept.
+
     Example:
 
     >>> result = train(epochs=1, train_subset=512, data_dir="../shared/data")
@@ -70,6 +79,8 @@ def train(config: Optional[TrainConfig] = None, **overrides) -> TrainResult:
     (0.2265, 'saved_models/alexnet_cifar10/1')
     """
     config = (config or TrainConfig()).replace(**overrides)
+    if config.deterministic:
+        make_tensorflow_deterministic()
     keras.utils.set_random_seed(config.seed)
     split = split_train_validation(load_cifar10(config.data_dir), config.validation_size,
                                    config.seed, config.train_subset)
@@ -78,7 +89,7 @@ def train(config: Optional[TrainConfig] = None, **overrides) -> TrainResult:
                         seed=config.seed)
     model.compile(optimizer=build_optimizer(config),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+                  metrics=["accuracy"], jit_compile=False if config.deterministic else "auto")
     augmentation = build_augmentation(stats.eigenvalues, stats.eigenvectors, pad=config.pad,
                                       pca_stddev=config.pca_stddev, seed=config.seed)
 
@@ -86,7 +97,8 @@ def train(config: Optional[TrainConfig] = None, **overrides) -> TrainResult:
     os.makedirs(run_dir, exist_ok=True)
     write_json(os.path.join(run_dir, CONFIG), config.to_dict())
     model.fit(
-        train_dataset(split.x_train, split.y_train, config.batch_size, augmentation, config.seed),
+        train_dataset(split.x_train, split.y_train, config.batch_size, augmentation, config.seed,
+                      deterministic=config.deterministic),
         validation_data=eval_dataset(split.x_val, split.y_val, config.batch_size),
         epochs=config.epochs,
         shuffle=False,  # The training dataset reshuffles itself every epoch.
@@ -94,6 +106,13 @@ def train(config: Optional[TrainConfig] = None, **overrides) -> TrainResult:
         verbose=config.verbose,
     )
     history = read_history(os.path.join(run_dir, HISTORY))
+    if not math.isfinite(history["loss"][-1]):
+        # The backup holds the diverged weights: resuming from it would only diverge again.
+        shutil.rmtree(os.path.join(run_dir, BACKUP), ignore_errors=True)
+        best = os.path.join(run_dir, CHECKPOINT)
+        kept = f"the last good checkpoint is {best}" if os.path.isfile(best) else "no checkpoint was saved"
+        raise TrainingError(f"the loss became NaN or infinite in epoch {len(history['loss'])}; "
+                            f"training stopped and {kept} (try a lower learning rate)")
     probabilities = predict_probabilities(model, split.x_test, verbose=0)
     epoch_seconds = history["epoch_seconds"]
     steady = epoch_seconds[1:] or epoch_seconds
@@ -111,6 +130,25 @@ def train(config: Optional[TrainConfig] = None, **overrides) -> TrainResult:
     if config.export:
         export_dir = export_saved_model(model, config.saved_models_dir, config.model_name)
     return TrainResult(model, history, metrics, run_dir, export_dir)
+
+
+def make_tensorflow_deterministic() -> None:
+    """TensorFlow op determinism on one CPU thread per op, so CPU reductions keep their order.
+
+    The thread counts can only be set before TensorFlow's runtime starts; later (a notebook that
+    already ran TensorFlow) a warning says that results may differ in their last bits.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        warnings.warn("deterministic=True: TensorFlow had already started, so ops keep their "
+                      "thread pools; restart the process for bit-identical runs")
 
 
 def build_optimizer(config: TrainConfig) -> TorchSGD:
@@ -132,26 +170,29 @@ def learning_rate_schedule(config: TrainConfig) -> Callable[[int], float]:
 
 
 def build_callbacks(config: TrainConfig) -> list[keras.callbacks.Callback]:
-    """The run's callbacks, in the order they must run at the end of each epoch."""
+    """The run's callbacks, in the order they must run at the end of each epoch.
+
+    On a resumed run (`output_dir/backup` exists) `BackupAndRestore` restores the weights, the
+    optimizer state and the epoch; `HistoryWriter` keeps the rows of the completed epochs and
+    `BestCheckpoint` the best validation accuracy reached so far.
+    """
     run_dir = config.output_dir
     resuming = os.path.isdir(os.path.join(run_dir, BACKUP))
-    history_path = os.path.join(run_dir, HISTORY)
-    best_so_far = None
-    if resuming and os.path.isfile(history_path):
-        best_so_far = max(read_history(history_path).get("val_accuracy", []), default=None)
     callbacks = [
         EpochTimer(),
         keras.callbacks.LearningRateScheduler(learning_rate_schedule(config)),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.ModelCheckpoint(os.path.join(run_dir, CHECKPOINT), monitor="val_accuracy",
-                                        mode="max", save_best_only=True,
-                                        initial_value_threshold=best_so_far),
-        keras.callbacks.CSVLogger(history_path, append=resuming),
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, BACKUP)),
+        BestCheckpoint(os.path.join(run_dir, CHECKPOINT)),
+        HistoryWriter(os.path.join(run_dir, HISTORY), resume=resuming),
+        keras.callbacks.BackupAndRestore(os.path.join(run_dir, BACKUP), double_checkpoint=True),
     ]
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
     return callbacks
+
+
+class TrainingError(RuntimeError):
+    """Training could not finish (the loss diverged)."""
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -172,10 +213,78 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = self._seconds
 
 
-def read_history(path: str) -> dict[str, list[float]]:
-    """Reads a `CSVLogger` file into a dict of per-epoch lists (`epoch` as ints)."""
+class HistoryWriter(keras.callbacks.Callback):
+    """Writes every epoch's logs to a CSV file, rewritten atomically after each epoch.
+
+    Like `keras.callbacks.CSVLogger`, but a crash never leaves a half-written row, and a resumed
+    run keeps exactly the rows of the epochs before the one it resumes at: no duplicates.
+
+    Args:
+        path: The CSV file.
+        resume: Keep the file's rows of the epochs before the first one this `fit` runs.
+    """
+
+    def __init__(self, path: str, resume: bool = False):
+        super().__init__()
+        self.path = path
+        self.resume = resume
+        self.rows: Optional[list[dict]] = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.rows is None:
+            kept = read_history_rows(self.path) if self.resume and os.path.isfile(self.path) else []
+            self.rows = [row for row in kept if int(row["epoch"]) < epoch]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+        columns = ["epoch", *sorted({key for row in self.rows for key in row} - {"epoch"})]
+        with atomic_path(self.path) as staging:
+            with open(staging, "w", newline="") as file:
+                writer = csv.DictWriter(file, columns)
+                writer.writeheader()
+                writer.writerows(self.rows)
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves the whole model (with its optimizer) whenever validation accuracy reaches a new best.
+
+    Like `keras.callbacks.ModelCheckpoint(save_best_only=True)`, but the `.keras` file is written
+    under a temporary name and renamed, so a crash leaves the previous best intact, and the best
+    value is carried over from the file's own history when a run resumes.
+
+    Args:
+        path: The `.keras` file.
+        monitor: The epoch log to maximise.
+    """
+
+    def __init__(self, path: str, monitor: str = "val_accuracy"):
+        super().__init__()
+        self.path = path
+        self.monitor = monitor
+        self.best = -math.inf
+
+    def on_train_begin(self, logs=None):
+        history = os.path.join(os.path.dirname(self.path), HISTORY)
+        if os.path.isfile(self.path) and os.path.isfile(history):
+            self.best = max(read_history(history).get(self.monitor, []), default=-math.inf)
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(logs.get("loss", 0.0)) or value <= self.best:
+            return
+        self.best = value
+        with atomic_path(self.path) as staging:
+            self.model.save(staging)
+
+
+def read_history_rows(path: str) -> list[dict[str, str]]:
     with open(path, newline="") as file:
-        rows = list(csv.DictReader(file))
+        return list(csv.DictReader(file))
+
+
+def read_history(path: str) -> dict[str, list[float]]:
+    """Reads a history CSV into a dict of per-epoch lists (`epoch` as ints)."""
+    rows = read_history_rows(path)
     columns = rows[0].keys() if rows else []
     return {name: [int(row[name]) if name == "epoch" else float(row[name]) for row in rows]
             for name in columns}
@@ -183,7 +292,6 @@ def read_history(path: str) -> dict[str, list[float]]:
 
 def write_json(path: str, value) -> None:
     """Writes `value` as JSON through a temporary file renamed into place."""
-    staging = f"{path}.tmp"
-    with open(staging, "w") as file:
-        json.dump(value, file, indent=2)
-    os.replace(staging, path)
+    with atomic_path(path) as staging:
+        with open(staging, "w") as file:
+            json.dump(value, file, indent=2)

@@ -1,3 +1,4 @@
+import io
 import os
 import pickle
 import tarfile
@@ -82,15 +83,17 @@ def test_missing_and_foreign_directories(tmp_path):
         load_cifar10(str(tmp_path / "photos"))
 
 
-def test_archive_with_path_traversal_is_refused(tmp_path):
+@pytest.mark.parametrize("member", ["../escaped", "/tmp/keras_alexnet_escaped"])
+def test_archive_with_path_traversal_or_absolute_paths_is_refused(tmp_path, member):
     evil = tmp_path / "evil.tar.gz"
-    payload = tmp_path / "payload"
-    payload.write_text("x")
+    info = tarfile.TarInfo(member)  # TarInfo keeps the name as given (tar.add strips a leading /)
+    info.size = 1
     with tarfile.open(evil, "w:gz") as tar:
-        tar.add(payload, arcname="../escaped")
-    with pytest.raises(DataError, match="not a readable CIFAR-10 archive"):
+        tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(DataError, match="not a safe CIFAR-10 archive: member .* points outside it"):
         load_cifar10(str(evil))
-    assert not (tmp_path.parent / "escaped").exists()
+    assert not os.path.exists("/tmp/keras_alexnet_escaped")
+    assert not any(p.name == "escaped" for p in tmp_path.parent.rglob("escaped"))
 
 
 def test_split_is_seeded_disjoint_and_subsettable(cifar_dir):
