@@ -128,6 +128,8 @@ def _resumed_config(run_dir: str) -> TrainConfig:
         raise UserError(f"{path} is not valid JSON") from error
     if not isinstance(values, dict):
         raise UserError(f"{path} does not hold a TrainConfig")
+    if not os.path.isdir(os.path.join(run_dir, "backup")):
+        raise UserError(f"{run_dir} has no interrupted run to resume (no backup/): it finished")
     return TrainConfig.from_dict({**values, "output_dir": run_dir})
 
 

@@ -182,7 +182,7 @@ def build_callbacks(config: TrainConfig) -> list[keras.callbacks.Callback]:
         EpochTimer(),
         keras.callbacks.LearningRateScheduler(learning_rate_schedule(config)),
         keras.callbacks.TerminateOnNaN(),
-        BestCheckpoint(os.path.join(run_dir, CHECKPOINT)),
+        BestCheckpoint(os.path.join(run_dir, CHECKPOINT), resume=resuming),
         HistoryWriter(os.path.join(run_dir, HISTORY), resume=resuming),
         keras.callbacks.BackupAndRestore(os.path.join(run_dir, BACKUP), double_checkpoint=True),
     ]
@@ -255,17 +255,19 @@ class BestCheckpoint(keras.callbacks.Callback):
     Args:
         path: The `.keras` file.
         monitor: The epoch log to maximise.
+        resume: Start from the best value in the `history.csv` beside `path` (a resumed run).
     """
 
-    def __init__(self, path: str, monitor: str = "val_accuracy"):
+    def __init__(self, path: str, monitor: str = "val_accuracy", resume: bool = False):
         super().__init__()
         self.path = path
         self.monitor = monitor
+        self.resume = resume
         self.best = -math.inf
 
     def on_train_begin(self, logs=None):
         history = os.path.join(os.path.dirname(self.path), HISTORY)
-        if os.path.isfile(self.path) and os.path.isfile(history):
+        if self.resume and os.path.isfile(self.path) and os.path.isfile(history):
             self.best = max(read_history(history).get(self.monitor, []), default=-math.inf)
 
     def on_epoch_end(self, epoch, logs=None):

@@ -29,7 +29,8 @@ def small_run_args(data_dir, run_dir, *extra):
             "--batch-size", "32", "--output-dir", run_dir, "--no-export", "--verbose", "2", *extra]
 
 
-def test_sigkill_mid_epoch_then_the_same_command_resumes_across_the_lr_drop(data_dir, tmp_path):
+@pytest.mark.parametrize("how", ["same command", "--resume"])
+def test_sigkill_mid_epoch_then_the_run_resumes_across_the_lr_drop(data_dir, tmp_path, how):
     run_dir = tmp_path / "run"
     args = small_run_args(data_dir, run_dir, "--epochs", "3", "--lr-decay-epoch", "1")
     process = subprocess.Popen([sys.executable, "-m", "keras_alexnet.cli", *map(str, args)],
@@ -44,7 +45,7 @@ def test_sigkill_mid_epoch_then_the_same_command_resumes_across_the_lr_drop(data
     process.wait()
     assert len(read_history(str(history))["epoch"]) == 1 and (run_dir / "backup").is_dir()
 
-    resumed = run_cli(*args)
+    resumed = run_cli(*args) if how == "same command" else run_cli("train", "--resume", run_dir)
     assert resumed.returncode == 0, resumed.stderr
     assert "Epoch 1/3" not in resumed.stdout and "Epoch 2/3" in resumed.stdout
     rows = read_history(str(history))
@@ -57,18 +58,14 @@ def test_sigkill_mid_epoch_then_the_same_command_resumes_across_the_lr_drop(data
     assert not [name for name in os.listdir(run_dir) if ".tmp" in name]
 
 
-def test_resume_flag_continues_a_run_from_its_config(data_dir, tmp_path):
+def test_resume_flag_refuses_what_it_cannot_resume(data_dir, tmp_path):
     run_dir = tmp_path / "run"
     first = run_cli(*small_run_args(data_dir, run_dir, "--epochs", "1"))
     assert first.returncode == 0, first.stderr
-    config = json.loads((run_dir / "config.json").read_text())
-    (run_dir / "config.json").write_text(json.dumps({**config, "epochs": 2}))
-    os.makedirs(run_dir / "backup")  # what an interrupted run leaves: resume, don't restart
-    resumed = run_cli("train", "--resume", run_dir)
-    assert resumed.returncode == 0, resumed.stderr
-    assert read_history(str(run_dir / "history.csv"))["epoch"] == [0, 1]
-    refused = run_cli("train", "--resume", run_dir, "--epochs", "5")
-    assert refused.returncode == 2 and "--resume takes no other flags" in refused.stderr
+    finished = run_cli("train", "--resume", run_dir)
+    assert finished.returncode == 2 and "has no interrupted run to resume" in finished.stderr
+    with_flags = run_cli("train", "--resume", run_dir, "--epochs", "5")
+    assert with_flags.returncode == 2 and "--resume takes no other flags" in with_flags.stderr
     missing = run_cli("train", "--resume", tmp_path / "nothing")
     assert missing.returncode == 2 and "is not a run directory" in missing.stderr
 
@@ -196,3 +193,17 @@ def test_checkpoints_load_in_safe_mode_so_lambda_code_is_refused(tmp_path, cifar
     hostile.save(tmp_path / "hostile.keras")
     with pytest.raises(ValueError, match="safe_mode"):
         evaluate(str(tmp_path / "hostile.keras"), data_dir=cifar_dir)
+
+
+def test_a_fresh_run_in_an_old_run_directory_does_not_inherit_its_best(tmp_path):
+    (tmp_path / "history.csv").write_text("epoch,loss,val_accuracy\n0,1.0,0.9\n")
+    (tmp_path / "best.keras").write_bytes(b"old run")
+    model = tiny_model()
+    model.build((None, 4))
+    for resume, expected_best in [(True, 0.9), (False, 0.3)]:
+        checkpoint = BestCheckpoint(str(tmp_path / "best.keras"), resume=resume)
+        checkpoint.set_model(model)
+        checkpoint.on_train_begin()
+        checkpoint.on_epoch_end(0, {"loss": 1.0, "val_accuracy": 0.3})
+        assert checkpoint.best == expected_best
+    assert (tmp_path / "best.keras").read_bytes() != b"old run"
