@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import keras
 import numpy as np
@@ -59,25 +59,29 @@ def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
 
     Example:
 
-    >>> evaluate("runs/alexnet_cifar10/best.keras", data_dir="../shared/data")["test_accuracy"]
-    0.8088
+    >>> metrics = evaluate("saved_models/alexnet_cifar10", data_dir="../shared/data")
+    >>> metrics["test_accuracy"], metrics["per_class_accuracy"]["cat"]
     """
+    probabilities_of = _probability_function(model, batch_size)  # checks the model before the data
+    data = load_cifar10(data_dir)
+    return test_metrics(probabilities_of(data.x_test), data.y_test)
+
+
+def _probability_function(model: Union[str, keras.Model],
+                          batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Maps uint8 images to class probabilities with a Keras model, `.keras` file or SavedModel."""
     if isinstance(model, keras.Model):
-        data = load_cifar10(data_dir)
-        return test_metrics(predict_probabilities(model, data.x_test, batch_size), data.y_test)
+        return lambda images: predict_probabilities(model, images, batch_size)
     if not os.path.exists(model):
         raise FileNotFoundError(f"no model at {model}")
     if os.path.isfile(model):
         if not model.endswith(".keras"):
             raise ValueError(f"{model} is neither a .keras checkpoint nor a SavedModel directory")
         loaded = keras.saving.load_model(model, safe_mode=True)  # refuses Lambda code
-        data = load_cifar10(data_dir)
-        return test_metrics(predict_probabilities(loaded, data.x_test, batch_size), data.y_test)
+        return lambda images: predict_probabilities(loaded, images, batch_size)
     from keras_alexnet.export import load_saved_model
 
     serve = load_saved_model(model)
-    data = load_cifar10(data_dir)
-    probabilities = np.concatenate([
-        serve(images=data.x_test[start:start + batch_size])["probabilities"].numpy()
-        for start in range(0, len(data.x_test), batch_size)])
-    return test_metrics(probabilities, data.y_test)
+    return lambda images: np.concatenate([
+        serve(images=images[start:start + batch_size])["probabilities"].numpy()
+        for start in range(0, len(images), batch_size)])

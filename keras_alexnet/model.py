@@ -145,6 +145,6 @@ def build_model(num_classes: int = NUM_CLASSES, init: str = "torch", dropout: fl
 
     >>> model = build_model(init="torch", seed=0)
     >>> [layer.name for layer in model.layers if layer.count_params()][:3]
-    ['normalize', 'conv1', 'conv2']
+    ['conv1', 'conv2', 'conv3']
     """
     return AlexNet(num_classes=num_classes, init=init, dropout=dropout, mean=mean, std=std, seed=seed)

@@ -76,7 +76,6 @@ def train(config: Optional[TrainConfig] = None, **overrides) -> TrainResult:
 
     >>> result = train(epochs=1, train_subset=512, data_dir="../shared/data")
     >>> result.metrics["test_accuracy"], result.export_dir
-    (0.2265, 'saved_models/alexnet_cifar10/1')
     """
     config = (config or TrainConfig()).replace(**overrides)
     if config.deterministic:
