@@ -9,6 +9,8 @@ import typing
 from typing import Any, Optional
 
 INITS = ("torch", "paper")
+DISTRIBUTIONS = ("auto", "mirrored", "tpu", "none")
+REFERENCE_BATCH_SIZE = 128  # the seed's batch, which its learning rate belongs to
 
 
 class ConfigError(ValueError):
@@ -49,6 +51,10 @@ class TrainConfig:
         export: Whether `train()` exports a SavedModel after testing.
         train_subset: Train on only the first N images of the training split (smoke runs).
         tensorboard: Also write TensorBoard logs to `output_dir/logs`.
+        distribution: `"auto"` (a TPU runtime's TPU, else all GPUs when there are several, else
+            one device), `"mirrored"`, `"tpu"` or `"none"`; `batch_size` stays the global batch.
+        linear_lr_scaling: Scale the learning rate by `batch_size / 128` (the linear scaling
+            rule); off by default, so the learning rate is never changed silently.
         deterministic: Reproducible runs: seeded, TensorFlow op determinism on one thread per
             op, XLA off, and the augmentation run batch after batch (several times slower).
         verbose: Keras progress output: 0 (silent), 1 (progress bar), 2 (one line per epoch).
@@ -81,6 +87,8 @@ class TrainConfig:
     export: bool = True
     train_subset: Optional[int] = None
     tensorboard: bool = False
+    distribution: str = dataclasses.field(default="auto", metadata={"choices": DISTRIBUTIONS})
+    linear_lr_scaling: bool = False
     deterministic: bool = False
     verbose: int = dataclasses.field(default=1, metadata={"choices": (0, 1, 2)})
 
@@ -100,6 +108,14 @@ class TrainConfig:
     def replace(self, **overrides: Any) -> "TrainConfig":
         """Returns a copy with `overrides` applied and validated."""
         return TrainConfig.from_dict({**dataclasses.asdict(self), **overrides})
+
+    @property
+    def scaled_learning_rate(self) -> float:
+        """The initial learning rate in use: `learning_rate`, times `batch_size / 128` under
+        `linear_lr_scaling`."""
+        if not self.linear_lr_scaling:
+            return self.learning_rate
+        return self.learning_rate * self.batch_size / REFERENCE_BATCH_SIZE
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -144,6 +160,8 @@ def _check_ranges(config: TrainConfig) -> None:
         ("seed", config.seed >= 0, "must be >= 0"),
         ("init", config.init in INITS, f"must be one of {', '.join(INITS)}"),
         ("dropout", 0 <= config.dropout < 1, "must be in [0, 1)"),
+        ("distribution", config.distribution in DISTRIBUTIONS,
+         f"must be one of {', '.join(DISTRIBUTIONS)}"),
         ("output_dir", bool(config.output_dir), "must not be empty"),
         ("saved_models_dir", bool(config.saved_models_dir), "must not be empty"),
         ("model_name", bool(config.model_name) and os.sep not in config.model_name,

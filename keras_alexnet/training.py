@@ -19,6 +19,7 @@ from keras_alexnet.atomic import atomic_path
 from keras_alexnet.augment import build_augmentation
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.data import PixelStats, eval_dataset, load_cifar10, split_train_validation, train_dataset
+from keras_alexnet.distribute import place
 from keras_alexnet.evaluation import predict_probabilities, test_metrics
 from keras_alexnet.export import export_saved_model
 from keras_alexnet.model import build_model
@@ -84,11 +85,16 @@ def train(config: Optional[TrainConfig] = None, **overrides) -> TrainResult:
     split = split_train_validation(load_cifar10(config.data_dir), config.validation_size,
                                    config.seed, config.train_subset)
     stats = PixelStats.from_images(split.x_train)
-    model = build_model(init=config.init, dropout=config.dropout, mean=stats.mean, std=stats.std,
-                        seed=config.seed)
-    model.compile(optimizer=build_optimizer(config),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"], jit_compile=False if config.deterministic else "auto")
+    placement = place(config.distribution)
+    if config.verbose:
+        print(f"keras_alexnet: training on {placement.num_replicas} replica(s) ({placement.name}), "
+              f"global batch {config.batch_size}")
+    with placement.scope:
+        model = build_model(init=config.init, dropout=config.dropout, mean=stats.mean,
+                            std=stats.std, seed=config.seed)
+        model.compile(optimizer=build_optimizer(config),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"], jit_compile=False if config.deterministic else "auto")
     augmentation = build_augmentation(stats.eigenvalues, stats.eigenvectors, pad=config.pad,
                                       pca_stddev=config.pca_stddev, seed=config.seed)
 
@@ -152,7 +158,7 @@ def make_tensorflow_deterministic() -> None:
 
 def build_optimizer(config: TrainConfig) -> TorchSGD:
     """The seed's optimizer: PyTorch-style SGD, coupled L2, global-norm clipping."""
-    return TorchSGD(learning_rate=config.learning_rate, momentum=config.momentum,
+    return TorchSGD(learning_rate=config.scaled_learning_rate, momentum=config.momentum,
                     weight_decay=config.weight_decay, global_clipnorm=config.clip_norm)
 
 
@@ -162,8 +168,8 @@ def learning_rate_schedule(config: TrainConfig) -> Callable[[int], float]:
 
     def schedule(epoch: int) -> float:
         if epoch < config.lr_decay_epoch:
-            return config.learning_rate
-        return config.learning_rate * config.lr_decay_factor
+            return config.scaled_learning_rate
+        return config.scaled_learning_rate * config.lr_decay_factor
 
     return schedule
 
