@@ -19,6 +19,10 @@ setup(
         "importlib_resources",
         "matplotlib",
     ],
-    extras_require={"test": ["pytest", "nbclient", "nbformat", "ipykernel"]},
+    extras_require={
+        # gRPC client for TF Serving (keras_alexnet.serving.predict_grpc).
+        "serving": ["tensorflow-serving-api"],
+        "test": ["pytest", "nbclient", "nbformat", "ipykernel", "tensorflow-serving-api"],
+    },
     entry_points={"console_scripts": ["keras-alexnet=keras_alexnet.cli:main"]},
 )

@@ -5,9 +5,12 @@ REST: `POST {server}/v1/models/{model_name}[/versions/{version}]:predict` with a
 encoded images of `classify_image_bytes`) travel as `{"b64": "<base64>"}`. The answer is
 `{"predictions": [ {output_name: value}, … ]}`, or `{"error": "<message>"}` with an HTTP error status.
 
+gRPC (port 8500): `predict_grpc` sends a `tensorflow.serving.PredictRequest` through
+`tensorflow-serving-api`, installed with `pip install keras_alexnet[serving]`.
+
 TF Serving has no package for the machines this project is built on, so the tests check these
-payloads against the formats of TF Serving's REST API documentation and run the HTTP handling
-against a loopback test double; a real server is started in the Colab notebook.
+payloads against the formats of TF Serving's REST API documentation and run the HTTP and gRPC
+handling against loopback test doubles; a real server is started in the Colab notebook.
 
 Example:
 
@@ -24,7 +27,7 @@ import dataclasses
 import json
 import urllib.error
 import urllib.request
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -137,3 +140,57 @@ def _http_error_message(error: urllib.error.HTTPError) -> str:
     except (ValueError, KeyError, TypeError):
         message = error.reason
     return f"TF Serving answered HTTP {error.code}: {message}"
+
+
+def grpc_request(model_name: str, images: Union[np.ndarray, Sequence[bytes]],
+                 version: Optional[int] = None):
+    """A gRPC `PredictRequest`: uint8 images `[N, 32, 32, 3]` go to `serving_default`, a list
+    of encoded PNG/JPEG images to `classify_image_bytes`."""
+    predict_pb2, _, tf = _grpc_modules()
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    if version is not None:
+        request.model_spec.version.value = version
+    if isinstance(images, np.ndarray):
+        images_request(images)  # checks dtype and shape
+        request.model_spec.signature_name = SERVING_SIGNATURE
+        request.inputs["images"].CopyFrom(tf.make_tensor_proto(images, dtype=tf.uint8))
+    else:
+        image_bytes_request(images)  # checks the encodings
+        request.model_spec.signature_name = IMAGE_BYTES_SIGNATURE
+        request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto(list(images), dtype=tf.string))
+    return request
+
+
+def predict_grpc(target: str, model_name: str, images: Union[np.ndarray, Sequence[bytes]],
+                 version: Optional[int] = None, timeout: float = 10.0) -> list[Prediction]:
+    """Sends `grpc_request(model_name, images)` to TF Serving's gRPC port (e.g. `localhost:8500`).
+
+    Raises:
+        ServingError: `tensorflow-serving-api` is missing, or the call fails (unreachable server,
+            unknown model, timeout, bad input), with gRPC's status code and details.
+    """
+    _, service, tf = _grpc_modules()
+    import grpc  # installed with tensorflow-serving-api
+
+    request = grpc_request(model_name, images, version)
+    with grpc.insecure_channel(target) as channel:
+        try:
+            response = service.PredictionServiceStub(channel).Predict(request, timeout=timeout)
+        except grpc.RpcError as error:
+            raise ServingError(f"TF Serving gRPC at {target}: {error.code().name}: "
+                               f"{error.details()}") from error
+    outputs = {name: tf.make_ndarray(tensor) for name, tensor in response.outputs.items()}
+    return [Prediction(tuple(float(p) for p in probabilities), int(class_id), name.decode())
+            for probabilities, class_id, name in zip(outputs["probabilities"], outputs["class_id"],
+                                                     outputs["class_name"])]
+
+
+def _grpc_modules():
+    try:
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    except ImportError as error:
+        raise ServingError("gRPC needs tensorflow-serving-api: "
+                           "pip install 'keras_alexnet[serving]'") from error
+    return predict_pb2, prediction_service_pb2_grpc, tf

@@ -3,7 +3,8 @@
 TF Serving cannot be installed on these machines, so `FakeTFServing` below is a TEST DOUBLE: a
 loopback HTTP server that answers exactly as TF Serving's REST API documents (`:predict` in the row
 format, `{"b64": …}` for binary inputs, `{"error": …}` bodies with HTTP error codes), computing its
-answers with the real exported SavedModel. It is not part of the package.
+answers with the real exported SavedModel. `FakeTFServingGrpc` is the same for the gRPC
+PredictionService. Neither is part of the package.
 """
 
 import base64
@@ -18,6 +19,7 @@ import pytest
 import tensorflow as tf
 from conftest import run_cli
 from PIL import Image
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from keras_alexnet import serving
 from keras_alexnet.export import export_saved_model, load_saved_model
@@ -200,3 +202,65 @@ def test_predict_command_bad_input_is_one_line(export_dir, image_files, tmp_path
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1, result.stderr
         assert message in lines[0]
+
+
+class FakeTFServingGrpc(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """TEST DOUBLE of TF Serving's gRPC PredictionService.Predict, answering with the real export.
+
+    Built on the servicer that `tensorflow-serving-api` generates from TF Serving's own protos.
+    """
+
+    def __init__(self, signatures):
+        self.signatures = signatures
+
+    def Predict(self, request, context):
+        import grpc
+
+        if request.model_spec.name != "alexnet_cifar10":
+            context.abort(grpc.StatusCode.NOT_FOUND,
+                          f"Servable not found for request: Latest({request.model_spec.name})")
+        signature = self.signatures[request.model_spec.signature_name or "serving_default"]
+        inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+        response = predict_pb2.PredictResponse()
+        for name, value in signature(**{k: tf.constant(v) for k, v in inputs.items()}).items():
+            response.outputs[name].CopyFrom(tf.make_tensor_proto(value.numpy()))
+        return response
+
+
+@pytest.fixture(scope="module")
+def grpc_server(export_dir):
+    from concurrent import futures
+
+    import grpc
+
+    signatures = {name: load_saved_model(export_dir, name)
+                  for name in ("serving_default", "classify_image_bytes")}
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        FakeTFServingGrpc(signatures), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(None)
+
+
+def test_grpc_request_names_the_signature_and_typed_inputs(test_images):
+    by_pixels = serving.grpc_request("alexnet_cifar10", test_images, version=2)
+    assert by_pixels.model_spec.signature_name == "serving_default"
+    assert by_pixels.model_spec.version.value == 2
+    assert tf.make_ndarray(by_pixels.inputs["images"]).dtype == np.uint8
+    assert [d.size for d in by_pixels.inputs["images"].tensor_shape.dim] == [3, 32, 32, 3]
+    by_bytes = serving.grpc_request("alexnet_cifar10", [png_bytes(test_images[0])])
+    assert by_bytes.model_spec.signature_name == "classify_image_bytes"
+    assert by_bytes.inputs["image_bytes"].dtype == tf.string.as_datatype_enum
+
+
+def test_predict_grpc_matches_the_local_model_and_reports_failures(grpc_server, export_dir, test_images):
+    expected = load_saved_model(export_dir)(images=tf.constant(test_images))["class_id"].numpy()
+    by_pixels = serving.predict_grpc(grpc_server, "alexnet_cifar10", test_images)
+    by_bytes = serving.predict_grpc(grpc_server, "alexnet_cifar10", [png_bytes(i) for i in test_images])
+    assert [p.class_id for p in by_pixels] == [p.class_id for p in by_bytes] == expected.tolist()
+    with pytest.raises(serving.ServingError, match="NOT_FOUND: Servable not found"):
+        serving.predict_grpc(grpc_server, "resnet", test_images)
+    with pytest.raises(serving.ServingError, match="UNAVAILABLE|DEADLINE_EXCEEDED"):
+        serving.predict_grpc("127.0.0.1:9", "alexnet_cifar10", test_images, timeout=2)
