@@ -192,18 +192,15 @@ def _predict_locally(model: str, paths: Sequence[str], encoded: Sequence[bytes])
     import tensorflow as tf
 
     from keras_alexnet.export import load_saved_model
-    from keras_alexnet.serving import IMAGE_BYTES_SIGNATURE, Prediction
+    from keras_alexnet.serving import IMAGE_BYTES_SIGNATURE, predictions_from_outputs
 
     classify = load_saved_model(model, IMAGE_BYTES_SIGNATURE)
     predictions = []
-    for path, data in zip(paths, encoded):
+    for path, data in zip(paths, encoded):  # one at a time, so an error names its file
         try:
-            out = classify(image_bytes=tf.constant([data]))
+            predictions += predictions_from_outputs(classify(image_bytes=tf.constant([data])))
         except tf.errors.InvalidArgumentError as error:
             raise UserError(f"{path} could not be decoded as PNG or JPEG") from error
-        predictions.append(Prediction(tuple(out["probabilities"].numpy()[0].tolist()),
-                                      int(out["class_id"].numpy()[0]),
-                                      out["class_name"].numpy()[0].decode()))
     return predictions
 
 

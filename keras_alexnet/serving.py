@@ -64,27 +64,44 @@ class Prediction:
 
 def images_request(images: np.ndarray) -> dict:
     """The `serving_default` request body for uint8 images `[N, 32, 32, 3]`."""
-    images = np.asarray(images)
-    if images.dtype != np.uint8 or images.shape[1:] != IMAGE_SHAPE:
-        raise ValueError(f"images must be uint8 of shape [N, 32, 32, 3], got {images.dtype} "
-                         f"{list(images.shape)}")
+    check_images(images)
     return {"signature_name": SERVING_SIGNATURE,
             "instances": [{"images": image.tolist()} for image in images]}
 
 
 def image_bytes_request(encoded_images: Sequence[bytes]) -> dict:
     """The `classify_image_bytes` request body for encoded PNG or JPEG images."""
-    for index, data in enumerate(encoded_images):
-        check_encoded_image(data, f"image {index}")
+    check_encoded_images(encoded_images)
     return {"signature_name": IMAGE_BYTES_SIGNATURE,
             "instances": [{"image_bytes": {"b64": base64.b64encode(data).decode("ascii")}}
                           for data in encoded_images]}
+
+
+def check_images(images: np.ndarray) -> None:
+    """Raises `ValueError` unless `images` are uint8 of shape `[N, 32, 32, 3]`."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.shape[1:] != IMAGE_SHAPE:
+        raise ValueError(f"images must be uint8 of shape [N, 32, 32, 3], got {images.dtype} "
+                         f"{list(images.shape)}")
+
+
+def check_encoded_images(encoded_images: Sequence[bytes]) -> None:
+    """Raises `ValueError` naming the first of `encoded_images` that is not PNG or JPEG."""
+    for index, data in enumerate(encoded_images):
+        check_encoded_image(data, f"image {index}")
 
 
 def check_encoded_image(data: bytes, name: str) -> None:
     """Raises `ValueError` unless `data` starts like a PNG or JPEG file."""
     if not (data.startswith(PNG_MAGIC) or data.startswith(JPEG_MAGIC)):
         raise ValueError(f"{name} is not a PNG or JPEG image")
+
+
+def predictions_from_outputs(outputs: dict) -> list[Prediction]:
+    """One `Prediction` per image from a signature's batched outputs (arrays or tensors)."""
+    columns = [np.asarray(outputs[name]) for name in ("probabilities", "class_id", "class_name")]
+    return [Prediction(tuple(float(p) for p in probabilities), int(class_id), name.decode())
+            for probabilities, class_id, name in zip(*columns)]
 
 
 def parse_predictions(body: dict) -> list[Prediction]:
@@ -152,11 +169,11 @@ def grpc_request(model_name: str, images: Union[np.ndarray, Sequence[bytes]],
     if version is not None:
         request.model_spec.version.value = version
     if isinstance(images, np.ndarray):
-        images_request(images)  # checks dtype and shape
+        check_images(images)
         request.model_spec.signature_name = SERVING_SIGNATURE
         request.inputs["images"].CopyFrom(tf.make_tensor_proto(images, dtype=tf.uint8))
     else:
-        image_bytes_request(images)  # checks the encodings
+        check_encoded_images(images)
         request.model_spec.signature_name = IMAGE_BYTES_SIGNATURE
         request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto(list(images), dtype=tf.string))
     return request
@@ -180,10 +197,8 @@ def predict_grpc(target: str, model_name: str, images: Union[np.ndarray, Sequenc
         except grpc.RpcError as error:
             raise ServingError(f"TF Serving gRPC at {target}: {error.code().name}: "
                                f"{error.details()}") from error
-    outputs = {name: tf.make_ndarray(tensor) for name, tensor in response.outputs.items()}
-    return [Prediction(tuple(float(p) for p in probabilities), int(class_id), name.decode())
-            for probabilities, class_id, name in zip(outputs["probabilities"], outputs["class_id"],
-                                                     outputs["class_name"])]
+    return predictions_from_outputs({name: tf.make_ndarray(tensor)
+                                     for name, tensor in response.outputs.items()})
 
 
 def _grpc_modules():
