@@ -20,6 +20,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "AlexNet": "keras_alexnet.model",
+    "PaperAlexNet": "keras_alexnet.model",
+    "LocalResponseNormalization": "keras_alexnet.model",
     "build_model": "keras_alexnet.model",
     "PCAColorJitter": "keras_alexnet.augment",
     "RandomPadCrop": "keras_alexnet.augment",

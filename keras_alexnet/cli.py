@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data-dir", default=None, help="local CIFAR-10 copy (default: "
                                                            "$KERAS_ALEXNET_DATA, else tensorflow-datasets)")
     evaluate.add_argument("--batch-size", type=int, default=500)
+    evaluate.add_argument("--ten-crop", action="store_true",
+                          help="average the paper's ten crops (corners, centre, mirrored) of each "
+                               "image zero-padded by --ten-crop-pad")
+    evaluate.add_argument("--ten-crop-pad", type=int, default=4,
+                          help="padding per side before the ten 32×32 crops (default: %(default)s)")
     evaluate.add_argument("--json", action="store_true", help="print all metrics as JSON")
     evaluate.set_defaults(run=_run_evaluate)
 
@@ -138,7 +143,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     from keras_alexnet.evaluation import evaluate
 
-    metrics = evaluate(args.model, data_dir=args.data_dir, batch_size=args.batch_size)
+    if args.ten_crop_pad < 0:
+        raise UserError(f"--ten-crop-pad must be >= 0, got {args.ten_crop_pad}")
+    metrics = evaluate(args.model, data_dir=args.data_dir, batch_size=args.batch_size,
+                       ten_crop=args.ten_crop, ten_crop_pad=args.ten_crop_pad)
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:

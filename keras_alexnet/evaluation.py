@@ -1,9 +1,10 @@
-"""Test-set evaluation of a Keras model, a `.keras` checkpoint or an exported SavedModel."""
+"""Test-set evaluation of a Keras model, a `.keras` checkpoint or an exported SavedModel, on one
+centre view or on the paper's ten crops (4 corners + centre, and their mirrors)."""
 
 from __future__ import annotations
 
 import os
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 import keras
 import numpy as np
@@ -44,8 +45,46 @@ def test_metrics(probabilities: np.ndarray, labels: np.ndarray,
     }
 
 
+def ten_crops(images: np.ndarray, crop_size: int) -> Iterator[np.ndarray]:
+    """The paper's ten test patches of a batch: top-left, top-right, bottom-left, bottom-right,
+    centre, then the same five mirrored left–right.
+
+    Args:
+        images: NHWC images at least `crop_size` high and wide.
+        crop_size: Side of the square patches.
+
+    Yields:
+        Ten `[N, crop_size, crop_size, C]` arrays (views of `images`, no copies).
+    """
+    height, width = images.shape[1:3]
+    if crop_size > min(height, width):
+        raise ValueError(f"crop_size {crop_size} is larger than the {height}×{width} images")
+    bottom, right = height - crop_size, width - crop_size
+    corners = ((0, 0), (0, right), (bottom, 0), (bottom, right), (bottom // 2, right // 2))
+    patches = [images[:, top:top + crop_size, left:left + crop_size] for top, left in corners]
+    yield from patches
+    for patch in patches:
+        yield patch[:, :, ::-1]
+
+
+def ten_crop_probabilities(probabilities_of: Callable[[np.ndarray], np.ndarray],
+                           images: np.ndarray, crop_size: int) -> np.ndarray:
+    """The mean of the class probabilities of the ten patches of `ten_crops(images, crop_size)`.
+
+    Example:
+
+    >>> padded = np.pad(x_test, [(0, 0), (4, 4), (4, 4), (0, 0)])   # CIFAR: 32 crops of 40×40
+    >>> ten_crop_probabilities(lambda x: predict_probabilities(model, x), padded, 32)
+    """
+    total = None
+    for patch in ten_crops(images, crop_size):
+        probabilities = np.asarray(probabilities_of(np.ascontiguousarray(patch)), dtype=np.float64)
+        total = probabilities if total is None else total + probabilities
+    return (total / 10).astype(np.float32)
+
+
 def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
-             batch_size: int = 500) -> dict:
+             batch_size: int = 500, ten_crop: bool = False, ten_crop_pad: int = 4) -> dict:
     """Evaluates a model on CIFAR-10's 10,000 test images.
 
     Args:
@@ -53,6 +92,10 @@ def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
             directory, or a model directory whose newest version is used).
         data_dir: Local CIFAR-10 copy (see `data.load_cifar10`); `None`: tensorflow-datasets.
         batch_size: Images per inference batch.
+        ten_crop: Average the paper's ten crops. The CIFAR model's own crop is 32×32 out of an
+            image zero-padded by `ten_crop_pad` (its training augmentation), so the corners are the
+            extreme crop offsets and the centre crop is the image itself.
+        ten_crop_pad: Zero padding per side before the 32×32 crops.
 
     Returns:
         The `test_metrics` dict.
@@ -62,9 +105,44 @@ def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
     >>> metrics = evaluate("saved_models/alexnet_cifar10", data_dir="../shared/data")
     >>> metrics["test_accuracy"], metrics["per_class_accuracy"]["cat"]
     """
+    if ten_crop_pad < 0:
+        raise ValueError(f"ten_crop_pad must be >= 0, got {ten_crop_pad}")
     probabilities_of = _probability_function(model, batch_size)  # checks the model before the data
     data = load_cifar10(data_dir)
-    return test_metrics(probabilities_of(data.x_test), data.y_test)
+    if not ten_crop:
+        return test_metrics(probabilities_of(data.x_test), data.y_test)
+    pad = [(0, 0), (ten_crop_pad, ten_crop_pad), (ten_crop_pad, ten_crop_pad), (0, 0)]
+    padded = np.pad(data.x_test, pad)
+    return test_metrics(ten_crop_probabilities(probabilities_of, padded, data.x_test.shape[1]),
+                        data.y_test)
+
+
+def evaluate_dataset(model: keras.Model, dataset, class_names: Sequence[str],
+                     ten_crop: bool = False, crop_size: Optional[int] = None) -> dict:
+    """Evaluates a model on a batched `(images, labels)` dataset, e.g. `paper_data.eval_dataset`.
+
+    Args:
+        model: A logits model.
+        dataset: A `tf.data.Dataset` (or any iterable) of `(images, labels)` batches.
+        class_names: The dataset's class names, in label order.
+        ten_crop: Average the ten `crop_size` patches of each image (the paper's test).
+        crop_size: Side of the ten patches; required with `ten_crop`.
+
+    Returns:
+        The `test_metrics` dict.
+    """
+    if ten_crop and crop_size is None:
+        raise ValueError("ten_crop needs crop_size")
+    batches = dataset.as_numpy_iterator() if hasattr(dataset, "as_numpy_iterator") else dataset
+    probabilities, labels = [], []
+    for images, batch_labels in batches:
+        if ten_crop:
+            probabilities.append(ten_crop_probabilities(
+                lambda x: predict_probabilities(model, x, batch_size=len(x)), images, crop_size))
+        else:
+            probabilities.append(predict_probabilities(model, images, batch_size=len(images)))
+        labels.append(batch_labels)
+    return test_metrics(np.concatenate(probabilities), np.concatenate(labels), class_names)
 
 
 def _probability_function(model: Union[str, keras.Model],

@@ -59,6 +59,15 @@ def test_evaluate_of_the_export_equals_the_final_model(trained, small_data):
     assert json.loads(result.stdout)["confusion_matrix"] == final["confusion_matrix"]
 
 
+def test_evaluate_ten_crop_changes_the_answer_but_not_the_count(trained, small_data):
+    root, _ = trained
+    single, ten = (json.loads(run_cli("evaluate", root / "run" / "best.keras", "--data-dir",
+                                      small_data, "--json", *extra).stdout)
+                   for extra in ([], ["--ten-crop"]))
+    assert sum(map(sum, ten["confusion_matrix"])) == 100
+    assert ten["test_loss"] != single["test_loss"]
+
+
 def corrupt_batch(path):
     with open(os.path.join(path, "data_batch_1"), "wb") as file:
         pickle.dump({b"data": b"not pixels", b"labels": [1]}, file, protocol=2)
@@ -76,6 +85,8 @@ def corrupt_batch(path):
     (["evaluate", "{tmp}/nothing.keras"], "no model at"),
     (["evaluate", "{tmp}/notes.txt", "--data-dir", "{corrupt_ok}"], "neither a .keras checkpoint"),
     (["evaluate", "{tmp}", "--data-dir", "{corrupt_ok}"], "no SavedModel at"),
+    (["evaluate", "{tmp}/nothing.keras", "--ten-crop", "--ten-crop-pad", "-1"],
+     "--ten-crop-pad must be >= 0, got -1"),
     ([], "the following arguments are required: command"),
 ])
 def test_bad_input_gives_one_line_exit_2_and_writes_nothing(args, message, tmp_path, small_data):

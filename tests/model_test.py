@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_alexnet.model import AlexNet, build_model
+from keras_alexnet.model import AlexNet, LocalResponseNormalization, PaperAlexNet, build_model
 
 PARAMETRIC = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 FAN_IN = {"conv1": 27, "conv2": 576, "conv3": 1728, "conv4": 3456, "conv5": 2304,
@@ -122,3 +122,123 @@ def test_config_and_keras_file_round_trip(model, tmp_path):
 def test_unknown_init_is_rejected():
     with pytest.raises(ValueError, match="init must be"):
         build_model(init="xavier")
+
+
+# The paper's network, from its Section 3.5 and Figure 2: (name, kernel, input maps, filters,
+# convolution split across the two GPUs). A split layer's kernels see half the input maps.
+PAPER_LAYERS = (("conv1", 11, 3, 96, False), ("conv2", 5, 96, 256, True),
+                ("conv3", 3, 256, 384, False), ("conv4", 3, 384, 384, True),
+                ("conv5", 3, 384, 256, True), ("fc6", 1, 6 * 6 * 256, 4096, False),
+                ("fc7", 1, 4096, 4096, False), ("fc8", 1, 4096, 1000, False))
+
+
+@pytest.fixture(scope="module")
+def paper_model():
+    return build_model("paper", num_classes=1000, input_shape=(224, 224, 3), groups=2, lrn=True,
+                       seed=0)
+
+
+def expected_paper_parameters(groups):
+    total = 0
+    for _, kernel, inputs, filters, split in PAPER_LAYERS:
+        layer_groups = groups if split else 1
+        total += kernel * kernel * (inputs // layer_groups) * filters + filters
+    return total
+
+
+@pytest.mark.parametrize("groups", [2, 1])
+def test_paper_parameter_count_by_hand(groups, paper_model):
+    model = paper_model if groups == 2 else build_model("paper", groups=1, seed=0)
+    assert model.count_params() == expected_paper_parameters(groups)
+    assert model.count_params() == {2: 60_965_224, 1: 62_378_344}[groups]
+    for name, kernel, inputs, filters, split in PAPER_LAYERS:
+        weights = model.get_layer(name).kernel
+        shape = (inputs, filters) if name.startswith("fc") else (
+            kernel, kernel, inputs // (groups if split else 1), filters)
+        assert tuple(weights.shape) == shape, name
+
+
+def test_paper_output_shapes_per_layer(paper_model):
+    shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in paper_model.layers}
+    assert shapes == {
+        "images": (224, 224, 3), "normalize": (224, 224, 3), "conv1_pad": (228, 228, 3),
+        "conv1": (55, 55, 96), "conv1_lrn": (55, 55, 96), "conv1_pool": (27, 27, 96),
+        "conv2": (27, 27, 256), "conv2_lrn": (27, 27, 256), "conv2_pool": (13, 13, 256),
+        "conv3": (13, 13, 384), "conv4": (13, 13, 384), "conv5": (13, 13, 256),
+        "conv5_pool": (6, 6, 256), "flatten": (9216,), "fc6": (4096,), "fc6_dropout": (4096,),
+        "fc7": (4096,), "fc7_dropout": (4096,), "fc8": (1000,)}
+
+
+def test_paper_without_lrn_has_no_lrn_layers():
+    model = build_model("paper", num_classes=10, lrn=False, seed=0)
+    assert not any(isinstance(layer, LocalResponseNormalization) for layer in model.layers)
+    assert model.output.shape == (None, 10)
+
+
+def test_grouped_convolution_sees_only_its_half(paper_model):
+    """conv4's first 192 filters do not change when the second half of its input changes."""
+    conv4 = paper_model.get_layer("conv4")
+    features = np.random.default_rng(0).normal(size=(1, 13, 13, 384)).astype(np.float32)
+    changed = features.copy()
+    changed[..., 192:] += 1.0
+    before, after = (keras.ops.convert_to_numpy(conv4(x)) for x in (features, changed))
+    np.testing.assert_array_equal(before[..., :192], after[..., :192])
+    assert not np.allclose(before[..., 192:], after[..., 192:])
+
+
+def test_paper_init_and_biases(paper_model):
+    for name, *_ in PAPER_LAYERS:
+        kernel, bias = [keras.ops.convert_to_numpy(w) for w in paper_model.get_layer(name).weights]
+        assert kernel.std() == pytest.approx(0.01, rel=0.05), name
+        expected_bias = 1.0 if name in ("conv2", "conv4", "conv5", "fc6", "fc7") else 0.0
+        np.testing.assert_array_equal(bias, expected_bias)
+
+
+def test_paper_config_and_keras_file_round_trip(paper_model, tmp_path):
+    config = paper_model.get_config()
+    assert set(config) >= {"num_classes", "input_shape", "groups", "lrn", "init", "dropout", "mean",
+                           "std", "seed", "name"}
+    assert PaperAlexNet.from_config(config).get_config() == config
+    path = str(tmp_path / "paper.keras")
+    paper_model.save(path)
+    restored = keras.saving.load_model(path, safe_mode=True)
+    images = np.random.default_rng(1).uniform(0, 1, (2, 224, 224, 3)).astype(np.float32)
+    np.testing.assert_allclose(restored.predict(images, verbose=0),
+                               paper_model.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def paper_lrn(a, n=5, k=2.0, alpha=1e-4, beta=0.75):
+    """Section 3.3: b_i = a_i / (k + α Σ_{j=max(0, i−n/2)}^{min(N−1, i+n/2)} a_j²)^β."""
+    channels = a.shape[-1]
+    b = np.empty_like(a, dtype=np.float64)
+    for i in range(channels):
+        low, high = max(0, i - n // 2), min(channels - 1, i + n // 2)
+        b[..., i] = a[..., i] / (k + alpha * np.sum(a[..., low:high + 1] ** 2, axis=-1)) ** beta
+    return b
+
+
+@pytest.mark.parametrize("size,k,alpha,beta", [(5, 2.0, 1e-4, 0.75), (3, 1.0, 0.01, 0.5)])
+def test_lrn_matches_the_papers_formula(size, k, alpha, beta):
+    # Large activations, so the normalisation changes them by far more than the tolerance.
+    a = np.random.default_rng(0).uniform(0, 60, (2, 3, 4, 12)).astype(np.float32)
+    layer = LocalResponseNormalization(size=size, k=k, alpha=alpha, beta=beta)
+    expected = paper_lrn(a, size, k, alpha, beta)
+    assert np.abs(expected - a / k ** beta).max() > 1.0
+    for got in (layer(a), layer.normalize(keras.ops.convert_to_tensor(a))):  # backend op, keras.ops
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(got), expected, rtol=1e-5, atol=1e-5)
+    assert LocalResponseNormalization.from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+def test_lrn_rejects_an_even_size():
+    with pytest.raises(ValueError, match="odd"):
+        LocalResponseNormalization(size=4)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"variant": "vgg"}, "variant must be one of cifar, paper"),
+    ({"variant": "paper", "groups": 3}, "groups must be 1 or 2"),
+    ({"variant": "cifar", "input_shape": (64, 64, 3)}, "cifar variant takes"),
+])
+def test_bad_variant_arguments_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_model(**kwargs)

@@ -1,0 +1,69 @@
+"""Evaluation: test metrics and the paper's 10-crop averaging, for the CIFAR and any model."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_alexnet.data import load_cifar10
+from keras_alexnet import evaluation  # `evaluation.test_metrics`: pytest would collect the bare name
+from keras_alexnet.evaluation import (evaluate, evaluate_dataset, predict_probabilities,
+                                      ten_crop_probabilities, ten_crops)
+from keras_alexnet.model import build_model
+
+
+def test_test_metrics_counts_and_averages():
+    probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.5, 0.4, 0.1], [0.2, 0.2, 0.6]])
+    metrics = evaluation.test_metrics(probabilities, np.array([0, 1, 1, 2]), ["a", "b", "c"])
+    assert metrics["test_accuracy"] == 0.75
+    assert metrics["test_loss"] == pytest.approx(-np.mean(np.log([0.7, 0.8, 0.4, 0.6])))
+    assert metrics["confusion_matrix"] == [[1, 0, 0], [1, 1, 0], [0, 0, 1]]
+    assert metrics["per_class_accuracy"] == {"a": 1.0, "b": 0.5, "c": 1.0}
+
+
+def test_ten_crops_are_the_corners_the_centre_and_their_mirrors():
+    images = np.arange(2 * 7 * 9 * 1).reshape(2, 7, 9, 1)
+    crops = list(ten_crops(images, 4))
+    expected = [images[:, :4, :4], images[:, :4, 5:], images[:, 3:, :4], images[:, 3:, 5:],
+                images[:, 1:5, 2:6]]
+    expected += [patch[:, :, ::-1] for patch in expected]
+    assert len(crops) == 10
+    for got, want in zip(crops, expected):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_ten_crops_refuses_a_crop_larger_than_the_image():
+    with pytest.raises(ValueError, match="larger than the 7×9 images"):
+        next(ten_crops(np.zeros((1, 7, 9, 3)), 8))
+
+
+def test_ten_crop_evaluate_is_the_mean_of_the_ten_single_crop_predictions(cifar_dir):
+    model = build_model(seed=0)
+    x_test, y_test = load_cifar10(cifar_dir).x_test, load_cifar10(cifar_dir).y_test
+    padded = np.pad(x_test, [(0, 0), (4, 4), (4, 4), (0, 0)])
+    single = []
+    for top, left in ((0, 0), (0, 8), (8, 0), (8, 8), (4, 4)):
+        crop = padded[:, top:top + 32, left:left + 32]
+        single += [predict_probabilities(model, crop), predict_probabilities(model, crop[:, :, ::-1])]
+    mean = np.mean(single, axis=0)
+    np.testing.assert_allclose(predict_probabilities(model, padded[:, 4:36, 4:36]),
+                               predict_probabilities(model, x_test), rtol=1e-6)  # centre = image
+    got = ten_crop_probabilities(lambda x: predict_probabilities(model, x), padded, 32)
+    np.testing.assert_allclose(got, mean, rtol=1e-5, atol=1e-7)
+    metrics = evaluate(model, data_dir=cifar_dir, ten_crop=True)
+    assert metrics == evaluation.test_metrics(got, y_test)
+    assert metrics != evaluate(model, data_dir=cifar_dir)  # the crops do change the answer
+
+
+def test_evaluate_dataset_ten_crop_on_batches():
+    inputs = keras.Input((6, 6, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs)))
+    rng = np.random.default_rng(0)
+    batches = [(rng.uniform(0, 1, (3, 8, 8, 3)).astype(np.float32), np.array([0, 1, 1])),
+               (rng.uniform(0, 1, (2, 8, 8, 3)).astype(np.float32), np.array([1, 0]))]
+    metrics = evaluate_dataset(model, batches, ["a", "b"], ten_crop=True, crop_size=6)
+    expected = np.concatenate([
+        np.mean([predict_probabilities(model, crop) for crop in ten_crops(images, 6)], axis=0)
+        for images, _ in batches])
+    assert metrics == evaluation.test_metrics(expected, np.array([0, 1, 1, 1, 0]), ["a", "b"])
+    with pytest.raises(ValueError, match="needs crop_size"):
+        evaluate_dataset(model, batches, ["a", "b"], ten_crop=True)
