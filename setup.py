@@ -22,7 +22,9 @@ setup(
     extras_require={
         # gRPC client for TF Serving (keras_alexnet.serving.predict_grpc).
         "serving": ["tensorflow-serving-api"],
-        "test": ["pytest", "nbclient", "nbformat", "ipykernel", "tensorflow-serving-api"],
+        # The JAX backend (KERAS_BACKEND=jax): on-device augmentation without TensorFlow.
+        "jax": ["jax"],
+        "test": ["pytest", "nbclient", "nbformat", "ipykernel", "tensorflow-serving-api", "jax"],
     },
     entry_points={"console_scripts": ["keras-alexnet=keras_alexnet.cli:main"]},
 )

@@ -25,6 +25,7 @@ _LAZY = {
     "build_model": "keras_alexnet.model",
     "PCAColorJitter": "keras_alexnet.augment",
     "RandomPadCrop": "keras_alexnet.augment",
+    "RandomHorizontalFlip": "keras_alexnet.augment",
     "build_augmentation": "keras_alexnet.augment",
     "load_cifar10": "keras_alexnet.data",
     "DataError": "keras_alexnet.data",

@@ -1,9 +1,11 @@
 """The seed's training augmentation as Keras layers: PCA colour jitter, pad + random crop, flip.
 
 Every layer draws its random parameters per image, is written with `keras.ops` only (so it runs in a
-tf.data `map`, inside a model, and under XLA on any backend), and is the identity with
-`training=False` (what `predict` and `evaluate` pass). Called directly, like Keras' own random
-preprocessing layers, it augments.
+tf.data `map`, inside a compiled train step, and under XLA on any backend), and is the identity
+with `training=False` (what `predict` and `evaluate` pass). Called directly, like Keras' own random
+preprocessing layers, it augments. Crop and flip move pixels with one `take` over the flattened
+batch: per-image offsets (not `keras.layers.RandomCrop`'s one offset per batch), and, under XLA on a
+CPU, faster than `take_along_axis` or a `where` over a reversed copy.
 """
 
 from __future__ import annotations
@@ -111,23 +113,80 @@ class RandomPadCrop(keras.layers.Layer):
     def call(self, images, training: bool = True):
         if not training or self.pad == 0:
             return images
+        # Source row/column of every output pixel; those outside the image are the zero padding
+        # (read clamped, then masked: no padded copy of the batch is made).
         batch = ops.shape(images)[0]
         height, width = images.shape[1], images.shape[2]
-        padded = ops.pad(images, [[0, 0], [self.pad, self.pad], [self.pad, self.pad], [0, 0]])
-        offsets = keras.random.randint((batch, 2), 0, 2 * self.pad + 1, seed=self.seed_generator)
+        offsets = keras.random.randint((batch, 2), -self.pad, self.pad + 1, seed=self.seed_generator)
         rows = offsets[:, 0:1] + ops.arange(height)[None, :]
         cols = offsets[:, 1:2] + ops.arange(width)[None, :]
-        padded_width = width + 2 * self.pad
-        rows = ops.broadcast_to(rows[:, :, None, None], (batch, height, padded_width, images.shape[3]))
-        cropped = ops.take_along_axis(padded, rows, axis=1)
-        cols = ops.broadcast_to(cols[:, None, :, None], (batch, height, width, images.shape[3]))
-        return ops.take_along_axis(cropped, cols, axis=2)
+        inside = ops.logical_and(ops.logical_and(rows >= 0, rows < height)[:, :, None],
+                                 ops.logical_and(cols >= 0, cols < width)[:, None, :])
+        cropped = take_pixels(images, ops.clip(rows, 0, height - 1), ops.clip(cols, 0, width - 1))
+        return cropped * ops.cast(inside, cropped.dtype)[..., None]
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
         return {**super().get_config(), "pad": self.pad, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class RandomHorizontalFlip(keras.layers.Layer):
+    """Mirrors each image left–right with probability 0.5, drawn per image.
+
+    The seed's `RandomHorizontalFlip()`; the same as `keras.layers.RandomFlip("horizontal")`
+    (whose default, `"horizontal_and_vertical"`, would also flip upside down), in `keras.ops`.
+
+    Args:
+        seed: Seed of the random draws.
+
+    Example:
+
+    >>> flip = RandomHorizontalFlip(seed=0)
+    >>> flip(np.zeros((8, 32, 32, 3), "float32"), training=True).shape
+    TensorShape([8, 32, 32, 3])
+    """
+
+    def __init__(self, seed: Optional[int] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training: bool = True):
+        if not training:
+            return images
+        batch = ops.shape(images)[0]
+        height, width = images.shape[1], images.shape[2]
+        flipped = keras.random.uniform((batch, 1), seed=self.seed_generator) < 0.5
+        columns = ops.arange(width)[None, :]
+        cols = ops.where(flipped, width - 1 - columns, columns)
+        rows = ops.broadcast_to(ops.arange(height)[None, :], (batch, height))
+        return take_pixels(images, rows, cols)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+
+def take_pixels(images, rows, cols):
+    """`out[b, i, j] = images[b, rows[b, i], cols[b, j]]` as one `take` over the flattened batch.
+
+    Args:
+        images: `[batch, height, width, channels]`.
+        rows: Integer `[batch, out_height]` row of each output row, per image.
+        cols: Integer `[batch, out_width]` column of each output column, per image.
+    """
+    batch = ops.shape(images)[0]
+    height, width, channels = images.shape[1], images.shape[2], images.shape[3]
+    rows, cols = ops.cast(rows, "int32"), ops.cast(cols, "int32")
+    pixel = (ops.arange(batch, dtype="int32")[:, None, None] * (height * width)
+             + rows[:, :, None] * width + cols[:, None, :])
+    taken = ops.take(ops.reshape(images, (-1, channels)), ops.reshape(pixel, (-1,)), axis=0)
+    return ops.reshape(taken, (batch, rows.shape[1], cols.shape[1], channels))
 
 
 def build_augmentation(eigenvalues: Sequence[float], eigenvectors: Sequence[Sequence[float]],
@@ -156,7 +215,7 @@ def build_augmentation(eigenvalues: Sequence[float], eigenvectors: Sequence[Sequ
             PCAColorJitter(eigenvalues, eigenvectors, stddev=pca_stddev, seed=derived(0),
                            name="pca_color_jitter"),
             RandomPadCrop(pad=pad, seed=derived(1), name="random_pad_crop"),
-            keras.layers.RandomFlip("horizontal", seed=derived(2), name="random_flip"),
+            RandomHorizontalFlip(seed=derived(2), name="random_flip"),
         ],
         name="augmentation",
     )

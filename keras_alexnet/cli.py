@@ -1,5 +1,5 @@
-"""The `keras-alexnet` command: `train` (every `TrainConfig` field is a flag), `evaluate`, `report`,
-`predict`.
+"""The `keras-alexnet` command: `train` (every `TrainConfig` field is a flag), `evaluate`, `export`,
+`report`, `predict`.
 
 Errors in what the user gave (a bad flag or value, missing or corrupt data, a missing model) end
 with one `keras-alexnet: error: …` line and exit status 2, before anything is written.
@@ -78,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print all metrics as JSON")
     evaluate.set_defaults(run=_run_evaluate)
 
+    export = commands.add_parser("export", help="export a .keras model as a SavedModel (e.g. one "
+                                                "trained where TensorFlow was not installed)")
+    export.add_argument("--weights", required=True, metavar="MODEL.keras",
+                        help="the trained model: a run's final.keras or best.keras")
+    export.add_argument("--saved-models-dir", default="saved_models",
+                        help="base directory of the exports (default: %(default)s)")
+    export.add_argument("--model-name", default="alexnet_cifar10",
+                        help="model name: SAVED_MODELS_DIR/MODEL_NAME/<version>/ (default: %(default)s)")
+    export.set_defaults(run=_run_export)
+
     report = commands.add_parser("report", help="draw the seed's figures for a finished run")
     report.add_argument("run_dir", metavar="RUN_DIR", help="a train() output directory")
     report.add_argument("--data-dir", default=None, help="CIFAR-10 copy (default: the run's own)")
@@ -151,6 +161,22 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(metrics, indent=2))
     else:
         print(f"test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}")
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    if not args.weights.endswith(".keras"):
+        raise UserError(f"--weights must be a .keras file, got {args.weights}")
+    if not os.path.isfile(args.weights):
+        raise UserError(f"no model at {args.weights}")
+    import keras
+
+    from keras_alexnet.export import export_saved_model
+    from keras_alexnet.model import AlexNet  # noqa: F401  (registered: load_model rebuilds it)
+    from keras_alexnet.optimizer import TorchSGD  # noqa: F401  (registered: its optimizer)
+
+    model = keras.saving.load_model(args.weights, safe_mode=True)
+    print(f"SavedModel: {export_saved_model(model, args.saved_models_dir, args.model_name)}")
     return 0
 
 

@@ -10,6 +10,9 @@ from typing import Any, Optional
 
 INITS = ("torch", "paper")
 DISTRIBUTIONS = ("auto", "mirrored", "tpu", "none")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+JIT_COMPILE = ("auto", "on", "off")
+AUGMENTATION_PLACES = ("auto", "pipeline", "device")
 REFERENCE_BATCH_SIZE = 128  # the seed's batch, which its learning rate belongs to
 
 
@@ -57,6 +60,21 @@ class TrainConfig:
             rule); off by default, so the learning rate is never changed silently.
         deterministic: Reproducible runs: seeded, TensorFlow op determinism on one thread per
             op, XLA off, and the augmentation run batch after batch (several times slower).
+        mixed_precision: `"auto"` (bfloat16 on A100/H100-class GPUs and TPUs, float16 on
+            T4/V100-class GPUs, float32 on a CPU), `"float32"`, `"mixed_float16"` or
+            `"mixed_bfloat16"`. The logits stay float32.
+        jit_compile: XLA for the train step: `"auto"` (Keras' choice), `"on"` or `"off"`.
+        steps_per_execution: Train steps per call into the compiled function; `None`: 1 on a
+            CPU, 32 on an accelerator.
+        augmentation: Where the augmentation runs: `"pipeline"` (the tf.data input pipeline, on
+            the CPU), `"device"` (inside the compiled train step on the accelerator, the
+            training and validation images held in its memory as uint8), or `"auto"` (device on
+            the JAX backend, pipeline on TensorFlow). Never part of the exported model.
+        figures: Draw the seed's figures into `output_dir` (needs matplotlib).
+        checkpoint_every: Epochs between writes of the resume backup and of `best.keras` (the
+            last epoch always writes; `best.keras` is the best of the epochs written). Each write
+            is ~190 MB (weights and optimizer state); 0 writes neither (the fastest, but a killed
+            run cannot resume).
         verbose: Keras progress output: 0 (silent), 1 (progress bar), 2 (one line per epoch).
 
     Example:
@@ -91,6 +109,12 @@ class TrainConfig:
     linear_lr_scaling: bool = False
     deterministic: bool = False
     verbose: int = dataclasses.field(default=1, metadata={"choices": (0, 1, 2)})
+    mixed_precision: str = dataclasses.field(default="auto", metadata={"choices": PRECISIONS})
+    jit_compile: str = dataclasses.field(default="auto", metadata={"choices": JIT_COMPILE})
+    steps_per_execution: Optional[int] = None
+    augmentation: str = dataclasses.field(default="auto", metadata={"choices": AUGMENTATION_PLACES})
+    figures: bool = True
+    checkpoint_every: int = 1
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -168,6 +192,14 @@ def _check_ranges(config: TrainConfig) -> None:
          "must be a non-empty name without path separators"),
         ("train_subset", config.train_subset is None or config.train_subset >= 1, "must be >= 1 or None"),
         ("verbose", config.verbose in (0, 1, 2), "must be 0, 1 or 2"),
+        ("mixed_precision", config.mixed_precision in PRECISIONS,
+         f"must be one of {', '.join(PRECISIONS)}"),
+        ("jit_compile", config.jit_compile in JIT_COMPILE, f"must be one of {', '.join(JIT_COMPILE)}"),
+        ("steps_per_execution", config.steps_per_execution is None or config.steps_per_execution >= 1,
+         "must be >= 1 or None"),
+        ("checkpoint_every", config.checkpoint_every >= 0, "must be >= 0"),
+        ("augmentation", config.augmentation in AUGMENTATION_PLACES,
+         f"must be one of {', '.join(AUGMENTATION_PLACES)}"),
     ]
     for name, ok, rule in checks:
         if not ok:

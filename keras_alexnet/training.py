@@ -1,13 +1,21 @@
-"""`train()`: the seed's recipe end to end — data, augmentation, model, `fit`, test, export."""
+"""`train()`: the seed's recipe end to end — data, augmentation, model, `fit`, test, export.
+
+On the JAX backend with a local `data_dir` and `augmentation="device"`, nothing here imports
+TensorFlow; only the SavedModel export needs it (without TensorFlow the run saves `final.keras`
+for `keras-alexnet export --weights` on a machine that has it).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import importlib.util
 import json
 import math
 import os
 import shutil
+import sys
 import time
 import warnings
 from typing import Callable, Optional
@@ -18,15 +26,16 @@ import numpy as np
 from keras_alexnet.atomic import atomic_path
 from keras_alexnet.augment import build_augmentation
 from keras_alexnet.config import TrainConfig
-from keras_alexnet.data import PixelStats, eval_dataset, load_cifar10, split_train_validation, train_dataset
+from keras_alexnet.data import PixelStats, Split, eval_dataset, load_cifar10, split_train_validation, train_dataset
 from keras_alexnet.distribute import place
 from keras_alexnet.evaluation import predict_probabilities, test_metrics
-from keras_alexnet.export import export_saved_model
 from keras_alexnet.model import build_model
+from keras_alexnet.on_device import DeviceAugmentedModel
 from keras_alexnet.optimizer import TorchSGD
-from keras_alexnet.plots import write_figures
+from keras_alexnet.performance import Performance, resolve
 
 CHECKPOINT = "best.keras"
+FINAL_MODEL = "final.keras"
 HISTORY = "history.csv"
 METRICS = "metrics.json"
 CONFIG = "config.json"
@@ -85,31 +94,32 @@ def train(config: Optional[TrainConfig] = None, **overrides) -> TrainResult:
     split = split_train_validation(load_cifar10(config.data_dir), config.validation_size,
                                    config.seed, config.train_subset)
     stats = PixelStats.from_images(split.x_train)
+    performance = resolve(config)
     placement = place(config.distribution)
     if config.verbose:
-        print(f"keras_alexnet: training on {placement.num_replicas} replica(s) ({placement.name}), "
-              f"global batch {config.batch_size}")
-    with placement.scope:
-        model = build_model(init=config.init, dropout=config.dropout, mean=stats.mean,
-                            std=stats.std, seed=config.seed)
-        model.compile(optimizer=build_optimizer(config),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"], jit_compile=False if config.deterministic else "auto")
+        print(f"keras_alexnet: training on {placement.num_replicas} replica(s) ({placement.name}, "
+              f"{performance.accelerator.name}), global batch {config.batch_size}, "
+              f"{performance.mixed_precision}, XLA {performance.jit_compile}, "
+              f"{performance.steps_per_execution} step(s) per execution, augmentation on the "
+              f"{performance.augmentation}")
+    # The augmentation computes in float32 whatever the model's precision.
     augmentation = build_augmentation(stats.eigenvalues, stats.eigenvectors, pad=config.pad,
                                       pca_stddev=config.pca_stddev, seed=config.seed)
+    with dtype_policy(performance.mixed_precision), placement.scope:
+        model = build_model(init=config.init, dropout=config.dropout, mean=stats.mean,
+                            std=stats.std, seed=config.seed)
+        trainer = (DeviceAugmentedModel(model, np.concatenate([split.x_train, split.x_val]),
+                                        augmentation)
+                   if performance.augmentation == "device" else model)
+        compile_for_training(trainer, config, performance)
+        if trainer is not model:  # best.keras then carries the optimizer state too
+            model.compile(optimizer=trainer.optimizer, loss=trainer.loss, metrics=["accuracy"])
 
     run_dir = config.output_dir
     os.makedirs(run_dir, exist_ok=True)
     write_json(os.path.join(run_dir, CONFIG), config.to_dict())
-    model.fit(
-        train_dataset(split.x_train, split.y_train, config.batch_size, augmentation, config.seed,
-                      deterministic=config.deterministic),
-        validation_data=eval_dataset(split.x_val, split.y_val, config.batch_size),
-        epochs=config.epochs,
-        shuffle=False,  # The training dataset reshuffles itself every epoch.
-        callbacks=build_callbacks(config),
-        verbose=config.verbose,
-    )
+    trainer.fit(**fit_data(split, augmentation, config, performance), epochs=config.epochs,
+                callbacks=build_callbacks(config, model), verbose=config.verbose)
     history = read_history(os.path.join(run_dir, HISTORY))
     if not math.isfinite(history["loss"][-1]):
         # The backup holds the diverged weights: resuming from it would only diverge again.
@@ -127,14 +137,73 @@ def train(config: Optional[TrainConfig] = None, **overrides) -> TrainResult:
         "epochs_completed": len(history["epoch"]),
         "train_seconds": float(np.sum(epoch_seconds)),
         "train_images_per_second": float(len(split.x_train) / np.median(steady)),
+        "performance": {"mixed_precision": performance.mixed_precision,
+                        "jit_compile": performance.jit_compile,
+                        "steps_per_execution": performance.steps_per_execution,
+                        "augmentation": performance.augmentation,
+                        "backend": keras.backend.backend(),
+                        "device": performance.accelerator.name},
     }
     write_json(os.path.join(run_dir, METRICS), metrics)
-    write_figures(run_dir, split.x_train, split.y_train, stats, history, metrics["confusion_matrix"],
-                  pad=config.pad, pca_stddev=config.pca_stddev, seed=config.seed)
-    export_dir = None
-    if config.export:
-        export_dir = export_saved_model(model, config.saved_models_dir, config.model_name)
+    if config.figures:
+        from keras_alexnet.plots import write_figures
+
+        write_figures(run_dir, split.x_train, split.y_train, stats, history,
+                      metrics["confusion_matrix"], pad=config.pad, pca_stddev=config.pca_stddev,
+                      seed=config.seed)
+    export_dir = export_or_save(model, config) if config.export else None
     return TrainResult(model, history, metrics, run_dir, export_dir)
+
+
+def compile_for_training(model: keras.Model, config: TrainConfig, performance: Performance) -> None:
+    """Compiles with the seed's optimizer and loss and the run's XLA and steps-per-execution."""
+    model.compile(optimizer=build_optimizer(config),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"], jit_compile=performance.jit_compile,
+                  steps_per_execution=performance.steps_per_execution)
+
+
+def fit_data(split: Split, augmentation: keras.layers.Layer, config: TrainConfig,
+             performance: Performance) -> dict:
+    """`fit`'s data arguments: tf.data datasets (pipeline), or indices into the device store
+    that holds the training images followed by the validation images (device)."""
+    if performance.augmentation == "device":
+        train_size = len(split.x_train)
+        return {"x": np.arange(train_size, dtype=np.int32), "y": split.y_train,
+                "batch_size": config.batch_size, "shuffle": True,
+                "validation_data": (np.arange(train_size, train_size + len(split.x_val),
+                                              dtype=np.int32), split.y_val)}
+    return {"x": train_dataset(split.x_train, split.y_train, config.batch_size, augmentation,
+                               config.seed, deterministic=config.deterministic,
+                               jit_compile=not config.deterministic),
+            "validation_data": eval_dataset(split.x_val, split.y_val, config.batch_size),
+            "shuffle": False}  # The training dataset reshuffles itself every epoch.
+
+
+def export_or_save(model: keras.Model, config: TrainConfig) -> Optional[str]:
+    """Exports the SavedModel; without TensorFlow, saves `final.keras` to export elsewhere."""
+    if importlib.util.find_spec("tensorflow") is not None:
+        from keras_alexnet.export import export_saved_model
+
+        return export_saved_model(model, config.saved_models_dir, config.model_name)
+    final = os.path.join(config.output_dir, FINAL_MODEL)
+    with atomic_path(final) as staging:
+        model.save(staging)
+    print(f"keras_alexnet: TensorFlow is not installed, so no SavedModel was exported; the trained "
+          f"model is {final}: on a machine with TensorFlow run `keras-alexnet export --weights "
+          f"{final}`", file=sys.stderr)
+    return None
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Sets Keras' global dtype policy (e.g. `"mixed_bfloat16"`) inside the block only."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def make_tensorflow_deterministic() -> None:
@@ -174,8 +243,12 @@ def learning_rate_schedule(config: TrainConfig) -> Callable[[int], float]:
     return schedule
 
 
-def build_callbacks(config: TrainConfig) -> list[keras.callbacks.Callback]:
+def build_callbacks(config: TrainConfig, model: Optional[keras.Model] = None
+                    ) -> list[keras.callbacks.Callback]:
     """The run's callbacks, in the order they must run at the end of each epoch.
+
+    `model` is the model `best.keras` holds (default: the one being fit); with on-device
+    augmentation it is the network inside the `DeviceAugmentedModel` that `fit` trains.
 
     On a resumed run (`output_dir/backup` exists) `BackupAndRestore` restores the weights, the
     optimizer state and the epoch; `HistoryWriter` keeps the rows of the completed epochs and
@@ -187,10 +260,15 @@ def build_callbacks(config: TrainConfig) -> list[keras.callbacks.Callback]:
         EpochTimer(),
         keras.callbacks.LearningRateScheduler(learning_rate_schedule(config)),
         keras.callbacks.TerminateOnNaN(),
-        BestCheckpoint(os.path.join(run_dir, CHECKPOINT), resume=resuming),
-        HistoryWriter(os.path.join(run_dir, HISTORY), resume=resuming),
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, BACKUP), double_checkpoint=True),
     ]
+    if config.checkpoint_every:
+        callbacks.append(BestCheckpoint(os.path.join(run_dir, CHECKPOINT), resume=resuming,
+                                        model=model, every=config.checkpoint_every))
+    callbacks.append(HistoryWriter(os.path.join(run_dir, HISTORY), resume=resuming))
+    if config.checkpoint_every:
+        callbacks.append(PeriodicBackupAndRestore(os.path.join(run_dir, BACKUP),
+                                                  every=config.checkpoint_every,
+                                                  double_checkpoint=True))
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
     return callbacks
@@ -250,6 +328,32 @@ class HistoryWriter(keras.callbacks.Callback):
                 writer.writerows(self.rows)
 
 
+def is_due(epoch: int, every: int, epochs: Optional[int]) -> bool:
+    """Whether 0-based `epoch` is one that writes: every `every`-th epoch, and the last."""
+    return (epoch + 1) % every == 0 or epoch + 1 == epochs
+
+
+class PeriodicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` that backs up every `every` epochs and after the last.
+
+    A run killed between backups resumes after the last one written, so the epochs since are
+    trained again (their `history.csv` rows are replaced).
+
+    Args:
+        backup_dir: Where the backup lives (removed when training completes).
+        every: Epochs between backups.
+        **kwargs: Passed to `BackupAndRestore` (e.g. `double_checkpoint=True`).
+    """
+
+    def __init__(self, backup_dir: str, every: int = 1, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.every = every
+
+    def on_epoch_end(self, epoch, logs=None):
+        if is_due(epoch, self.every, (self.params or {}).get("epochs")):
+            super().on_epoch_end(epoch, logs)
+
+
 class BestCheckpoint(keras.callbacks.Callback):
     """Saves the whole model (with its optimizer) whenever validation accuracy reaches a new best.
 
@@ -261,13 +365,18 @@ class BestCheckpoint(keras.callbacks.Callback):
         path: The `.keras` file.
         monitor: The epoch log to maximise.
         resume: Start from the best value in the `history.csv` beside `path` (a resumed run).
+        model: The model to save; default: the model being fit.
+        every: Consider only every `every`-th epoch and the last (fewer ~190 MB writes).
     """
 
-    def __init__(self, path: str, monitor: str = "val_accuracy", resume: bool = False):
+    def __init__(self, path: str, monitor: str = "val_accuracy", resume: bool = False,
+                 model: Optional[keras.Model] = None, every: int = 1):
         super().__init__()
         self.path = path
         self.monitor = monitor
         self.resume = resume
+        self.saved_model = model
+        self.every = every
         self.best = -math.inf
 
     def on_train_begin(self, logs=None):
@@ -276,12 +385,14 @@ class BestCheckpoint(keras.callbacks.Callback):
             self.best = max(read_history(history).get(self.monitor, []), default=-math.inf)
 
     def on_epoch_end(self, epoch, logs=None):
+        if not is_due(epoch, self.every, (self.params or {}).get("epochs")):
+            return
         value = (logs or {}).get(self.monitor)
         if value is None or not math.isfinite(logs.get("loss", 0.0)) or value <= self.best:
             return
         self.best = value
         with atomic_path(self.path) as staging:
-            self.model.save(staging)
+            (self.saved_model or self.model).save(staging)
 
 
 def read_history_rows(path: str) -> list[dict[str, str]]:

@@ -2,7 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_alexnet.augment import PCAColorJitter, RandomPadCrop, build_augmentation
+from keras_alexnet.augment import (PCAColorJitter, RandomHorizontalFlip, RandomPadCrop,
+                                   build_augmentation, take_pixels)
 
 # A real-looking RGB covariance (CIFAR-10's, on 0–255 pixels) and its eigen-decomposition.
 COVARIANCE = np.array([[3969.0, 3700.0, 3300.0], [3700.0, 3855.0, 3600.0], [3300.0, 3600.0, 4450.0]])
@@ -53,6 +54,7 @@ def test_output_is_clipped_to_value_range():
 @pytest.mark.parametrize("layer", [
     PCAColorJitter(EIGENVALUES, EIGENVECTORS, seed=0),
     RandomPadCrop(pad=4, seed=0),
+    RandomHorizontalFlip(seed=0),
     build_augmentation(EIGENVALUES, EIGENVECTORS, seed=0),
 ])
 def test_inference_is_the_identity(layer):
@@ -95,11 +97,33 @@ def test_flip_is_horizontal_only_and_per_image():
 @pytest.mark.parametrize("layer", [
     PCAColorJitter(EIGENVALUES, EIGENVECTORS, stddev=0.2, mode="paper", value_range=(0, 1), seed=4),
     RandomPadCrop(pad=2, seed=5),
+    RandomHorizontalFlip(seed=6),
 ])
 def test_layers_round_trip_through_keras_serialization(layer):
     restored = keras.layers.deserialize(keras.layers.serialize(layer))
     assert type(restored) is type(layer)
     assert restored.get_config() == layer.get_config()
+
+
+def test_take_pixels_indexes_each_image_with_its_own_rows_and_columns():
+    images = np.arange(2 * 4 * 5 * 2, dtype=np.float32).reshape(2, 4, 5, 2)
+    rows = np.array([[3, 0], [1, 1]])
+    cols = np.array([[4, 0, 2], [0, 1, 2]])
+    got = keras.ops.convert_to_numpy(take_pixels(images, rows, cols))
+    expected = np.stack([images[b][np.ix_(rows[b], cols[b])] for b in range(2)])
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_augmentation_compiles_under_xla():
+    """The layers run inside a jit-compiled function (the stock RandomCrop could not)."""
+    import tensorflow as tf
+
+    augmentation = build_augmentation(EIGENVALUES, EIGENVECTORS, seed=0)
+    images = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype(np.float32)
+    compiled = tf.function(lambda x: augmentation(x, training=True), jit_compile=True)
+    out = compiled(images).numpy()
+    assert out.shape == images.shape and not np.array_equal(out, images)
+    assert compiled.experimental_get_compiler_ir(images)(stage="hlo")  # XLA really compiled it
 
 
 def test_unknown_mode_is_rejected():

@@ -115,6 +115,34 @@ def test_resumed_fit_gets_back_optimizer_state_and_history_without_duplicates(tm
     assert read_history(str(tmp_path / "history.csv"))["epoch"] == [0, 1, 2, 3]
 
 
+def test_backups_every_second_epoch_resume_after_the_last_one_written(tmp_path):
+    """Killed as epoch 3 (index 2) starts: the last backup is after epoch 2 (index 1)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 4)).astype("float32"), rng.integers(0, 3, 64)
+    config = TrainConfig(output_dir=str(tmp_path), checkpoint_every=2)
+
+    class InterruptLater(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tiny_model().fit(x, y, batch_size=16, epochs=5, validation_data=(x, y), verbose=0,
+                         callbacks=[*build_callbacks(config), InterruptLater()])
+    after = Snapshot("begin")
+    tiny_model().fit(x, y, batch_size=16, epochs=5, validation_data=(x, y), verbose=0,
+                     callbacks=[*build_callbacks(config), after])
+    assert sorted(after.values) == [2, 3, 4]  # epoch index 2 had no backup: it ran again
+    assert read_history(str(tmp_path / "history.csv"))["epoch"] == [0, 1, 2, 3, 4]
+
+
+def test_checkpoint_every_zero_writes_no_checkpoint_and_no_backup(tmp_path):
+    config = TrainConfig(output_dir=str(tmp_path), checkpoint_every=0)
+    names = [type(callback).__name__ for callback in build_callbacks(config)]
+    assert "BestCheckpoint" not in names and "PeriodicBackupAndRestore" not in names
+    assert "HistoryWriter" in names
+
+
 def test_a_failed_checkpoint_write_keeps_the_previous_best(tmp_path, monkeypatch):
     model = tiny_model()
     model.build((None, 4))

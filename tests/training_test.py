@@ -15,7 +15,8 @@ from keras_alexnet.evaluation import evaluate, predict_probabilities
 from keras_alexnet.training import read_history
 
 METRIC_KEYS = {"test_accuracy", "test_loss", "per_class_accuracy", "confusion_matrix",
-               "best_val_accuracy", "epochs_completed", "train_seconds", "train_images_per_second"}
+               "best_val_accuracy", "epochs_completed", "train_seconds", "train_images_per_second",
+               "performance"}
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,9 @@ def test_run_directory_holds_metrics_history_and_checkpoint(run):
     assert metrics["test_accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum())
     assert list(metrics["per_class_accuracy"])[:2] == ["airplane", "automobile"]
     assert metrics["epochs_completed"] == 1 and metrics["train_images_per_second"] > 0
+    assert metrics["performance"] == {"mixed_precision": "float32", "jit_compile": "auto",
+                                      "steps_per_execution": 1, "augmentation": "pipeline",
+                                      "backend": "tensorflow", "device": "CPU"}
     history = read_history(os.path.join(result.run_dir, "history.csv"))
     assert history == result.history and history["epoch"] == [0]
     assert history["learning_rate"] == [pytest.approx(0.01)]

@@ -1,0 +1,44 @@
+"""What every benchmark prints with its numbers: machine, backend, date; and the data to use."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+
+import numpy as np
+
+DEFAULT_DATA_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                                 "..", "shared", "data", "cifar-10-batches-py"))
+
+
+def context() -> dict:
+    """The machine, backend and date a measurement belongs to."""
+    import keras
+
+    from keras_alexnet.performance import find_accelerator
+
+    accelerator = find_accelerator()
+    return {"device": accelerator.name, "device_kind": accelerator.kind,
+            "cpu_count": os.cpu_count(), "machine": platform.node(),
+            "backend": keras.backend.backend(), "keras": keras.__version__,
+            "date": datetime.date.today().isoformat()}
+
+
+def emit(benchmark: str, **values) -> None:
+    """Prints one measurement as one JSON line."""
+    print(json.dumps({"benchmark": benchmark, **values, **context()}), flush=True)
+
+
+def cifar_train_images(data_dir: str | None, count: int | None = None):
+    """`(images, labels, source)`: the first `count` CIFAR-10 training images of `data_dir`, or,
+    when there is no copy there, random images of that shape (`source` says which)."""
+    from keras_alexnet.data import load_cifar10
+
+    if data_dir and os.path.exists(data_dir):
+        data = load_cifar10(data_dir)
+        return data.x_train[:count], data.y_train[:count], data_dir
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (count or 50_000, 32, 32, 3), dtype=np.uint8)
+    return images, rng.integers(0, 10, len(images)).astype(np.int64), "random pixels"

@@ -1,0 +1,71 @@
+"""The whole seed recipe with keras_alexnet: 49 epochs of training with validation, then the test,
+timed end to end, with the test accuracy.
+
+    KERAS_BACKEND=jax python benchmarks/seed_recipe.py --data-dir DIR [--epochs 49] [--quick]
+
+Runs `keras_alexnet.train()` with the recipe's defaults (figures and export off: they are not part
+of the recipe's time) and prints one JSON line: wall seconds, the first epoch (compilation
+included) apart from the steady epochs, train images/s, test accuracy.
+Not a test: the numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+from common import DEFAULT_DATA_DIR, emit  # noqa: E402
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    parser.add_argument("--epochs", type=int, default=49)
+    parser.add_argument("--train-subset", type=int, default=None)
+    parser.add_argument("--validation-size", type=int, default=10_000)
+    parser.add_argument("--mixed-precision", default="auto")
+    parser.add_argument("--augmentation", default="auto")
+    parser.add_argument("--checkpoint-every", type=int, default=1,
+                        help="epochs between backup/best.keras writes; 0: none (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 epoch on 256 images, 500 validation images (CI)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.epochs, args.train_subset, args.validation_size = 1, 256, 500
+
+    import keras_alexnet
+
+    run_dir = tempfile.mkdtemp(prefix="seed_recipe_")
+    try:
+        start = time.perf_counter()
+        result = keras_alexnet.train(data_dir=args.data_dir, epochs=args.epochs,
+                                     train_subset=args.train_subset,
+                                     validation_size=args.validation_size,
+                                     mixed_precision=args.mixed_precision,
+                                     augmentation=args.augmentation,
+                                     checkpoint_every=args.checkpoint_every, output_dir=run_dir,
+                                     export=False, figures=False, verbose=0)
+        wall = time.perf_counter() - start
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    seconds = result.history["epoch_seconds"]
+    steady = float(np.median(seconds[1:] or seconds))
+    emit("seed_recipe", epochs=args.epochs, checkpoint_every=args.checkpoint_every,
+         wall_seconds=round(wall, 1),
+         first_epoch_seconds=round(seconds[0], 2), steady_epoch_seconds=round(steady, 3),
+         compile_seconds_estimate=round(seconds[0] - steady, 2),
+         train_images_per_second=round(result.metrics["train_images_per_second"]),
+         test_accuracy=result.metrics["test_accuracy"],
+         best_val_accuracy=result.metrics["best_val_accuracy"],
+         performance=result.metrics["performance"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Train-step throughput of the seed recipe's full step — device-side augmentation, forward,
+backward, clipped PyTorch-style SGD — on the current Keras backend and device, for each batch size
+and precision: images/s and ms/step, with the first call's compilation reported apart.
+
+    KERAS_BACKEND=jax python benchmarks/train_step.py [--batch-sizes 128 512] [--steps 100] [--quick]
+
+"mixed" is the precision `TrainConfig(mixed_precision="auto")` picks on an accelerator: bfloat16
+on TPUs and on GPUs of compute capability ≥ 8, float16 on older GPUs (bfloat16 on a CPU).
+Prints one JSON line per measurement. Not a test: the numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+from common import DEFAULT_DATA_DIR, cifar_train_images, emit  # noqa: E402
+
+
+def mixed_precision_here() -> str:
+    from keras_alexnet.config import TrainConfig
+    from keras_alexnet.performance import Accelerator, find_accelerator, resolve
+
+    accelerator = find_accelerator()
+    if accelerator.kind == "cpu":  # "auto" keeps float32 on a CPU; measure bfloat16 there
+        accelerator = Accelerator("tpu", accelerator.name)
+    return resolve(TrainConfig(mixed_precision="auto"), accelerator).mixed_precision
+
+
+def measure(images, labels, batch_size: int, precision: str, steps: int) -> dict:
+    import keras
+
+    from keras_alexnet.augment import build_augmentation
+    from keras_alexnet.config import TrainConfig
+    from keras_alexnet.data import PixelStats
+    from keras_alexnet.model import build_model
+    from keras_alexnet.on_device import DeviceAugmentedModel
+    from keras_alexnet.performance import resolve
+    from keras_alexnet.training import compile_for_training, dtype_policy
+
+    config = TrainConfig(batch_size=batch_size, mixed_precision=precision, steps_per_execution=1)
+    performance = resolve(config)
+    stats = PixelStats.from_images(images)
+    augmentation = build_augmentation(stats.eigenvalues, stats.eigenvectors, seed=0)
+    with dtype_policy(precision):
+        model = build_model(mean=stats.mean, std=stats.std, seed=0)
+        trainer = DeviceAugmentedModel(model, images, augmentation)
+        compile_for_training(trainer, config, performance)
+    indices = np.arange(len(images), dtype=np.int32)
+    needed = batch_size * steps
+    indices = np.resize(indices, needed)
+    targets = labels[indices]
+
+    start = time.perf_counter()  # the first step: tracing and compilation, plus one step
+    trainer.fit(indices[:batch_size], targets[:batch_size], batch_size=batch_size, epochs=1,
+                shuffle=False, verbose=0)
+    keras.ops.convert_to_numpy(model.get_layer("fc8").kernel)  # wait for the device
+    compile_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    trainer.fit(indices, targets, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+    keras.ops.convert_to_numpy(model.get_layer("fc8").kernel)
+    seconds = time.perf_counter() - start
+    return {"batch_size": batch_size, "precision": precision, "steps": steps,
+            "images_per_second": round(needed / seconds), "ms_per_step": round(1e3 * seconds / steps, 3),
+            "compile_seconds": round(compile_seconds, 2), "jit_compile": trainer.jit_compile}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 512])
+    parser.add_argument("--precisions", nargs="+", default=["float32", "mixed"])
+    parser.add_argument("--steps", type=int, default=100, help="timed steps per measurement")
+    parser.add_argument("--quick", action="store_true", help="batch 8, 2 steps (CI)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.batch_sizes, args.steps = [8], 2
+    images, labels, source = cifar_train_images(args.data_dir, 50_000 if not args.quick else 64)
+    for batch_size in args.batch_sizes:
+        for precision in args.precisions:
+            policy = mixed_precision_here() if precision == "mixed" else precision
+            emit("train_step", data=source, **measure(images, labels, batch_size, policy, args.steps))
+
+
+if __name__ == "__main__":
+    main()

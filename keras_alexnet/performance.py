@@ -1,0 +1,120 @@
+"""The fast paths of a run — precision, XLA, steps per execution, where augmentation runs — with
+`"auto"` resolved for the accelerator at hand.
+
+| setting (`TrainConfig`) | `"auto"` / `None` picks |
+|---|---|
+| `mixed_precision` | `mixed_bfloat16` on TPUs and GPUs of compute capability ≥ 8 (A100, H100, …), `mixed_float16` on older GPUs (T4, V100), `float32` on a CPU |
+| `jit_compile` | Keras' own `"auto"`: XLA where the backend and model support it (the TensorFlow backend leaves it off on a CPU-only machine) |
+| `steps_per_execution` | 1 on a CPU, 32 on an accelerator (fewer callback round trips per epoch) |
+| `augmentation` | `"device"` on the JAX backend, `"pipeline"` (tf.data) on TensorFlow |
+
+The accelerator is found without importing TensorFlow on the JAX backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Union
+
+import keras
+
+from keras_alexnet.config import TrainConfig
+
+ACCELERATOR_STEPS_PER_EXECUTION = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class Accelerator:
+    """The device training runs on: `kind` is `"cpu"`, `"gpu"` or `"tpu"`; `compute_capability`
+    is `(major, minor)` for an NVIDIA GPU, else `None`; `name` is the device's own description."""
+
+    kind: str
+    name: str
+    compute_capability: Optional[tuple[int, int]] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Performance:
+    """Resolved fast-path settings of one run (no `"auto"` left)."""
+
+    mixed_precision: str
+    jit_compile: Union[bool, str]
+    steps_per_execution: int
+    augmentation: str
+    accelerator: Accelerator
+
+
+def find_accelerator() -> Accelerator:
+    """The first accelerator the Keras backend sees, else the CPU."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        kind = device.platform if device.platform in ("gpu", "tpu") else "cpu"
+        capability = getattr(device, "compute_capability", None)
+        return Accelerator(kind, getattr(device, "device_kind", str(device)),
+                           _parse_capability(capability))
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if tf.config.list_logical_devices("TPU"):
+            return Accelerator("tpu", "TPU")
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            details = tf.config.experimental.get_device_details(gpus[0])
+            return Accelerator("gpu", details.get("device_name", gpus[0].name),
+                               _parse_capability(details.get("compute_capability")))
+    return Accelerator("cpu", "CPU")
+
+
+def resolve(config: TrainConfig, accelerator: Optional[Accelerator] = None) -> Performance:
+    """Resolves the config's `"auto"` fast-path settings for `accelerator` (default: this one).
+
+    Example:
+
+    >>> resolve(TrainConfig(), Accelerator("gpu", "NVIDIA H100", (9, 0))).mixed_precision
+    'mixed_bfloat16'
+    """
+    accelerator = accelerator or find_accelerator()
+    return Performance(
+        mixed_precision=_precision(config.mixed_precision, accelerator),
+        jit_compile=_jit_compile(config),
+        steps_per_execution=config.steps_per_execution or (
+            1 if accelerator.kind == "cpu" else ACCELERATOR_STEPS_PER_EXECUTION),
+        augmentation=_augmentation(config.augmentation),
+        accelerator=accelerator,
+    )
+
+
+def _precision(setting: str, accelerator: Accelerator) -> str:
+    if setting != "auto":
+        return setting
+    if accelerator.kind == "tpu":
+        return "mixed_bfloat16"
+    if accelerator.kind == "gpu":
+        major = (accelerator.compute_capability or (0, 0))[0]
+        return "mixed_bfloat16" if major >= 8 else "mixed_float16"
+    return "float32"
+
+
+def _jit_compile(config: TrainConfig) -> Union[bool, str]:
+    if config.deterministic:
+        return False  # XLA's GPU kernels do not promise bit-identical runs.
+    return {"auto": "auto", "on": True, "off": False}[config.jit_compile]
+
+
+def _augmentation(setting: str) -> str:
+    if setting != "auto":
+        return setting
+    return "device" if keras.backend.backend() == "jax" else "pipeline"
+
+
+def _parse_capability(value) -> Optional[tuple[int, int]]:
+    """`(8, 0)` from `(8, 0)` (TensorFlow) or `"8.0"` (JAX); `None` when unknown."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        major, _, minor = value.partition(".")
+        return int(major), int(minor or 0)
+    return int(value[0]), int(value[1])

@@ -1,0 +1,44 @@
+"""The benchmark scripts run in their short mode (CI), so they cannot rot; their numbers are not
+checked (they depend on the machine), their output format is."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+COMMON = {"benchmark", "device", "device_kind", "backend", "keras", "date", "cpu_count"}
+
+
+def run_benchmark(script, *args):
+    process = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", script), "--quick",
+                              *args], capture_output=True, text=True, timeout=600)
+    assert process.returncode == 0, process.stderr[-3000:]
+    return [json.loads(line) for line in process.stdout.splitlines() if line.startswith("{")]
+
+
+def test_input_pipeline_reports_both_variants_and_their_ratio(cifar_dir):
+    lines = run_benchmark("input_pipeline.py", "--data-dir", cifar_dir)
+    assert [line["variant"] for line in lines] == ["batched", "per_image", "ratio"]
+    assert all(COMMON <= set(line) for line in lines)
+    batched, per_image, ratio = lines
+    assert batched["images"] == 600 and batched["images_per_second"] > 0  # 5 × 120 test images
+    assert ratio["batched_over_per_image"] == pytest.approx(
+        batched["images_per_second"] / per_image["images_per_second"], rel=0.01)
+
+
+def test_train_step_reports_each_precision_with_compile_time(cifar_dir):
+    lines = run_benchmark("train_step.py", "--data-dir", cifar_dir)
+    assert [line["precision"] for line in lines] == ["float32", "mixed_bfloat16"]
+    for line in lines:
+        assert COMMON <= set(line) and line["batch_size"] == 8 and line["steps"] == 2
+        assert line["ms_per_step"] > 0 and line["compile_seconds"] > 0
+
+
+def test_seed_recipe_reports_wall_time_and_test_accuracy(cifar_dir):
+    (line,) = run_benchmark("seed_recipe.py", "--data-dir", cifar_dir, "--checkpoint-every", "0")
+    assert COMMON <= set(line) and line["epochs"] == 1 and line["checkpoint_every"] == 0
+    assert line["wall_seconds"] > line["first_epoch_seconds"] > 0
+    assert 0.0 <= line["test_accuracy"] <= 1.0

@@ -1,0 +1,94 @@
+"""The JAX backend without TensorFlow: train() with on-device augmentation imports nothing from
+TensorFlow, saves final.keras instead of exporting, and `keras-alexnet export --weights` turns that
+file into a SavedModel on the TensorFlow side that predicts what JAX predicted."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+pytest.importorskip("jax")
+
+# Runs in a fresh process with KERAS_BACKEND=jax, TensorFlow made unimportable (as on the GPU
+# machine, which has none), and reports what it saw.
+SCRIPT = r"""
+import importlib.abc, importlib.util, json, sys
+import numpy as np
+
+class NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("tensorflow", "tensorflow_datasets"):
+            raise ImportError(f"No module named {name!r} (hidden by the test)")
+
+sys.meta_path.insert(0, NoTensorFlow())
+find_spec = importlib.util.find_spec
+importlib.util.find_spec = lambda name, *a, **k: (
+    None if name.split(".")[0] in ("tensorflow", "tensorflow_datasets") else find_spec(name, *a, **k))
+
+import keras
+import keras_alexnet
+from keras_alexnet.data import load_cifar10
+from keras_alexnet.evaluation import predict_probabilities
+
+data_dir, run_dir, saved_models_dir, out = sys.argv[1:5]
+result = keras_alexnet.train(data_dir=data_dir, epochs=2, train_subset=64, validation_size=100,
+                             batch_size=32, output_dir=run_dir, saved_models_dir=saved_models_dir,
+                             figures=False, verbose=0)
+np.save(out + ".npy", predict_probabilities(result.model, load_cifar10(data_dir).x_test[:16]))
+with open(out + ".json", "w") as file:
+    json.dump({"backend": keras.backend.backend(),
+               "tensorflow_modules": sorted(m for m in sys.modules if m.startswith("tensorflow")),
+               "export_dir": result.export_dir, "performance": result.metrics["performance"],
+               "epochs": result.history["epoch"]}, file)
+"""
+
+
+@pytest.fixture(scope="module")
+def jax_run(tmp_path_factory):
+    from conftest import write_cifar_dir
+
+    root = tmp_path_factory.mktemp("jax")
+    data_dir = root / "cifar-10-batches-py"
+    write_cifar_dir(str(data_dir))
+    process = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(data_dir), str(root / "run"), str(root / "sm"),
+         str(root / "report")], env={**os.environ, "KERAS_BACKEND": "jax"},
+        capture_output=True, text=True, timeout=900)
+    assert process.returncode == 0, process.stderr[-3000:]
+    with open(root / "report.json") as file:
+        return root, data_dir, json.load(file), process.stderr
+
+
+def test_jax_training_imports_no_tensorflow_and_runs_on_the_device(jax_run):
+    _, _, report, _ = jax_run
+    assert report["backend"] == "jax"
+    assert report["tensorflow_modules"] == []
+    assert report["performance"]["augmentation"] == "device"
+    assert report["epochs"] == [0, 1]
+
+
+def test_without_tensorflow_the_run_saves_final_keras_and_says_how_to_export(jax_run):
+    root, _, report, stderr = jax_run
+    assert report["export_dir"] is None and not (root / "sm").exists()
+    assert os.path.isfile(root / "run" / "final.keras")
+    assert f"keras-alexnet export --weights {root / 'run' / 'final.keras'}" in stderr
+
+
+def test_export_of_the_jax_model_serves_what_jax_predicted(jax_run):
+    import tensorflow as tf
+
+    from keras_alexnet.data import load_cifar10
+
+    root, data_dir, _, _ = jax_run
+    result = run_cli("export", "--weights", root / "run" / "final.keras", "--saved-models-dir",
+                     root / "exported")
+    assert result.returncode == 0, result.stderr
+    version = root / "exported" / "alexnet_cifar10" / "1"
+    assert f"SavedModel: {version}" in result.stdout
+    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+    served = serve(images=tf.constant(load_cifar10(str(data_dir)).x_test[:16]))["probabilities"]
+    np.testing.assert_allclose(served.numpy(), np.load(root / "report.npy"), atol=1e-5)

@@ -1,0 +1,96 @@
+"""On-device augmentation: the image store, the training wrapper, and train() with it."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_alexnet import train
+from keras_alexnet.augment import build_augmentation
+from keras_alexnet.model import build_model
+from keras_alexnet.on_device import DeviceAugmentedModel, ImageStore
+
+EIGENVALUES, EIGENVECTORS = [100.0, 400.0, 9000.0], np.eye(3)
+
+
+def images(count=24, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+
+
+def test_store_looks_images_up_by_index_as_float32():
+    stored = images()
+    store = ImageStore(stored)
+    got = keras.ops.convert_to_numpy(store(np.array([3, 0, 3, 23])))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, stored[[3, 0, 3, 23]].astype(np.float32))
+    assert store.images.dtype == "uint8" and not store.trainable_weights
+
+
+def test_store_refuses_non_uint8_images():
+    with pytest.raises(ValueError, match="images must be uint8"):
+        ImageStore(images().astype(np.float32))
+
+
+def test_wrapper_weights_file_holds_the_model_but_not_the_images(tmp_path):
+    model = build_model(seed=0)
+    trainer = DeviceAugmentedModel(model, images(2000), build_augmentation(EIGENVALUES, EIGENVECTORS))
+    trainer.save_weights(str(tmp_path / "trainer.weights.h5"))
+    model.save_weights(str(tmp_path / "model.weights.h5"))
+    sizes = [os.path.getsize(tmp_path / name) for name in ("trainer.weights.h5", "model.weights.h5")]
+    assert sizes[0] - sizes[1] < 100_000  # 2000 images would be 6 MB
+    other = DeviceAugmentedModel(build_model(seed=1), images(2000, seed=1),
+                                 build_augmentation(EIGENVALUES, EIGENVECTORS))
+    other.load_weights(str(tmp_path / "trainer.weights.h5"))
+    for a, b in zip(model.weights, other.network.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+
+
+def test_wrapper_augments_only_in_training():
+    stored = images()
+    model = build_model(dropout=0.0, seed=0)
+    trainer = DeviceAugmentedModel(model, stored, build_augmentation(EIGENVALUES, EIGENVECTORS, seed=0))
+    indices = np.arange(8)
+    plain = keras.ops.convert_to_numpy(model(stored[:8].astype(np.float32), training=False))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(trainer(indices, training=False)), plain,
+                               rtol=1e-5, atol=1e-6)
+    augmented = keras.ops.convert_to_numpy(trainer(indices, training=True))
+    assert np.abs(augmented - plain).max() > 1e-3
+
+
+def test_train_step_with_augmentation_compiles_under_xla():
+    stored = images(64)
+    trainer = DeviceAugmentedModel(build_model(seed=0), stored,
+                                   build_augmentation(EIGENVALUES, EIGENVECTORS, seed=0))
+    trainer.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                    jit_compile=True)
+    history = trainer.fit(np.arange(64), np.arange(64) % 10, batch_size=32, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert trainer.jit_compile is True
+
+
+def test_train_with_device_augmentation_checkpoints_and_exports_the_bare_model(cifar_dir, tmp_path):
+    result = train(data_dir=cifar_dir, epochs=1, train_subset=64, validation_size=100,
+                   batch_size=32, augmentation="device", output_dir=str(tmp_path / "run"),
+                   saved_models_dir=str(tmp_path / "sm"), figures=False, verbose=0)
+    assert result.metrics["performance"]["augmentation"] == "device"
+    checkpoint = keras.saving.load_model(str(tmp_path / "run" / "best.keras"), safe_mode=True)
+    assert type(checkpoint).__name__ == "AlexNet"
+    assert checkpoint.optimizer.iterations.numpy() == 2  # 64 images / batch 32
+    assert not any("augment" in layer.name or "store" in layer.name for layer in checkpoint.layers)
+    assert os.path.isfile(os.path.join(result.export_dir, "saved_model.pb"))
+    assert not os.path.exists(tmp_path / "run" / "figure1_samples.png")  # figures=False
+    with open(tmp_path / "run" / "history.csv") as file:
+        assert len(file.read().splitlines()) == 2
+
+
+def test_mixed_precision_run_restores_the_global_policy(cifar_dir, tmp_path):
+    result = train(data_dir=cifar_dir, epochs=1, train_subset=32, validation_size=100,
+                   batch_size=32, mixed_precision="mixed_bfloat16", export=False, figures=False,
+                   output_dir=str(tmp_path / "run"), verbose=0)
+    assert result.model.get_layer("conv2").compute_dtype == "bfloat16"
+    assert result.model.get_layer("fc8").compute_dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"
+    with open(tmp_path / "run" / "metrics.json") as file:
+        assert json.load(file)["performance"]["mixed_precision"] == "mixed_bfloat16"

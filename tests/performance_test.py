@@ -1,0 +1,57 @@
+"""The fast-path settings: what "auto" picks on each kind of accelerator, and explicit choices."""
+
+import keras
+import pytest
+
+from keras_alexnet.config import ConfigError, TrainConfig
+from keras_alexnet.performance import Accelerator, find_accelerator, resolve
+
+CPU = Accelerator("cpu", "CPU")
+H100 = Accelerator("gpu", "NVIDIA H100 80GB HBM3", (9, 0))
+A100 = Accelerator("gpu", "NVIDIA A100-SXM4-40GB", (8, 0))
+T4 = Accelerator("gpu", "Tesla T4", (7, 5))
+TPU = Accelerator("tpu", "TPU v5 lite")
+
+
+@pytest.mark.parametrize("accelerator,precision,steps", [
+    (CPU, "float32", 1), (H100, "mixed_bfloat16", 32), (A100, "mixed_bfloat16", 32),
+    (T4, "mixed_float16", 32), (TPU, "mixed_bfloat16", 32),
+])
+def test_auto_picks_precision_and_steps_per_execution_for_the_accelerator(accelerator, precision,
+                                                                           steps):
+    performance = resolve(TrainConfig(), accelerator)
+    assert (performance.mixed_precision, performance.steps_per_execution) == (precision, steps)
+    assert performance.jit_compile == "auto"
+
+
+def test_explicit_settings_win_over_auto():
+    config = TrainConfig(mixed_precision="float32", steps_per_execution=4, jit_compile="on",
+                         augmentation="device")
+    performance = resolve(config, H100)
+    assert (performance.mixed_precision, performance.steps_per_execution,
+            performance.jit_compile, performance.augmentation) == ("float32", 4, True, "device")
+    assert resolve(TrainConfig(jit_compile="off"), H100).jit_compile is False
+
+
+def test_deterministic_turns_xla_off():
+    assert resolve(TrainConfig(deterministic=True, jit_compile="on"), CPU).jit_compile is False
+
+
+def test_auto_augmentation_follows_the_backend():
+    expected = "device" if keras.backend.backend() == "jax" else "pipeline"
+    assert resolve(TrainConfig(), CPU).augmentation == expected
+
+
+def test_this_machine_is_a_cpu():
+    assert find_accelerator().kind == "cpu"
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("mixed_precision", "float16", "mixed_precision must be one of auto, float32"),
+    ("jit_compile", "yes", "jit_compile must be one of auto, on, off"),
+    ("steps_per_execution", 0, "steps_per_execution must be >= 1 or None"),
+    ("augmentation", "gpu", "augmentation must be one of auto, pipeline, device"),
+])
+def test_bad_values_are_config_errors(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**{field: value})
