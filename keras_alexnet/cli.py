@@ -38,6 +38,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "export" and "keras" not in sys.modules:
+            # A SavedModel of plain TensorFlow ops (what TF Serving runs) comes from the
+            # TensorFlow backend, whatever backend trained the weights.
+            os.environ["KERAS_BACKEND"] = "tensorflow"
         _import_tensorflow_quietly()
         return args.run(args)
     except KeyboardInterrupt:
@@ -232,7 +236,11 @@ def _predict_locally(model: str, paths: Sequence[str], encoded: Sequence[bytes])
     predictions = []
     for path, data in zip(paths, encoded):  # one at a time, so an error names its file
         try:
-            predictions += predictions_from_outputs(classify(image_bytes=tf.constant([data])))
+            # TF's C++ side logs a failed decode as well ("Local rendezvous is aborting…") on
+            # some runs; the Python error below is the one line the user gets.
+            with _stderr_to_devnull():
+                outputs = classify(image_bytes=tf.constant([data]))
+            predictions += predictions_from_outputs(outputs)
         except tf.errors.InvalidArgumentError as error:
             raise UserError(f"{path} could not be decoded as PNG or JPEG") from error
     return predictions

@@ -142,7 +142,8 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, augme
         labels: Integer labels.
         batch_size: Images per batch.
         augmentation: A Keras layer (for example `augment.build_augmentation(...)`) applied to each
-            float32 batch with `training=True`.
+            float32 batch with `training=True`. Build it outside a distribution strategy's scope:
+            it belongs to the input pipeline, and its random state must live on the host.
         seed: Seed of the shuffle order (reshuffled every epoch).
         deterministic: Augment the batches one after another, so the random draws reach the
             batches in the same order every run (slower than the parallel default).

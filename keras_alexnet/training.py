@@ -1,8 +1,9 @@
 """`train()`: the seed's recipe end to end — data, augmentation, model, `fit`, test, export.
 
 On the JAX backend with a local `data_dir` and `augmentation="device"`, nothing here imports
-TensorFlow; only the SavedModel export needs it (without TensorFlow the run saves `final.keras`
-for `keras-alexnet export --weights` on a machine that has it).
+TensorFlow; only the SavedModel export needs it: the run saves `final.keras` and exports it with
+`keras-alexnet export --weights` in a TensorFlow-backend process, or, without TensorFlow, leaves it
+for a machine that has it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 import time
 import warnings
@@ -181,18 +183,27 @@ def fit_data(split: Split, augmentation: keras.layers.Layer, config: TrainConfig
 
 
 def export_or_save(model: keras.Model, config: TrainConfig) -> Optional[str]:
-    """Exports the SavedModel; without TensorFlow, saves `final.keras` to export elsewhere."""
-    if importlib.util.find_spec("tensorflow") is not None:
+    """Exports the SavedModel. On another backend the model is saved as `final.keras` and
+    exported by `keras-alexnet export` in a TensorFlow-backend process (TF Serving needs plain
+    TensorFlow ops); without TensorFlow, `final.keras` is left to export elsewhere."""
+    if keras.backend.backend() == "tensorflow":
         from keras_alexnet.export import export_saved_model
 
         return export_saved_model(model, config.saved_models_dir, config.model_name)
     final = os.path.join(config.output_dir, FINAL_MODEL)
     with atomic_path(final) as staging:
         model.save(staging)
-    print(f"keras_alexnet: TensorFlow is not installed, so no SavedModel was exported; the trained "
-          f"model is {final}: on a machine with TensorFlow run `keras-alexnet export --weights "
-          f"{final}`", file=sys.stderr)
-    return None
+    command = [sys.executable, "-m", "keras_alexnet.cli", "export", "--weights", final,
+               "--saved-models-dir", config.saved_models_dir, "--model-name", config.model_name]
+    if importlib.util.find_spec("tensorflow") is None:
+        print(f"keras_alexnet: TensorFlow is not installed, so no SavedModel was exported; the "
+              f"trained model is {final}: on a machine with TensorFlow run `keras-alexnet export "
+              f"--weights {final}`", file=sys.stderr)
+        return None
+    exported = subprocess.run(command, capture_output=True, text=True, check=False)
+    if exported.returncode != 0:
+        raise TrainingError(f"exporting {final} failed: {exported.stderr.strip()[-2000:]}")
+    return exported.stdout.strip().splitlines()[-1].removeprefix("SavedModel: ")
 
 
 @contextlib.contextmanager

@@ -36,9 +36,9 @@ images, labels = data.x_train[:128], data.y_train[:128]
 
 mirrored = place("mirrored")
 report["replicas"] = mirrored.num_replicas
+augmentation = build_augmentation(np.ones(3), np.eye(3), seed=0)  # input pipeline: outside the scope
 with mirrored.scope:
     strategy = tf.distribute.get_strategy()
-    augmentation = build_augmentation(np.ones(3), np.eye(3), seed=0)
     batches = strategy.experimental_distribute_dataset(
         train_dataset(images, labels, 128, augmentation, seed=0))
     report["per_replica_batches"] = [int(v.shape[0]) for v in next(iter(batches))[0].values]

@@ -1,6 +1,7 @@
-"""The JAX backend without TensorFlow: train() with on-device augmentation imports nothing from
+"""The JAX backend. Without TensorFlow: train() with on-device augmentation imports nothing from
 TensorFlow, saves final.keras instead of exporting, and `keras-alexnet export --weights` turns that
-file into a SavedModel on the TensorFlow side that predicts what JAX predicted."""
+file into a SavedModel that predicts what JAX predicted. With TensorFlow: train() exports itself
+(through a TensorFlow-backend process), the same way."""
 
 import json
 import os
@@ -24,10 +25,11 @@ class NoTensorFlow(importlib.abc.MetaPathFinder):
         if name.split(".")[0] in ("tensorflow", "tensorflow_datasets"):
             raise ImportError(f"No module named {name!r} (hidden by the test)")
 
-sys.meta_path.insert(0, NoTensorFlow())
-find_spec = importlib.util.find_spec
-importlib.util.find_spec = lambda name, *a, **k: (
-    None if name.split(".")[0] in ("tensorflow", "tensorflow_datasets") else find_spec(name, *a, **k))
+if sys.argv[5] == "hide-tensorflow":
+    sys.meta_path.insert(0, NoTensorFlow())
+    find_spec = importlib.util.find_spec
+    importlib.util.find_spec = lambda name, *a, **k: (
+        None if name.split(".")[0] in ("tensorflow", "tensorflow_datasets") else find_spec(name, *a, **k))
 
 import keras
 import keras_alexnet
@@ -35,7 +37,8 @@ from keras_alexnet.data import load_cifar10
 from keras_alexnet.evaluation import predict_probabilities
 
 data_dir, run_dir, saved_models_dir, out = sys.argv[1:5]
-result = keras_alexnet.train(data_dir=data_dir, epochs=2, train_subset=64, validation_size=100,
+result = keras_alexnet.train(data_dir=data_dir, epochs=int(sys.argv[6]), train_subset=64,
+                             validation_size=100,
                              batch_size=32, output_dir=run_dir, saved_models_dir=saved_models_dir,
                              figures=False, verbose=0)
 np.save(out + ".npy", predict_probabilities(result.model, load_cifar10(data_dir).x_test[:16]))
@@ -47,20 +50,30 @@ with open(out + ".json", "w") as file:
 """
 
 
-@pytest.fixture(scope="module")
-def jax_run(tmp_path_factory):
-    from conftest import write_cifar_dir
-
-    root = tmp_path_factory.mktemp("jax")
-    data_dir = root / "cifar-10-batches-py"
-    write_cifar_dir(str(data_dir))
+def train_with_jax(root, data_dir, tensorflow: str, epochs: int):
     process = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(data_dir), str(root / "run"), str(root / "sm"),
-         str(root / "report")], env={**os.environ, "KERAS_BACKEND": "jax"},
+         str(root / "report"), tensorflow, str(epochs)], env={**os.environ, "KERAS_BACKEND": "jax"},
         capture_output=True, text=True, timeout=900)
     assert process.returncode == 0, process.stderr[-3000:]
     with open(root / "report.json") as file:
-        return root, data_dir, json.load(file), process.stderr
+        return json.load(file), process.stderr
+
+
+@pytest.fixture(scope="module")
+def cifar_files(tmp_path_factory):
+    from conftest import write_cifar_dir
+
+    data_dir = tmp_path_factory.mktemp("data") / "cifar-10-batches-py"
+    write_cifar_dir(str(data_dir))
+    return data_dir
+
+
+@pytest.fixture(scope="module")
+def jax_run(tmp_path_factory, cifar_files):
+    root = tmp_path_factory.mktemp("jax")
+    report, stderr = train_with_jax(root, cifar_files, "hide-tensorflow", epochs=2)
+    return root, cifar_files, report, stderr
 
 
 def test_jax_training_imports_no_tensorflow_and_runs_on_the_device(jax_run):
@@ -79,16 +92,28 @@ def test_without_tensorflow_the_run_saves_final_keras_and_says_how_to_export(jax
 
 
 def test_export_of_the_jax_model_serves_what_jax_predicted(jax_run):
-    import tensorflow as tf
-
-    from keras_alexnet.data import load_cifar10
-
     root, data_dir, _, _ = jax_run
     result = run_cli("export", "--weights", root / "run" / "final.keras", "--saved-models-dir",
                      root / "exported")
     assert result.returncode == 0, result.stderr
     version = root / "exported" / "alexnet_cifar10" / "1"
     assert f"SavedModel: {version}" in result.stdout
-    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
-    served = serve(images=tf.constant(load_cifar10(str(data_dir)).x_test[:16]))["probabilities"]
-    np.testing.assert_allclose(served.numpy(), np.load(root / "report.npy"), atol=1e-5)
+    np.testing.assert_allclose(served_probabilities(version, data_dir), np.load(root / "report.npy"),
+                               atol=1e-5)
+
+
+def served_probabilities(version_dir, data_dir):
+    import tensorflow as tf
+
+    from keras_alexnet.data import load_cifar10
+
+    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    return serve(images=tf.constant(load_cifar10(str(data_dir)).x_test[:16]))["probabilities"].numpy()
+
+
+def test_jax_run_with_tensorflow_installed_exports_through_the_tensorflow_backend(
+        tmp_path, cifar_files):
+    report, _ = train_with_jax(tmp_path, cifar_files, "keep-tensorflow", epochs=1)
+    assert report["export_dir"] == str(tmp_path / "sm" / "alexnet_cifar10" / "1")
+    np.testing.assert_allclose(served_probabilities(report["export_dir"], cifar_files),
+                               np.load(tmp_path / "report.npy"), atol=1e-5)
