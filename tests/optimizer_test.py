@@ -83,3 +83,25 @@ def test_config_round_trip():
 def test_bad_hyperparameters_are_rejected(kwargs):
     with pytest.raises(ValueError):
         TorchSGD(**kwargs)
+
+
+def test_under_loss_scaling_the_update_is_the_unscaled_one():
+    """mixed_float16 (what "auto" picks on a T4) wraps TorchSGD in Keras' LossScaleOptimizer: it
+    must unscale before TorchSGD clips the global norm and adds the L2 term."""
+    rng = np.random.default_rng(0)
+    initial = [rng.normal(size=(3, 2)).astype("float32"), rng.normal(size=(2,)).astype("float32")]
+    grads = [rng.normal(size=(3, 2)).astype("float32") * 3, rng.normal(size=(2,)).astype("float32")]
+    results = []
+    for wrap in (False, True):
+        variables = [keras.Variable(value) for value in initial]
+        optimizer = TorchSGD(0.1, momentum=0.9, weight_decay=1e-2, global_clipnorm=2.0)
+        if wrap:
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=1024.0)
+        for _ in range(2):
+            scale = optimizer.scale_loss(1.0)
+            optimizer.apply([keras.ops.convert_to_tensor(g * scale) for g in grads], variables)
+        results.append([keras.ops.convert_to_numpy(v) for v in variables])
+    assert np.sqrt(sum((g ** 2).sum() for g in grads)) > 2.0  # the clip acts
+    for plain, scaled in zip(*results):
+        np.testing.assert_allclose(scaled, plain, rtol=1e-6)
+    assert not np.allclose(results[0][0], initial[0])
