@@ -10,15 +10,17 @@
 #   python3 .devdata/b/cifar_webp.py unpack .devdata/b /root/cifar-10-batches-py &&
 #   bash benchmarks/gpu_run.sh /root/cifar-10-batches-py
 #
-# Prints JSON lines: train_step (batch 128 and 512, float32 and mixed), seed_recipe (49 epochs,
-# validation and test, wall time, test accuracy; without and with the per-epoch ~190 MB backup
-# and best.keras writes), then seed_torch.py's per-epoch lines and summary.
+# Prints JSON lines: train_step (batch 128 and 512, float32 and mixed; then the fit loop's own
+# ceiling with a trivial network), seed_recipe (49 epochs,
+# validation and test, wall time, test accuracy; without the per-epoch ~190 MB backup and
+# best.keras writes), seed_torch.py's per-epoch lines and summary, then seed_recipe with them.
 set -uo pipefail
 data=${1:-/root/cifar-10-batches-py}
 export PYTHONPATH=/tmp/site:$PWD:${PYTHONPATH:-} KERAS_BACKEND=jax PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import jax, keras; print(jax.__version__, keras.__version__, jax.devices())"
 python3 benchmarks/train_step.py --data-dir "$data" --steps 200
+python3 benchmarks/train_step.py --data-dir "$data" --steps 300 --network trivial --batch-sizes 128
 python3 benchmarks/seed_recipe.py --data-dir "$data" --checkpoint-every 0
-python3 benchmarks/seed_recipe.py --data-dir "$data"
 python3 .devdata/b/seed_torch.py --data "$data" --pipeline loader
+python3 benchmarks/seed_recipe.py --data-dir "$data"   # last: the 600 s call limit may cut it

@@ -3,9 +3,12 @@ backward, clipped PyTorch-style SGD — on the current Keras backend and device,
 and precision: images/s and ms/step, with the first call's compilation reported apart.
 
     KERAS_BACKEND=jax python benchmarks/train_step.py [--batch-sizes 128 512] [--steps 100] [--quick]
+                                                      [--network alexnet|trivial]
 
 "mixed" is the precision `TrainConfig(mixed_precision="auto")` picks on an accelerator: bfloat16
 on TPUs and on GPUs of compute capability ≥ 8, float16 on older GPUs (bfloat16 on a CPU).
+`--network trivial` swaps AlexNet for global average pooling + one dense layer: what is left is the
+cost of Keras' fit loop, the image lookup and the augmentation, the ceiling any network can reach.
 Prints one JSON line per measurement. Not a test: the numbers depend on the machine.
 """
 
@@ -32,13 +35,24 @@ def mixed_precision_here() -> str:
     return resolve(TrainConfig(mixed_precision="auto"), accelerator).mixed_precision
 
 
-def measure(images, labels, batch_size: int, precision: str, steps: int) -> dict:
+def build_network(name: str, stats):
+    import keras
+
+    from keras_alexnet.model import build_model
+
+    if name == "alexnet":
+        return build_model(mean=stats.mean, std=stats.std, seed=0)
+    inputs = keras.Input((32, 32, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    return keras.Model(inputs, keras.layers.Dense(10, dtype="float32")(pooled))
+
+
+def measure(images, labels, batch_size: int, precision: str, steps: int, network: str) -> dict:
     import keras
 
     from keras_alexnet.augment import build_augmentation
     from keras_alexnet.config import TrainConfig
     from keras_alexnet.data import PixelStats
-    from keras_alexnet.model import build_model
     from keras_alexnet.on_device import DeviceAugmentedModel
     from keras_alexnet.performance import resolve
     from keras_alexnet.training import compile_for_training, dtype_policy
@@ -48,7 +62,7 @@ def measure(images, labels, batch_size: int, precision: str, steps: int) -> dict
     stats = PixelStats.from_images(images)
     augmentation = build_augmentation(stats.eigenvalues, stats.eigenvectors, seed=0)
     with dtype_policy(precision):
-        model = build_model(mean=stats.mean, std=stats.std, seed=0)
+        model = build_network(network, stats)
         trainer = DeviceAugmentedModel(model, images, augmentation)
         compile_for_training(trainer, config, performance)
     indices = np.arange(len(images), dtype=np.int32)
@@ -59,13 +73,13 @@ def measure(images, labels, batch_size: int, precision: str, steps: int) -> dict
     start = time.perf_counter()  # the first step: tracing and compilation, plus one step
     trainer.fit(indices[:batch_size], targets[:batch_size], batch_size=batch_size, epochs=1,
                 shuffle=False, verbose=0)
-    keras.ops.convert_to_numpy(model.get_layer("fc8").kernel)  # wait for the device
+    keras.ops.convert_to_numpy(model.weights[-1])  # wait for the device
     compile_seconds = time.perf_counter() - start
     start = time.perf_counter()
     trainer.fit(indices, targets, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
-    keras.ops.convert_to_numpy(model.get_layer("fc8").kernel)
+    keras.ops.convert_to_numpy(model.weights[-1])
     seconds = time.perf_counter() - start
-    return {"batch_size": batch_size, "precision": precision, "steps": steps,
+    return {"network": network, "batch_size": batch_size, "precision": precision, "steps": steps,
             "images_per_second": round(needed / seconds), "ms_per_step": round(1e3 * seconds / steps, 3),
             "compile_seconds": round(compile_seconds, 2), "jit_compile": trainer.jit_compile}
 
@@ -76,6 +90,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--precisions", nargs="+", default=["float32", "mixed"])
     parser.add_argument("--steps", type=int, default=100, help="timed steps per measurement")
+    parser.add_argument("--network", choices=["alexnet", "trivial"], default="alexnet")
     parser.add_argument("--quick", action="store_true", help="batch 8, 2 steps (CI)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -84,7 +99,8 @@ def main(argv=None) -> None:
     for batch_size in args.batch_sizes:
         for precision in args.precisions:
             policy = mixed_precision_here() if precision == "mixed" else precision
-            emit("train_step", data=source, **measure(images, labels, batch_size, policy, args.steps))
+            emit("train_step", data=source,
+                 **measure(images, labels, batch_size, policy, args.steps, args.network))
 
 
 if __name__ == "__main__":
