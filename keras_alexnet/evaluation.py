@@ -133,14 +133,14 @@ def evaluate_dataset(model: keras.Model, dataset, class_names: Sequence[str],
     """
     if ten_crop and crop_size is None:
         raise ValueError("ten_crop needs crop_size")
+    def probabilities_of(images: np.ndarray) -> np.ndarray:
+        return predict_probabilities(model, images, batch_size=len(images))
+
     batches = dataset.as_numpy_iterator() if hasattr(dataset, "as_numpy_iterator") else dataset
     probabilities, labels = [], []
     for images, batch_labels in batches:
-        if ten_crop:
-            probabilities.append(ten_crop_probabilities(
-                lambda x: predict_probabilities(model, x, batch_size=len(x)), images, crop_size))
-        else:
-            probabilities.append(predict_probabilities(model, images, batch_size=len(images)))
+        probabilities.append(ten_crop_probabilities(probabilities_of, images, crop_size)
+                             if ten_crop else probabilities_of(images))
         labels.append(batch_labels)
     return test_metrics(np.concatenate(probabilities), np.concatenate(labels), class_names)
 

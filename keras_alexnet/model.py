@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 import keras
 from keras import ops
 
+from keras_alexnet.config import INITS
 from keras_alexnet.data import IMAGE_SHAPE, NUM_CLASSES
 
 # Per-channel mean and std of CIFAR-10's training pixels on the raw 0–255 scale (the published
@@ -77,12 +78,9 @@ class AlexNet(keras.Model):
     def __init__(self, num_classes: int = NUM_CLASSES, init: str = "torch", dropout: float = 0.5,
                  mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD,
                  seed: Optional[int] = None, name: str = "alexnet_cifar10", **kwargs):
-        if init not in ("torch", "paper"):
-            raise ValueError(f"init must be 'torch' or 'paper', got {init!r}")
         initializers = _Initializers(init, seed)
         images = keras.Input(shape=IMAGE_SHAPE, name="images")
-        x = keras.layers.Normalization(mean=list(mean), variance=[s * s for s in std],
-                                       dtype="float32", name="normalize")(images)
+        x = _standardize(images, mean, std)
         fan_in = IMAGE_SHAPE[-1]
         for layer_name, filters, pool in CONV_LAYERS:
             if layer_name == "conv1":
@@ -129,10 +127,18 @@ class AlexNet(keras.Model):
         return cls(**config)
 
 
+def _standardize(images, mean: Sequence[float], std: Sequence[float]):
+    """Per-channel `(images - mean) / std` in float32, the first layer of both networks."""
+    return keras.layers.Normalization(mean=list(mean), variance=[s * s for s in std],
+                                      dtype="float32", name="normalize")(images)
+
+
 class _Initializers:
     """Kernel and bias initializers of one layer, per initialisation scheme."""
 
     def __init__(self, init: str, seed: Optional[int]):
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
         self.init = init
         self.seed = seed
         self.count = 0
@@ -256,12 +262,9 @@ class PaperAlexNet(keras.Model):
                  name: str = "alexnet_paper", **kwargs):
         if groups not in (1, 2):
             raise ValueError(f"groups must be 1 or 2, got {groups}")
-        if init not in ("torch", "paper"):
-            raise ValueError(f"init must be 'torch' or 'paper', got {init!r}")
         initializers = _Initializers(init, seed)
         images = keras.Input(shape=tuple(input_shape), name="images")
-        x = keras.layers.Normalization(mean=list(mean), variance=[s * s for s in std],
-                                       dtype="float32", name="normalize")(images)
+        x = _standardize(images, mean, std)
         fan_in = input_shape[-1]
         for layer_name, filters, kernel, stride, split, normalize, pool in PAPER_CONV_LAYERS:
             layer_groups = groups if split else 1

@@ -193,13 +193,13 @@ def export_or_save(model: keras.Model, config: TrainConfig) -> Optional[str]:
     final = os.path.join(config.output_dir, FINAL_MODEL)
     with atomic_path(final) as staging:
         model.save(staging)
-    command = [sys.executable, "-m", "keras_alexnet.cli", "export", "--weights", final,
-               "--saved-models-dir", config.saved_models_dir, "--model-name", config.model_name]
     if importlib.util.find_spec("tensorflow") is None:
         print(f"keras_alexnet: TensorFlow is not installed, so no SavedModel was exported; the "
               f"trained model is {final}: on a machine with TensorFlow run `keras-alexnet export "
               f"--weights {final}`", file=sys.stderr)
         return None
+    command = [sys.executable, "-m", "keras_alexnet.cli", "export", "--weights", final,
+               "--saved-models-dir", config.saved_models_dir, "--model-name", config.model_name]
     exported = subprocess.run(command, capture_output=True, text=True, check=False)
     if exported.returncode != 0:
         raise TrainingError(f"exporting {final} failed: {exported.stderr.strip()[-2000:]}")

@@ -4,6 +4,7 @@ nbclient executes it: it is the library Jupyter itself runs notebooks with, need
 wrapper, and lets the test override the notebook's one parameters cell in place.
 """
 
+import json
 import os
 
 import nbformat
@@ -36,5 +37,8 @@ def test_notebook_runs_small_on_cpu(e2e_data_dir, tmp_path):
     assert len(images) >= 5  # Figures 1–4 and the confusion matrix
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "Not in Colab" in text and "test accuracy" in text and "exported to" in text
-    assert os.path.isfile(tmp_path / "run" / "metrics.json")
-    assert os.path.isdir(tmp_path / "saved" / "alexnet_cifar10" / "1")
+    with open(tmp_path / "run" / "metrics.json") as file:
+        metrics = json.load(file)
+    assert metrics["epochs_completed"] == 1
+    assert f"test accuracy {metrics['test_accuracy']:.2%}" in text  # the notebook reports the run's
+    assert f"exported to {tmp_path / 'saved' / 'alexnet_cifar10' / '1'}" in text

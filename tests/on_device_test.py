@@ -9,6 +9,9 @@ import pytest
 
 from keras_alexnet import train
 from keras_alexnet.augment import build_augmentation
+from keras_alexnet.data import load_cifar10
+from keras_alexnet.evaluation import predict_probabilities
+from keras_alexnet.export import load_saved_model
 from keras_alexnet.model import build_model
 from keras_alexnet.on_device import DeviceAugmentedModel, ImageStore
 
@@ -79,7 +82,9 @@ def test_train_with_device_augmentation_checkpoints_and_exports_the_bare_model(c
     assert type(checkpoint).__name__ == "AlexNet"
     assert checkpoint.optimizer.iterations.numpy() == 2  # 64 images / batch 32
     assert not any("augment" in layer.name or "store" in layer.name for layer in checkpoint.layers)
-    assert os.path.isfile(os.path.join(result.export_dir, "saved_model.pb"))
+    images = load_cifar10(cifar_dir).x_test[:8]
+    served = load_saved_model(result.export_dir)(images=images)["probabilities"].numpy()
+    np.testing.assert_allclose(served, predict_probabilities(result.model, images), atol=1e-5)
     assert not os.path.exists(tmp_path / "run" / "figure1_samples.png")  # figures=False
     with open(tmp_path / "run" / "history.csv") as file:
         assert len(file.read().splitlines()) == 2
