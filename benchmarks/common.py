@@ -42,3 +42,29 @@ def cifar_train_images(data_dir: str | None, count: int | None = None):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (count or 50_000, 32, 32, 3), dtype=np.uint8)
     return images, rng.integers(0, 10, len(images)).astype(np.int64), "random pixels"
+
+
+class CompileClock:
+    """Seconds the JAX backend has spent compiling (tracing, lowering to XLA, XLA's compile) since
+    this clock was made, read from `jax.monitoring`'s events; `seconds` is `None` on other
+    backends, whose compilation is not reported this way."""
+
+    _EVENTS = "/jax/core/compile/"
+
+    def __init__(self):
+        import keras
+
+        self._seconds = 0.0
+        self.available = keras.backend.backend() == "jax"
+        if self.available:
+            import jax.monitoring
+
+            jax.monitoring.register_event_duration_secs_listener(self._record)
+
+    def _record(self, event: str, duration: float, **_) -> None:
+        if event.startswith(self._EVENTS):
+            self._seconds += duration
+
+    @property
+    def seconds(self) -> float | None:
+        return self._seconds if self.available else None

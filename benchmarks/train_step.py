@@ -3,12 +3,15 @@ backward, clipped PyTorch-style SGD — on the current Keras backend and device,
 and precision: images/s and ms/step, with the first call's compilation reported apart.
 
     KERAS_BACKEND=jax python benchmarks/train_step.py [--batch-sizes 128 512] [--steps 100] [--quick]
-                                                      [--network alexnet|trivial]
+                                                      [--network alexnet|trivial] [--no-augmentation]
+                                                      [--steps-per-execution N]
 
 "mixed" is the precision `TrainConfig(mixed_precision="auto")` picks on an accelerator: bfloat16
 on TPUs and on GPUs of compute capability ≥ 8, float16 on older GPUs (bfloat16 on a CPU).
 `--network trivial` swaps AlexNet for global average pooling + one dense layer: what is left is the
-cost of Keras' fit loop, the image lookup and the augmentation, the ceiling any network can reach.
+cost of Keras' fit loop, the image lookup and the augmentation, the ceiling any network can reach;
+`--no-augmentation` leaves the augmentation out, so the two together split a step's time into
+loop, augmentation and network. `--steps-per-execution` defaults to what `train()` picks here.
 Prints one JSON line per measurement. Not a test: the numbers depend on the machine.
 """
 
@@ -47,7 +50,8 @@ def build_network(name: str, stats):
     return keras.Model(inputs, keras.layers.Dense(10, dtype="float32")(pooled))
 
 
-def measure(images, labels, batch_size: int, precision: str, steps: int, network: str) -> dict:
+def measure(images, labels, batch_size: int, precision: str, steps: int, network: str,
+            augment: bool = True, steps_per_execution: int | None = None) -> dict:
     import keras
 
     from keras_alexnet.augment import build_augmentation
@@ -57,10 +61,12 @@ def measure(images, labels, batch_size: int, precision: str, steps: int, network
     from keras_alexnet.performance import resolve
     from keras_alexnet.training import compile_for_training, dtype_policy
 
-    config = TrainConfig(batch_size=batch_size, mixed_precision=precision, steps_per_execution=1)
+    config = TrainConfig(batch_size=batch_size, mixed_precision=precision,
+                         steps_per_execution=steps_per_execution)
     performance = resolve(config)
     stats = PixelStats.from_images(images)
-    augmentation = build_augmentation(stats.eigenvalues, stats.eigenvectors, seed=0)
+    augmentation = (build_augmentation(stats.eigenvalues, stats.eigenvectors, seed=0) if augment
+                    else keras.layers.Identity())
     with dtype_policy(precision):
         model = build_network(network, stats)
         trainer = DeviceAugmentedModel(model, images, augmentation)
@@ -79,7 +85,9 @@ def measure(images, labels, batch_size: int, precision: str, steps: int, network
     trainer.fit(indices, targets, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
     keras.ops.convert_to_numpy(model.weights[-1])
     seconds = time.perf_counter() - start
-    return {"network": network, "batch_size": batch_size, "precision": precision, "steps": steps,
+    return {"network": network, "augmentation": augment, "batch_size": batch_size,
+            "precision": precision, "steps": steps,
+            "steps_per_execution": performance.steps_per_execution,
             "images_per_second": round(needed / seconds), "ms_per_step": round(1e3 * seconds / steps, 3),
             "compile_seconds": round(compile_seconds, 2), "jit_compile": trainer.jit_compile}
 
@@ -91,6 +99,10 @@ def main(argv=None) -> None:
     parser.add_argument("--precisions", nargs="+", default=["float32", "mixed"])
     parser.add_argument("--steps", type=int, default=100, help="timed steps per measurement")
     parser.add_argument("--network", choices=["alexnet", "trivial"], default="alexnet")
+    parser.add_argument("--no-augmentation", dest="augment", action="store_false",
+                        help="leave the augmentation out of the step")
+    parser.add_argument("--steps-per-execution", type=int, default=None,
+                        help="default: what train() picks on this device")
     parser.add_argument("--quick", action="store_true", help="batch 8, 2 steps (CI)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -100,7 +112,8 @@ def main(argv=None) -> None:
         for precision in args.precisions:
             policy = mixed_precision_here() if precision == "mixed" else precision
             emit("train_step", data=source,
-                 **measure(images, labels, batch_size, policy, args.steps, args.network))
+                 **measure(images, labels, batch_size, policy, args.steps, args.network,
+                           args.augment, args.steps_per_execution))
 
 
 if __name__ == "__main__":

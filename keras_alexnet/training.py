@@ -290,7 +290,8 @@ class TrainingError(RuntimeError):
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Adds `epoch_seconds`, the wall time of each epoch's training phase, to the epoch logs."""
+    """Adds to the epoch logs the wall time of each epoch's training phase, `epoch_seconds`, and
+    of its validation, `validation_seconds` (0 without validation)."""
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
@@ -301,10 +302,12 @@ class EpochTimer(keras.callbacks.Callback):
             self._seconds = time.perf_counter() - self._start
 
     def on_epoch_end(self, epoch, logs=None):
+        elapsed = time.perf_counter() - self._start
         if self._seconds is None:
-            self._seconds = time.perf_counter() - self._start
+            self._seconds = elapsed
         if logs is not None:
             logs["epoch_seconds"] = self._seconds
+            logs["validation_seconds"] = elapsed - self._seconds
 
 
 class HistoryWriter(keras.callbacks.Callback):

@@ -12,9 +12,10 @@ from conftest import REPO
 COMMON = {"benchmark", "device", "device_kind", "backend", "keras", "date", "cpu_count"}
 
 
-def run_benchmark(script, *args):
+def run_benchmark(script, *args, backend="tensorflow"):
     process = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", script), "--quick",
-                              *args], capture_output=True, text=True, timeout=600)
+                              *args], capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "KERAS_BACKEND": backend})
     assert process.returncode == 0, process.stderr[-3000:]
     return [json.loads(line) for line in process.stdout.splitlines() if line.startswith("{")]
 
@@ -30,15 +31,38 @@ def test_input_pipeline_reports_both_variants_and_their_ratio(cifar_dir):
 
 
 def test_train_step_reports_each_precision_with_compile_time(cifar_dir):
-    lines = run_benchmark("train_step.py", "--data-dir", cifar_dir)
+    lines = run_benchmark("train_step.py", "--data-dir", cifar_dir, "--steps-per-execution", "2")
     assert [line["precision"] for line in lines] == ["float32", "mixed_bfloat16"]
     for line in lines:
         assert COMMON <= set(line) and line["batch_size"] == 8 and line["steps"] == 2
         assert line["ms_per_step"] > 0 and line["compile_seconds"] > 0
+        assert line["network"] == "alexnet" and line["augmentation"] is True
+        assert line["steps_per_execution"] == 2
 
 
-def test_seed_recipe_reports_wall_time_and_test_accuracy(cifar_dir):
-    (line,) = run_benchmark("seed_recipe.py", "--data-dir", cifar_dir, "--checkpoint-every", "0")
+def test_train_step_splits_off_the_network_and_the_augmentation(cifar_dir):
+    lines = run_benchmark("train_step.py", "--data-dir", cifar_dir, "--network", "trivial",
+                          "--no-augmentation", "--precisions", "float32")
+    (line,) = lines
+    assert line["network"] == "trivial" and line["augmentation"] is False
+    assert line["steps_per_execution"] == 1  # what train() picks on a CPU
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_seed_recipe_reports_wall_time_and_test_accuracy(cifar_dir, backend):
+    (line,) = run_benchmark("seed_recipe.py", "--data-dir", cifar_dir, "--checkpoint-every", "0",
+                            backend=backend)
     assert COMMON <= set(line) and line["epochs"] == 1 and line["checkpoint_every"] == 0
+    assert line["backend"] == backend
     assert line["wall_seconds"] > line["first_epoch_seconds"] > 0
+    assert line["wall_seconds"] == pytest.approx(
+        line["train_seconds"] + line["validation_seconds"] + line["other_seconds"], abs=0.15)
     assert 0.0 <= line["test_accuracy"] <= 1.0
+    if backend == "jax":  # compilation measured, and taken out of the wall time
+        assert 0 < line["compile_seconds"] < line["wall_seconds"]
+        assert line["wall_seconds_without_compile"] == pytest.approx(
+            line["wall_seconds"] - line["compile_seconds"], abs=0.15)
+    else:  # estimated from the first epoch
+        assert line["compile_seconds"] is None
+        assert line["wall_seconds_without_compile"] == pytest.approx(
+            line["wall_seconds"] - line["compile_seconds_estimate"], abs=0.15)

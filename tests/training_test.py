@@ -46,6 +46,7 @@ def test_run_directory_holds_metrics_history_and_checkpoint(run):
     assert history["learning_rate"] == [pytest.approx(0.01)]
     assert metrics["best_val_accuracy"] == history["val_accuracy"][0]
     assert metrics["train_seconds"] == pytest.approx(history["epoch_seconds"][0])
+    assert 0 < history["validation_seconds"][0] < history["epoch_seconds"][0]
     assert not os.path.exists(os.path.join(result.run_dir, "backup"))  # removed after a full run
     with open(os.path.join(result.run_dir, "config.json")) as file:
         assert json.load(file)["train_subset"] == 512
