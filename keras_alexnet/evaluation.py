@@ -133,6 +133,7 @@ def evaluate_dataset(model: keras.Model, dataset, class_names: Sequence[str],
     """
     if ten_crop and crop_size is None:
         raise ValueError("ten_crop needs crop_size")
+
     def probabilities_of(images: np.ndarray) -> np.ndarray:
         return predict_probabilities(model, images, batch_size=len(images))
 
