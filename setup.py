@@ -5,7 +5,7 @@ from setuptools import find_packages, setup
 setup(
     name="keras_alexnet",
     version="0.1.0",
-    description="The seed blog's CIFAR-10 AlexNet in Keras 3: train, evaluate, export for TF Serving.",
+    description="The seed blog's CIFAR-10 AlexNet in Keras 3: train, evaluate, export, serve.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_alexnet", "keras_alexnet.*"]),
@@ -24,7 +24,8 @@ setup(
         "serving": ["tensorflow-serving-api"],
         # The JAX backend (KERAS_BACKEND=jax): on-device augmentation without TensorFlow.
         "jax": ["jax"],
-        "test": ["pytest", "nbclient", "nbformat", "ipykernel", "tensorflow-serving-api", "jax"],
+        "test": ["pytest", "nbclient", "nbformat", "ipykernel", "tensorflow-serving-api", "jax",
+                 "ruff"],
     },
     entry_points={"console_scripts": ["keras-alexnet=keras_alexnet.cli:main"]},
 )

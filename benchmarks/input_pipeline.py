@@ -42,7 +42,8 @@ def images_per_second(dataset, epochs: int) -> list[float]:
     rates = []
     for _ in range(epochs):
         start = time.perf_counter()
-        count = dataset.reduce(np.int64(0), lambda n, batch: n + tf.cast(tf.shape(batch[0])[0], tf.int64))
+        count = dataset.reduce(np.int64(0),
+                               lambda n, batch: n + tf.cast(tf.shape(batch[0])[0], tf.int64))
         rates.append(int(count) / (time.perf_counter() - start))
     return rates
 
@@ -68,7 +69,8 @@ def main(argv=None) -> None:
     for variant in ("batched", "per_image"):
         augmentation = build_augmentation(stats.eigenvalues, stats.eigenvectors, seed=0)
         make = train_dataset if variant == "batched" else per_image_dataset
-        passes = images_per_second(make(images, labels, args.batch_size, augmentation, 0), args.epochs)
+        dataset = make(images, labels, args.batch_size, augmentation, 0)
+        passes = images_per_second(dataset, args.epochs)
         rates[variant] = float(np.median(passes[1:]))
         emit("input_pipeline", variant=variant, data=source, images=len(images),
              batch_size=args.batch_size,

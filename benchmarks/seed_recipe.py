@@ -35,7 +35,8 @@ def main(argv=None) -> None:
     parser.add_argument("--mixed-precision", default="auto")
     parser.add_argument("--augmentation", default="auto")
     parser.add_argument("--checkpoint-every", type=int, default=1,
-                        help="epochs between backup/best.keras writes; 0: none (default: %(default)s)")
+                        help="epochs between backup/best.keras writes; 0: none "
+                             "(default: %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="1 epoch on 256 images, 500 validation images (CI)")
     args = parser.parse_args(argv)

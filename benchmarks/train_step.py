@@ -2,9 +2,8 @@
 backward, clipped PyTorch-style SGD — on the current Keras backend and device, for each batch size
 and precision: images/s and ms/step, with the first call's compilation reported apart.
 
-    KERAS_BACKEND=jax python benchmarks/train_step.py [--batch-sizes 128 512] [--steps 100] [--quick]
-                                                      [--network alexnet|trivial] [--no-augmentation]
-                                                      [--steps-per-execution N]
+    KERAS_BACKEND=jax python benchmarks/train_step.py [--batch-sizes 128 512] [--steps 100]
+        [--network alexnet|trivial] [--no-augmentation] [--steps-per-execution N] [--quick]
 
 "mixed" is the precision `TrainConfig(mixed_precision="auto")` picks on an accelerator: bfloat16
 on TPUs and on GPUs of compute capability ≥ 8, float16 on older GPUs (bfloat16 on a CPU).
@@ -58,8 +57,8 @@ def measure(images, labels, batch_size: int, precision: str, steps: int, network
     from keras_alexnet.config import TrainConfig
     from keras_alexnet.data import PixelStats
     from keras_alexnet.on_device import DeviceAugmentedModel
-    from keras_alexnet.performance import resolve
-    from keras_alexnet.training import compile_for_training, dtype_policy
+    from keras_alexnet.performance import dtype_policy, resolve
+    from keras_alexnet.training import compile_for_training
 
     config = TrainConfig(batch_size=batch_size, mixed_precision=precision,
                          steps_per_execution=steps_per_execution)
@@ -70,7 +69,7 @@ def measure(images, labels, batch_size: int, precision: str, steps: int, network
     with dtype_policy(precision):
         model = build_network(network, stats)
         trainer = DeviceAugmentedModel(model, images, augmentation)
-        compile_for_training(trainer, config, performance)
+        compile_for_training(trainer, config, performance, steps_per_epoch=steps)
     indices = np.arange(len(images), dtype=np.int32)
     needed = batch_size * steps
     indices = np.resize(indices, needed)
@@ -88,7 +87,8 @@ def measure(images, labels, batch_size: int, precision: str, steps: int, network
     return {"network": network, "augmentation": augment, "batch_size": batch_size,
             "precision": precision, "steps": steps,
             "steps_per_execution": performance.steps_per_execution,
-            "images_per_second": round(needed / seconds), "ms_per_step": round(1e3 * seconds / steps, 3),
+            "images_per_second": round(needed / seconds),
+            "ms_per_step": round(1e3 * seconds / steps, 3),
             "compile_seconds": round(compile_seconds, 2), "jit_compile": trainer.jit_compile}
 
 

@@ -14,7 +14,17 @@ fresh process, touch the package first, e.g. `keras_alexnet.AlexNet`, or import
 
 import importlib
 
-from keras_alexnet.config import ConfigError, TrainConfig
+from keras_alexnet.config import TrainConfig, presets
+from keras_alexnet.errors import (
+    ConfigError,
+    DataError,
+    ExportError,
+    ImageError,
+    KerasAlexNetError,
+    ModelError,
+    ServingError,
+    TrainingError,
+)
 
 __version__ = "0.1.0"
 
@@ -26,9 +36,10 @@ _LAZY = {
     "PCAColorJitter": "keras_alexnet.augment",
     "RandomPadCrop": "keras_alexnet.augment",
     "RandomHorizontalFlip": "keras_alexnet.augment",
+    "Cutout": "keras_alexnet.augment",
     "build_augmentation": "keras_alexnet.augment",
+    "SparseLabelSmoothingCrossentropy": "keras_alexnet.losses",
     "load_cifar10": "keras_alexnet.data",
-    "DataError": "keras_alexnet.data",
     "TorchSGD": "keras_alexnet.optimizer",
     "train": "keras_alexnet.training",
     "TrainResult": "keras_alexnet.training",
@@ -36,9 +47,11 @@ _LAZY = {
     "export_saved_model": "keras_alexnet.export",
 }
 
-_REGISTERING = ("keras_alexnet.augment", "keras_alexnet.model", "keras_alexnet.optimizer")
+_REGISTERING = ("keras_alexnet.augment", "keras_alexnet.losses", "keras_alexnet.model",
+                "keras_alexnet.optimizer")
 
-__all__ = ["ConfigError", "TrainConfig", *_LAZY]
+__all__ = ["ConfigError", "DataError", "ExportError", "ImageError", "KerasAlexNetError",
+           "ModelError", "ServingError", "TrainConfig", "TrainingError", "presets", *_LAZY]
 
 
 def __getattr__(name):

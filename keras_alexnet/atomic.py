@@ -10,7 +10,7 @@ from typing import Iterator
 
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
-    """Yields a temporary path beside `path`; on success renames it onto `path`, on error removes it.
+    """Yields a temporary path beside `path`: renamed onto `path` on success, removed on error.
 
     The temporary name keeps the file's extension (Keras and matplotlib choose the format by it)
     and starts with a dot.

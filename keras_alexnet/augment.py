@@ -10,7 +10,7 @@ CPU, faster than `take_along_axis` or a `where` over a reversed copy.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import keras
 import numpy as np
@@ -117,7 +117,8 @@ class RandomPadCrop(keras.layers.Layer):
         # (read clamped, then masked: no padded copy of the batch is made).
         batch = ops.shape(images)[0]
         height, width = images.shape[1], images.shape[2]
-        offsets = keras.random.randint((batch, 2), -self.pad, self.pad + 1, seed=self.seed_generator)
+        offsets = keras.random.randint((batch, 2), -self.pad, self.pad + 1,
+                                       seed=self.seed_generator)
         rows = offsets[:, 0:1] + ops.arange(height)[None, :]
         cols = offsets[:, 1:2] + ops.arange(width)[None, :]
         inside = ops.logical_and(ops.logical_and(rows >= 0, rows < height)[:, :, None],
@@ -172,6 +173,65 @@ class RandomHorizontalFlip(keras.layers.Layer):
         return {**super().get_config(), "seed": self.seed}
 
 
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class Cutout(keras.layers.Layer):
+    """Blanks one `size`×`size` square per image at a random centre (DeVries & Taylor, 2017).
+
+    Every image draws its own centre, uniform over all pixels; the square is cut off where it
+    crosses the border (so the blanked area is smaller near the edges), and filled with
+    `fill_value` (per channel, e.g. the training set's mean pixel, so the model sees its own zero
+    after standardising).
+
+    Args:
+        size: Side of the square in pixels; 0 is the identity.
+        fill_value: The value of the blanked pixels: one number or one per channel.
+        seed: Seed of the random centres.
+
+    Example:
+
+    >>> cutout = Cutout(size=8, fill_value=(125.3, 123.0, 113.9), seed=0)
+    >>> cutout(np.full((8, 32, 32, 3), 255.0, "float32"), training=True).shape
+    TensorShape([8, 32, 32, 3])
+    """
+
+    def __init__(self, size: int = 8, fill_value: Union[float, Sequence[float]] = 0.0,
+                 seed: Optional[int] = None, **kwargs):
+        super().__init__(**kwargs)
+        if size < 0:
+            raise ValueError(f"size must be >= 0, got {size}")
+        self.size = int(size)
+        self.fill_value = [float(v) for v in np.reshape(fill_value, (-1,))]
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training: bool = True):
+        if not training or self.size == 0:
+            return images
+        batch = ops.shape(images)[0]
+        height, width = images.shape[1], images.shape[2]
+        rows = _square_span(batch, height, self.size, self.seed_generator)
+        cols = _square_span(batch, width, self.size, self.seed_generator)
+        blanked = ops.logical_and(rows[:, :, None], cols[:, None, :])[..., None]
+        fill = ops.cast(ops.convert_to_tensor(self.fill_value), images.dtype)
+        return ops.where(blanked, fill, images)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "fill_value": self.fill_value,
+                "seed": self.seed}
+
+
+def _square_span(batch, length: int, size: int, seed_generator):
+    """`[batch, length]` booleans: the positions within `size // 2` before and `size - size // 2`
+    after a random centre per image (a span of `size` positions, cut at the ends)."""
+    centres = keras.random.randint((batch, 1), 0, length, seed=seed_generator)
+    positions = ops.arange(length)[None, :]
+    start = centres - size // 2
+    return ops.logical_and(positions >= start, positions < start + size)
+
+
 def take_pixels(images, rows, cols):
     """`out[b, i, j] = images[b, rows[b, i], cols[b, j]]` as one `take` over the flattened batch.
 
@@ -190,9 +250,11 @@ def take_pixels(images, rows, cols):
 
 
 def build_augmentation(eigenvalues: Sequence[float], eigenvectors: Sequence[Sequence[float]],
-                       pad: int = 4, pca_stddev: float = 0.1,
-                       seed: Optional[int] = None) -> keras.Sequential:
-    """The seed's training augmentation, in its order: PCA jitter → pad + random crop → flip.
+                       pad: int = 4, pca_stddev: float = 0.1, seed: Optional[int] = None,
+                       cutout: int = 0, cutout_fill: Union[float, Sequence[float]] = 0.0
+                       ) -> keras.Sequential:
+    """The seed's training augmentation, in its order: PCA jitter → pad + random crop → flip,
+    then, with `cutout` > 0, `Cutout`.
 
     Args:
         eigenvalues: RGB covariance eigenvalues of the raw 0–255 training pixels.
@@ -200,6 +262,8 @@ def build_augmentation(eigenvalues: Sequence[float], eigenvectors: Sequence[Sequ
         pad: Padding per side before the random 32×32 crop.
         pca_stddev: σ of the PCA jitter coefficients.
         seed: Base seed; each layer gets its own seed derived from it.
+        cutout: Side of the `Cutout` square; 0 leaves the layer out (the seed's augmentation).
+        cutout_fill: The blanked pixels' value (e.g. the training split's mean pixel).
 
     Example:
 
@@ -210,12 +274,12 @@ def build_augmentation(eigenvalues: Sequence[float], eigenvectors: Sequence[Sequ
     def derived(offset: int) -> Optional[int]:
         return None if seed is None else seed + offset
 
-    return keras.Sequential(
-        [
-            PCAColorJitter(eigenvalues, eigenvectors, stddev=pca_stddev, seed=derived(0),
-                           name="pca_color_jitter"),
-            RandomPadCrop(pad=pad, seed=derived(1), name="random_pad_crop"),
-            RandomHorizontalFlip(seed=derived(2), name="random_flip"),
-        ],
-        name="augmentation",
-    )
+    layers = [
+        PCAColorJitter(eigenvalues, eigenvectors, stddev=pca_stddev, seed=derived(0),
+                       name="pca_color_jitter"),
+        RandomPadCrop(pad=pad, seed=derived(1), name="random_pad_crop"),
+        RandomHorizontalFlip(seed=derived(2), name="random_flip"),
+    ]
+    if cutout:
+        layers.append(Cutout(cutout, cutout_fill, seed=derived(3), name="cutout"))
+    return keras.Sequential(layers, name="augmentation")

@@ -19,12 +19,14 @@ import sys
 import typing
 from typing import Any, Optional, Sequence
 
-from keras_alexnet.config import TrainConfig
+from keras_alexnet.config import PRESETS, TEST_TIME_AUGMENTATIONS, TrainConfig, presets
+from keras_alexnet.errors import ImageError, KerasAlexNetError
+from keras_alexnet.image_bytes import DEFAULT_MAX_PIXELS
 
 PROG = "keras-alexnet"
 
 
-class UserError(Exception):
+class UserError(KerasAlexNetError):
     """An error in the user's input, reported as one line."""
 
 
@@ -47,19 +49,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
-    except Exception as error:  # Only errors in the user's input reach the user as one line.
-        if not _is_reported_error(error):
-            raise
+    except KerasAlexNetError as error:  # the user's input; anything else is a bug and raises
         print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
         return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Train, evaluate and export the seed's CIFAR-10 AlexNet.")
+    parser = _Parser(prog=PROG,
+                     description="Train, evaluate and export the seed's CIFAR-10 AlexNet.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    train = commands.add_parser("train", help="train with the seed recipe (flags override it)",
-                                description="Train AlexNet on CIFAR-10. Defaults are the seed recipe.")
+    train = commands.add_parser(
+        "train", help="train with the seed recipe or a preset (flags override it)",
+        description="Train AlexNet on CIFAR-10. Defaults are the seed recipe.")
+    train.add_argument("--preset", choices=list(PRESETS), default=None,
+                       help="start from a named recipe; other flags override its values: "
+                            + "; ".join(f"{name}: {text}" for name, text in presets().items())
+                            .replace("%", "%%"))
     descriptions = _field_descriptions()
     for field in dataclasses.fields(TrainConfig):
         _add_field_flag(train, field, descriptions.get(field.name, ""))
@@ -71,14 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="test accuracy of a checkpoint or SavedModel")
     evaluate.add_argument("model", help="a .keras checkpoint, a SavedModel version directory, or a "
                                         "model directory (its newest version is used)")
-    evaluate.add_argument("--data-dir", default=None, help="local CIFAR-10 copy (default: "
-                                                           "$KERAS_ALEXNET_DATA, else tensorflow-datasets)")
+    evaluate.add_argument("--data-dir", default=None,
+                          help="local CIFAR-10 copy (default: $KERAS_ALEXNET_DATA, else "
+                               "tensorflow-datasets)")
     evaluate.add_argument("--batch-size", type=int, default=500)
     evaluate.add_argument("--ten-crop", action="store_true",
                           help="average the paper's ten crops (corners, centre, mirrored) of each "
                                "image zero-padded by --ten-crop-pad")
     evaluate.add_argument("--ten-crop-pad", type=int, default=4,
                           help="padding per side before the ten 32×32 crops (default: %(default)s)")
+    evaluate.add_argument("--test-time-augmentation", "--tta", choices=TEST_TIME_AUGMENTATIONS,
+                          default="none",
+                          help="flip: average each image's and its mirror image's probabilities "
+                               "(default: %(default)s)")
     evaluate.add_argument("--json", action="store_true", help="print all metrics as JSON")
     evaluate.set_defaults(run=_run_evaluate)
 
@@ -89,7 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--saved-models-dir", default="saved_models",
                         help="base directory of the exports (default: %(default)s)")
     export.add_argument("--model-name", default="alexnet_cifar10",
-                        help="model name: SAVED_MODELS_DIR/MODEL_NAME/<version>/ (default: %(default)s)")
+                        help="model name: SAVED_MODELS_DIR/MODEL_NAME/<version>/ "
+                             "(default: %(default)s)")
+    export.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help="classify_image_bytes refuses images whose header declares more "
+                             "pixels (width × height) than this (default: %(default)s)")
     export.set_defaults(run=_run_export)
 
     report = commands.add_parser("report", help="draw the seed's figures for a finished run")
@@ -97,17 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--data-dir", default=None, help="CIFAR-10 copy (default: the run's own)")
     report.set_defaults(run=_run_report)
 
-    predict = commands.add_parser("predict", help="classify PNG/JPEG files with a SavedModel or TF Serving")
+    predict = commands.add_parser("predict",
+                                  help="classify PNG/JPEG files with a SavedModel or TF Serving")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, any size")
     predict.add_argument("--model", default=os.path.join("saved_models", "alexnet_cifar10"),
                          help="local SavedModel: a model directory (newest version) or a version "
                               "directory (default: %(default)s)")
     predict.add_argument("--server", default=None,
-                         help="TF Serving REST base URL (e.g. http://localhost:8501) instead of --model")
+                         help="TF Serving REST base URL (e.g. http://localhost:8501) instead "
+                              "of --model")
     predict.add_argument("--model-name", default="alexnet_cifar10",
                          help="model name on the server (default: %(default)s)")
     predict.add_argument("--top-k", type=int, default=1, help="classes to show per image")
-    predict.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server")
+    predict.add_argument("--timeout", type=float, default=10.0,
+                         help="seconds to wait for the server")
     predict.add_argument("--json", action="store_true", help="print the results as JSON")
     predict.set_defaults(run=_run_predict)
     return parser
@@ -117,11 +135,11 @@ def _run_train(args: argparse.Namespace) -> int:
     overrides = {name: value for name, value in vars(args).items()
                  if name in {f.name for f in dataclasses.fields(TrainConfig)}}
     if args.resume:
-        if overrides:
+        if overrides or args.preset:
             raise UserError("--resume takes no other flags: the run's config.json is used")
         config = _resumed_config(args.resume)
     else:
-        config = TrainConfig.from_dict(overrides)
+        config = TrainConfig.from_preset(args.preset or "seed", **overrides)
     from keras_alexnet.training import train
 
     result = train(config)
@@ -160,7 +178,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if args.ten_crop_pad < 0:
         raise UserError(f"--ten-crop-pad must be >= 0, got {args.ten_crop_pad}")
     metrics = evaluate(args.model, data_dir=args.data_dir, batch_size=args.batch_size,
-                       ten_crop=args.ten_crop, ten_crop_pad=args.ten_crop_pad)
+                       ten_crop=args.ten_crop, ten_crop_pad=args.ten_crop_pad,
+                       test_time_augmentation=args.test_time_augmentation)
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -173,14 +192,13 @@ def _run_export(args: argparse.Namespace) -> int:
         raise UserError(f"--weights must be a .keras file, got {args.weights}")
     if not os.path.isfile(args.weights):
         raise UserError(f"no model at {args.weights}")
-    import keras
-
+    from keras_alexnet.evaluation import load_keras_model
     from keras_alexnet.export import export_saved_model
-    from keras_alexnet.model import AlexNet  # noqa: F401  (registered: load_model rebuilds it)
-    from keras_alexnet.optimizer import TorchSGD  # noqa: F401  (registered: its optimizer)
 
-    model = keras.saving.load_model(args.weights, safe_mode=True)
-    print(f"SavedModel: {export_saved_model(model, args.saved_models_dir, args.model_name)}")
+    model = load_keras_model(args.weights)
+    exported = export_saved_model(model, args.saved_models_dir, args.model_name,
+                                  max_image_pixels=args.max_image_pixels)
+    print(f"SavedModel: {exported}")
     return 0
 
 
@@ -229,8 +247,9 @@ def _read_image_file(path: str) -> bytes:
 def _predict_locally(model: str, paths: Sequence[str], encoded: Sequence[bytes]):
     import tensorflow as tf
 
-    from keras_alexnet.export import load_saved_model
-    from keras_alexnet.serving import IMAGE_BYTES_SIGNATURE, predictions_from_outputs
+    from keras_alexnet.export import IMAGE_BYTES_SIGNATURE, load_saved_model
+    from keras_alexnet.image_bytes import refusal
+    from keras_alexnet.serving import predictions_from_outputs
 
     classify = load_saved_model(model, IMAGE_BYTES_SIGNATURE)
     predictions = []
@@ -242,7 +261,9 @@ def _predict_locally(model: str, paths: Sequence[str], encoded: Sequence[bytes])
                 outputs = classify(image_bytes=tf.constant([data]))
             predictions += predictions_from_outputs(outputs)
         except tf.errors.InvalidArgumentError as error:
-            raise UserError(f"{path} could not be decoded as PNG or JPEG") from error
+            reason = refusal(error.message)
+            detail = reason.split("] ", 1)[1] if reason else "could not be decoded as PNG or JPEG"
+            raise ImageError(f"{path} {detail}") from error
     return predictions
 
 
@@ -302,21 +323,6 @@ def _stderr_to_devnull():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
-
-
-def _is_reported_error(error: Exception) -> bool:
-    """Errors the user can act on, reported as one line; anything else is a bug and raises.
-
-    Config, data, export and image errors are ValueErrors; so are Keras' errors for a file that is
-    not a model. OSError covers unreadable, missing and unwritable paths (a full disk too).
-    A diverged run is a `TrainingError`.
-    """
-    from keras_alexnet.serving import ServingError
-
-    training = sys.modules.get("keras_alexnet.training")  # imported only when training ran
-    if training and isinstance(error, training.TrainingError):
-        return True
-    return isinstance(error, (UserError, ValueError, OSError, ServingError))
 
 
 def _one_line(error: Exception) -> str:

@@ -1,8 +1,10 @@
-"""CIFAR-10: loading (tensorflow-datasets or a local copy), the seeded split, pixel statistics, tf.data.
+"""CIFAR-10: loading (tensorflow-datasets or a local copy), the seeded split, pixel statistics,
+`prepare(config)` (all three for a run), and the tf.data pipelines.
 
-A local copy is the official "CIFAR-10 python version": a `cifar-10-batches-py` directory of pickled
-batches, or the `cifar-10-python.tar.gz` archive that holds it. The pickles are read with an unpickler
-that allows only the numpy array reconstruction the format needs, so a crafted file cannot run code.
+A local copy is the official "CIFAR-10 python version": a `cifar-10-batches-py` directory of
+pickled batches, or the `cifar-10-python.tar.gz` archive that holds it. The pickles are read with
+an unpickler that allows only the numpy array reconstruction the format needs, so a crafted file
+cannot run code.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from typing import Optional
 
 import numpy as np
 
+from keras_alexnet.config import TrainConfig
+from keras_alexnet.errors import DataError
+
 CLASS_NAMES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )
@@ -27,10 +32,6 @@ BATCHES_DIR = "cifar-10-batches-py"
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
-
-
-class DataError(ValueError):
-    """The data set is missing, corrupt or not CIFAR-10."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +89,30 @@ class PixelStats:
             eigenvalues=eigenvalues.astype(np.float32),
             eigenvectors=eigenvectors.astype(np.float32),
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedData:
+    """What a run trains on: the seeded split and its training pixels' statistics."""
+
+    split: Split
+    stats: PixelStats
+
+
+def prepare(config: TrainConfig) -> PreparedData:
+    """Loads CIFAR-10 (`config.data_dir`), splits it as the config says and computes the
+    training split's pixel statistics: the data preparation of `train()`, the report and the
+    notebook.
+
+    Example:
+
+    >>> data = prepare(TrainConfig(data_dir="../shared/data/cifar-10-batches-py"))
+    >>> len(data.split.x_train), data.stats.mean.round(1)
+    (40000, array([125.3, 123. , 113.9], dtype=float32))
+    """
+    split = split_train_validation(load_cifar10(config.data_dir), config.validation_size,
+                                   config.seed, config.train_subset)
+    return PreparedData(split, PixelStats.from_images(split.x_train))
 
 
 def load_cifar10(data_dir: Optional[str] = None) -> Cifar10:
@@ -265,9 +290,11 @@ def _read_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path} is not a CIFAR-10 batch: no b'data' and b'labels' entries")
     data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise DataError(f"{path}: data must be uint8 of shape (N, 3072), got {data.dtype} {data.shape}")
+        raise DataError(f"{path}: data must be uint8 of shape (N, 3072), "
+                        f"got {data.dtype} {data.shape}")
     if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"{path}: expected {len(data)} integer labels, got {labels.dtype} {labels.shape}")
+        raise DataError(f"{path}: expected {len(data)} integer labels, "
+                        f"got {labels.dtype} {labels.shape}")
     if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
         raise DataError(f"{path}: labels must be in 0..{NUM_CLASSES - 1}, "
                         f"got {labels.min()}..{labels.max()}")

@@ -16,6 +16,7 @@ from typing import ContextManager
 import keras
 
 from keras_alexnet.config import DISTRIBUTIONS
+from keras_alexnet.errors import ConfigError
 
 
 @dataclasses.dataclass
@@ -45,7 +46,8 @@ def place(distribution: str = "auto") -> Placement:
     ...     model = build_model()
     """
     if distribution not in DISTRIBUTIONS:
-        raise ValueError(f"distribution must be one of {', '.join(DISTRIBUTIONS)}, got {distribution!r}")
+        raise ConfigError(f"distribution must be one of {', '.join(DISTRIBUTIONS)}, "
+                          f"got {distribution!r}")
     if distribution == "none":
         return Placement("none", 1, contextlib.nullcontext())
     if keras.backend.backend() == "jax":
@@ -79,7 +81,8 @@ def _tpu_strategy(required: bool):
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, RuntimeError, tf.errors.NotFoundError) as error:
         if required:
-            raise ValueError(f"distribution='tpu' but no TPU runtime was found ({error})") from error
+            raise ConfigError(f"distribution='tpu' but no TPU runtime was found ({error})"
+                              ) from error
         return None
     return tf.distribute.TPUStrategy(resolver)
 
@@ -88,7 +91,7 @@ def _place_jax(distribution: str) -> Placement:
     if distribution == "tpu":
         devices = keras.distribution.list_devices("tpu")
         if not devices:
-            raise ValueError("distribution='tpu' but JAX sees no TPU")
+            raise ConfigError("distribution='tpu' but JAX sees no TPU")
     else:
         devices = keras.distribution.list_devices()
     if len(devices) < 2 and distribution == "auto":

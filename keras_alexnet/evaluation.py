@@ -4,12 +4,17 @@ centre view or on the paper's ten crops (4 corners + centre, and their mirrors).
 from __future__ import annotations
 
 import os
+import zipfile
+from functools import partial
 from typing import Callable, Iterator, Optional, Sequence, Union
 
 import keras
 import numpy as np
 
-from keras_alexnet.data import CLASS_NAMES, load_cifar10
+from keras_alexnet.config import TEST_TIME_AUGMENTATIONS
+from keras_alexnet.data import CLASS_NAMES, Split, load_cifar10
+from keras_alexnet.errors import ConfigError, ModelError
+from keras_alexnet.losses import SparseLabelSmoothingCrossentropy  # noqa: F401  (registered)
 from keras_alexnet.model import AlexNet  # noqa: F401  (registered: load_model rebuilds it)
 from keras_alexnet.optimizer import TorchSGD  # noqa: F401  (registered: the checkpoint's optimizer)
 
@@ -21,13 +26,39 @@ def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: in
     return keras.ops.convert_to_numpy(keras.ops.softmax(logits.astype("float32"), axis=-1))
 
 
+def test_time_augmented(probabilities_of: Callable[[np.ndarray], np.ndarray],
+                        mode: str = "none") -> Callable[[np.ndarray], np.ndarray]:
+    """`probabilities_of` with test-time augmentation: `"none"` returns it as it is; `"flip"`
+    averages the probabilities of each image and of its left–right mirror image.
+
+    Example:
+
+    >>> flipped = test_time_augmented(lambda x: predict_probabilities(model, x), "flip")
+    >>> probabilities = flipped(x_test)
+    """
+    if mode not in TEST_TIME_AUGMENTATIONS:
+        raise ConfigError(f"test-time augmentation must be one of "
+                         f"{', '.join(TEST_TIME_AUGMENTATIONS)}, got {mode!r}")
+    if mode == "none":
+        return probabilities_of
+
+    def flip_averaged(images: np.ndarray) -> np.ndarray:
+        mirrored = np.ascontiguousarray(images[:, :, ::-1])
+        total = (np.asarray(probabilities_of(images), np.float64)
+                 + np.asarray(probabilities_of(mirrored), np.float64))
+        return (total / 2).astype(np.float32)
+
+    return flip_averaged
+
+
 def test_metrics(probabilities: np.ndarray, labels: np.ndarray,
                  class_names: Sequence[str] = CLASS_NAMES) -> dict:
     """Accuracy, cross-entropy, per-class accuracy and confusion matrix (rows: true class).
 
     Example:
 
-    >>> test_metrics(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 0]), ["a", "b"])["test_accuracy"]
+    >>> metrics = test_metrics(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 0]), ["a", "b"])
+    >>> metrics["test_accuracy"]
     0.5
     """
     labels = np.asarray(labels, dtype=np.int64)
@@ -84,7 +115,8 @@ def ten_crop_probabilities(probabilities_of: Callable[[np.ndarray], np.ndarray],
 
 
 def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
-             batch_size: int = 500, ten_crop: bool = False, ten_crop_pad: int = 4) -> dict:
+             batch_size: int = 500, ten_crop: bool = False, ten_crop_pad: int = 4,
+             test_time_augmentation: str = "none") -> dict:
     """Evaluates a model on CIFAR-10's 10,000 test images.
 
     Args:
@@ -96,6 +128,8 @@ def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
             image zero-padded by `ten_crop_pad` (its training augmentation), so the corners are the
             extreme crop offsets and the centre crop is the image itself.
         ten_crop_pad: Zero padding per side before the 32×32 crops.
+        test_time_augmentation: `"none"` or `"flip"` (average each image's and its mirror
+            image's probabilities); ten crops hold their mirror images already.
 
     Returns:
         The `test_metrics` dict.
@@ -106,10 +140,11 @@ def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
     >>> metrics["test_accuracy"], metrics["per_class_accuracy"]["cat"]
     """
     if ten_crop_pad < 0:
-        raise ValueError(f"ten_crop_pad must be >= 0, got {ten_crop_pad}")
+        raise ConfigError(f"ten_crop_pad must be >= 0, got {ten_crop_pad}")
     probabilities_of = _probability_function(model, batch_size)  # checks the model before the data
     data = load_cifar10(data_dir)
     if not ten_crop:
+        probabilities_of = test_time_augmented(probabilities_of, test_time_augmentation)
         return test_metrics(probabilities_of(data.x_test), data.y_test)
     pad = [(0, 0), (ten_crop_pad, ten_crop_pad), (ten_crop_pad, ten_crop_pad), (0, 0)]
     padded = np.pad(data.x_test, pad)
@@ -146,17 +181,29 @@ def evaluate_dataset(model: keras.Model, dataset, class_names: Sequence[str],
     return test_metrics(np.concatenate(probabilities), np.concatenate(labels), class_names)
 
 
+def load_keras_model(path: str) -> keras.Model:
+    """Loads a `.keras` model of this package in safe mode (no `Lambda` code runs).
+
+    Raises:
+        ModelError: `path` is not a readable `.keras` model.
+    """
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        raise ModelError(f"{path} is not a readable .keras model: {error}") from error
+
+
 def _probability_function(model: Union[str, keras.Model],
                           batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
     """Maps uint8 images to class probabilities with a Keras model, `.keras` file or SavedModel."""
     if isinstance(model, keras.Model):
         return lambda images: predict_probabilities(model, images, batch_size)
     if not os.path.exists(model):
-        raise FileNotFoundError(f"no model at {model}")
+        raise ModelError(f"no model at {model}")
     if os.path.isfile(model):
         if not model.endswith(".keras"):
-            raise ValueError(f"{model} is neither a .keras checkpoint nor a SavedModel directory")
-        loaded = keras.saving.load_model(model, safe_mode=True)  # refuses Lambda code
+            raise ModelError(f"{model} is neither a .keras checkpoint nor a SavedModel directory")
+        loaded = load_keras_model(model)
         return lambda images: predict_probabilities(loaded, images, batch_size)
     from keras_alexnet.export import load_saved_model
 
@@ -164,3 +211,26 @@ def _probability_function(model: Union[str, keras.Model],
     return lambda images: np.concatenate([
         serve(images=images[start:start + batch_size])["probabilities"].numpy()
         for start in range(0, len(images), batch_size)])
+
+
+def run_metrics(model: keras.Model, split: Split, history: dict[str, list[float]],
+                test_time_augmentation: str, performance: dict) -> dict:
+    """A run's `metrics.json`: the test metrics (with `test_time_augmentation`), the single-view
+    test accuracy, and the run's best validation accuracy, epochs, training time and speed (from
+    its `history`) and fast-path settings (`performance`)."""
+    probabilities_of = partial(predict_probabilities, model)
+    single_view = probabilities_of(split.x_test)
+    augmented = test_time_augmented(probabilities_of, test_time_augmentation)
+    probabilities = single_view if augmented is probabilities_of else augmented(split.x_test)
+    epoch_seconds = history["epoch_seconds"]
+    steady = epoch_seconds[1:] or epoch_seconds
+    return {
+        **test_metrics(probabilities, split.y_test),
+        "test_accuracy_single_view": test_metrics(single_view, split.y_test)["test_accuracy"],
+        "test_time_augmentation": test_time_augmentation,
+        "best_val_accuracy": max(history["val_accuracy"]),
+        "epochs_completed": len(history["epoch"]),
+        "train_seconds": float(np.sum(epoch_seconds)),
+        "train_images_per_second": float(len(split.x_train) / np.median(steady)),
+        "performance": performance,
+    }

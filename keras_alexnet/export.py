@@ -9,8 +9,10 @@ Signatures (tag `serve`), both with the same outputs:
 | signature              | input                                                                 |
 |------------------------|-----------------------------------------------------------------------|
 | `serving_default`      | `images`: uint8 [None, 32, 32, 3], raw RGB pixels 0–255               |
-| `classify_image_bytes` | `image_bytes`: string [None], encoded PNG or JPEG images of any size, |
-|                        | decoded to RGB and resized to 32×32 (bilinear, antialiased)           |
+| `classify_image_bytes` | `image_bytes`: string [None], encoded PNG, JPEG, GIF or BMP images of |
+|                        | any size up to the export's pixel limit (default 4096 × 4096, read    |
+|                        | from the header before decoding), decoded to RGB and resized to 32×32 |
+|                        | (bilinear, antialiased)                                               |
 
 | output          | dtype   | shape      | meaning                                  |
 |-----------------|---------|------------|------------------------------------------|
@@ -19,31 +21,47 @@ Signatures (tag `serve`), both with the same outputs:
 | `class_name`    | string  | [None]     | its name (`airplane` … `truck`)          |
 
 Both run the model with `training=False`: no augmentation, no dropout; outputs are float32 also
-for a mixed-precision model. TF Serving's REST API carries `image_bytes` as `{"b64": "…"}`.
+for a mixed-precision model; an empty batch gets empty outputs. A bad image fails the request with
+`InvalidArgument` naming the element (`image_bytes[3] …`): not an image of these formats, or over
+the pixel limit. TF Serving's REST API carries `image_bytes` as `{"b64": "…"}`.
 """
 
 from __future__ import annotations
 
+import errno
+import importlib.util
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from typing import Optional, Sequence
 
 import keras
 
+from keras_alexnet.atomic import atomic_path
+from keras_alexnet.config import TrainConfig
 from keras_alexnet.data import CLASS_NAMES, IMAGE_SHAPE
-from keras_alexnet.serving import IMAGE_BYTES_SIGNATURE, SERVING_SIGNATURE
+from keras_alexnet.errors import ExportError, TrainingError
+from keras_alexnet.image_bytes import DEFAULT_MAX_PIXELS, decode_bounded
+from keras_alexnet.run_dir import FINAL_MODEL
 
-
-
-class ExportError(ValueError):
-    """The SavedModel could not be written or found."""
+# The signature contract, which serving clients (`keras_alexnet.serving`) import from here.
+SERVING_SIGNATURE = "serving_default"
+IMAGE_BYTES_SIGNATURE = "classify_image_bytes"
+IMAGES_INPUT = "images"
+IMAGE_BYTES_INPUT = "image_bytes"
+OUTPUTS = ("probabilities", "class_id", "class_name")
 
 
 def export_saved_model(model: keras.Model, saved_models_dir: str = "saved_models",
                        model_name: str = "alexnet_cifar10", version: Optional[int] = None,
-                       class_names: Sequence[str] = CLASS_NAMES) -> str:
+                       class_names: Sequence[str] = CLASS_NAMES,
+                       max_image_pixels: int = DEFAULT_MAX_PIXELS) -> str:
     """Writes `model` as SavedModel version `version` (default: the next free one).
+
+    Exporters running at once into one `saved_models_dir` each get their own version: a version
+    directory appears by one rename, and an exporter that finds its number taken takes the next.
 
     Args:
         model: A Keras model mapping float32 raw pixels to logits.
@@ -51,6 +69,8 @@ def export_saved_model(model: keras.Model, saved_models_dir: str = "saved_models
         model_name: Model directory name (TF Serving's `--model_name`).
         version: Integer version; `None` takes one more than the highest existing version.
         class_names: Names returned in the `class_name` output.
+        max_image_pixels: `classify_image_bytes` refuses images whose header declares more
+            pixels (width × height) than this, before decoding them.
 
     Returns:
         The version directory written.
@@ -61,46 +81,103 @@ def export_saved_model(model: keras.Model, saved_models_dir: str = "saved_models
     'saved_models/alexnet_cifar10/1'
     """
     tf = _import_tensorflow()
-    base = os.path.join(saved_models_dir, model_name)
-    version = next_version(base) if version is None else version
-    if not isinstance(version, int) or version < 0:
+    if version is not None and (not isinstance(version, int) or version < 0):
         raise ExportError(f"version must be a non-negative integer, got {version!r}")
-    final = os.path.join(base, str(version))
-    if os.path.exists(final):
-        raise ExportError(f"{final} already exists; pick another version")
+    if max_image_pixels < 1:
+        raise ExportError(f"max_image_pixels must be >= 1, got {max_image_pixels}")
+    base = os.path.join(saved_models_dir, model_name)
+    if version is not None and os.path.exists(os.path.join(base, str(version))):
+        raise ExportError(f"{os.path.join(base, str(version))} already exists; "
+                          "pick another version")
     os.makedirs(base, exist_ok=True)
-    staging = os.path.join(base, f".tmp-{version}-{uuid.uuid4().hex}")
+    staging = os.path.join(base, f".tmp-{uuid.uuid4().hex}")
+    try:
+        _export_archive(model, tf, class_names, max_image_pixels).write_out(staging, verbose=False)
+        return _publish(staging, base, version)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _export_archive(model: keras.Model, tf, class_names: Sequence[str],
+                    max_image_pixels: int) -> keras.export.ExportArchive:
+    """The two serving signatures around `model` (see the module docstring)."""
     names = tf.constant(list(class_names))
 
     def classify(images):
-        logits = model(tf.cast(images, "float32"), training=False)
-        probabilities = tf.nn.softmax(tf.cast(logits, "float32"), axis=-1)
-        class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
-        return {"probabilities": probabilities, "class_id": class_id,
-                "class_name": tf.gather(names, class_id)}
+        def run():
+            logits = model(tf.cast(images, "float32"), training=False)
+            probabilities = tf.nn.softmax(tf.cast(logits, "float32"), axis=-1)
+            class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+            return {"probabilities": probabilities, "class_id": class_id,
+                    "class_name": tf.gather(names, class_id)}
 
-    def decode(image_bytes):
-        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-        image = tf.image.resize(image, IMAGE_SHAPE[:2], antialias=True)
+        def nothing():  # an empty request gets empty answers, not an error from the model
+            return {"probabilities": tf.zeros((0, len(class_names)), tf.float32),
+                    "class_id": tf.zeros((0,), tf.int64), "class_name": tf.zeros((0,), tf.string)}
+
+        return tf.cond(tf.shape(images)[0] > 0, run, nothing)
+
+    def decode(index_and_bytes):
+        index, data = index_and_bytes
+        image = tf.image.resize(decode_bounded(data, index, max_image_pixels), IMAGE_SHAPE[:2],
+                                antialias=True)
         return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
     def classify_image_bytes(image_bytes):
-        images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec(IMAGE_SHAPE, tf.uint8))
+        indices = tf.range(tf.shape(image_bytes)[0])
+        images = tf.map_fn(decode, (indices, image_bytes),
+                           fn_output_signature=tf.TensorSpec(IMAGE_SHAPE, tf.uint8))
         return classify(images)
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(SERVING_SIGNATURE, classify,
-                         input_signature=[tf.TensorSpec((None, *IMAGE_SHAPE), tf.uint8, name="images")])
+                         input_signature=[tf.TensorSpec((None, *IMAGE_SHAPE), tf.uint8,
+                                                        name=IMAGES_INPUT)])
     archive.add_endpoint(IMAGE_BYTES_SIGNATURE, classify_image_bytes,
-                         input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")])
-    try:
-        archive.write_out(staging, verbose=False)
-        os.rename(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return final
+                         input_signature=[tf.TensorSpec((None,), tf.string,
+                                                        name=IMAGE_BYTES_INPUT)])
+    return archive
+
+
+def _publish(staging: str, base: str, version: Optional[int]) -> str:
+    """Renames the written export into its version directory. Without a fixed `version`, a
+    number another exporter took meanwhile makes it try the next free one."""
+    while True:
+        final = os.path.join(base, str(next_version(base) if version is None else version))
+        try:
+            os.rename(staging, final)
+            return final
+        except OSError as error:
+            if version is not None or error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+
+
+def export_or_save(model: keras.Model, config: TrainConfig) -> Optional[str]:
+    """Exports a trained model as `train()` does; returns the version directory or `None`.
+
+    On the TensorFlow backend the export runs here. On another backend the model is saved as
+    `final.keras` in the run directory and exported by `keras-alexnet export` in a
+    TensorFlow-backend process (TF Serving needs plain TensorFlow ops); without TensorFlow,
+    `final.keras` is left to export on a machine that has it.
+    """
+    if keras.backend.backend() == "tensorflow":
+        return export_saved_model(model, config.saved_models_dir, config.model_name)
+    final = os.path.join(config.output_dir, FINAL_MODEL)
+    with atomic_path(final) as staging:
+        model.save(staging)
+    if importlib.util.find_spec("tensorflow") is None:
+        print(f"keras_alexnet: TensorFlow is not installed, so no SavedModel was exported; the "
+              f"trained model is {final}: on a machine with TensorFlow run `keras-alexnet export "
+              f"--weights {final}`", file=sys.stderr)
+        return None
+    command = [sys.executable, "-m", "keras_alexnet.cli", "export", "--weights", final,
+               "--saved-models-dir", config.saved_models_dir, "--model-name", config.model_name]
+    exported = subprocess.run(command, capture_output=True, text=True, check=False)
+    if exported.returncode != 0:
+        raise TrainingError(f"exporting {final} failed: {exported.stderr.strip()[-2000:]}")
+    return exported.stdout.strip().splitlines()[-1].removeprefix("SavedModel: ")
 
 
 def next_version(model_dir: str) -> int:

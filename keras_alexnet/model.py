@@ -65,6 +65,10 @@ class AlexNet(keras.Model):
         mean: Per-channel mean of the training pixels (0–255 scale).
         std: Per-channel standard deviation of the training pixels (0–255 scale).
         seed: Seed of the initialisation; `None` draws a fresh one.
+        conv1_stride: 2 (the seed) or 1: conv1 keeps the 32×32 resolution, so conv2 sees 16×16
+            maps, conv3–conv5 8×8 and fc6 a 4096-value flatten (about 3× the compute).
+        batch_norm: Batch normalisation (PyTorch's momentum 0.1 and ε 1e-5) between each
+            convolution and its ReLU; the convolutions then have no bias.
         name: Model name.
 
     Example:
@@ -77,7 +81,10 @@ class AlexNet(keras.Model):
 
     def __init__(self, num_classes: int = NUM_CLASSES, init: str = "torch", dropout: float = 0.5,
                  mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD,
-                 seed: Optional[int] = None, name: str = "alexnet_cifar10", **kwargs):
+                 seed: Optional[int] = None, conv1_stride: int = 2, batch_norm: bool = False,
+                 name: str = "alexnet_cifar10", **kwargs):
+        if conv1_stride not in (1, 2):
+            raise ValueError(f"conv1_stride must be 1 or 2, got {conv1_stride}")
         initializers = _Initializers(init, seed)
         images = keras.Input(shape=IMAGE_SHAPE, name="images")
         x = _standardize(images, mean, std)
@@ -85,10 +92,14 @@ class AlexNet(keras.Model):
         for layer_name, filters, pool in CONV_LAYERS:
             if layer_name == "conv1":
                 x = keras.layers.ZeroPadding2D(1, name="conv1_pad")(x)
-            x = keras.layers.Conv2D(filters, 3, strides=2 if layer_name == "conv1" else 1,
+            stride = conv1_stride if layer_name == "conv1" else 1
+            x = keras.layers.Conv2D(filters, 3, strides=stride,
                                     padding="valid" if layer_name == "conv1" else "same",
-                                    activation="relu", name=layer_name,
+                                    activation=None if batch_norm else "relu",
+                                    use_bias=not batch_norm, name=layer_name,
                                     **initializers(layer_name, fan_in * 9))(x)
+            if batch_norm:
+                x = _batch_norm_relu(x, layer_name)
             fan_in = filters
             if pool:
                 x = keras.layers.MaxPooling2D(2, name=f"{layer_name}_pool")(x)
@@ -109,6 +120,8 @@ class AlexNet(keras.Model):
         self.mean = [float(m) for m in mean]
         self.std = [float(s) for s in std]
         self.seed = seed
+        self.conv1_stride = conv1_stride
+        self.batch_norm = batch_norm
 
     def get_config(self):
         return {
@@ -118,6 +131,8 @@ class AlexNet(keras.Model):
             "mean": self.mean,
             "std": self.std,
             "seed": self.seed,
+            "conv1_stride": self.conv1_stride,
+            "batch_norm": self.batch_norm,
             "name": self.name,
             "trainable": self.trainable,
         }
@@ -125,6 +140,12 @@ class AlexNet(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _batch_norm_relu(x, layer_name: str):
+    """Batch normalisation with PyTorch's defaults (Keras momentum 0.9 = PyTorch 0.1), then ReLU."""
+    x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{layer_name}_bn")(x)
+    return keras.layers.ReLU(name=f"{layer_name}_relu")(x)
 
 
 def _standardize(images, mean: Sequence[float], std: Sequence[float]):
@@ -148,7 +169,8 @@ class _Initializers:
                                                         self.seed + 2 * self.count + 1)
         self.count += 1
         if self.init == "torch":
-            # PyTorch: kaiming_uniform_(a=√5) for weights, i.e. U(±1/√fan_in); the same bound for biases.
+            # PyTorch: kaiming_uniform_(a=√5) for weights, i.e. U(±1/√fan_in); the same bound for
+            # biases.
             bound = 1.0 / math.sqrt(fan_in)
             return {
                 "kernel_initializer": keras.initializers.VarianceScaling(
@@ -207,7 +229,8 @@ class LocalResponseNormalization(keras.layers.Layer):
         """The formula in `keras.ops` (what `call` runs on backends other than TensorFlow)."""
         radius = self.size // 2
         channels = inputs.shape[-1]
-        squared = ops.pad(ops.square(inputs), [[0, 0]] * (len(inputs.shape) - 1) + [[radius, radius]])
+        padding = [[0, 0]] * (len(inputs.shape) - 1) + [[radius, radius]]
+        squared = ops.pad(ops.square(inputs), padding)
         window_sum = sum(squared[..., offset:offset + channels] for offset in range(self.size))
         return inputs * ops.power(self.k + self.alpha * window_sum, -self.beta)
 
@@ -273,7 +296,8 @@ class PaperAlexNet(keras.Model):
             x = keras.layers.Conv2D(filters, kernel, strides=stride, groups=layer_groups,
                                     padding="valid" if layer_name == "conv1" else "same",
                                     activation="relu", name=layer_name,
-                                    **initializers(layer_name, fan_in // layer_groups * kernel ** 2))(x)
+                                    **initializers(layer_name,
+                                                   fan_in // layer_groups * kernel ** 2))(x)
             fan_in = filters
             if normalize and lrn:
                 x = LocalResponseNormalization(name=f"{layer_name}_lrn")(x)
@@ -323,6 +347,7 @@ def build_model(variant: str = "cifar", *, num_classes: Optional[int] = None,
                 input_shape: Optional[Sequence[int]] = None, init: Optional[str] = None,
                 dropout: float = 0.5, mean: Optional[Sequence[float]] = None,
                 std: Optional[Sequence[float]] = None, groups: int = 2, lrn: bool = True,
+                conv1_stride: int = 2, batch_norm: bool = False,
                 seed: Optional[int] = None) -> keras.Model:
     """Builds the seed's CIFAR-10 AlexNet or the paper's ImageNet AlexNet.
 
@@ -339,6 +364,8 @@ def build_model(variant: str = "cifar", *, num_classes: Optional[int] = None,
         std: Per-channel input std; default CIFAR-10's (0–255) or ImageNet's (0–1).
         groups: Paper variant: 2 splits conv2, conv4, conv5 in two groups as the paper; 1 does not.
         lrn: Paper variant: local response normalisation after conv1 and conv2.
+        conv1_stride: CIFAR variant: conv1's stride, 2 (the seed) or 1.
+        batch_norm: CIFAR variant: batch normalisation after every convolution.
         seed: Seed of the initialisation.
 
     Example:
@@ -352,10 +379,13 @@ def build_model(variant: str = "cifar", *, num_classes: Optional[int] = None,
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     if variant == "cifar":
         if input_shape is not None and tuple(input_shape) != IMAGE_SHAPE:
-            raise ValueError(f"the cifar variant takes {IMAGE_SHAPE} images, got {tuple(input_shape)}")
-        return AlexNet(num_classes=num_classes or NUM_CLASSES, init=init or "torch", dropout=dropout,
+            raise ValueError(f"the cifar variant takes {IMAGE_SHAPE} images, "
+                             f"got {tuple(input_shape)}")
+        return AlexNet(num_classes=num_classes or NUM_CLASSES, init=init or "torch",
+                       dropout=dropout,
                        mean=CIFAR10_MEAN if mean is None else mean,
-                       std=CIFAR10_STD if std is None else std, seed=seed)
+                       std=CIFAR10_STD if std is None else std, seed=seed,
+                       conv1_stride=conv1_stride, batch_norm=batch_norm)
     return PaperAlexNet(num_classes=num_classes or PAPER_NUM_CLASSES,
                         input_shape=input_shape or PAPER_INPUT_SHAPE, groups=groups, lrn=lrn,
                         init=init or "paper", dropout=dropout,

@@ -1,4 +1,4 @@
-"""On-device augmentation: the images in accelerator memory, augmented inside the compiled train step.
+"""On-device augmentation: images in accelerator memory, augmented inside the compiled train step.
 
 `fit` is fed only image indices (and labels). `DeviceAugmentedModel` looks the images up in an
 `ImageStore` — one uint8 variable on the accelerator (CIFAR-10's 50,000 images: 150 MB) — and,

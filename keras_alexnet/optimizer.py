@@ -1,4 +1,4 @@
-"""SGD with PyTorch's semantics, the update the seed trained with.
+"""SGD with PyTorch's semantics (the update the seed trained with) and the run's learning rate.
 
 Keras' `SGD` differs from `torch.optim.SGD` in two ways that matter for this recipe: its
 `weight_decay` is decoupled (applied to the weights, not added to the gradient), and its velocity
@@ -8,10 +8,12 @@ through the new gradient. `TorchSGD` keeps PyTorch's rule instead.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional, Union
 
 import keras
 from keras import ops
+
+from keras_alexnet.config import TrainConfig
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
@@ -27,12 +29,15 @@ class TorchSGD(keras.optimizers.Optimizer):
     w   ← w − learning_rate · buf
     ```
 
+    With `nesterov=True` the last line is `w ← w − learning_rate · (g + momentum · buf)`.
+
     Args:
         learning_rate: A float, a schedule, or a callable returning the learning rate.
         momentum: Momentum factor in [0, 1).
         weight_decay: Coupled L2 coefficient (applied to every variable, biases too, as PyTorch).
         global_clipnorm: Clip the loss gradients so that their global L2 norm is at most this;
             PyTorch's `clip_grad_norm_`. The decay term is added after clipping.
+        nesterov: Nesterov momentum in PyTorch's form (`torch.optim.SGD(nesterov=True)`).
         name: Optimizer name.
         **kwargs: Other `keras.optimizers.Optimizer` arguments (for example `loss_scale_factor`).
 
@@ -44,7 +49,8 @@ class TorchSGD(keras.optimizers.Optimizer):
     """
 
     def __init__(self, learning_rate=0.01, momentum: float = 0.9, weight_decay: float = 0.0,
-                 global_clipnorm: Optional[float] = None, name: str = "torch_sgd", **kwargs):
+                 global_clipnorm: Optional[float] = None, nesterov: bool = False,
+                 name: str = "torch_sgd", **kwargs):
         super().__init__(learning_rate=learning_rate, global_clipnorm=global_clipnorm, name=name,
                          **kwargs)
         if not 0 <= momentum < 1:
@@ -53,6 +59,7 @@ class TorchSGD(keras.optimizers.Optimizer):
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
         self.momentum = float(momentum)
         self.l2 = float(weight_decay)
+        self.nesterov = bool(nesterov)
 
     def build(self, variables):
         if self.built:
@@ -66,8 +73,56 @@ class TorchSGD(keras.optimizers.Optimizer):
         if self.l2:
             gradient = gradient + ops.cast(self.l2, variable.dtype) * variable
         buffer = self.momentums[self._get_variable_index(variable)]
-        self.assign(buffer, ops.cast(self.momentum, variable.dtype) * buffer + gradient)
-        self.assign_sub(variable, learning_rate * buffer)
+        momentum = ops.cast(self.momentum, variable.dtype)
+        self.assign(buffer, momentum * buffer + gradient)
+        step = gradient + momentum * buffer if self.nesterov else buffer
+        self.assign_sub(variable, learning_rate * step)
 
     def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "weight_decay": self.l2}
+        return {**super().get_config(), "momentum": self.momentum, "weight_decay": self.l2,
+                "nesterov": self.nesterov}
+
+
+def build_optimizer(config: TrainConfig, steps_per_epoch: int) -> TorchSGD:
+    """The run's optimizer: `TorchSGD` (coupled L2, global-norm clipping, Nesterov if asked)
+    with the config's learning rate (`learning_rate_per_step`)."""
+    return TorchSGD(learning_rate=learning_rate_per_step(config, steps_per_epoch),
+                    momentum=config.momentum, weight_decay=config.weight_decay,
+                    global_clipnorm=config.clip_norm, nesterov=config.nesterov)
+
+
+def learning_rate_per_step(config: TrainConfig, steps_per_epoch: int
+                           ) -> Union[float, keras.optimizers.schedules.LearningRateSchedule]:
+    """The optimizer's learning rate: for `"step"` the initial value, which
+    `learning_rate_schedule`'s callback replaces each epoch; for `"cosine"`,
+    `keras.optimizers.schedules.CosineDecay` with a linear warm-up from 0 over `warmup_epochs`,
+    reaching 0 at the run's last step.
+
+    Example:
+
+    >>> schedule = learning_rate_per_step(TrainConfig.from_preset("tweaked"), steps_per_epoch=313)
+    >>> float(schedule(313 * 2))                          # the peak, after two warm-up epochs
+    0.05
+    """
+    peak = config.scaled_learning_rate
+    if config.lr_schedule == "step":
+        return peak
+    total = steps_per_epoch * config.epochs
+    warmup = round(config.warmup_epochs * steps_per_epoch)
+    if not warmup:
+        return keras.optimizers.schedules.CosineDecay(peak, total)
+    return keras.optimizers.schedules.CosineDecay(0.0, total - warmup, warmup_target=peak,
+                                                  warmup_steps=warmup)
+
+
+def learning_rate_schedule(config: TrainConfig) -> Callable[[int], float]:
+    """The seed's step decay by 0-based epoch index (for `keras.callbacks.LearningRateScheduler`):
+    `learning_rate` for the first `lr_decay_epoch` epochs, then `learning_rate * lr_decay_factor`
+    (the seed: 0.01 for epochs 1–30, 0.001 from 31)."""
+
+    def schedule(epoch: int) -> float:
+        if epoch < config.lr_decay_epoch:
+            return config.scaled_learning_rate
+        return config.scaled_learning_rate * config.lr_decay_factor
+
+    return schedule

@@ -1,9 +1,9 @@
-"""The paper's input pipeline for ImageNet-style tensorflow-datasets (`imagenette`, `imagenet2012`, …).
+"""The paper's input pipeline for ImageNet-style tensorflow-datasets (`imagenette`, `imagenet2012`).
 
 Training: resize the shorter side to 256, random 224×224 crop, horizontal flip, pixels on the 0–1
 scale, then PCA colour jitter in `mode="paper"` (Δ = V·(λ ⊙ α), α ~ N(0, 0.1)) per batch.
-Evaluation: the same resize and the centre 224×224 crop, or, for the paper's 10-crop test, the centre
-256×256 square from which `evaluation.ten_crop_probabilities` takes its ten 224×224 patches.
+Evaluation: the same resize and the centre 224×224 crop, or, for the paper's 10-crop test, the
+centre 256×256 square from which `evaluation.ten_crop_probabilities` takes its ten 224×224 patches.
 Everything is tf.data, so it needs TensorFlow.
 """
 
@@ -80,7 +80,8 @@ def center_crop(image, size: int):
     import tensorflow as tf
 
     height, width = tf.shape(image)[0], tf.shape(image)[1]
-    return tf.image.crop_to_bounding_box(image, (height - size) // 2, (width - size) // 2, size, size)
+    return tf.image.crop_to_bounding_box(image, (height - size) // 2, (width - size) // 2, size,
+                                         size)
 
 
 def train_dataset(dataset, batch_size: int, crop_size: int = CROP_SIZE,

@@ -3,17 +3,22 @@
 
 | setting (`TrainConfig`) | `"auto"` / `None` picks |
 |---|---|
-| `mixed_precision` | `mixed_bfloat16` on TPUs and GPUs of compute capability ≥ 8 (A100, H100, …), `mixed_float16` on older GPUs (T4, V100), `float32` on a CPU |
-| `jit_compile` | Keras' own `"auto"`: XLA where the backend and model support it (the TensorFlow backend leaves it off on a CPU-only machine) |
+| `mixed_precision` | `mixed_bfloat16` on TPUs and GPUs of compute capability ≥ 8 (A100, H100), |
+|                   | `mixed_float16` on older GPUs (T4, V100), `float32` on a CPU |
+| `jit_compile` | Keras' own `"auto"`: XLA where the backend and model support it (the |
+|               | TensorFlow backend leaves it off on a CPU-only machine) |
 | `steps_per_execution` | 1 on a CPU, 32 on an accelerator (fewer callback round trips per epoch) |
 | `augmentation` | `"device"` on the JAX backend, `"pipeline"` (tf.data) on TensorFlow |
 
-The accelerator is found without importing TensorFlow on the JAX backend.
+The accelerator is found without importing TensorFlow on the JAX backend. `dtype_policy` and
+`make_tensorflow_deterministic` apply a run's precision and determinism.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import warnings
 from typing import Optional, Union
 
 import keras
@@ -42,6 +47,13 @@ class Performance:
     steps_per_execution: int
     augmentation: str
     accelerator: Accelerator
+
+    def summary(self) -> dict:
+        """The settings as `metrics.json` records them, with the backend and the device."""
+        return {"mixed_precision": self.mixed_precision, "jit_compile": self.jit_compile,
+                "steps_per_execution": self.steps_per_execution,
+                "augmentation": self.augmentation, "backend": keras.backend.backend(),
+                "device": self.accelerator.name}
 
 
 def find_accelerator() -> Accelerator:
@@ -118,3 +130,33 @@ def _parse_capability(value) -> Optional[tuple[int, int]]:
         major, _, minor = value.partition(".")
         return int(major), int(minor or 0)
     return int(value[0]), int(value[1])
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Sets Keras' global dtype policy (e.g. `"mixed_bfloat16"`) inside the block only."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def make_tensorflow_deterministic() -> None:
+    """TensorFlow op determinism on one CPU thread per op, so CPU reductions keep their order.
+
+    The thread counts can only be set before TensorFlow's runtime starts; later (a notebook that
+    already ran TensorFlow) a warning says that results may differ in their last bits.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        warnings.warn("deterministic=True: TensorFlow had already started, so ops keep their "
+                      "thread pools; restart the process for bit-identical runs", stacklevel=2)

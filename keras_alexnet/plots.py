@@ -6,7 +6,6 @@ Each function returns a `matplotlib.figure.Figure`; `save_figure` writes it as a
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Optional, Sequence
 
@@ -15,7 +14,10 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from keras_alexnet.atomic import atomic_path
-from keras_alexnet.data import CLASS_NAMES
+from keras_alexnet.config import TrainConfig
+from keras_alexnet.data import CLASS_NAMES, prepare
+from keras_alexnet.errors import RunDirError
+from keras_alexnet.run_dir import CONFIG, HISTORY, METRICS, read_history, read_json
 
 FIGURE_FILES = {
     "samples": "figure1_samples.png",
@@ -30,7 +32,8 @@ DPI = 100
 def sample_grid(images: np.ndarray, labels: np.ndarray, class_names: Sequence[str] = CLASS_NAMES,
                 per_class: int = 4) -> plt.Figure:
     """Figure 1: `per_class` images of every class, one class per column, named."""
-    figure, axes = plt.subplots(per_class, len(class_names), figsize=(len(class_names), per_class + 0.4))
+    figure, axes = plt.subplots(per_class, len(class_names),
+                                figsize=(len(class_names), per_class + 0.4))
     for column, name in enumerate(class_names):
         picks = np.flatnonzero(labels == column)[:per_class]
         for row in range(per_class):
@@ -77,7 +80,7 @@ def training_curves(history: dict[str, Sequence[float]]) -> plt.Figure:
 
     Args:
         history: `history.csv` columns (`loss`, `accuracy`, `val_loss`, `val_accuracy`,
-            optionally `learning_rate`), as `TrainResult.history` or `training.read_history` give.
+            optionally `learning_rate`), as `TrainResult.history` or `run_dir.read_history` give.
     """
     epochs = np.arange(1, len(history["loss"]) + 1)
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -140,24 +143,20 @@ def write_report(run_dir: str, data_dir: Optional[str] = None) -> list[str]:
 
     Figures 1–3 use the run's data (`data_dir`, default: the one in `config.json`) and its
     training split's PCA; Figure 4 uses `history.csv`; the confusion matrix `metrics.json`.
-    """
-    from keras_alexnet.config import TrainConfig
-    from keras_alexnet.data import PixelStats, load_cifar10, split_train_validation
-    from keras_alexnet.training import CONFIG, HISTORY, METRICS, read_history
 
+    Raises:
+        RunDirError: `run_dir` lacks `config.json`, `history.csv` or `metrics.json`.
+    """
     paths = {name: os.path.join(run_dir, name) for name in (CONFIG, HISTORY, METRICS)}
     for path in paths.values():
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{run_dir} is not a finished run: {os.path.basename(path)} missing")
-    with open(paths[CONFIG]) as file:
-        config = TrainConfig.from_dict(json.load(file))
-    with open(paths[METRICS]) as file:
-        metrics = json.load(file)
-    split = split_train_validation(load_cifar10(data_dir or config.data_dir), config.validation_size,
-                                   config.seed, config.train_subset)
-    return write_figures(run_dir, split.x_train, split.y_train, PixelStats.from_images(split.x_train),
-                         read_history(paths[HISTORY]), metrics["confusion_matrix"], config.pad,
-                         config.pca_stddev, config.seed)
+            raise RunDirError(f"{run_dir} is not a finished run: {os.path.basename(path)} missing")
+    config = TrainConfig.from_dict(read_json(paths[CONFIG]))
+    data = prepare(config.replace(data_dir=data_dir or config.data_dir))
+    confusion = read_json(paths[METRICS])["confusion_matrix"]
+    return write_figures(run_dir, data.split.x_train, data.split.y_train, data.stats,
+                         read_history(paths[HISTORY]), confusion, config.pad, config.pca_stddev,
+                         config.seed)
 
 
 def write_figures(run_dir: str, images: np.ndarray, labels: np.ndarray, stats,

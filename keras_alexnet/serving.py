@@ -3,7 +3,8 @@
 REST: `POST {server}/v1/models/{model_name}[/versions/{version}]:predict` with a JSON body in the
 "row" format, `{"signature_name": …, "instances": [ {input_name: value}, … ]}`; binary values (the
 encoded images of `classify_image_bytes`) travel as `{"b64": "<base64>"}`. The answer is
-`{"predictions": [ {output_name: value}, … ]}`, or `{"error": "<message>"}` with an HTTP error status.
+`{"predictions": [ {output_name: value}, … ]}`, or `{"error": "<message>"}` with an HTTP error
+status.
 
 gRPC (port 8500): `predict_grpc` sends a `tensorflow.serving.PredictRequest` through
 `tensorflow-serving-api`, installed with `pip install keras_alexnet[serving]`.
@@ -32,15 +33,15 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from keras_alexnet.data import CLASS_NAMES, IMAGE_SHAPE
-
-SERVING_SIGNATURE = "serving_default"
-IMAGE_BYTES_SIGNATURE = "classify_image_bytes"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-JPEG_MAGIC = b"\xff\xd8\xff"
-
-
-class ServingError(RuntimeError):
-    """TF Serving could not be reached or answered with an error."""
+from keras_alexnet.errors import ImageError, ServingError
+from keras_alexnet.export import (
+    IMAGE_BYTES_INPUT,
+    IMAGE_BYTES_SIGNATURE,
+    IMAGES_INPUT,
+    OUTPUTS,
+    SERVING_SIGNATURE,
+)
+from keras_alexnet.image_bytes import JPEG_MAGIC, PNG_MAGIC
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,40 +67,40 @@ def images_request(images: np.ndarray) -> dict:
     """The `serving_default` request body for uint8 images `[N, 32, 32, 3]`."""
     check_images(images)
     return {"signature_name": SERVING_SIGNATURE,
-            "instances": [{"images": image.tolist()} for image in images]}
+            "instances": [{IMAGES_INPUT: image.tolist()} for image in images]}
 
 
 def image_bytes_request(encoded_images: Sequence[bytes]) -> dict:
     """The `classify_image_bytes` request body for encoded PNG or JPEG images."""
     check_encoded_images(encoded_images)
     return {"signature_name": IMAGE_BYTES_SIGNATURE,
-            "instances": [{"image_bytes": {"b64": base64.b64encode(data).decode("ascii")}}
+            "instances": [{IMAGE_BYTES_INPUT: {"b64": base64.b64encode(data).decode("ascii")}}
                           for data in encoded_images]}
 
 
 def check_images(images: np.ndarray) -> None:
-    """Raises `ValueError` unless `images` are uint8 of shape `[N, 32, 32, 3]`."""
+    """Raises `ImageError` unless `images` are uint8 of shape `[N, 32, 32, 3]`."""
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.shape[1:] != IMAGE_SHAPE:
-        raise ValueError(f"images must be uint8 of shape [N, 32, 32, 3], got {images.dtype} "
+        raise ImageError(f"images must be uint8 of shape [N, 32, 32, 3], got {images.dtype} "
                          f"{list(images.shape)}")
 
 
 def check_encoded_images(encoded_images: Sequence[bytes]) -> None:
-    """Raises `ValueError` naming the first of `encoded_images` that is not PNG or JPEG."""
+    """Raises `ImageError` naming the first of `encoded_images` that is not PNG or JPEG."""
     for index, data in enumerate(encoded_images):
         check_encoded_image(data, f"image {index}")
 
 
 def check_encoded_image(data: bytes, name: str) -> None:
-    """Raises `ValueError` unless `data` starts like a PNG or JPEG file."""
+    """Raises `ImageError` unless `data` starts like a PNG or JPEG file."""
     if not (data.startswith(PNG_MAGIC) or data.startswith(JPEG_MAGIC)):
-        raise ValueError(f"{name} is not a PNG or JPEG image")
+        raise ImageError(f"{name} is not a PNG or JPEG image")
 
 
 def predictions_from_outputs(outputs: dict) -> list[Prediction]:
     """One `Prediction` per image from a signature's batched outputs (arrays or tensors)."""
-    columns = [np.asarray(outputs[name]) for name in ("probabilities", "class_id", "class_name")]
+    columns = [np.asarray(outputs[name]) for name in OUTPUTS]
     return [Prediction(tuple(float(p) for p in probabilities), int(class_id), name.decode())
             for probabilities, class_id, name in zip(*columns)]
 
@@ -171,11 +172,12 @@ def grpc_request(model_name: str, images: Union[np.ndarray, Sequence[bytes]],
     if isinstance(images, np.ndarray):
         check_images(images)
         request.model_spec.signature_name = SERVING_SIGNATURE
-        request.inputs["images"].CopyFrom(tf.make_tensor_proto(images, dtype=tf.uint8))
+        request.inputs[IMAGES_INPUT].CopyFrom(tf.make_tensor_proto(images, dtype=tf.uint8))
     else:
         check_encoded_images(images)
         request.model_spec.signature_name = IMAGE_BYTES_SIGNATURE
-        request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto(list(images), dtype=tf.string))
+        request.inputs[IMAGE_BYTES_INPUT].CopyFrom(tf.make_tensor_proto(list(images),
+                                                                        dtype=tf.string))
     return request
 
 

@@ -2,11 +2,18 @@ import keras
 import numpy as np
 import pytest
 
-from keras_alexnet.augment import (PCAColorJitter, RandomHorizontalFlip, RandomPadCrop,
-                                   build_augmentation, take_pixels)
+from keras_alexnet.augment import (
+    PCAColorJitter,
+    RandomHorizontalFlip,
+    RandomPadCrop,
+    build_augmentation,
+    take_pixels,
+)
 
 # A real-looking RGB covariance (CIFAR-10's, on 0–255 pixels) and its eigen-decomposition.
-COVARIANCE = np.array([[3969.0, 3700.0, 3300.0], [3700.0, 3855.0, 3600.0], [3300.0, 3600.0, 4450.0]])
+COVARIANCE = np.array([[3969.0, 3700.0, 3300.0],
+                       [3700.0, 3855.0, 3600.0],
+                       [3300.0, 3600.0, 4450.0]])
 EIGENVALUES, EIGENVECTORS = np.linalg.eigh(COVARIANCE)
 
 
@@ -66,7 +73,8 @@ def test_seeded_layers_repeat_their_draws():
     images = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype(np.float32)
     first = build_augmentation(EIGENVALUES, EIGENVECTORS, seed=7)(images, training=True)
     second = build_augmentation(EIGENVALUES, EIGENVECTORS, seed=7)(images, training=True)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(first), keras.ops.convert_to_numpy(second))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(first),
+                                  keras.ops.convert_to_numpy(second))
 
 
 def test_pad_crop_gives_each_image_its_own_offset_and_exact_pixels():
@@ -129,3 +137,43 @@ def test_augmentation_compiles_under_xla():
 def test_unknown_mode_is_rejected():
     with pytest.raises(ValueError, match="mode must be one of"):
         PCAColorJitter(EIGENVALUES, EIGENVECTORS, mode="sqrt")
+
+
+def test_cutout_blanks_one_square_per_image_with_the_expected_area():
+    from keras_alexnet.augment import Cutout
+
+    images = np.full((4000, 32, 32, 3), 255.0, np.float32)
+    fill = (10.0, 20.0, 30.0)
+    out = keras.ops.convert_to_numpy(Cutout(8, fill_value=fill, seed=0)(images, training=True))
+    blanked = np.all(out == np.array(fill, np.float32), axis=-1)
+    assert np.all(blanked | np.all(out == 255.0, axis=-1))  # every pixel: kept or filled
+    # The centre is uniform over the 32 positions; the span is [c − 4, c + 4) cut at the borders.
+    span = np.mean([min(c + 4, 32) - max(c - 4, 0) for c in range(32)])
+    assert blanked.mean() == pytest.approx(span ** 2 / 32 ** 2, rel=0.03)
+    for mask in blanked[:50]:  # each image: one rectangle, at most 8×8
+        rows, cols = np.where(mask.any(1))[0], np.where(mask.any(0))[0]
+        assert 1 <= len(rows) <= 8 and 1 <= len(cols) <= 8
+        assert mask[rows[0]:rows[-1] + 1,
+                    cols[0]:cols[-1] + 1].all() and mask.sum() == len(rows) * len(cols)
+    centres = {tuple(np.argwhere(mask)[0]) for mask in blanked[:50]}
+    assert len(centres) > 25  # drawn per image
+
+
+def test_cutout_is_the_identity_at_inference_and_round_trips():
+    from keras_alexnet.augment import Cutout
+
+    images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    layer = Cutout(8, fill_value=[1.0, 2.0, 3.0], seed=3)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(images, training=False)), images)
+    restored = Cutout.from_config(layer.get_config())
+    assert (restored.size, restored.fill_value, restored.seed) == (8, [1.0, 2.0, 3.0], 3)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(Cutout(0)(images, training=True)),
+                                  images)
+
+
+def test_build_augmentation_adds_cutout_only_when_asked():
+    seed_layers = [layer.name for layer in build_augmentation(EIGENVALUES, EIGENVECTORS).layers]
+    assert seed_layers == ["pca_color_jitter", "random_pad_crop", "random_flip"]
+    with_cutout = build_augmentation(EIGENVALUES, EIGENVECTORS, cutout=8, cutout_fill=(1, 2, 3))
+    assert [layer.name for layer in with_cutout.layers][-1] == "cutout"
+    assert with_cutout.layers[-1].fill_value == [1.0, 2.0, 3.0]

@@ -42,10 +42,11 @@ def test_train_step_reports_each_precision_with_compile_time(cifar_dir):
 
 def test_train_step_splits_off_the_network_and_the_augmentation(cifar_dir):
     lines = run_benchmark("train_step.py", "--data-dir", cifar_dir, "--network", "trivial",
-                          "--no-augmentation", "--precisions", "float32")
+                          "--no-augmentation", "--precisions", "float32",
+                          "--steps-per-execution", "1")
     (line,) = lines
     assert line["network"] == "trivial" and line["augmentation"] is False
-    assert line["steps_per_execution"] == 1  # what train() picks on a CPU
+    assert line["steps_per_execution"] == 1
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
@@ -66,3 +67,14 @@ def test_seed_recipe_reports_wall_time_and_test_accuracy(cifar_dir, backend):
         assert line["compile_seconds"] is None
         assert line["wall_seconds_without_compile"] == pytest.approx(
             line["wall_seconds"] - line["compile_seconds_estimate"], abs=0.15)
+
+
+def test_recipes_prints_one_line_per_variant_with_its_changes(cifar_dir):
+    lines = run_benchmark("recipes.py", "--data-dir", cifar_dir)
+    assert [line["name"] for line in lines] == ["seed", "seed+flip_tta"]
+    seed, flip = lines
+    assert COMMON <= set(seed) and (seed["epochs"], seed["train_subset"]) == (1, 64)
+    assert seed["changes"] == {} and flip["changes"] == {"test_time_augmentation": "flip"}
+    # Without test-time augmentation the reported accuracy is the single view's.
+    assert seed["test_accuracy"] == seed["test_accuracy_single_view"]
+    assert 0 <= flip["test_accuracy"] <= 1 and flip["wall_seconds"] > 0

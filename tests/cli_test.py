@@ -4,8 +4,15 @@ import json
 import os
 import pickle
 
+import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import run_cli, write_cifar_dir
+
+from keras_alexnet import AlexNet  # noqa: F401  (registers the package's classes with Keras)
+from keras_alexnet.data import load_cifar10
+from keras_alexnet.run_dir import read_history
 
 
 @pytest.fixture(scope="module")
@@ -40,21 +47,39 @@ def test_train_writes_the_run_and_the_export(trained):
     assert os.path.isfile(root / "saved_models" / "alexnet_cifar10" / "1" / "saved_model.pb")
 
 
+def model_probabilities(path, images):
+    """Class probabilities of a `.keras` file or SavedModel, loaded here, not by the package."""
+    if path.endswith(".keras"):
+        logits = keras.saving.load_model(path).predict(images.astype("float32"), verbose=0)
+        return np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    versions = sorted(os.listdir(path), key=int)
+    serve = tf.saved_model.load(os.path.join(path, versions[-1])).signatures["serving_default"]
+    return serve(images=tf.constant(images))["probabilities"].numpy()
+
+
 @pytest.mark.parametrize("target", ["saved_models/alexnet_cifar10", "run/best.keras"])
-def test_evaluate_reports_the_runs_test_metrics(trained, small_data, target):
+def test_evaluate_reports_the_models_test_metrics(trained, small_data, target):
     root, _ = trained
     result = run_cli("evaluate", root / target, "--data-dir", small_data, "--json")
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)
-    assert sum(map(sum, metrics["confusion_matrix"])) == 100
-    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    data = load_cifar10(small_data)
+    probabilities = model_probabilities(str(root / target), data.x_test).astype(np.float64)
+    predicted = probabilities.argmax(1)
+    assert metrics["test_accuracy"] == pytest.approx(np.mean(predicted == data.y_test))
+    true_class = probabilities[np.arange(len(data.y_test)), data.y_test]
+    assert metrics["test_loss"] == pytest.approx(-np.mean(np.log(true_class)), rel=1e-4)
+    confusion = np.zeros((10, 10), int)
+    np.add.at(confusion, (data.y_test, probabilities.argmax(1)), 1)
+    assert metrics["confusion_matrix"] == confusion.tolist()
 
 
 def test_evaluate_of_the_export_equals_the_final_model(trained, small_data):
     root, _ = trained
     with open(root / "run" / "metrics.json") as file:
         final = json.load(file)
-    result = run_cli("evaluate", root / "saved_models" / "alexnet_cifar10", "--data-dir", small_data,
+    result = run_cli("evaluate", root / "saved_models" / "alexnet_cifar10", "--data-dir",
+                     small_data,
                      "--json")
     assert json.loads(result.stdout)["confusion_matrix"] == final["confusion_matrix"]
 
@@ -68,6 +93,34 @@ def test_evaluate_ten_crop_changes_the_answer_but_not_the_count(trained, small_d
     assert ten["test_loss"] != single["test_loss"]
 
 
+def test_evaluate_with_flip_tta_matches_the_mean_of_both_views(trained, small_data):
+    root, _ = trained
+    result = run_cli("evaluate", root / "run" / "best.keras", "--data-dir", small_data, "--json",
+                     "--test-time-augmentation", "flip")
+    data = load_cifar10(small_data)
+    path = str(root / "run" / "best.keras")
+    mean = (model_probabilities(path, data.x_test)
+            + model_probabilities(path, data.x_test[:, :, ::-1].copy())) / 2
+    assert json.loads(result.stdout)["test_accuracy"] == pytest.approx(
+        np.mean(mean.argmax(1) == data.y_test))
+
+
+def test_train_preset_with_overrides(small_data, tmp_path):
+    result = run_cli("train", "--preset", "tweaked", "--conv1-stride", "2", "--epochs", "3",
+                     "--data-dir", small_data, "--train-subset", "64", "--validation-size", "100",
+                     "--batch-size", "32", "--output-dir", tmp_path / "run", "--no-export",
+                     "--no-figures", "--verbose", "0")
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["conv1_stride"], config["epochs"], config["batch_norm"]) == (2, 3, True)
+    assert (config["lr_schedule"], config["test_time_augmentation"]) == ("cosine", "flip")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test_time_augmentation"] == "flip"
+    rates = read_history(str(tmp_path / "run" / "history.csv"))["learning_rate"]
+    # Warm-up over 2 of 3 epochs (2 steps each) to 0.05, then the cosine reaches 0 at the end.
+    assert rates == pytest.approx([0.025, 0.05, 0.0], abs=1e-6)
+
+
 def corrupt_batch(path):
     with open(os.path.join(path, "data_batch_1"), "wb") as file:
         pickle.dump({b"data": b"not pixels", b"labels": [1]}, file, protocol=2)
@@ -78,6 +131,8 @@ def corrupt_batch(path):
     (["train", "--epochs", "many"], "argument --epochs: invalid int value: 'many'"),
     (["train", "--learning-rate", "0"], "TrainConfig.learning_rate must be > 0"),
     (["train", "--init", "xavier"], "argument --init: invalid choice: 'xavier'"),
+    (["train", "--preset", "fast"], "argument --preset: invalid choice: 'fast'"),
+    (["train", "--preset", "tweaked", "--epochs", "1"], "TrainConfig.warmup_epochs must be in"),
     (["train", "--colour", "red"], "unrecognized arguments: --colour red"),
     (["train", "--data-dir", "{tmp}/missing"], "does not exist"),
     (["train", "--data-dir", "{tmp}"], "is not a CIFAR-10 copy"),

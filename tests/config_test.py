@@ -7,9 +7,11 @@ from keras_alexnet import ConfigError, TrainConfig
 
 def test_defaults_are_the_seed_recipe():
     config = TrainConfig()
-    assert (config.epochs, config.batch_size, config.learning_rate, config.momentum) == (49, 128, 0.01, 0.9)
+    assert (config.epochs, config.batch_size) == (49, 128)
+    assert (config.learning_rate, config.momentum) == (0.01, 0.9)
     assert (config.weight_decay, config.lr_decay_epoch, config.lr_decay_factor) == (5e-4, 30, 0.1)
-    assert (config.clip_norm, config.validation_size, config.pad, config.pca_stddev) == (2.0, 10_000, 4, 0.1)
+    assert (config.clip_norm, config.validation_size) == (2.0, 10_000)
+    assert (config.pad, config.pca_stddev) == (4, 0.1)
     assert (config.seed, config.init, config.dropout) == (0, "torch", 0.5)
     assert config.data_dir is None and config.train_subset is None
 
@@ -57,3 +59,42 @@ def test_replace_validates_and_keeps_other_fields():
 def test_config_is_immutable():
     with pytest.raises(dataclasses.FrozenInstanceError):
         TrainConfig().epochs = 3
+
+
+def test_the_seed_preset_is_the_default_config():
+    from keras_alexnet import presets
+
+    assert TrainConfig.from_preset("seed") == TrainConfig()
+    assert set(presets()) >= {"seed", "tweaked", "long"}
+    assert all(isinstance(text, str) and text for text in presets().values())
+
+
+def test_tweaked_and_long_presets_are_alexnets_with_the_recipes_values():
+    tweaked = TrainConfig.from_preset("tweaked")
+    assert (tweaked.conv1_stride, tweaked.batch_norm, tweaked.nesterov) == (1, True, True)
+    assert (tweaked.lr_schedule, tweaked.learning_rate) == ("cosine", 0.05)
+    assert (tweaked.warmup_epochs, tweaked.label_smoothing) == (2.0, 0.1)
+    assert (tweaked.test_time_augmentation, tweaked.epochs) == ("flip", 20)
+    assert (tweaked.dropout, tweaked.clip_norm, tweaked.cutout) == (0.25, None, 0)
+    assert tweaked.batch_size == 128 and tweaked.pad == 4 and tweaked.pca_stddev == 0.1
+    long = TrainConfig.from_preset("long")
+    assert long.cutout > 0 and 20 < long.epochs <= 100 and long.conv1_stride == 1
+
+
+def test_preset_overrides_and_unknown_presets():
+    config = TrainConfig.from_preset("tweaked", epochs=5, batch_norm=False)
+    assert (config.epochs, config.batch_norm, config.nesterov) == (5, False, True)
+    with pytest.raises(ConfigError,
+                       match="unknown preset 'fast'; the presets are seed, tweaked, long"):
+        TrainConfig.from_preset("fast")
+    with pytest.raises(ConfigError, match="TrainConfig.warmup_epochs must be in"):
+        TrainConfig.from_preset("tweaked", epochs=2)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("conv1_stride", 3), ("lr_schedule", "linear"), ("label_smoothing", 1.0), ("cutout", -1),
+    ("test_time_augmentation", "rotate"), ("warmup_epochs", -1.0),
+])
+def test_new_fields_are_checked(field, value):
+    with pytest.raises(ConfigError, match=f"TrainConfig.{field} "):
+        TrainConfig(**{field: value})

@@ -31,7 +31,8 @@ def write_cifar_dir(path, per_batch=120, test_size=100, seed=0):
             labels.extend(y)
     with open(os.path.join(path, "batches.meta"), "wb") as file:
         pickle.dump({b"label_names": [b"airplane", b"automobile", b"bird", b"cat", b"deer",
-                                      b"dog", b"frog", b"horse", b"ship", b"truck"]}, file, protocol=2)
+                                      b"dog", b"frog", b"horse", b"ship", b"truck"]},
+                    file, protocol=2)
     return np.concatenate(images), np.asarray(labels)
 
 
@@ -51,14 +52,47 @@ def cifar_dir(tmp_path):
     return str(path)
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Says which data the end-to-end tests trained on, so a fallback is never silent."""
+    if os.path.isdir(SHARED_CIFAR):
+        terminalreporter.write_line(f"end-to-end tests: the real CIFAR-10 copy at {SHARED_CIFAR}")
+    else:
+        terminalreporter.write_line(f"end-to-end tests: no CIFAR-10 copy at {SHARED_CIFAR}, so "
+                                    "they trained on random images in CIFAR-10's format")
+
+
 @pytest.fixture(scope="session")
 def e2e_data_dir(tmp_path_factory):
-    """The real CIFAR-10 copy when ../shared has it, else a CIFAR-format set the test writes."""
+    """The real CIFAR-10 copy when ../shared has it, else a CIFAR-format set of random images
+    that the test writes (the run's summary says which)."""
     if os.path.isdir(SHARED_CIFAR):
         return SHARED_CIFAR
     path = tmp_path_factory.mktemp("cifar") / "cifar-10-batches-py"
     write_cifar_dir(str(path), per_batch=220, test_size=200)
     return str(path)
+
+
+def with_distinct_weights(model, images, seed=0):
+    """Sets every batch norm's moving statistics to random values and fc8 so that its logits on
+    `images` have mean 0 and spread 2 per class: the images then get clearly different
+    probabilities (an untrained model gives all of them ≈ 0.1)."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            channels = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(scale=0.5, size=channels).astype(np.float32))
+            layer.moving_variance.assign(rng.uniform(0.3, 3.0, size=channels).astype(np.float32))
+    features = keras.Model(model.input, model.get_layer("fc7").output)(images.astype("float32"))
+    features = keras.ops.convert_to_numpy(features)
+    kernel = rng.normal(size=(features.shape[1], 10))
+    logits = features @ kernel
+    kernel *= 2.0 / (logits.std(0) + 1e-12)
+    fc8 = model.get_layer("fc8")
+    fc8.kernel.assign(kernel.astype(np.float32))
+    fc8.bias.assign((-(features @ kernel).mean(0)).astype(np.float32))
+    return model
 
 
 def run_cli(*args, cwd=None, env=None):

@@ -7,8 +7,13 @@ import numpy as np
 import pytest
 from conftest import SHARED_CIFAR, write_batch, write_cifar_dir
 
-from keras_alexnet.data import (DataError, PixelStats, load_cifar10, split_train_validation,
-                                train_dataset)
+from keras_alexnet.data import (
+    DataError,
+    PixelStats,
+    load_cifar10,
+    split_train_validation,
+    train_dataset,
+)
 
 
 def test_loads_official_layout_as_nhwc(tmp_path):
@@ -62,8 +67,10 @@ def test_crafted_pickle_cannot_run_code(tmp_path):
 @pytest.mark.parametrize("corrupt, message", [
     (lambda p: p.write_bytes(p.read_bytes()[:5000]), "is not a CIFAR-10 batch"),
     (lambda p: write_batch(p, np.zeros((4, 16, 16, 3), np.uint8), [0] * 4), r"shape \(N, 3072\)"),
-    (lambda p: write_batch(p, np.zeros((4, 32, 32, 3), np.uint8), [0, 1, 2, 10]), r"labels must be in 0..9"),
-    (lambda p: write_batch(p, np.zeros((4, 32, 32, 3), np.uint8), [0, 1]), "expected 4 integer labels"),
+    (lambda p: write_batch(p, np.zeros((4, 32, 32, 3), np.uint8), [0, 1, 2, 10]),
+     r"labels must be in 0..9"),
+    (lambda p: write_batch(p, np.zeros((4, 32, 32, 3), np.uint8), [0, 1]),
+     "expected 4 integer labels"),
     (lambda p: p.write_bytes(pickle.dumps([1, 2, 3], protocol=2)), "no b'data' and b'labels'"),
     (lambda p: p.unlink(), "batch missing"),
 ])

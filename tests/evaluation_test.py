@@ -4,10 +4,17 @@ import keras
 import numpy as np
 import pytest
 
+from keras_alexnet import (
+    evaluation,  # `evaluation.test_metrics`: pytest would collect the bare name
+)
 from keras_alexnet.data import load_cifar10
-from keras_alexnet import evaluation  # `evaluation.test_metrics`: pytest would collect the bare name
-from keras_alexnet.evaluation import (evaluate, evaluate_dataset, predict_probabilities,
-                                      ten_crop_probabilities, ten_crops)
+from keras_alexnet.evaluation import (
+    evaluate,
+    evaluate_dataset,
+    predict_probabilities,
+    ten_crop_probabilities,
+    ten_crops,
+)
 from keras_alexnet.model import build_model
 
 
@@ -43,7 +50,8 @@ def test_ten_crop_evaluate_is_the_mean_of_the_ten_single_crop_predictions(cifar_
     single = []
     for top, left in ((0, 0), (0, 8), (8, 0), (8, 8), (4, 4)):
         crop = padded[:, top:top + 32, left:left + 32]
-        single += [predict_probabilities(model, crop), predict_probabilities(model, crop[:, :, ::-1])]
+        single += [predict_probabilities(model, crop),
+                   predict_probabilities(model, crop[:, :, ::-1])]
     mean = np.mean(single, axis=0)
     np.testing.assert_allclose(predict_probabilities(model, padded[:, 4:36, 4:36]),
                                predict_probabilities(model, x_test), rtol=1e-6)  # centre = image
@@ -71,3 +79,19 @@ def test_evaluate_dataset_ten_crop_on_batches():
     assert metrics["test_loss"] == pytest.approx(wanted["test_loss"], rel=1e-6)
     with pytest.raises(ValueError, match="needs crop_size"):
         evaluate_dataset(model, batches, ["a", "b"], ten_crop=True)
+
+
+def test_flip_test_time_augmentation_averages_each_image_and_its_mirror():
+    model = build_model(seed=0)
+    images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    single = evaluation.test_time_augmented(lambda x: predict_probabilities(model, x), "none")
+    flipped = evaluation.test_time_augmented(lambda x: predict_probabilities(model, x), "flip")
+    mirrored = np.stack([np.fliplr(image) for image in images])
+    logits = [keras.ops.convert_to_numpy(model(x.astype("float32"), training=False))
+              for x in (images, mirrored)]
+    exponentials = [np.exp(z - z.max(1, keepdims=True)) for z in logits]
+    softmax = [e / e.sum(1, keepdims=True) for e in exponentials]
+    np.testing.assert_allclose(flipped(images), (softmax[0] + softmax[1]) / 2, atol=1e-6)
+    np.testing.assert_allclose(single(images), softmax[0], atol=1e-6)
+    with pytest.raises(ValueError, match="test-time augmentation must be one of none, flip"):
+        evaluation.test_time_augmented(single, "rotate")

@@ -1,12 +1,20 @@
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import with_distinct_weights
 
-from keras_alexnet.export import (ExportError, export_saved_model, load_saved_model, next_version,
-                                  resolve_saved_model)
+from keras_alexnet.export import (
+    ExportError,
+    export_saved_model,
+    load_saved_model,
+    next_version,
+    resolve_saved_model,
+)
 from keras_alexnet.model import build_model
 
 
@@ -77,10 +85,12 @@ def saved_model_cli(*args):
 def test_saved_model_cli_shows_both_documented_signatures(exported):
     shown = saved_model_cli("show", "--dir", exported[1], "--all")
     default = shown.split("signature_def['serving_default']:")[1].split("signature_def[")[0]
-    image_bytes = shown.split("signature_def['classify_image_bytes']:")[1].split("signature_def[")[0]
+    image_bytes = shown.split("signature_def['classify_image_bytes']:")[1]
+    image_bytes = image_bytes.split("signature_def[")[0]
     for block, (name, dtype, shape) in [(default, ("images", "DT_UINT8", "(-1, 32, 32, 3)")),
                                         (image_bytes, ("image_bytes", "DT_STRING", "(-1)"))]:
-        inputs, outputs = block.split("The given SavedModel SignatureDef contains the following output")
+        inputs, outputs = block.split(
+            "The given SavedModel SignatureDef contains the following output")
         assert f"inputs['{name}'] tensor_info:" in inputs
         assert f"dtype: {dtype}" in inputs and f"shape: {shape}" in inputs
         for output, out_dtype, out_shape in [("probabilities", "DT_FLOAT", "(-1, 10)"),
@@ -113,9 +123,11 @@ def test_image_bytes_signature_decodes_png_and_jpeg_of_any_size(model, exported)
     classify = load_saved_model(exported[1], "classify_image_bytes")
     by_bytes = classify(image_bytes=tf.constant(encoded))
     by_pixels = load_saved_model(exported[1])(images=tf.constant(images))
-    np.testing.assert_allclose(by_bytes["probabilities"].numpy(), by_pixels["probabilities"].numpy(),
+    np.testing.assert_allclose(by_bytes["probabilities"].numpy(),
+                               by_pixels["probabilities"].numpy(),
                                atol=1e-6)
-    large = tf.io.encode_jpeg(tf.image.resize(images[0], (96, 128)).numpy().astype(np.uint8)).numpy()
+    resized = tf.image.resize(images[0], (96, 128)).numpy().astype(np.uint8)
+    large = tf.io.encode_jpeg(resized).numpy()
     out = classify(image_bytes=tf.constant([large, encoded[1]]))
     assert out["probabilities"].shape == (2, 10) and out["class_id"].dtype == tf.int64
     with pytest.raises(tf.errors.InvalidArgumentError):
@@ -128,3 +140,77 @@ def test_wrong_input_shape_or_dtype_is_refused_by_the_signature(exported):
         serve(images=tf.zeros((1, 28, 28, 3), tf.uint8))
     with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError)):
         serve(images=tf.zeros((1, 32, 32, 3), tf.float32))
+
+
+def softmax(logits):
+    return keras.ops.convert_to_numpy(keras.ops.softmax(logits))
+
+
+def test_batch_norm_export_uses_the_moving_statistics(tmp_path):
+    images = np.random.default_rng(1).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    model = with_distinct_weights(build_model(batch_norm=True, conv1_stride=1, seed=0), images)
+    serve = load_saved_model(export_saved_model(model, str(tmp_path), "alexnet_cifar10"))
+    served = serve(images=tf.constant(images))["probabilities"].numpy()
+    inference = softmax(model(images.astype("float32"), training=False))
+    np.testing.assert_allclose(served, inference, atol=1e-5)
+    assert 0.2 < np.median(served.max(1)) < 0.99 and len(set(served.argmax(1))) > 1  # not uniform
+    # With the batch's own statistics (what a wrong export would use) the answer differs.
+    model.get_layer("fc6_dropout").rate = model.get_layer("fc7_dropout").rate = 0.0
+    model.get_layer("fc8_dropout").rate = 0.0
+    batch_stats = softmax(model(images.astype("float32"), training=True))
+    assert np.abs(batch_stats - served).max() > 1e-2
+
+
+def test_empty_batches_get_empty_outputs_from_both_signatures(exported):
+    for signature, inputs in (("serving_default", {"images": tf.zeros((0, 32, 32, 3), tf.uint8)}),
+                              ("classify_image_bytes", {"image_bytes": tf.zeros((0,), tf.string)})):
+        out = load_saved_model(exported[1], signature)(**inputs)
+        assert out["probabilities"].shape == (0, 10) and out["probabilities"].dtype == tf.float32
+        assert out["class_id"].shape == (0,) and out["class_name"].shape == (0,)
+
+
+def test_image_bytes_signature_names_the_bad_element_and_refuses_a_bomb(exported):
+    from image_bytes_test import png_bomb
+
+    from keras_alexnet.image_bytes import refusal
+
+    classify = load_saved_model(exported[1], "classify_image_bytes")
+    good = tf.io.encode_png(np.zeros((32, 32, 3), np.uint8)).numpy()
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        classify(image_bytes=tf.constant([good, b"garbage", good]))
+    assert refusal(raised.value.message) == "image_bytes[1] is not a PNG, JPEG, GIF or BMP image"
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        classify(image_bytes=tf.constant([good, good, png_bomb(5000, 4000)]))
+    assert refusal(raised.value.message) == (
+        "image_bytes[2] declares 5000 × 4000 pixels, more than the limit of 16777216")
+
+
+def test_the_pixel_limit_is_an_export_option(model, tmp_path):
+    classify = load_saved_model(export_saved_model(model, str(tmp_path), "m", max_image_pixels=64),
+                                "classify_image_bytes")
+    small = tf.io.encode_png(np.zeros((8, 8, 3), np.uint8)).numpy()
+    assert classify(image_bytes=tf.constant([small]))["class_id"].shape == (1,)
+    wider = tf.io.encode_png(np.zeros((8, 9, 3), np.uint8)).numpy()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="9 × 8 pixels, more than the limit"):
+        classify(image_bytes=tf.constant([wider]))
+
+
+EXPORT_ONE = r"""
+import sys, keras
+from keras_alexnet.export import export_saved_model
+model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
+print(export_saved_model(model, sys.argv[1], "alexnet_cifar10"))
+"""
+
+
+def test_concurrent_exports_each_get_their_own_version(tmp_path):
+    processes = [subprocess.Popen([sys.executable, "-c", EXPORT_ONE, str(tmp_path)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(4)]
+    outputs = [process.communicate(timeout=600) for process in processes]
+    assert all(process.returncode == 0 for process in processes), [err[-500:] for _, err in outputs]
+    written = sorted(out.strip().splitlines()[-1] for out, _ in outputs)
+    base = tmp_path / "alexnet_cifar10"
+    assert written == [str(base / str(version)) for version in (1, 2, 3, 4)]
+    assert sorted(os.listdir(base)) == ["1", "2", "3", "4"]  # nothing half-written left
+    assert all((base / str(version) / "saved_model.pb").is_file() for version in (1, 2, 3, 4))

@@ -28,8 +28,9 @@ class NoTensorFlow(importlib.abc.MetaPathFinder):
 if sys.argv[5] == "hide-tensorflow":
     sys.meta_path.insert(0, NoTensorFlow())
     find_spec = importlib.util.find_spec
+    hidden = ("tensorflow", "tensorflow_datasets")
     importlib.util.find_spec = lambda name, *a, **k: (
-        None if name.split(".")[0] in ("tensorflow", "tensorflow_datasets") else find_spec(name, *a, **k))
+        None if name.split(".")[0] in hidden else find_spec(name, *a, **k))
 
 import keras
 import keras_alexnet
@@ -98,7 +99,8 @@ def test_export_of_the_jax_model_serves_what_jax_predicted(jax_run):
     assert result.returncode == 0, result.stderr
     version = root / "exported" / "alexnet_cifar10" / "1"
     assert f"SavedModel: {version}" in result.stdout
-    np.testing.assert_allclose(served_probabilities(version, data_dir), np.load(root / "report.npy"),
+    np.testing.assert_allclose(served_probabilities(version, data_dir),
+                               np.load(root / "report.npy"),
                                atol=1e-5)
 
 
@@ -108,7 +110,8 @@ def served_probabilities(version_dir, data_dir):
     from keras_alexnet.data import load_cifar10
 
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    return serve(images=tf.constant(load_cifar10(str(data_dir)).x_test[:16]))["probabilities"].numpy()
+    images = tf.constant(load_cifar10(str(data_dir)).x_test[:16])
+    return serve(images=images)["probabilities"].numpy()
 
 
 def test_jax_run_with_tensorflow_installed_exports_through_the_tensorflow_backend(

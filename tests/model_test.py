@@ -90,7 +90,8 @@ def test_normalizes_by_the_given_channel_statistics():
 
 def test_seeded_models_are_identical_and_seeds_differ():
     first, second, other = build_model(seed=3), build_model(seed=3), build_model(seed=4)
-    w1, w2, w3 = (keras.ops.convert_to_numpy(m.get_layer("fc7").kernel) for m in (first, second, other))
+    w1, w2, w3 = (keras.ops.convert_to_numpy(m.get_layer("fc7").kernel)
+                  for m in (first, second, other))
     np.testing.assert_array_equal(w1, w2)
     assert not np.array_equal(w1, w3)
 
@@ -115,8 +116,8 @@ def test_config_and_keras_file_round_trip(model, tmp_path):
     model.save(path)
     restored = keras.saving.load_model(path, safe_mode=True)
     images = np.random.default_rng(1).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
-    np.testing.assert_allclose(restored.predict(images, verbose=0), model.predict(images, verbose=0),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(restored.predict(images, verbose=0),
+                               model.predict(images, verbose=0), rtol=1e-6, atol=1e-6)
 
 
 def test_unknown_init_is_rejected():
@@ -226,7 +227,8 @@ def test_lrn_matches_the_papers_formula(size, k, alpha, beta):
     assert np.abs(expected - a / k ** beta).max() > 1.0
     for got in (layer(a), layer.normalize(keras.ops.convert_to_tensor(a))):  # backend op, keras.ops
         np.testing.assert_allclose(keras.ops.convert_to_numpy(got), expected, rtol=1e-5, atol=1e-5)
-    assert LocalResponseNormalization.from_config(layer.get_config()).get_config() == layer.get_config()
+    restored = LocalResponseNormalization.from_config(layer.get_config())
+    assert restored.get_config() == layer.get_config()
 
 
 def test_lrn_rejects_an_even_size():
@@ -242,3 +244,53 @@ def test_lrn_rejects_an_even_size():
 def test_bad_variant_arguments_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         build_model(**kwargs)
+
+
+def test_conv1_stride_1_keeps_the_resolution_and_the_parameter_count_follows():
+    model = build_model(conv1_stride=1, seed=0)
+    sizes = {name: model.get_layer(name).output.shape[1:] for name in PARAMETRIC[:5]}
+    assert sizes == {"conv1": (32, 32, 64), "conv2": (16, 16, 192), "conv3": (8, 8, 384),
+                     "conv4": (8, 8, 256), "conv5": (8, 8, 256)}
+    # Only fc6 grows: its input is the 4×4×256 = 4096 flatten instead of 2×2×256 = 1024.
+    assert model.count_params() == 23_272_266 + (4096 - 1024) * 4096
+
+
+def test_batch_norm_sits_between_each_convolution_and_its_relu():
+    model = build_model(batch_norm=True, seed=0)
+    for name in PARAMETRIC[:5]:
+        conv = model.get_layer(name)
+        assert not conv.use_bias and conv.activation.__name__ == "linear"
+        norm = model.get_layer(f"{name}_bn")
+        assert norm.input is conv.output
+        assert model.get_layer(f"{name}_relu").input is norm.output
+        assert (norm.momentum, norm.epsilon) == (0.9, 1e-5)  # PyTorch's 0.1 and 1e-5
+    # Each convolution drops its bias and its norm adds γ and β (trainable) per channel.
+    filters = 64 + 192 + 384 + 256 + 256
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+    assert trainable == 23_272_266 - filters + 2 * filters
+
+
+def test_batch_norm_inference_uses_the_moving_statistics():
+    model = build_model(batch_norm=True, conv1_stride=1, seed=0)
+    rng = np.random.default_rng(0)
+    norm = model.get_layer("conv1_bn")
+    norm.moving_mean.assign(rng.normal(size=64).astype(np.float32))
+    norm.moving_variance.assign(rng.uniform(0.5, 2.0, size=64).astype(np.float32))
+    image = rng.uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    conv1 = keras.Model(model.input, model.get_layer("conv1").output)
+    conv = keras.ops.convert_to_numpy(conv1(image))
+    relu = keras.Model(model.input, model.get_layer("conv1_relu").output)
+    scale = np.sqrt(norm.moving_variance.numpy() + 1e-5)
+    expected = np.maximum((conv - norm.moving_mean.numpy()) / scale, 0)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(relu(image, training=False)), expected,
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_the_new_options_round_trip_through_get_config():
+    model = build_model(conv1_stride=1, batch_norm=True, seed=0)
+    config = model.get_config()
+    assert (config["conv1_stride"], config["batch_norm"]) == (1, True)
+    rebuilt = AlexNet.from_config(config)
+    assert rebuilt.count_params() == model.count_params()
+    with pytest.raises(ValueError, match="conv1_stride must be 1 or 2"):
+        AlexNet(conv1_stride=3)

@@ -31,7 +31,8 @@ def test_notebook_runs_small_on_cpu(e2e_data_dir, tmp_path):
     NotebookClient(notebook, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
 
-    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    outputs = [output for cell in code for output in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 5  # Figures 1–4 and the confusion matrix

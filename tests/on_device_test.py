@@ -38,10 +38,12 @@ def test_store_refuses_non_uint8_images():
 
 def test_wrapper_weights_file_holds_the_model_but_not_the_images(tmp_path):
     model = build_model(seed=0)
-    trainer = DeviceAugmentedModel(model, images(2000), build_augmentation(EIGENVALUES, EIGENVECTORS))
+    augmentation = build_augmentation(EIGENVALUES, EIGENVECTORS)
+    trainer = DeviceAugmentedModel(model, images(2000), augmentation)
     trainer.save_weights(str(tmp_path / "trainer.weights.h5"))
     model.save_weights(str(tmp_path / "model.weights.h5"))
-    sizes = [os.path.getsize(tmp_path / name) for name in ("trainer.weights.h5", "model.weights.h5")]
+    sizes = [os.path.getsize(tmp_path / name)
+             for name in ("trainer.weights.h5", "model.weights.h5")]
     assert sizes[0] - sizes[1] < 100_000  # 2000 images would be 6 MB
     other = DeviceAugmentedModel(build_model(seed=1), images(2000, seed=1),
                                  build_augmentation(EIGENVALUES, EIGENVECTORS))
@@ -53,7 +55,8 @@ def test_wrapper_weights_file_holds_the_model_but_not_the_images(tmp_path):
 def test_wrapper_augments_only_in_training():
     stored = images()
     model = build_model(dropout=0.0, seed=0)
-    trainer = DeviceAugmentedModel(model, stored, build_augmentation(EIGENVALUES, EIGENVECTORS, seed=0))
+    augmentation = build_augmentation(EIGENVALUES, EIGENVECTORS, seed=0)
+    trainer = DeviceAugmentedModel(model, stored, augmentation)
     indices = np.arange(8)
     plain = keras.ops.convert_to_numpy(model(stored[:8].astype(np.float32), training=False))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(trainer(indices, training=False)), plain,
@@ -66,7 +69,8 @@ def test_train_step_with_augmentation_compiles_under_xla():
     stored = images(64)
     trainer = DeviceAugmentedModel(build_model(seed=0), stored,
                                    build_augmentation(EIGENVALUES, EIGENVECTORS, seed=0))
-    trainer.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    trainer.compile(optimizer="sgd",
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     jit_compile=True)
     history = trainer.fit(np.arange(64), np.arange(64) % 10, batch_size=32, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])

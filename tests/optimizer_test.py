@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 
 from keras_alexnet import TrainConfig
-from keras_alexnet.optimizer import TorchSGD
-from keras_alexnet.training import build_optimizer, learning_rate_schedule
+from keras_alexnet.optimizer import TorchSGD, build_optimizer, learning_rate_schedule
 
 
-def numpy_softmax_regression_sgd(x, y, kernel, bias, epochs, schedule, momentum, weight_decay, clip):
-    """PyTorch's SGD step, full-batch, on a softmax regression; returns weights and gradient norms."""
+def numpy_softmax_regression_sgd(x, y, kernel, bias, epochs, schedule, momentum, weight_decay,
+                                 clip):
+    """PyTorch's SGD step, full-batch, on a softmax regression; returns weights and grad norms."""
     params = [kernel.astype(np.float64), bias.astype(np.float64)]
     buffers = [np.zeros_like(p) for p in params]
     onehot = np.eye(kernel.shape[1])[y]
@@ -21,7 +21,8 @@ def numpy_softmax_regression_sgd(x, y, kernel, bias, epochs, schedule, momentum,
         grads = [x.T @ error, error.sum(0)]
         norm = np.sqrt(sum((g ** 2).sum() for g in grads))
         norms.append(norm)
-        scale = min(1.0, clip / norm)  # torch.nn.utils.clip_grad_norm_ (its 1e-6 is negligible here)
+        scale = min(1.0,
+                    clip / norm)  # torch.nn.utils.clip_grad_norm_ (its 1e-6 is negligible here)
         lr = schedule(epoch)
         for i, g in enumerate(grads):
             g = g * scale + weight_decay * params[i]
@@ -40,15 +41,17 @@ def test_fit_matches_pytorch_sgd_with_clipping_and_the_lr_drop():
     model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
     kernel, bias = rng.normal(size=(6, 4)).astype(np.float32), rng.normal(size=4).astype(np.float32)
     model.set_weights([kernel, bias])
-    model.compile(optimizer=build_optimizer(config),
+    model.compile(optimizer=build_optimizer(config, steps_per_epoch=1),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     seen = []
-    record = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(model.get_weights()))
+    record = keras.callbacks.LambdaCallback(on_epoch_end=lambda e,
+                                            logs: seen.append(model.get_weights()))
     model.fit(x, y, batch_size=32, epochs=6, shuffle=False, verbose=0,
-              callbacks=[keras.callbacks.LearningRateScheduler(learning_rate_schedule(config)), record])
+              callbacks=[keras.callbacks.LearningRateScheduler(learning_rate_schedule(config)),
+                         record])
 
-    expected, norms = numpy_softmax_regression_sgd(x, y, kernel, bias, 6, learning_rate_schedule(config),
-                                                   0.9, 0.01, 2.0)
+    schedule = learning_rate_schedule(config)
+    expected, norms = numpy_softmax_regression_sgd(x, y, kernel, bias, 6, schedule, 0.9, 0.01, 2.0)
     assert max(norms) > 2.0 > min(norms), "the data must give both clipped and unclipped steps"
     for got, want in zip(seen, expected):
         for g, w in zip(got, want):
@@ -105,3 +108,45 @@ def test_under_loss_scaling_the_update_is_the_unscaled_one():
     for plain, scaled in zip(*results):
         np.testing.assert_allclose(scaled, plain, rtol=1e-6)
     assert not np.allclose(results[0][0], initial[0])
+
+
+def test_nesterov_matches_pytorch_nesterov_sgd():
+    """Three steps of `TorchSGD(nesterov=True)` against PyTorch's rule written in NumPy."""
+    rng = np.random.default_rng(1)
+    weights = rng.normal(size=5)
+    gradients = [rng.normal(size=5) for _ in range(3)]
+    variable = keras.Variable(weights.astype(np.float32))
+    optimizer = TorchSGD(learning_rate=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)
+    expected, buffer = weights.copy(), np.zeros(5)
+    for gradient in gradients:
+        optimizer.apply_gradients([(keras.ops.convert_to_tensor(gradient.astype(np.float32)),
+                                    variable)])
+        g = gradient + 0.01 * expected
+        buffer = 0.9 * buffer + g
+        expected = expected - 0.1 * (g + 0.9 * buffer)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), expected, rtol=1e-5, atol=1e-6)
+    plain = TorchSGD(learning_rate=0.1, momentum=0.9, nesterov=False)
+    assert TorchSGD.from_config(optimizer.get_config()).nesterov and not plain.nesterov
+
+
+def test_cosine_schedule_warms_up_linearly_then_follows_the_cosine_to_zero():
+    config = TrainConfig(lr_schedule="cosine", learning_rate=0.05, warmup_epochs=2.0, epochs=10)
+    steps_per_epoch = 10
+    schedule = build_optimizer(config, steps_per_epoch)._learning_rate
+    total, warmup = 100, 20
+
+    def expected(step):
+        if step < warmup:
+            return 0.05 * step / warmup
+        return 0.05 * 0.5 * (1 + np.cos(np.pi * (step - warmup) / (total - warmup)))
+
+    for step in (0, 5, 19, 20, 37, 60, 99, 100):
+        assert float(schedule(step)) == pytest.approx(expected(step), abs=1e-7), step
+
+
+def test_cosine_schedule_without_warmup_starts_at_the_peak():
+    config = TrainConfig(lr_schedule="cosine", learning_rate=0.1, epochs=4)
+    schedule = build_optimizer(config, steps_per_epoch=25)._learning_rate
+    assert float(schedule(0)) == pytest.approx(0.1)
+    assert float(schedule(50)) == pytest.approx(0.05, abs=1e-7)
+    assert float(schedule(100)) == pytest.approx(0.0, abs=1e-7)

@@ -10,8 +10,15 @@ from keras_alexnet.data import DataError
 from keras_alexnet.evaluation import evaluate_dataset
 from keras_alexnet.model import build_model
 from keras_alexnet.optimizer import TorchSGD
-from keras_alexnet.paper_data import (IMAGENET_EIGENVALUES, IMAGENET_EIGENVECTORS, center_crop,
-                                      eval_dataset, load_tfds, resize_shorter_side, train_dataset)
+from keras_alexnet.paper_data import (
+    IMAGENET_EIGENVALUES,
+    IMAGENET_EIGENVECTORS,
+    center_crop,
+    eval_dataset,
+    load_tfds,
+    resize_shorter_side,
+    train_dataset,
+)
 
 
 def pattern(height, width, seed=0):

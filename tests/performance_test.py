@@ -37,13 +37,27 @@ def test_deterministic_turns_xla_off():
     assert resolve(TrainConfig(deterministic=True, jit_compile="on"), CPU).jit_compile is False
 
 
-def test_auto_augmentation_follows_the_backend():
-    expected = "device" if keras.backend.backend() == "jax" else "pipeline"
-    assert resolve(TrainConfig(), CPU).augmentation == expected
+@pytest.mark.parametrize("backend, place", [("jax", "device"), ("tensorflow", "pipeline")])
+def test_auto_augmentation_follows_the_backend(monkeypatch, backend, place):
+    monkeypatch.setattr(keras.backend, "backend", lambda: backend)
+    assert resolve(TrainConfig(), CPU).augmentation == place
+    assert resolve(TrainConfig(augmentation="pipeline"), CPU).augmentation == "pipeline"
 
 
-def test_this_machine_is_a_cpu():
-    assert find_accelerator().kind == "cpu"
+def test_find_accelerator_reads_tensorflows_gpu_details(monkeypatch):
+    """A faked device query (whatever this machine has) gives the GPU's name and capability."""
+    import tensorflow as tf
+
+    fake_gpu = tf.config.PhysicalDevice("/physical_device:GPU:0", "GPU")
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: [])
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: [fake_gpu] if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "get_device_details",
+                        lambda device: {"device_name": "NVIDIA H100 80GB HBM3",
+                                        "compute_capability": (9, 0)})
+    assert find_accelerator() == H100
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    assert find_accelerator() == CPU
 
 
 @pytest.mark.parametrize("field,value,message", [

@@ -21,7 +21,8 @@ def test_training_curves_plot_the_history_and_mark_the_lr_drop():
     loss_axis, accuracy_axis = figure.axes
     curves = {line.get_label(): line for line in loss_axis.lines + accuracy_axis.lines}
     np.testing.assert_array_equal(curves["training loss"].get_ydata(), HISTORY["loss"])
-    np.testing.assert_array_equal(curves["validation accuracy"].get_ydata(), HISTORY["val_accuracy"])
+    np.testing.assert_array_equal(curves["validation accuracy"].get_ydata(),
+                                  HISTORY["val_accuracy"])
     np.testing.assert_array_equal(curves["training loss"].get_xdata(), [1, 2, 3, 4])
     drops = [line for line in loss_axis.lines if line.get_label() == "learning rate ×0.1"]
     assert len(drops) == 1 and drops[0].get_xdata()[0] == 2.5  # after epoch 2
@@ -62,11 +63,18 @@ def test_report_command_redraws_a_finished_run(tmp_path, cifar_dir):
     run_dir = tmp_path / "run"
     train(data_dir=cifar_dir, epochs=1, train_subset=64, validation_size=100, batch_size=32,
           output_dir=str(run_dir), export=False, verbose=0)
+    drawn_by_train = {}
     for name in plots.FIGURE_FILES.values():
+        with Image.open(run_dir / name) as image:
+            drawn_by_train[name] = np.asarray(image.convert("RGB"))
         os.remove(run_dir / name)
     result = run_cli("report", run_dir)
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(run_dir)) == sorted(
         ["best.keras", "config.json", "history.csv", "metrics.json", *plots.FIGURE_FILES.values()])
+    # From the run's own config, data, history and metrics, the report draws the same pixels.
+    for name, pixels in drawn_by_train.items():
+        with Image.open(run_dir / name) as image:
+            np.testing.assert_array_equal(np.asarray(image.convert("RGB")), pixels, err_msg=name)
     missing = run_cli("report", tmp_path)
     assert missing.returncode == 2 and "is not a finished run" in missing.stderr

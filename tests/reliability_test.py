@@ -13,8 +13,9 @@ import pytest
 from conftest import run_cli, write_cifar_dir
 
 from keras_alexnet import TrainConfig
+from keras_alexnet.callbacks import BestCheckpoint, build_callbacks
 from keras_alexnet.optimizer import TorchSGD
-from keras_alexnet.training import BestCheckpoint, build_callbacks, read_history
+from keras_alexnet.run_dir import read_history
 
 
 @pytest.fixture(scope="module")
@@ -29,18 +30,40 @@ def small_run_args(data_dir, run_dir, *extra):
             "--batch-size", "32", "--output-dir", run_dir, "--no-export", "--verbose", "2", *extra]
 
 
+# Runs the command with one more callback that, in the second epoch's third batch, writes a
+# marker file and then waits: the test kills the process there, in the middle of epoch 2.
+PAUSE_IN_EPOCH_2 = """
+import os, sys, time, keras
+from keras_alexnet import cli, training
+
+class PauseInEpoch2(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 1 and batch == 2:
+            open(os.environ["MARKER"], "w").close()
+            time.sleep(3600)
+
+build = training.build_callbacks
+training.build_callbacks = lambda *args, **kwargs: build(*args, **kwargs) + [PauseInEpoch2()]
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
 @pytest.mark.parametrize("how", ["same command", "--resume"])
 def test_sigkill_mid_epoch_then_the_run_resumes_across_the_lr_drop(data_dir, tmp_path, how):
     run_dir = tmp_path / "run"
+    marker = tmp_path / "in-epoch-2"
     args = small_run_args(data_dir, run_dir, "--epochs", "3", "--lr-decay-epoch", "1")
-    process = subprocess.Popen([sys.executable, "-m", "keras_alexnet.cli", *map(str, args)],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    history = run_dir / "history.csv"
+    process = subprocess.Popen([sys.executable, "-c", PAUSE_IN_EPOCH_2, *map(str, args)],
+                               env={**os.environ, "MARKER": str(marker)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
-    while not (history.exists() and len(history.read_text().splitlines()) == 2):
-        assert process.poll() is None and time.time() < deadline, "epoch 1 never finished"
+    while not marker.exists():
+        assert process.poll() is None and time.time() < deadline, "epoch 2 never started"
         time.sleep(0.05)
-    time.sleep(1.0)  # well into epoch 2
+    history = run_dir / "history.csv"
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert len(read_history(str(history))["epoch"]) == 1 and (run_dir / "backup").is_dir()
@@ -110,7 +133,8 @@ def test_resumed_fit_gets_back_optimizer_state_and_history_without_duplicates(tm
     second.fit(x, y, batch_size=16, epochs=4, validation_data=(x, y), verbose=0,
                callbacks=[*build_callbacks(config), after])
     assert sorted(after.values) == [2, 3]  # epochs 0 and 1 were not run again
-    for restored, saved in zip(after.values[2], before.values[1]):  # iterations, lr, momentum buffers
+    for restored, saved in zip(after.values[2],
+                               before.values[1]):  # iterations, lr, momentum buffers
         np.testing.assert_array_equal(restored, saved)
     assert read_history(str(tmp_path / "history.csv"))["epoch"] == [0, 1, 2, 3]
 
@@ -167,17 +191,17 @@ def test_a_failed_checkpoint_write_keeps_the_previous_best(tmp_path, monkeypatch
 
 
 def test_a_failed_metrics_write_keeps_the_old_file(tmp_path, monkeypatch):
-    from keras_alexnet import training
+    from keras_alexnet import run_dir
 
     path = tmp_path / "metrics.json"
-    training.write_json(str(path), {"test_accuracy": 0.5})
+    run_dir.write_json(str(path), {"test_accuracy": 0.5})
 
     def fail(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(json, "dump", fail)
     with pytest.raises(OSError):
-        training.write_json(str(path), {"test_accuracy": 0.9})
+        run_dir.write_json(str(path), {"test_accuracy": 0.9})
     assert json.loads(path.read_text()) == {"test_accuracy": 0.5}
     assert os.listdir(tmp_path) == ["metrics.json"]
 
@@ -200,7 +224,8 @@ def test_nan_loss_stops_the_run_says_so_and_exports_nothing(data_dir, tmp_path):
 def test_deterministic_runs_give_identical_histories(data_dir, tmp_path):
     histories = []
     for name in ("a", "b"):
-        result = run_cli("train", "--data-dir", data_dir, "--train-subset", "128", "--validation-size",
+        result = run_cli("train", "--data-dir", data_dir, "--train-subset", "128",
+                         "--validation-size",
                          "100", "--batch-size", "32", "--epochs", "2", "--deterministic",
                          "--output-dir", tmp_path / name, "--no-export", "--verbose", "0")
         assert result.returncode == 0, result.stderr

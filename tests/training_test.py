@@ -9,12 +9,15 @@ import keras
 import numpy as np
 import pytest
 
-from keras_alexnet import plots, train
-from keras_alexnet.data import load_cifar10
+from keras_alexnet import performance, plots, train
+from keras_alexnet.data import PixelStats, load_cifar10, split_train_validation
 from keras_alexnet.evaluation import evaluate, predict_probabilities
-from keras_alexnet.training import read_history
+from keras_alexnet.model import build_model
+from keras_alexnet.performance import Accelerator
+from keras_alexnet.run_dir import read_history
 
-METRIC_KEYS = {"test_accuracy", "test_loss", "per_class_accuracy", "confusion_matrix",
+METRIC_KEYS = {"test_accuracy", "test_accuracy_single_view", "test_time_augmentation", "test_loss",
+               "per_class_accuracy", "confusion_matrix",
                "best_val_accuracy", "epochs_completed", "train_seconds", "train_images_per_second",
                "performance"}
 
@@ -22,9 +25,11 @@ METRIC_KEYS = {"test_accuracy", "test_loss", "per_class_accuracy", "confusion_ma
 @pytest.fixture(scope="module")
 def run(e2e_data_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    result = train(data_dir=e2e_data_dir, epochs=1, train_subset=512, validation_size=500,
-                   output_dir=str(root / "run"), saved_models_dir=str(root / "saved_models"),
-                   verbose=0)
+    with pytest.MonkeyPatch.context() as patch:  # the same expectations on any machine
+        patch.setattr(performance, "find_accelerator", lambda: Accelerator("cpu", "CPU"))
+        result = train(data_dir=e2e_data_dir, epochs=1, train_subset=512, validation_size=500,
+                       output_dir=str(root / "run"), saved_models_dir=str(root / "saved_models"),
+                       verbose=0)
     return result, load_cifar10(e2e_data_dir)
 
 
@@ -33,6 +38,8 @@ def test_run_directory_holds_metrics_history_and_checkpoint(run):
     with open(os.path.join(result.run_dir, "metrics.json")) as file:
         metrics = json.load(file)
     assert set(metrics) == METRIC_KEYS and metrics == result.metrics
+    assert metrics["test_time_augmentation"] == "none"
+    assert metrics["test_accuracy_single_view"] == metrics["test_accuracy"]
     confusion = np.array(metrics["confusion_matrix"])
     assert confusion.shape == (10, 10) and confusion.sum() == len(data.x_test)
     assert metrics["test_accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum())
@@ -56,6 +63,15 @@ def test_run_directory_holds_metrics_history_and_checkpoint(run):
 
 def test_training_moved_the_weights_and_checkpoint_is_the_model(run):
     result, data = run
+    stats = PixelStats.from_images(split_train_validation(data, 500, 0, 512).x_train)
+    initial = build_model(seed=0, mean=stats.mean, std=stats.std)  # train()'s own initialisation
+    for name in ("conv1", "conv3", "fc6", "fc8"):
+        before = initial.get_layer(name).kernel.numpy()
+        after = result.model.get_layer(name).kernel.numpy()
+        change = np.abs(after - before)
+        # Four SGD steps at learning rate 0.01: every layer moved, none by more than a step size.
+        assert 0 < change.max() < 0.1 * np.abs(before).max() + 0.05, name
+        assert np.mean(change > 0) > 0.5, name
     checkpoint = keras.saving.load_model(os.path.join(result.run_dir, "best.keras"), safe_mode=True)
     images = data.x_test[:32]
     np.testing.assert_allclose(predict_probabilities(checkpoint, images),
@@ -87,3 +103,11 @@ def test_evaluate_agrees_with_the_run_for_checkpoint_and_saved_model(run, e2e_da
     assert from_saved_model["test_loss"] == pytest.approx(result.metrics["test_loss"], abs=1e-4)
     from_checkpoint = evaluate(os.path.join(result.run_dir, "best.keras"), data_dir=e2e_data_dir)
     assert from_checkpoint["confusion_matrix"] == result.metrics["confusion_matrix"]
+
+
+def test_train_takes_a_config_or_a_preset_not_both(tmp_path):
+    from keras_alexnet import ConfigError, TrainConfig
+
+    with pytest.raises(ConfigError, match="either a TrainConfig or a preset"):
+        train(TrainConfig(), preset="tweaked", output_dir=str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,88 @@
+"""Ablation of the recipes: each preset, and the seed recipe with one technique added, trained on
+the same short budget, one JSON line per run.
+
+    python benchmarks/recipes.py --data-dir DIR [--epochs 3] [--train-subset 5000] [--only NAME ...]
+
+Each run is `keras_alexnet.train(preset=…, **changes)` with the budget's epochs, training subset
+and validation size, figures and export off. Every line has the preset, the changes, the
+epochs, the test accuracy (with the run's test-time augmentation) and the single-view test
+accuracy, the best validation accuracy, the wall time, and the machine, backend and date. A short
+budget ranks the techniques; it does not give their full-length accuracy. Not a test: the
+numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import DEFAULT_DATA_DIR, emit  # noqa: E402
+
+# (name, preset, changes): the presets, then the seed with one technique of `tweaked` each,
+# then `tweaked` with one change.
+VARIANTS = (
+    ("seed", "seed", {}),
+    ("seed+batch_norm", "seed", {"batch_norm": True}),
+    ("seed+conv1_stride_1", "seed", {"conv1_stride": 1}),
+    ("seed+cosine", "seed", {"lr_schedule": "cosine", "warmup_epochs": 1.0}),
+    ("seed+nesterov", "seed", {"nesterov": True}),
+    ("seed+label_smoothing", "seed", {"label_smoothing": 0.1}),
+    ("seed+dropout_0.25", "seed", {"dropout": 0.25}),
+    ("seed+flip_tta", "seed", {"test_time_augmentation": "flip"}),
+    ("tweaked", "tweaked", {}),
+    ("tweaked-conv1_stride_1", "tweaked", {"conv1_stride": 2}),
+    ("tweaked+cutout", "tweaked", {"cutout": 8}),
+)
+
+
+def run(name: str, preset: str, changes: dict, args: argparse.Namespace) -> None:
+    import keras_alexnet
+
+    budget = {"epochs": args.epochs, "train_subset": args.train_subset,
+              "validation_size": args.validation_size}
+    if "warmup_epochs" not in changes and preset != "seed":
+        budget["warmup_epochs"] = min(2.0, args.epochs / 4)  # the same share of a short run
+    run_dir = tempfile.mkdtemp(prefix="recipes_")
+    try:
+        start = time.perf_counter()
+        result = keras_alexnet.train(preset=preset, data_dir=args.data_dir, output_dir=run_dir,
+                                     export=False, figures=False, checkpoint_every=0, verbose=0,
+                                     **budget, **changes)
+        wall = time.perf_counter() - start
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    metrics = result.metrics
+    emit("recipes", name=name, preset=preset, changes=changes, **budget,
+         test_accuracy=metrics["test_accuracy"],
+         test_accuracy_single_view=metrics["test_accuracy_single_view"],
+         best_val_accuracy=round(metrics["best_val_accuracy"], 4),
+         wall_seconds=round(wall, 1))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--train-subset", type=int, default=5000)
+    parser.add_argument("--validation-size", type=int, default=2000)
+    parser.add_argument("--only", nargs="+", choices=[name for name, _, _ in VARIANTS],
+                        help="run only these variants")
+    parser.add_argument("--quick", action="store_true",
+                        help="2 variants, 1 epoch on 64 images (CI)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.epochs, args.train_subset, args.validation_size = 1, 64, 100
+        args.only = args.only or ["seed", "seed+flip_tta"]
+    for name, preset, changes in VARIANTS:
+        if args.only is None or name in args.only:
+            run(name, preset, changes, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""The callbacks of a training run: timing, learning rate, history, best checkpoint, resume backup.
+
+`build_callbacks(config)` returns them in the order they must run at the end of each epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Optional
+
+import keras
+
+from keras_alexnet.atomic import atomic_path
+from keras_alexnet.config import TrainConfig
+from keras_alexnet.optimizer import learning_rate_schedule
+from keras_alexnet.run_dir import (
+    BACKUP,
+    CHECKPOINT,
+    HISTORY,
+    read_history,
+    read_history_rows,
+    write_history,
+)
+
+
+def build_callbacks(config: TrainConfig, model: Optional[keras.Model] = None
+                    ) -> list[keras.callbacks.Callback]:
+    """The run's callbacks, in the order they must run at the end of each epoch.
+
+    `model` is the model `best.keras` holds (default: the one being fit); with on-device
+    augmentation it is the network inside the `DeviceAugmentedModel` that `fit` trains.
+
+    On a resumed run (`output_dir/backup` exists) `BackupAndRestore` restores the weights, the
+    optimizer state and the epoch; `HistoryWriter` keeps the rows of the completed epochs and
+    `BestCheckpoint` the best validation accuracy reached so far.
+    """
+    run_dir = config.output_dir
+    resuming = os.path.isdir(os.path.join(run_dir, BACKUP))
+    callbacks = [
+        EpochTimer(),
+        (keras.callbacks.LearningRateScheduler(learning_rate_schedule(config))
+         if config.lr_schedule == "step" else LearningRateLogger()),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if config.checkpoint_every:
+        callbacks.append(BestCheckpoint(os.path.join(run_dir, CHECKPOINT), resume=resuming,
+                                        model=model, every=config.checkpoint_every))
+    callbacks.append(HistoryWriter(os.path.join(run_dir, HISTORY), resume=resuming))
+    if config.checkpoint_every:
+        callbacks.append(PeriodicBackupAndRestore(os.path.join(run_dir, BACKUP),
+                                                  every=config.checkpoint_every,
+                                                  double_checkpoint=True))
+    if config.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
+    return callbacks
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds to the epoch logs the wall time of each epoch's training phase, `epoch_seconds`, and
+    of its validation, `validation_seconds` (0 without validation)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+        self._seconds = None
+
+    def on_test_begin(self, logs=None):
+        if self._seconds is None:
+            self._seconds = time.perf_counter() - self._start
+
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed = time.perf_counter() - self._start
+        if self._seconds is None:
+            self._seconds = elapsed
+        if logs is not None:
+            logs["epoch_seconds"] = self._seconds
+            logs["validation_seconds"] = elapsed - self._seconds
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the optimizer's learning rate at the end of each epoch to the logs, `learning_rate`
+    (what `keras.callbacks.LearningRateScheduler` logs for the step schedule)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            rate = self.model.optimizer.learning_rate
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(rate))
+
+
+class HistoryWriter(keras.callbacks.Callback):
+    """Writes every epoch's logs to a CSV file, rewritten atomically after each epoch.
+
+    Like `keras.callbacks.CSVLogger`, but a crash never leaves a half-written row, and a resumed
+    run keeps exactly the rows of the epochs before the one it resumes at: no duplicates.
+
+    Args:
+        path: The CSV file.
+        resume: Keep the file's rows of the epochs before the first one this `fit` runs.
+    """
+
+    def __init__(self, path: str, resume: bool = False):
+        super().__init__()
+        self.path = path
+        self.resume = resume
+        self.rows: Optional[list[dict]] = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.rows is None:
+            kept = read_history_rows(self.path) if self.resume and os.path.isfile(self.path) else []
+            self.rows = [row for row in kept if int(row["epoch"]) < epoch]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+        write_history(self.path, self.rows)
+
+
+def is_due(epoch: int, every: int, epochs: Optional[int]) -> bool:
+    """Whether 0-based `epoch` is one that writes: every `every`-th epoch, and the last."""
+    return (epoch + 1) % every == 0 or epoch + 1 == epochs
+
+
+class PeriodicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` that backs up every `every` epochs and after the last.
+
+    A run killed between backups resumes after the last one written, so the epochs since are
+    trained again (their `history.csv` rows are replaced).
+
+    Args:
+        backup_dir: Where the backup lives (removed when training completes).
+        every: Epochs between backups.
+        **kwargs: Passed to `BackupAndRestore` (e.g. `double_checkpoint=True`).
+    """
+
+    def __init__(self, backup_dir: str, every: int = 1, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.every = every
+
+    def on_epoch_end(self, epoch, logs=None):
+        if is_due(epoch, self.every, (self.params or {}).get("epochs")):
+            super().on_epoch_end(epoch, logs)
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves the whole model (with its optimizer) whenever validation accuracy reaches a new best.
+
+    Like `keras.callbacks.ModelCheckpoint(save_best_only=True)`, but the `.keras` file is written
+    under a temporary name and renamed, so a crash leaves the previous best intact, and the best
+    value is carried over from the file's own history when a run resumes.
+
+    Args:
+        path: The `.keras` file.
+        monitor: The epoch log to maximise.
+        resume: Start from the best value in the `history.csv` beside `path` (a resumed run).
+        model: The model to save; default: the model being fit.
+        every: Consider only every `every`-th epoch and the last (fewer ~190 MB writes).
+    """
+
+    def __init__(self, path: str, monitor: str = "val_accuracy", resume: bool = False,
+                 model: Optional[keras.Model] = None, every: int = 1):
+        super().__init__()
+        self.path = path
+        self.monitor = monitor
+        self.resume = resume
+        self.saved_model = model
+        self.every = every
+        self.best = -math.inf
+
+    def on_train_begin(self, logs=None):
+        history = os.path.join(os.path.dirname(self.path), HISTORY)
+        if self.resume and os.path.isfile(self.path) and os.path.isfile(history):
+            self.best = max(read_history(history).get(self.monitor, []), default=-math.inf)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not is_due(epoch, self.every, (self.params or {}).get("epochs")):
+            return
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(logs.get("loss", 0.0)) or value <= self.best:
+            return
+        self.best = value
+        with atomic_path(self.path) as staging:
+            (self.saved_model or self.model).save(staging)

@@ -1,0 +1,72 @@
+"""The package's modules import each other without a cycle, counting imports inside functions."""
+
+import ast
+import os
+
+import keras_alexnet
+
+PACKAGE_DIR = os.path.dirname(keras_alexnet.__file__)
+
+
+def imported_modules(path: str) -> set[str]:
+    """The `keras_alexnet.*` modules a source file imports anywhere in it."""
+    with open(path, encoding="utf-8") as file:
+        tree = ast.parse(file.read())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "keras_alexnet":  # `from keras_alexnet import run_dir`
+                found.update(f"keras_alexnet.{alias.name}" for alias in node.names)
+            elif node.module.startswith("keras_alexnet."):
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("keras_alexnet."))
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    names = [name for name in os.listdir(PACKAGE_DIR) if name.endswith(".py")]
+    modules = {f"keras_alexnet.{name[:-3]}": os.path.join(PACKAGE_DIR, name)
+               for name in names if name != "__init__.py"}
+    return {module: imported_modules(path) & set(modules) for module, path in modules.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle as a list of modules (first == last), or [] when there is none."""
+    state: dict[str, str] = {}
+    stack: list[str] = []
+
+    def visit(module: str) -> list[str]:
+        state[module] = "open"
+        stack.append(module)
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                return stack[stack.index(target):] + [target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        state[module] = "done"
+        stack.pop()
+        return []
+
+    for module in sorted(graph):
+        if module not in state and (cycle := visit(module)):
+            return cycle
+    return []
+
+
+def test_the_cycle_finder_finds_a_planted_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert find_cycle(graph) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_package_has_no_import_cycle():
+    graph = import_graph()
+    assert "keras_alexnet.training" in graph and graph["keras_alexnet.training"]
+    assert find_cycle(graph) == []
+
+
+def test_export_owns_the_signature_contract_and_serving_imports_it():
+    graph = import_graph()
+    assert "keras_alexnet.export" in graph["keras_alexnet.serving"]
+    assert "keras_alexnet.serving" not in graph["keras_alexnet.export"]
