@@ -39,9 +39,9 @@ from keras_alexnet.evaluation import predict_probabilities
 
 data_dir, run_dir, saved_models_dir, out = sys.argv[1:5]
 result = keras_alexnet.train(data_dir=data_dir, epochs=int(sys.argv[6]), train_subset=64,
-                             validation_size=100,
-                             batch_size=32, output_dir=run_dir, saved_models_dir=saved_models_dir,
-                             figures=False, verbose=0)
+                             validation_size=100, batch_size=32, output_dir=run_dir,
+                             saved_models_dir=saved_models_dir, figures=False, verbose=0,
+                             **json.loads(sys.argv[7]))
 np.save(out + ".npy", predict_probabilities(result.model, load_cifar10(data_dir).x_test[:16]))
 with open(out + ".json", "w") as file:
     json.dump({"backend": keras.backend.backend(),
@@ -51,11 +51,11 @@ with open(out + ".json", "w") as file:
 """
 
 
-def train_with_jax(root, data_dir, tensorflow: str, epochs: int):
+def train_with_jax(root, data_dir, tensorflow: str, epochs: int, **config):
     process = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(data_dir), str(root / "run"), str(root / "sm"),
-         str(root / "report"), tensorflow, str(epochs)], env={**os.environ, "KERAS_BACKEND": "jax"},
-        capture_output=True, text=True, timeout=900)
+         str(root / "report"), tensorflow, str(epochs), json.dumps(config)],
+        env={**os.environ, "KERAS_BACKEND": "jax"}, capture_output=True, text=True, timeout=900)
     assert process.returncode == 0, process.stderr[-3000:]
     with open(root / "report.json") as file:
         return json.load(file), process.stderr
@@ -114,9 +114,16 @@ def served_probabilities(version_dir, data_dir):
     return serve(images=images)["probabilities"].numpy()
 
 
+# The recipe techniques on the JAX backend's on-device path: batch norm, Cutout, label smoothing,
+# Nesterov momentum, the cosine schedule; the export must serve the moving statistics.
+TWEAKED = {"batch_norm": True, "cutout": 8, "label_smoothing": 0.1, "nesterov": True,
+           "lr_schedule": "cosine", "dropout": 0.25, "clip_norm": None}
+
+
 def test_jax_run_with_tensorflow_installed_exports_through_the_tensorflow_backend(
         tmp_path, cifar_files):
-    report, _ = train_with_jax(tmp_path, cifar_files, "keep-tensorflow", epochs=1)
+    report, _ = train_with_jax(tmp_path, cifar_files, "keep-tensorflow", epochs=1, **TWEAKED)
+    assert report["performance"]["augmentation"] == "device"
     assert report["export_dir"] == str(tmp_path / "sm" / "alexnet_cifar10" / "1")
     np.testing.assert_allclose(served_probabilities(report["export_dir"], cifar_files),
                                np.load(tmp_path / "report.npy"), atol=1e-5)

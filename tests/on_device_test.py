@@ -103,3 +103,25 @@ def test_mixed_precision_run_restores_the_global_policy(cifar_dir, tmp_path):
     assert keras.config.dtype_policy().name == "float32"
     with open(tmp_path / "run" / "metrics.json") as file:
         assert json.load(file)["performance"]["mixed_precision"] == "mixed_bfloat16"
+
+
+def test_the_recipe_techniques_train_on_the_device_path():
+    """Batch norm, Cutout, label smoothing, Nesterov and the cosine schedule in one
+    `DeviceAugmentedModel` step: the weights and the moving statistics move."""
+    from keras_alexnet import TrainConfig
+    from keras_alexnet.losses import build_loss
+    from keras_alexnet.optimizer import build_optimizer
+
+    config = TrainConfig(batch_norm=True, cutout=8, label_smoothing=0.1, nesterov=True,
+                         lr_schedule="cosine", epochs=2, clip_norm=None)
+    model = build_model(batch_norm=True, seed=0)
+    augmentation = build_augmentation(EIGENVALUES, EIGENVECTORS, seed=0, cutout=8,
+                                      cutout_fill=(125.0, 123.0, 114.0))
+    trainer = DeviceAugmentedModel(model, images(32), augmentation)
+    trainer.compile(optimizer=build_optimizer(config, steps_per_epoch=2), loss=build_loss(config))
+    before = [keras.ops.convert_to_numpy(w).copy() for w in model.weights]
+    trainer.fit(np.arange(32), np.arange(32) % 10, batch_size=16, epochs=1, verbose=0)
+    after = [keras.ops.convert_to_numpy(w) for w in model.weights]
+    moved = {w.path: not np.array_equal(a, b) for w, a, b in zip(model.weights, before, after)}
+    assert moved["conv1/kernel"] and moved["fc8/kernel"]
+    assert moved["conv1_bn/moving_mean"] and moved["conv5_bn/moving_variance"]
