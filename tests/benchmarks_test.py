@@ -71,10 +71,11 @@ def test_seed_recipe_reports_wall_time_and_test_accuracy(cifar_dir, backend):
 
 def test_recipes_prints_one_line_per_variant_with_its_changes(cifar_dir):
     lines = run_benchmark("recipes.py", "--data-dir", cifar_dir)
-    assert [line["name"] for line in lines] == ["seed", "seed+flip_tta"]
-    seed, flip = lines
+    assert [line["name"] for line in lines] == ["seed", "tweaked@stride2-batch_norm"]
+    seed, variant = lines
     assert COMMON <= set(seed) and (seed["epochs"], seed["train_subset"]) == (1, 64)
-    assert seed["changes"] == {} and flip["changes"] == {"test_time_augmentation": "flip"}
+    assert seed["changes"] == {} and variant["preset"] == "tweaked"
+    assert variant["changes"] == {"conv1_stride": 2, "batch_norm": False}
     # Without test-time augmentation the reported accuracy is the single view's.
     assert seed["test_accuracy"] == seed["test_accuracy_single_view"]
-    assert 0 <= flip["test_accuracy"] <= 1 and flip["wall_seconds"] > 0
+    assert variant["warmup_epochs"] == 0.25 and variant["wall_seconds"] > 0
