@@ -46,24 +46,40 @@ def cifar_train_images(data_dir: str | None, count: int | None = None):
 
 class CompileClock:
     """Seconds the JAX backend has spent compiling (tracing, lowering to XLA, XLA's compile) since
-    this clock was made, read from `jax.monitoring`'s events; `seconds` is `None` on other
-    backends, whose compilation is not reported this way."""
+    this clock was made, the programs it compiled or loaded, and how many of those came from the
+    persistent compilation cache, read from `jax.monitoring`'s events; `None` on other backends,
+    whose compilation is not reported this way."""
 
     _EVENTS = "/jax/core/compile/"
+    _PROGRAM = "/jax/core/compile/backend_compile_duration"
+    _CACHE_HIT = "/jax/compilation_cache/cache_hits"
 
     def __init__(self):
         import keras
 
-        self._seconds = 0.0
+        self._seconds, self._programs, self._cache_hits = 0.0, 0, 0
         self.available = keras.backend.backend() == "jax"
         if self.available:
             import jax.monitoring
 
             jax.monitoring.register_event_duration_secs_listener(self._record)
+            jax.monitoring.register_event_listener(self._count_hit)
 
     def _record(self, event: str, duration: float, **_) -> None:
         if event.startswith(self._EVENTS):
             self._seconds += duration
+        self._programs += event == self._PROGRAM
+
+    def _count_hit(self, event: str, **_) -> None:
+        self._cache_hits += event == self._CACHE_HIT
+
+    @property
+    def programs(self) -> int | None:
+        return self._programs if self.available else None
+
+    @property
+    def cache_hits(self) -> int | None:
+        return self._cache_hits if self.available else None
 
     @property
     def seconds(self) -> float | None:

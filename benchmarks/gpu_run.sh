@@ -9,14 +9,16 @@
 # Prints JSON lines, most important first, each step under its own time limit so that one stuck
 # step leaves the others their time (the whole run ends by SECONDS, default 570):
 #   1. seed_recipe: the whole recipe (49 epochs, validation, test) with train()'s defaults, without
-#      the per-epoch ~190 MB backup and best.keras writes; compile time measured apart;
+#      the per-epoch ~190 MB backup and best.keras writes, with an empty compilation cache
+#      (cold); compile time and programs counted apart;
 #   2. seed_torch.py --pipeline loader (the PyTorch reference): per-epoch lines and its summary;
-#   3. the tweaked preset in full (20 epochs, validation, test with flip TTA);
-#   4. seed_recipe in float32 (the faster step at batch 128 on an H200, 2026-11-27);
-#   5. train_step: batch 128 and 512, float32 and mixed, compile time apart;
-#   6. the step split up: AlexNet without augmentation, the trivial network with it (the fit loop,
+#   3. seed_recipe again, its programs now in the cache (warm);
+#   4. the tweaked preset in full (20 epochs, validation, test with flip TTA);
+#   5. seed_recipe in mixed_bfloat16 (the precision "auto" picked on Hopper before 2026-12-01);
+#   6. train_step: batch 128 and 512, float32 and mixed, compile time apart;
+#   7. the step split up: AlexNet without augmentation, the trivial network with it (the fit loop,
 #      image lookup and augmentation alone);
-#   7. the long preset in full (60 epochs), when time is left.
+#   8. the long preset in full (60 epochs), when time is left.
 # Everything printed is also written to $OUT/gpu_run.log when $OUT is set.
 # On one H200 (2026-11-27, an earlier list of steps) steps 1, 2, 5 and 6 took about 350 s.
 set -uo pipefail
@@ -39,15 +41,19 @@ step() {  # step CAP_SECONDS COMMAND...: runs COMMAND for at most CAP_SECONDS an
   start=$SECONDS
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c "import jax, keras; print('jax', jax.__version__, 'keras', keras.__version__, jax.devices())"
-  step 200 python3 benchmarks/seed_recipe.py --data-dir "$data" --checkpoint-every 0
+  cache=$(mktemp -d)
+  step 200 python3 benchmarks/seed_recipe.py --data-dir "$data" --checkpoint-every 0 \
+    --compilation-cache-dir "$cache"
   step 220 python3 "$reference" --data "$data" --pipeline loader
+  step 120 python3 benchmarks/seed_recipe.py --data-dir "$data" --checkpoint-every 0 \
+    --compilation-cache-dir "$cache"
   step 200 python3 -m keras_alexnet.cli train --preset tweaked --data-dir "$data" \
     --checkpoint-every 0 --no-export --no-figures --verbose 2 --output-dir /tmp/tweaked
   [ -f /tmp/tweaked/metrics.json ] && python3 -c "import json; m = json.load(open('/tmp/tweaked/metrics.json'))
 print(json.dumps({'preset': 'tweaked', **{k: m[k] for k in ('test_accuracy', 'test_accuracy_single_view',
   'best_val_accuracy', 'train_images_per_second', 'train_seconds')}}))"
   step 150 python3 benchmarks/seed_recipe.py --data-dir "$data" --checkpoint-every 0 \
-    --mixed-precision float32
+    --mixed-precision mixed_bfloat16 --compilation-cache-dir none
   step 120 python3 benchmarks/train_step.py --data-dir "$data" --steps 200
   step 40 python3 benchmarks/train_step.py --data-dir "$data" --steps 200 --precisions mixed \
     --batch-sizes 128 --no-augmentation

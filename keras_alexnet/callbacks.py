@@ -15,6 +15,7 @@ import keras
 from keras_alexnet.atomic import atomic_path
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.optimizer import learning_rate_schedule
+from keras_alexnet.random_draws import epoch_counter, seed_states, set_counter
 from keras_alexnet.run_dir import (
     BACKUP,
     CHECKPOINT,
@@ -76,6 +77,35 @@ class EpochTimer(keras.callbacks.Callback):
         if logs is not None:
             logs["epoch_seconds"] = self._seconds
             logs["validation_seconds"] = elapsed - self._seconds
+
+
+class EpochKeyedDraws(keras.callbacks.Callback):
+    """Keys every random draw of an epoch to the epoch, so a resumed run draws what an
+    uninterrupted one did.
+
+    At the start of each epoch `e`, sets the counter of every seed generator in the model being
+    fit (dropout, and augmentation run on the device) to `e`'s own (`random_draws`). When the
+    first epoch of this `fit` begins (a resumed run's is not 0) it also sets `next_epoch`, the
+    counter of the training dataset's passes (`data.train_dataset`), which keys the shuffle
+    order and the input pipeline's augmentation; the passes then count themselves.
+
+    Args:
+        next_epoch: The training dataset's pass counter; `None` when the data is not one.
+    """
+
+    def __init__(self, next_epoch=None):
+        super().__init__()
+        self.next_epoch = next_epoch
+        self._first = True
+
+    def on_train_begin(self, logs=None):
+        self._first = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first and self.next_epoch is not None:
+            self.next_epoch.assign(epoch)
+        self._first = False
+        set_counter(seed_states(self.model), epoch_counter(epoch))
 
 
 class LearningRateLogger(keras.callbacks.Callback):

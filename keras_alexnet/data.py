@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import math
 import os
 import pickle
 import tarfile
@@ -21,6 +22,7 @@ import numpy as np
 
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.errors import DataError
+from keras_alexnet.random_draws import BATCH_SPAN, epoch_counter, seed_states, set_counter
 
 CLASS_NAMES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -156,11 +158,15 @@ def split_train_validation(data: Cifar10, validation_size: int, seed: int,
 
 
 def train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, augmentation,
-                  seed: int, deterministic: bool = False, jit_compile: bool = True):
+                  seed: int, deterministic: bool = False, jit_compile: bool = True,
+                  next_epoch=None):
     """The training `tf.data.Dataset`: shuffled index batches → gather → augment → prefetch.
 
     Only indices are shuffled (no 40,000-image shuffle buffer); each batch gathers its images in
-    one op and is augmented as a whole, with every image drawing its own random parameters.
+    one op and is augmented as a whole, with every image drawing its own random parameters. Each
+    pass over the dataset is one epoch, numbered by the `next_epoch` counter, which the pass reads
+    and advances when it starts; epoch `e`'s order and augmentation draws depend only on `seed`
+    and `e` (see `random_draws`).
 
     Args:
         images: uint8 NHWC training images.
@@ -169,27 +175,41 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, augme
         augmentation: A Keras layer (for example `augment.build_augmentation(...)`) applied to each
             float32 batch with `training=True`. Build it outside a distribution strategy's scope:
             it belongs to the input pipeline, and its random state must live on the host.
-        seed: Seed of the shuffle order (reshuffled every epoch).
-        deterministic: Augment the batches one after another, so the random draws reach the
-            batches in the same order every run (slower than the parallel default).
+        seed: Seed of the shuffle order (a new order every epoch).
+        deterministic: Augment the batches one after another, so a run draws the same values
+            whatever the thread timing (slower than the parallel default).
         jit_compile: Compile the augmentation with XLA (fused into a few loops: several times
             faster on a CPU).
+        next_epoch: An int64 `tf.Variable` holding the number of the next pass; `None` starts a
+            fresh one at 0. `callbacks.EpochKeyedDraws` sets it to the epoch `fit` starts at.
     """
     import tensorflow as tf
 
+    count, steps = len(images), math.ceil(len(images) / batch_size)
     images, labels = tf.constant(images), tf.constant(labels)
+    next_epoch = tf.Variable(0, dtype=tf.int64) if next_epoch is None else next_epoch
+    states = seed_states(augmentation)
 
     @tf.function(jit_compile=jit_compile)
     def augment(batch):
         return augmentation(tf.cast(batch, "float32"), training=True)
 
-    def gather(indices):
-        return augment(tf.gather(images, indices)), tf.gather(labels, indices)
+    def epoch_batches(_):
+        epoch = next_epoch.assign_add(1) - 1
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        return (tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
+                .map(lambda step, indices: (epoch_counter(epoch) + step * BATCH_SPAN, indices)))
+
+    def gather(counter, indices):
+        with tf.control_dependencies(set_counter(states, counter)):
+            batch = tf.gather(images, indices)
+        return augment(batch), tf.gather(labels, indices)
 
     return (
-        tf.data.Dataset.range(len(images))
-        .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
+        tf.data.Dataset.from_tensors(0)
+        .flat_map(epoch_batches)
+        .apply(tf.data.experimental.assert_cardinality(steps))
         .map(gather, num_parallel_calls=None if deterministic else tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )

@@ -14,6 +14,7 @@ from keras import ops
 
 from keras_alexnet.config import INITS
 from keras_alexnet.data import IMAGE_SHAPE, NUM_CLASSES
+from keras_alexnet.initializers import HostRandom
 
 # Per-channel mean and std of CIFAR-10's training pixels on the raw 0–255 scale (the published
 # 0–1 values ×255). `train()` passes the statistics of its own training split instead.
@@ -172,13 +173,10 @@ class _Initializers:
             # PyTorch: kaiming_uniform_(a=√5) for weights, i.e. U(±1/√fan_in); the same bound for
             # biases.
             bound = 1.0 / math.sqrt(fan_in)
-            return {
-                "kernel_initializer": keras.initializers.VarianceScaling(
-                    scale=1.0 / 3.0, mode="fan_in", distribution="uniform", seed=seeds[0]),
-                "bias_initializer": keras.initializers.RandomUniform(-bound, bound, seed=seeds[1]),
-            }
+            return {"kernel_initializer": HostRandom("uniform", bound, seed=seeds[0]),
+                    "bias_initializer": HostRandom("uniform", bound, seed=seeds[1])}
         return {
-            "kernel_initializer": keras.initializers.RandomNormal(0.0, 0.01, seed=seeds[0]),
+            "kernel_initializer": HostRandom("normal", 0.01, seed=seeds[0]),
             "bias_initializer": "ones" if layer_name in PAPER_BIAS_ONE else "zeros",
         }
 

@@ -14,6 +14,7 @@ import keras
 from keras import ops
 
 from keras_alexnet.config import TrainConfig
+from keras_alexnet.initializers import HostZeros
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
@@ -65,7 +66,8 @@ class TorchSGD(keras.optimizers.Optimizer):
         if self.built:
             return
         super().build(variables)
-        self.momentums = self.add_optimizer_variables(variables, "momentum")
+        self.momentums = self.add_optimizer_variables(variables, "momentum",
+                                                      initializer=HostZeros())
 
     def update_step(self, gradient, variable, learning_rate):
         learning_rate = ops.cast(learning_rate, variable.dtype)

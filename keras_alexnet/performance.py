@@ -3,15 +3,17 @@
 
 | setting (`TrainConfig`) | `"auto"` / `None` picks |
 |---|---|
-| `mixed_precision` | `mixed_bfloat16` on TPUs and GPUs of compute capability ≥ 8 (A100, H100), |
+| `mixed_precision` | `float32` on GPUs of compute capability 9 (H100, H200: measured faster), |
+|                   | `mixed_bfloat16` on TPUs and other GPUs of compute capability ≥ 8 (A100), |
 |                   | `mixed_float16` on older GPUs (T4, V100), `float32` on a CPU |
 | `jit_compile` | Keras' own `"auto"`: XLA where the backend and model support it (the |
 |               | TensorFlow backend leaves it off on a CPU-only machine) |
 | `steps_per_execution` | 1 on a CPU, 32 on an accelerator (fewer callback round trips per epoch) |
 | `augmentation` | `"device"` on the JAX backend, `"pipeline"` (tf.data) on TensorFlow |
 
-The accelerator is found without importing TensorFlow on the JAX backend. `dtype_policy` and
-`make_tensorflow_deterministic` apply a run's precision and determinism.
+The accelerator is found without importing TensorFlow on the JAX backend. `dtype_policy`,
+`use_compilation_cache` and `make_tensorflow_deterministic` apply a run's precision, JAX
+compilation cache and determinism.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import keras
 from keras_alexnet.config import TrainConfig
 
 ACCELERATOR_STEPS_PER_EXECUTION = 32
+HOPPER = 9  # compute capability major version of the H100 and H200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +109,8 @@ def _precision(setting: str, accelerator: Accelerator) -> str:
         return "mixed_bfloat16"
     if accelerator.kind == "gpu":
         major = (accelerator.compute_capability or (0, 0))[0]
+        if major == HOPPER:  # measured: float32 steps 1.29x faster at batch 128 (H200)
+            return "float32"
         return "mixed_bfloat16" if major >= 8 else "mixed_float16"
     return "float32"
 
@@ -141,6 +146,18 @@ def dtype_policy(name: str):
         yield
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def use_compilation_cache(path: Optional[str]) -> None:
+    """On JAX, keeps every compiled program in the persistent cache at `path` (`None`: off), so
+    an identical later run on this machine loads it instead of compiling it again."""
+    if keras.backend.backend() != "jax" or path is None:
+        return
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def make_tensorflow_deterministic() -> None:

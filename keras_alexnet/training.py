@@ -10,13 +10,13 @@ import dataclasses
 import math
 import os
 import shutil
-from typing import Optional
+from typing import Any, Optional
 
 import keras
 import numpy as np
 
 from keras_alexnet.augment import build_augmentation
-from keras_alexnet.callbacks import build_callbacks
+from keras_alexnet.callbacks import EpochKeyedDraws, build_callbacks
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.data import PreparedData, Split, eval_dataset, prepare, train_dataset
 from keras_alexnet.distribute import place
@@ -32,6 +32,7 @@ from keras_alexnet.performance import (
     dtype_policy,
     make_tensorflow_deterministic,
     resolve,
+    use_compilation_cache,
 )
 from keras_alexnet.plots import write_figures
 from keras_alexnet.run_dir import (
@@ -96,6 +97,7 @@ def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
     config = (config or TrainConfig.from_preset(preset or "seed")).replace(**overrides)
     if config.deterministic:
         make_tensorflow_deterministic()
+    use_compilation_cache(config.compilation_cache_dir)
     keras.utils.set_random_seed(config.seed)
     data = prepare(config)
     performance = resolve(config)
@@ -107,13 +109,14 @@ def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
 
     os.makedirs(config.output_dir, exist_ok=True)
     write_json(os.path.join(config.output_dir, CONFIG), config.to_dict())
-    trainer.fit(**fit_data(data.split, augmentation, config, performance), epochs=config.epochs,
-                callbacks=build_callbacks(config, model), verbose=config.verbose)
+    data_args, next_epoch = fit_data(data.split, augmentation, config, performance)
+    trainer.fit(**data_args, epochs=config.epochs, verbose=config.verbose,
+                callbacks=[EpochKeyedDraws(next_epoch), *build_callbacks(config, model)])
     history = read_history(os.path.join(config.output_dir, HISTORY))
     stop_if_diverged(history, config.output_dir)
 
     metrics = run_metrics(model, data.split, history, config.test_time_augmentation,
-                          performance.summary())
+                          performance.summary(), batch_size=config.eval_batch_size)
     write_json(os.path.join(config.output_dir, METRICS), metrics)
     if config.figures:
         write_figures(config.output_dir, data.split.x_train, data.split.y_train, data.stats,
@@ -158,20 +161,27 @@ def compile_for_training(model: keras.Model, config: TrainConfig, performance: P
 
 
 def fit_data(split: Split, augmentation: keras.layers.Layer, config: TrainConfig,
-             performance: Performance) -> dict:
-    """`fit`'s data arguments: tf.data datasets (pipeline), or indices into the device store
-    that holds the training images followed by the validation images (device)."""
+             performance: Performance) -> tuple[dict, Any]:
+    """`fit`'s data arguments, and the training dataset's pass counter (`None` on the device).
+
+    The data is tf.data datasets (pipeline), or indices into the device store that holds the
+    training images followed by the validation images (device).
+    """
     if performance.augmentation == "device":
         train_size = len(split.x_train)
         return {"x": np.arange(train_size, dtype=np.int32), "y": split.y_train,
                 "batch_size": config.batch_size, "shuffle": True,
                 "validation_data": (np.arange(train_size, train_size + len(split.x_val),
-                                              dtype=np.int32), split.y_val)}
+                                              dtype=np.int32), split.y_val),
+                "validation_batch_size": config.eval_batch_size}, None
+    import tensorflow as tf
+
+    next_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     return {"x": train_dataset(split.x_train, split.y_train, config.batch_size, augmentation,
                                config.seed, deterministic=config.deterministic,
-                               jit_compile=not config.deterministic),
-            "validation_data": eval_dataset(split.x_val, split.y_val, config.batch_size),
-            "shuffle": False}  # The training dataset reshuffles itself every epoch.
+                               jit_compile=not config.deterministic, next_epoch=next_epoch),
+            "validation_data": eval_dataset(split.x_val, split.y_val, config.eval_batch_size),
+            "shuffle": False}, next_epoch  # The training dataset shuffles itself every epoch.
 
 
 def stop_if_diverged(history: dict[str, list[float]], run_dir: str) -> None:

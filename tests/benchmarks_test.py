@@ -50,9 +50,9 @@ def test_train_step_splits_off_the_network_and_the_augmentation(cifar_dir):
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
-def test_seed_recipe_reports_wall_time_and_test_accuracy(cifar_dir, backend):
+def test_seed_recipe_reports_wall_time_and_test_accuracy(cifar_dir, backend, tmp_path):
     (line,) = run_benchmark("seed_recipe.py", "--data-dir", cifar_dir, "--checkpoint-every", "0",
-                            backend=backend)
+                            "--compilation-cache-dir", tmp_path / "cache", backend=backend)
     assert COMMON <= set(line) and line["epochs"] == 1 and line["checkpoint_every"] == 0
     assert line["backend"] == backend
     assert line["wall_seconds"] > line["first_epoch_seconds"] > 0
@@ -61,10 +61,11 @@ def test_seed_recipe_reports_wall_time_and_test_accuracy(cifar_dir, backend):
     assert 0.0 <= line["test_accuracy"] <= 1.0
     if backend == "jax":  # compilation measured, and taken out of the wall time
         assert 0 < line["compile_seconds"] < line["wall_seconds"]
+        assert line["compiled_programs"] >= 3 and line["compilation_cache_hits"] == 0  # cold
         assert line["wall_seconds_without_compile"] == pytest.approx(
             line["wall_seconds"] - line["compile_seconds"], abs=0.15)
     else:  # estimated from the first epoch
-        assert line["compile_seconds"] is None
+        assert line["compile_seconds"] is None and line["compiled_programs"] is None
         assert line["wall_seconds_without_compile"] == pytest.approx(
             line["wall_seconds"] - line["compile_seconds_estimate"], abs=0.15)
 

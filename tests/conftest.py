@@ -2,13 +2,22 @@
 
 import os
 import pickle
+import shutil
 import sys
+import tempfile
 
 import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_CIFAR = os.path.join(REPO, "..", "shared", "data", "cifar-10-batches-py")
+# Caches (JAX's compilation cache, the package's default) go to a directory of this test session,
+# in this process and the ones it starts, not into the user's ~/.cache.
+os.environ["XDG_CACHE_HOME"] = TEST_CACHE = tempfile.mkdtemp(prefix="keras_alexnet_tests_cache_")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(TEST_CACHE, ignore_errors=True)
 
 
 def write_cifar_dir(path, per_batch=120, test_size=100, seed=0):

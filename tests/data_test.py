@@ -149,6 +149,35 @@ def test_train_dataset_batches_and_augments_per_image():
     assert len(shifts) > 1
 
 
+def test_each_epoch_draws_depend_only_on_the_seed_and_the_epoch():
+    """A pipeline started at epoch 2 (as a resumed run starts) gives exactly the batches that
+    one which ran epochs 0 and 1 first gives in its third pass."""
+    import tensorflow as tf
+
+    from keras_alexnet.augment import build_augmentation
+
+    images = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+
+    def pipeline(next_epoch=None):
+        augmentation = build_augmentation(np.ones(3), np.eye(3), seed=7, cutout=8)
+        return train_dataset(images, np.arange(40), batch_size=16, augmentation=augmentation,
+                             seed=3, deterministic=True, next_epoch=next_epoch)
+
+    uninterrupted = pipeline()
+    passes = [list(uninterrupted.as_numpy_iterator()) for _ in range(3)]
+    resumed = list(pipeline(tf.Variable(2, dtype=tf.int64)).as_numpy_iterator())
+    assert [len(x) for x, _ in resumed] == [16, 16, 8]
+    for (x, y), (x_expected, y_expected) in zip(resumed, passes[2]):
+        np.testing.assert_array_equal(y, y_expected)
+        np.testing.assert_array_equal(x, x_expected)
+    orders = [np.concatenate([y for _, y in batches]) for batches in passes]
+    assert sorted(orders[1]) == list(range(40)) and not np.array_equal(orders[1], orders[2])
+    # The same images in another epoch are augmented with other draws.
+    where = np.argsort(orders[1]), np.argsort(orders[2])
+    augmented = [np.concatenate([x for x, _ in passes[k]])[where[k - 1]] for k in (1, 2)]
+    assert not np.allclose(augmented[0], augmented[1])
+
+
 @pytest.mark.skipif(not os.path.isdir(SHARED_CIFAR), reason="needs ../shared/data")
 def test_real_copy_matches_its_published_checks():
     data = load_cifar10(SHARED_CIFAR)

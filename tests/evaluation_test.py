@@ -27,6 +27,23 @@ def test_test_metrics_counts_and_averages():
     assert metrics["per_class_accuracy"] == {"a": 1.0, "b": 0.5, "c": 1.0}
 
 
+def test_probabilities_do_not_depend_on_the_inference_batch_size():
+    """The run's validation and test batches (`eval_batch_size`, 1,000) give what the training
+    batch, 128, gives: inference has no batch statistics."""
+    from conftest import with_distinct_weights
+
+    images = np.random.default_rng(0).integers(0, 256, (300, 32, 32, 3)).astype(np.uint8)
+    model = with_distinct_weights(build_model(seed=0, batch_norm=True), images)
+    big = predict_probabilities(model, images, batch_size=1000)
+    logits = np.concatenate([keras.ops.convert_to_numpy(model(images[i:i + 128].astype("float32")))
+                             for i in range(0, 300, 128)]).astype(np.float64)
+    softmax = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    # The CPU's convolution kernels sum in a batch-size-dependent order: float32 rounding only.
+    np.testing.assert_allclose(big, softmax, atol=1e-4)
+    np.testing.assert_array_equal(big.argmax(1), softmax.argmax(1))
+    assert big.max(1).min() < 0.5 < big.max(1).max()  # distinct predictions, not all ≈ 0.1
+
+
 def test_ten_crops_are_the_corners_the_centre_and_their_mirrors():
     images = np.arange(2 * 7 * 9 * 1).reshape(2, 7, 9, 1)
     crops = list(ten_crops(images, 4))

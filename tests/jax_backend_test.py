@@ -32,10 +32,22 @@ if sys.argv[5] == "hide-tensorflow":
     importlib.util.find_spec = lambda name, *a, **k: (
         None if name.split(".")[0] in hidden else find_spec(name, *a, **k))
 
+import jax
 import keras
 import keras_alexnet
 from keras_alexnet.data import load_cifar10
 from keras_alexnet.evaluation import predict_probabilities
+from keras_alexnet.model import build_model
+
+compilations, cache_hits = [], []  # programs XLA compiled or loaded from the cache
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, seconds, **kwargs: compilations.append(seconds)
+    if event == "/jax/core/compile/backend_compile_duration" else None)
+jax.monitoring.register_event_listener(
+    lambda event, **kwargs: cache_hits.append(1)
+    if event == "/jax/compilation_cache/cache_hits" else None)
+build_model(seed=0, conv1_stride=1)
+built = len(compilations)
 
 data_dir, run_dir, saved_models_dir, out = sys.argv[1:5]
 result = keras_alexnet.train(data_dir=data_dir, epochs=int(sys.argv[6]), train_subset=64,
@@ -47,7 +59,9 @@ with open(out + ".json", "w") as file:
     json.dump({"backend": keras.backend.backend(),
                "tensorflow_modules": sorted(m for m in sys.modules if m.startswith("tensorflow")),
                "export_dir": result.export_dir, "performance": result.metrics["performance"],
-               "epochs": result.history["epoch"]}, file)
+               "epochs": result.history["epoch"], "build_compilations": built,
+               "train_compilations": len(compilations) - built,
+               "compile_seconds": sum(compilations), "cache_hits": len(cache_hits)}, file)
 """
 
 
@@ -73,7 +87,8 @@ def cifar_files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def jax_run(tmp_path_factory, cifar_files):
     root = tmp_path_factory.mktemp("jax")
-    report, stderr = train_with_jax(root, cifar_files, "hide-tensorflow", epochs=2)
+    report, stderr = train_with_jax(root, cifar_files, "hide-tensorflow", epochs=2,
+                                    compilation_cache_dir=str(root / "cache"))
     return root, cifar_files, report, stderr
 
 
@@ -83,6 +98,28 @@ def test_jax_training_imports_no_tensorflow_and_runs_on_the_device(jax_run):
     assert report["tensorflow_modules"] == []
     assert report["performance"]["augmentation"] == "device"
     assert report["epochs"] == [0, 1]
+
+
+def test_jax_builds_without_compiling_per_weight_and_a_run_compiles_a_bounded_number(jax_run):
+    """Counted with `jax.monitoring`: building the model used to compile a program per weight
+    (17) and the optimizer one per momentum buffer (16); the steps are compiled once each."""
+    _, _, report, _ = jax_run
+    assert report["build_compilations"] <= 3
+    # train, validation (one program: 100 images in one batch of 1,000), predict, and nine
+    # one-off set-up programs inside Keras (seed and optimizer variables, metric results).
+    assert report["train_compilations"] <= 12
+
+
+def test_the_same_run_again_loads_its_programs_from_the_compilation_cache(jax_run, tmp_path):
+    root, data_dir, first, _ = jax_run
+    assert len(os.listdir(root / "cache")) >= 3  # the steps are in the cache
+    again, _ = train_with_jax(tmp_path, data_dir, "hide-tensorflow", epochs=2,
+                              compilation_cache_dir=str(root / "cache"))
+    print("programs, loaded from the cache, seconds: first run", first["train_compilations"],
+          first["cache_hits"], first["compile_seconds"], "; again", again["train_compilations"],
+          again["cache_hits"], again["compile_seconds"])
+    assert first["cache_hits"] == 0
+    assert again["cache_hits"] == again["train_compilations"]  # every program of train()
 
 
 def test_without_tensorflow_the_run_saves_final_keras_and_says_how_to_export(jax_run):
@@ -122,7 +159,8 @@ TWEAKED = {"batch_norm": True, "cutout": 8, "label_smoothing": 0.1, "nesterov": 
 
 def test_jax_run_with_tensorflow_installed_exports_through_the_tensorflow_backend(
         tmp_path, cifar_files):
-    report, _ = train_with_jax(tmp_path, cifar_files, "keep-tensorflow", epochs=1, **TWEAKED)
+    report, _ = train_with_jax(tmp_path, cifar_files, "keep-tensorflow", epochs=1,
+                               compilation_cache_dir=None, **TWEAKED)
     assert report["performance"]["augmentation"] == "device"
     assert report["export_dir"] == str(tmp_path / "sm" / "alexnet_cifar10" / "1")
     np.testing.assert_allclose(served_probabilities(report["export_dir"], cifar_files),

@@ -8,6 +8,7 @@ import json
 import os
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 NOTEBOOK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "colab",
@@ -21,7 +22,12 @@ def test_committed_notebook_has_no_outputs_and_one_parameters_cell():
     assert sum("parameters" in cell.metadata.get("tags", []) for cell in code) == 1
 
 
-def test_notebook_runs_small_on_cpu(e2e_data_dir, tmp_path):
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_notebook_runs_small_on_cpu(e2e_data_dir, tmp_path, monkeypatch, backend):
+    """On TensorFlow (the notebook's choice without a GPU) and on JAX (its choice on a GPU, which
+    it makes by setting `KERAS_BACKEND` before Keras starts, as the kernel's environment does
+    here)."""
+    monkeypatch.setenv("KERAS_BACKEND", backend)
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     parameters = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
     parameters.source += (
@@ -38,8 +44,11 @@ def test_notebook_runs_small_on_cpu(e2e_data_dir, tmp_path):
     assert len(images) >= 5  # Figures 1–4 and the confusion matrix
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "Not in Colab" in text and "test accuracy" in text and "exported to" in text
+    assert f"Keras backend: {backend}" in text
     with open(tmp_path / "run" / "metrics.json") as file:
         metrics = json.load(file)
     assert metrics["epochs_completed"] == 1
+    assert metrics["performance"]["augmentation"] == {"jax": "device", "tensorflow": "pipeline"}[
+        backend]
     assert f"test accuracy {metrics['test_accuracy']:.2%}" in text  # the notebook reports the run's
     assert f"exported to {tmp_path / 'saved' / 'alexnet_cifar10' / '1'}" in text

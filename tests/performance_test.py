@@ -14,7 +14,7 @@ TPU = Accelerator("tpu", "TPU v5 lite")
 
 
 @pytest.mark.parametrize("accelerator,precision,steps", [
-    (CPU, "float32", 1), (H100, "mixed_bfloat16", 32), (A100, "mixed_bfloat16", 32),
+    (CPU, "float32", 1), (H100, "float32", 32), (A100, "mixed_bfloat16", 32),
     (T4, "mixed_float16", 32), (TPU, "mixed_bfloat16", 32),
 ])
 def test_auto_picks_precision_and_steps_per_execution_for_the_accelerator(accelerator, precision,

@@ -14,6 +14,7 @@ from conftest import run_cli, write_cifar_dir
 
 from keras_alexnet import TrainConfig
 from keras_alexnet.callbacks import BestCheckpoint, build_callbacks
+from keras_alexnet.model import build_model
 from keras_alexnet.optimizer import TorchSGD
 from keras_alexnet.run_dir import read_history
 
@@ -30,55 +31,111 @@ def small_run_args(data_dir, run_dir, *extra):
             "--batch-size", "32", "--output-dir", run_dir, "--no-export", "--verbose", "2", *extra]
 
 
-# Runs the command with one more callback that, in the second epoch's third batch, writes a
-# marker file and then waits: the test kills the process there, in the middle of epoch 2.
-PAUSE_IN_EPOCH_2 = """
+# Runs the command with one more callback that writes a marker file and then waits, to be killed
+# there, where $PAUSE_AT says: "E,B" after batch B of epoch E (0-based), "E,begin" as epoch E
+# begins (after the last epoch's backup). $FINAL_WEIGHTS, when set, receives the trained weights.
+HOOKED_CLI = """
 import os, sys, time, keras
 from keras_alexnet import cli, training
 
-class PauseInEpoch2(keras.callbacks.Callback):
+class PauseAt(keras.callbacks.Callback):
+    def __init__(self):
+        epoch, where = os.environ["PAUSE_AT"].split(",")
+        self.epoch, self.where = int(epoch), where
+
+    def pause(self):
+        open(os.environ["MARKER"], "w").close()
+        time.sleep(3600)
+
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
+        self.current = epoch
+        if epoch == self.epoch and self.where == "begin":
+            self.pause()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.epoch == 1 and batch == 2:
-            open(os.environ["MARKER"], "w").close()
-            time.sleep(3600)
+        if self.current == self.epoch and str(batch) == self.where:
+            self.pause()
 
-build = training.build_callbacks
-training.build_callbacks = lambda *args, **kwargs: build(*args, **kwargs) + [PauseInEpoch2()]
+def train(*args, **kwargs):
+    result = trained(*args, **kwargs)
+    if os.environ.get("FINAL_WEIGHTS"):
+        result.model.save_weights(os.environ["FINAL_WEIGHTS"])
+    return result
+
+if os.environ.get("PAUSE_AT"):
+    build = training.build_callbacks
+    training.build_callbacks = lambda *args, **kwargs: build(*args, **kwargs) + [PauseAt()]
+trained, training.train = training.train, train
 sys.exit(cli.main(sys.argv[1:]))
 """
 
 
-@pytest.mark.parametrize("how", ["same command", "--resume"])
-def test_sigkill_mid_epoch_then_the_run_resumes_across_the_lr_drop(data_dir, tmp_path, how):
-    run_dir = tmp_path / "run"
-    marker = tmp_path / "in-epoch-2"
-    args = small_run_args(data_dir, run_dir, "--epochs", "3", "--lr-decay-epoch", "1")
-    process = subprocess.Popen([sys.executable, "-c", PAUSE_IN_EPOCH_2, *map(str, args)],
-                               env={**os.environ, "MARKER": str(marker)},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def run_hooked(args, tmp_path, pause_at=None, final_weights=None):
+    """Runs the CLI; with `pause_at`, SIGKILLs it where the pause is reached."""
+    marker = tmp_path / "paused"
+    marker.unlink(missing_ok=True)
+    env = {**os.environ, "MARKER": str(marker), "PAUSE_AT": pause_at or "",
+           "FINAL_WEIGHTS": str(final_weights or "")}
+    process = subprocess.Popen([sys.executable, "-c", HOOKED_CLI, *map(str, args)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if pause_at is None:
+        stdout, stderr = process.communicate()
+        assert process.returncode == 0, stderr
+        return stdout
     deadline = time.time() + 600
     while not marker.exists():
-        assert process.poll() is None and time.time() < deadline, "epoch 2 never started"
+        assert process.poll() is None and time.time() < deadline, process.communicate()[1]
         time.sleep(0.05)
-    history = run_dir / "history.csv"
     process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert len(read_history(str(history))["epoch"]) == 1 and (run_dir / "backup").is_dir()
+    return process.communicate()[0]
 
-    resumed = run_cli(*args) if how == "same command" else run_cli("train", "--resume", run_dir)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "Epoch 1/3" not in resumed.stdout and "Epoch 2/3" in resumed.stdout
-    rows = read_history(str(history))
-    assert rows["epoch"] == [0, 1, 2]
-    np.testing.assert_allclose(rows["learning_rate"], [0.01, 0.001, 0.001], rtol=1e-6)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["epochs_completed"] == 3
-    assert metrics["best_val_accuracy"] == max(rows["val_accuracy"])
-    assert not (run_dir / "backup").exists()
-    assert not [name for name in os.listdir(run_dir) if ".tmp" in name]
+
+def without_timings(history):
+    return {key: values for key, values in history.items()
+            if key not in ("epoch_seconds", "validation_seconds")}
+
+
+def test_a_deterministic_run_killed_three_times_ends_exactly_as_an_uninterrupted_one(
+        data_dir, tmp_path):
+    """SIGKILL in the middle of epoch 2, as epoch 3 begins, and in the middle of epoch 3 (the LR
+    drops after epoch 1): the resumed run's weights, history and metrics are bit-identical."""
+    def args(run_dir):
+        return small_run_args(data_dir, run_dir, "--epochs", "3", "--lr-decay-epoch", "1",
+                              "--deterministic")
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    run_hooked(args(straight), tmp_path, final_weights=tmp_path / "straight.weights.h5")
+
+    run_hooked(args(resumed), tmp_path, pause_at="1,2")
+    assert read_history(str(resumed / "history.csv"))["epoch"] == [0]
+    assert (resumed / "backup").is_dir()
+    output = run_hooked(["train", "--resume", resumed], tmp_path, pause_at="2,begin")
+    assert "Epoch 1/3" not in output and "Epoch 2/3" in output
+    run_hooked(args(resumed), tmp_path, pause_at="2,5")
+    output = run_hooked(args(resumed), tmp_path, final_weights=tmp_path / "resumed.weights.h5")
+    assert "Epoch 3/3" in output and "Epoch 2/3" not in output
+
+    histories = [read_history(str(run / "history.csv")) for run in (straight, resumed)]
+    assert histories[1]["epoch"] == [0, 1, 2]
+    np.testing.assert_allclose(histories[1]["learning_rate"], [0.01, 0.001, 0.001], rtol=1e-6)
+    assert without_timings(histories[1]) == without_timings(histories[0])
+    weights = []
+    for name in ("straight", "resumed"):
+        model = build_model(seed=0)
+        model.load_weights(tmp_path / f"{name}.weights.h5")
+        weights.append(model.get_weights())
+    assert max(np.abs(a - b).max() for a, b in zip(*weights)) == 0
+    assert not all(np.array_equal(a, b) for a, b in zip(weights[0], build_model(seed=0)
+                                                         .get_weights()))  # training moved them
+    metrics = [json.loads((run / "metrics.json").read_text()) for run in (straight, resumed)]
+    for values in metrics:
+        for timing in ("train_seconds", "train_images_per_second"):
+            values.pop(timing)
+    assert metrics[1] == metrics[0]
+    assert metrics[1]["epochs_completed"] == 3
+    assert metrics[1]["best_val_accuracy"] == max(histories[1]["val_accuracy"])
+    assert not (resumed / "backup").exists()
+    assert not [name for name in os.listdir(resumed) if ".tmp" in name]
 
 
 def test_resume_flag_refuses_what_it_cannot_resume(data_dir, tmp_path):
@@ -219,22 +276,6 @@ def test_nan_loss_stops_the_run_says_so_and_exports_nothing(data_dir, tmp_path):
     assert "the loss became NaN or infinite in epoch 1" in ours[0]
     assert not (run_dir / "metrics.json").exists() and not (tmp_path / "sm").exists()
     assert not (run_dir / "backup").exists()
-
-
-def test_deterministic_runs_give_identical_histories(data_dir, tmp_path):
-    histories = []
-    for name in ("a", "b"):
-        result = run_cli("train", "--data-dir", data_dir, "--train-subset", "128",
-                         "--validation-size",
-                         "100", "--batch-size", "32", "--epochs", "2", "--deterministic",
-                         "--output-dir", tmp_path / name, "--no-export", "--verbose", "0")
-        assert result.returncode == 0, result.stderr
-        history = read_history(str(tmp_path / name / "history.csv"))
-        for timing in ("epoch_seconds", "validation_seconds"):
-            history.pop(timing)
-        histories.append(history)
-    assert histories[0] == histories[1]
-    assert histories[0]["loss"][0] != histories[0]["loss"][1]
 
 
 def test_checkpoints_load_in_safe_mode_so_lambda_code_is_refused(tmp_path, cifar_dir):
