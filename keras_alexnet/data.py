@@ -22,7 +22,7 @@ import numpy as np
 
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.errors import DataError
-from keras_alexnet.random_draws import BATCH_SPAN, epoch_counter, seed_states, set_counter
+from keras_alexnet.random_draws import epoch_counter, seed_states, set_counter
 
 CLASS_NAMES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -194,17 +194,17 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, augme
     def augment(batch):
         return augmentation(tf.cast(batch, "float32"), training=True)
 
-    def epoch_batches(_):
+    def epoch_batches(_):  # runs as a pass starts, after the previous pass's last batch
         epoch = next_epoch.assign_add(1) - 1
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
-        return (tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
-                .map(lambda step, indices: (epoch_counter(epoch) + step * BATCH_SPAN, indices)))
+        with tf.control_dependencies(set_counter(states, epoch_counter(epoch))):
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(count, dtype=tf.int64),
+                seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        return tf.data.Dataset.range(steps).map(
+            lambda step: order[step * batch_size:(step + 1) * batch_size])
 
-    def gather(counter, indices):
-        with tf.control_dependencies(set_counter(states, counter)):
-            batch = tf.gather(images, indices)
-        return augment(batch), tf.gather(labels, indices)
+    def gather(indices):
+        return augment(tf.gather(images, indices)), tf.gather(labels, indices)
 
     return (
         tf.data.Dataset.from_tensors(0)

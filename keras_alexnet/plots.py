@@ -75,26 +75,36 @@ def pca_jitter_figure(image: np.ndarray, eigenvalues: Sequence[float],
     return _image_row(panels, f"PCA colour jitter (σ = {stddev})")
 
 
-def training_curves(history: dict[str, Sequence[float]]) -> plt.Figure:
-    """Figure 4: training and validation loss and accuracy per epoch, the LR drop marked.
+def training_curves(history: dict[str, Sequence[float]], lr_schedule: str = "step"
+                    ) -> plt.Figure:
+    """Figure 4: training and validation loss and accuracy per epoch, and the learning rate.
 
     Args:
         history: `history.csv` columns (`loss`, `accuracy`, `val_loss`, `val_accuracy`,
             optionally `learning_rate`), as `TrainResult.history` or `run_dir.read_history` give.
+        lr_schedule: The run's `TrainConfig.lr_schedule`. `"step"` marks each drop of the
+            learning rate (with its factor); any other schedule changes the rate every epoch,
+            so its rate is drawn on the loss panel's right axis instead.
     """
     epochs = np.arange(1, len(history["loss"]) + 1)
+    rates = history.get("learning_rate", [])
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     for axis, metric, label in [(axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")]:
         axis.plot(epochs, history[metric], marker=".", label=f"training {label}")
         axis.plot(epochs, history[f"val_{metric}"], marker=".", label=f"validation {label}")
-        for epoch in _learning_rate_drops(history):
-            axis.axvline(epoch + 0.5, color="grey", linestyle="--", linewidth=1,
-                         label="learning rate ×0.1")
+        if lr_schedule == "step":
+            for epoch in _learning_rate_drops(rates):
+                axis.axvline(epoch + 0.5, color="grey", linestyle="--", linewidth=1,
+                             label=f"learning rate ×{rates[epoch] / rates[epoch - 1]:.2g}")
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
         axis.legend()
+    if lr_schedule != "step" and len(rates):
+        rate_axis = axes[0].twinx()
+        rate_axis.plot(epochs, rates, color="grey", linestyle="--", linewidth=1)
+        rate_axis.set_ylabel("learning rate (end of epoch)", color="grey")
     figure.suptitle("Training and validation loss and accuracy")
     figure.tight_layout()
     return figure
@@ -156,19 +166,20 @@ def write_report(run_dir: str, data_dir: Optional[str] = None) -> list[str]:
     confusion = read_json(paths[METRICS])["confusion_matrix"]
     return write_figures(run_dir, data.split.x_train, data.split.y_train, data.stats,
                          read_history(paths[HISTORY]), confusion, config.pad, config.pca_stddev,
-                         config.seed)
+                         config.seed, config.lr_schedule)
 
 
 def write_figures(run_dir: str, images: np.ndarray, labels: np.ndarray, stats,
                   history: dict[str, Sequence[float]], confusion: Sequence[Sequence[int]],
-                  pad: int = 4, pca_stddev: float = 0.1, seed: int = 0) -> list[str]:
+                  pad: int = 4, pca_stddev: float = 0.1, seed: int = 0,
+                  lr_schedule: str = "step") -> list[str]:
     """Writes Figures 1–4 and the confusion matrix into `run_dir`; returns the PNG paths."""
     figures = {
         "samples": sample_grid(images, labels),
         "crop_flip": crop_flip_figure(images[0], pad=pad, seed=seed),
         "pca_jitter": pca_jitter_figure(images[0], stats.eigenvalues, stats.eigenvectors,
                                         stddev=pca_stddev, seed=seed),
-        "curves": training_curves(history),
+        "curves": training_curves(history, lr_schedule),
         "confusion": confusion_matrix_figure(confusion),
     }
     return [save_figure(figure, os.path.join(run_dir, FIGURE_FILES[name]))
@@ -186,7 +197,6 @@ def _image_row(panels, title: str) -> plt.Figure:
     return figure
 
 
-def _learning_rate_drops(history: dict[str, Sequence[float]]) -> list[int]:
+def _learning_rate_drops(rates: Sequence[float]) -> list[int]:
     """1-based epochs after which the learning rate fell."""
-    rates = history.get("learning_rate", [])
     return [epoch for epoch in range(1, len(rates)) if rates[epoch] < rates[epoch - 1]]

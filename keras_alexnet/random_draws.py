@@ -2,8 +2,9 @@
 
 Every random layer here (the augmentation, dropout) draws from a Keras `SeedGenerator`, whose
 state is `[seed, counter]`: each draw uses the state, then advances the counter by one. Setting
-the counter from the epoch (and, in the input pipeline, the batch) before drawing makes epoch
-`e`'s draws a function of the seed and `e` alone, however many epochs ran in this process.
+the counter from the epoch as the epoch starts (in the model, and in the input pipeline's
+augmentation) makes epoch `e`'s draws a function of the seed and `e` alone, however many epochs
+ran in this process, as long as the draws within the epoch come in a fixed order.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from keras import ops
 
 from keras_alexnet.initializers import on_device
 
-EPOCH_SPAN = 2**20  # counter values of one epoch: room for 65,536 batches of 16 draws
-BATCH_SPAN = 16  # counter values of one batch: more than any augmentation draws per batch
+EPOCH_SPAN = 2**20  # counter values of one epoch: one per draw, a few draws per batch
 COUNTER_LIMIT = 2**32  # JAX keeps seed states as uint32
 
 

@@ -121,7 +121,8 @@ def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
     if config.figures:
         write_figures(config.output_dir, data.split.x_train, data.split.y_train, data.stats,
                       history, metrics["confusion_matrix"], pad=config.pad,
-                      pca_stddev=config.pca_stddev, seed=config.seed)
+                      pca_stddev=config.pca_stddev, seed=config.seed,
+                      lr_schedule=config.lr_schedule)
     export_dir = export_or_save(model, config) if config.export else None
     return TrainResult(model, history, metrics, config.output_dir, export_dir)
 

@@ -28,6 +28,17 @@ def test_training_curves_plot_the_history_and_mark_the_lr_drop():
     assert len(drops) == 1 and drops[0].get_xdata()[0] == 2.5  # after epoch 2
 
 
+def test_a_smooth_schedule_draws_its_rate_instead_of_marking_drops():
+    rates = [0.025, 0.05, 0.035, 0.01]  # warm-up, then cosine decay
+    figure = plots.training_curves({**HISTORY, "learning_rate": rates}, lr_schedule="cosine")
+    loss_axis, accuracy_axis, rate_axis = figure.axes
+    assert not [line for line in loss_axis.lines + accuracy_axis.lines
+                if line.get_label().startswith("learning rate")]
+    (curve,) = rate_axis.lines
+    np.testing.assert_array_equal(curve.get_xdata(), [1, 2, 3, 4])
+    np.testing.assert_array_equal(curve.get_ydata(), rates)
+
+
 def test_confusion_figure_normalises_rows():
     confusion = np.diag([8, 6] + [1] * 8) + 1
     figure = plots.confusion_matrix_figure(confusion.tolist())
