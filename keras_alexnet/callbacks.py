@@ -5,10 +5,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import keras
 
@@ -45,17 +46,23 @@ def build_callbacks(config: TrainConfig, model: Optional[keras.Model] = None
          if config.lr_schedule == "step" else LearningRateLogger()),
         keras.callbacks.TerminateOnNaN(),
     ]
-    if config.checkpoint_every:
-        callbacks.append(BestCheckpoint(os.path.join(run_dir, CHECKPOINT), resume=resuming,
-                                        model=model, every=config.checkpoint_every))
-    callbacks.append(HistoryWriter(os.path.join(run_dir, HISTORY), resume=resuming))
-    if config.checkpoint_every:
-        callbacks.append(PeriodicBackupAndRestore(os.path.join(run_dir, BACKUP),
-                                                  every=config.checkpoint_every,
-                                                  double_checkpoint=True))
-    if config.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
-    return callbacks
+    history = HistoryWriter(os.path.join(run_dir, HISTORY), resume=resuming)
+    if config.checkpoint_every == 0:
+        return [*callbacks, history, *_tensorboard(config)]
+    schedule = CheckpointSchedule(config.checkpoint_every)
+    return [*callbacks, schedule,
+            BestCheckpoint(os.path.join(run_dir, CHECKPOINT), resume=resuming, model=model,
+                           schedule=schedule),
+            history,
+            PeriodicBackupAndRestore(os.path.join(run_dir, BACKUP), schedule,
+                                     double_checkpoint=True),
+            *_tensorboard(config)]
+
+
+def _tensorboard(config: TrainConfig) -> list[keras.callbacks.Callback]:
+    if not config.tensorboard:
+        return []
+    return [keras.callbacks.TensorBoard(os.path.join(config.output_dir, "logs"))]
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -145,30 +152,95 @@ class HistoryWriter(keras.callbacks.Callback):
         write_history(self.path, self.rows)
 
 
-def is_due(epoch: int, every: int, epochs: Optional[int]) -> bool:
-    """Whether 0-based `epoch` is one that writes: every `every`-th epoch, and the last."""
-    return (epoch + 1) % every == 0 or epoch + 1 == epochs
+AUTO_MIN_SECONDS = 60.0  # the least time between two automatic writes
+AUTO_WRITE_SHARE = 0.02  # the most of a run's time that automatic writes may take
+
+
+class CheckpointSchedule(keras.callbacks.Callback):
+    """Decides at the end of each epoch whether `best.keras` and the resume backup are written,
+    and times the writes.
+
+    With `every` epochs: every `every`-th epoch and the last. With `every=None` (automatic): the
+    last epoch, and an epoch that ends at least `min_seconds` after the last write ended (or
+    training began) and at least `1 / write_share` times as long after it as that write took,
+    so that writing takes at most `write_share` of the time whatever the disk and device: on a
+    CPU, where an epoch takes minutes, every epoch writes; on a fast GPU, whose epochs take a
+    second, few do. Put it before the callbacks that ask it.
+
+    Args:
+        every: Epochs between writes, or `None` for the automatic schedule.
+        min_seconds: The automatic schedule's least time between writes.
+        write_share: The automatic schedule's most share of the time spent writing.
+        clock: The clock the automatic schedule reads, in seconds.
+
+    Attributes:
+        due: Whether the epoch that just ended writes.
+        write_seconds: Seconds spent writing (`writing()`) since training began.
+    """
+
+    def __init__(self, every: Optional[int] = None, min_seconds: float = AUTO_MIN_SECONDS,
+                 write_share: float = AUTO_WRITE_SHARE,
+                 clock: Callable[[], float] = time.perf_counter):
+        super().__init__()
+        self.every = every
+        self.min_seconds = min_seconds
+        self.write_share = write_share
+        self.clock = clock
+        self.due = False
+        self.write_seconds = 0.0
+
+    def on_train_begin(self, logs=None):
+        self.due, self.write_seconds = False, 0.0
+        self._last_write_end, self._last_write_seconds = self.clock(), 0.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.due = self.is_last(epoch) or self._due(epoch)
+        if self.due:
+            self._last_write_seconds = 0.0
+
+    def _due(self, epoch: int) -> bool:
+        if self.every is not None:
+            return (epoch + 1) % self.every == 0
+        wait = max(self.min_seconds, self._last_write_seconds / self.write_share)
+        return self.clock() - self._last_write_end >= wait
+
+    def is_last(self, epoch: int) -> bool:
+        """Whether 0-based `epoch` is the last of this `fit`."""
+        return epoch + 1 == (self.params or {}).get("epochs")
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Times a write made at the end of a due epoch."""
+        start = self.clock()
+        try:
+            yield
+        finally:
+            self._last_write_end = self.clock()
+            self._last_write_seconds += self._last_write_end - start
+            self.write_seconds += self._last_write_end - start
 
 
 class PeriodicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`keras.callbacks.BackupAndRestore` that backs up every `every` epochs and after the last.
+    """`keras.callbacks.BackupAndRestore` that backs up at the epochs `schedule` makes due, except
+    the last (training then completes and removes the backup).
 
     A run killed between backups resumes after the last one written, so the epochs since are
     trained again (their `history.csv` rows are replaced).
 
     Args:
         backup_dir: Where the backup lives (removed when training completes).
-        every: Epochs between backups.
+        schedule: The `CheckpointSchedule`, earlier in the callback list.
         **kwargs: Passed to `BackupAndRestore` (e.g. `double_checkpoint=True`).
     """
 
-    def __init__(self, backup_dir: str, every: int = 1, **kwargs):
+    def __init__(self, backup_dir: str, schedule: CheckpointSchedule, **kwargs):
         super().__init__(backup_dir, **kwargs)
-        self.every = every
+        self.schedule = schedule
 
     def on_epoch_end(self, epoch, logs=None):
-        if is_due(epoch, self.every, (self.params or {}).get("epochs")):
-            super().on_epoch_end(epoch, logs)
+        if self.schedule.due and not self.schedule.is_last(epoch):
+            with self.schedule.writing():
+                super().on_epoch_end(epoch, logs)
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -183,17 +255,19 @@ class BestCheckpoint(keras.callbacks.Callback):
         monitor: The epoch log to maximise.
         resume: Start from the best value in the `history.csv` beside `path` (a resumed run).
         model: The model to save; default: the model being fit.
-        every: Consider only every `every`-th epoch and the last (fewer ~190 MB writes).
+        schedule: Consider only the epochs this `CheckpointSchedule` (earlier in the callback
+            list) makes due (fewer ~190 MB writes); default: every epoch.
     """
 
     def __init__(self, path: str, monitor: str = "val_accuracy", resume: bool = False,
-                 model: Optional[keras.Model] = None, every: int = 1):
+                 model: Optional[keras.Model] = None,
+                 schedule: Optional[CheckpointSchedule] = None):
         super().__init__()
         self.path = path
         self.monitor = monitor
         self.resume = resume
         self.saved_model = model
-        self.every = every
+        self.schedule = schedule
         self.best = -math.inf
 
     def on_train_begin(self, logs=None):
@@ -202,11 +276,12 @@ class BestCheckpoint(keras.callbacks.Callback):
             self.best = max(read_history(history).get(self.monitor, []), default=-math.inf)
 
     def on_epoch_end(self, epoch, logs=None):
-        if not is_due(epoch, self.every, (self.params or {}).get("epochs")):
+        if self.schedule is not None and not self.schedule.due:
             return
         value = (logs or {}).get(self.monitor)
         if value is None or not math.isfinite(logs.get("loss", 0.0)) or value <= self.best:
             return
         self.best = value
-        with atomic_path(self.path) as staging:
+        writing = self.schedule.writing() if self.schedule else contextlib.nullcontext()
+        with writing, atomic_path(self.path) as staging:
             (self.saved_model or self.model).save(staging)

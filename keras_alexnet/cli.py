@@ -22,6 +22,7 @@ from typing import Any, Optional, Sequence
 from keras_alexnet.config import PRESETS, TEST_TIME_AUGMENTATIONS, TrainConfig, presets
 from keras_alexnet.errors import ImageError, KerasAlexNetError
 from keras_alexnet.image_bytes import DEFAULT_MAX_PIXELS
+from keras_alexnet.run_dir import BACKUP, CONFIG, METRICS
 
 PROG = "keras-alexnet"
 
@@ -155,7 +156,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _resumed_config(run_dir: str) -> TrainConfig:
-    path = os.path.join(run_dir, "config.json")
+    path = os.path.join(run_dir, CONFIG)
     try:
         with open(path) as file:
             values = json.load(file)
@@ -165,9 +166,13 @@ def _resumed_config(run_dir: str) -> TrainConfig:
         raise UserError(f"{path} is not valid JSON") from error
     if not isinstance(values, dict):
         raise UserError(f"{path} does not hold a TrainConfig")
-    if not os.path.isdir(os.path.join(run_dir, "backup")):
-        raise UserError(f"{run_dir} has no interrupted run to resume (no backup/): it finished")
-    return TrainConfig.from_dict({**values, "output_dir": run_dir})
+    config = TrainConfig.from_dict({**values, "output_dir": run_dir})
+    if not os.path.isdir(os.path.join(run_dir, BACKUP)):
+        if os.path.isfile(os.path.join(run_dir, METRICS)):
+            raise UserError(f"{run_dir} has no interrupted run to resume: it finished")
+        print(f"{PROG}: {run_dir} was stopped before its first backup: training starts again "
+              f"from epoch 1", file=sys.stderr)
+    return config
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -277,13 +282,14 @@ def _add_field_flag(parser: argparse.ArgumentParser, field: dataclasses.Field, h
         return
     kinds = typing.get_args(annotation) or (annotation,)
     kind = next(k for k in kinds if k is not type(None))
-    parser.add_argument(flag, type=_value_parser(kind, optional=type(None) in kinds),
+    parser.add_argument(flag, type=value_parser(kind, optional=type(None) in kinds),
                         choices=field.metadata.get("choices"), default=argparse.SUPPRESS,
                         metavar=None if "choices" in field.metadata else kind.__name__.upper(),
                         help=help_text)
 
 
-def _value_parser(kind: type, optional: bool):
+def value_parser(kind: type, optional: bool):
+    """An argparse `type` that converts to `kind`, and, when `optional`, 'none' to `None`."""
     def parse(text: str) -> Any:
         if optional and text.lower() == "none":
             return None

@@ -16,7 +16,7 @@ import numpy as np
 
 def on_device(values: np.ndarray, dtype=None):
     """`values` in `dtype` (default float32) as a backend array, copied without compiling."""
-    values = values.astype(keras.backend.standardize_dtype(dtype or "float32"))
+    values = values.astype(keras.backend.standardize_dtype(dtype or "float32"), copy=False)
     if keras.backend.backend() == "jax":  # jnp.asarray would compile an identity per shape
         import jax
 
@@ -54,8 +54,11 @@ class HostRandom(keras.initializers.Initializer):
     def __call__(self, shape, dtype=None):
         rng = np.random.default_rng(self.seed if self.seed is not None
                                     else np.random.randint(2**31 - 1))
-        values = (rng.uniform(-self.scale, self.scale, shape) if self.distribution == "uniform"
-                  else rng.normal(0.0, self.scale, shape))
+        if self.distribution == "uniform":  # drawn in float32: half the time of float64
+            values = rng.random(shape, dtype=np.float32) * np.float32(2 * self.scale)
+            values -= np.float32(self.scale)
+        else:
+            values = rng.standard_normal(shape, dtype=np.float32) * np.float32(self.scale)
         return on_device(values, dtype)
 
     def get_config(self):
@@ -73,4 +76,4 @@ class HostZeros(keras.initializers.Initializer):
     """
 
     def __call__(self, shape, dtype=None):
-        return on_device(np.zeros(shape), dtype)
+        return on_device(np.zeros(shape, np.float32), dtype)

@@ -10,13 +10,14 @@ import dataclasses
 import math
 import os
 import shutil
+import time
 from typing import Any, Optional
 
 import keras
 import numpy as np
 
 from keras_alexnet.augment import build_augmentation
-from keras_alexnet.callbacks import EpochKeyedDraws, build_callbacks
+from keras_alexnet.callbacks import CheckpointSchedule, EpochKeyedDraws, build_callbacks
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.data import PreparedData, Split, eval_dataset, prepare, train_dataset
 from keras_alexnet.distribute import place
@@ -56,6 +57,8 @@ class TrainResult:
         metrics: The contents of `metrics.json`.
         run_dir: The run directory (`config.output_dir`).
         export_dir: The SavedModel version directory, or `None` when export was off.
+        phase_seconds: Wall seconds of this call's phases: `data`, `build`, `fit` (of which
+            `checkpoint_writes`), `test` (as in `metrics.json`), then `figures` and `export`.
     """
 
     model: keras.Model
@@ -63,6 +66,20 @@ class TrainResult:
     metrics: dict
     run_dir: str
     export_dir: Optional[str]
+    phase_seconds: dict[str, float]
+
+
+class PhaseClock:
+    """Wall seconds of consecutive phases: `lap(name)` ends the phase begun at the last lap."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._lap_start = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = now - self._lap_start
+        self._lap_start = now
 
 
 def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
@@ -95,36 +112,56 @@ def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
     if config is not None and preset is not None:
         raise ConfigError("pass either a TrainConfig or a preset, not both")
     config = (config or TrainConfig.from_preset(preset or "seed")).replace(**overrides)
+    clock = PhaseClock()
     if config.deterministic:
         make_tensorflow_deterministic()
     use_compilation_cache(config.compilation_cache_dir)
     keras.utils.set_random_seed(config.seed)
     data = prepare(config)
+    clock.lap("data")
     performance = resolve(config)
     augmentation = build_augmentation(data.stats.eigenvalues, data.stats.eigenvectors,
                                       pad=config.pad, pca_stddev=config.pca_stddev,
                                       seed=config.seed, cutout=config.cutout,
                                       cutout_fill=data.stats.mean)
     model, trainer = build_trainer(config, performance, data, augmentation)
+    clock.lap("build")
 
-    os.makedirs(config.output_dir, exist_ok=True)
-    write_json(os.path.join(config.output_dir, CONFIG), config.to_dict())
-    data_args, next_epoch = fit_data(data.split, augmentation, config, performance)
-    trainer.fit(**data_args, epochs=config.epochs, verbose=config.verbose,
-                callbacks=[EpochKeyedDraws(next_epoch), *build_callbacks(config, model)])
+    checkpoint_writes = fit(trainer, model, data, augmentation, config, performance)
+    clock.lap("fit")
     history = read_history(os.path.join(config.output_dir, HISTORY))
     stop_if_diverged(history, config.output_dir)
 
     metrics = run_metrics(model, data.split, history, config.test_time_augmentation,
                           performance.summary(), batch_size=config.eval_batch_size)
+    clock.lap("test")
+    metrics["phase_seconds"] = {**clock.seconds, "checkpoint_writes": checkpoint_writes}
     write_json(os.path.join(config.output_dir, METRICS), metrics)
     if config.figures:
         write_figures(config.output_dir, data.split.x_train, data.split.y_train, data.stats,
                       history, metrics["confusion_matrix"], pad=config.pad,
                       pca_stddev=config.pca_stddev, seed=config.seed,
                       lr_schedule=config.lr_schedule)
+    clock.lap("figures")
     export_dir = export_or_save(model, config) if config.export else None
-    return TrainResult(model, history, metrics, config.output_dir, export_dir)
+    clock.lap("export")
+    return TrainResult(model, history, metrics, config.output_dir, export_dir,
+                       {**metrics["phase_seconds"], **clock.seconds})
+
+
+def fit(trainer: keras.Model, model: keras.Model, data: PreparedData,
+        augmentation: keras.layers.Layer, config: TrainConfig, performance: Performance) -> float:
+    """Trains `trainer` for `config.epochs` epochs into the run directory (`config.json`,
+    `history.csv`, `best.keras`, the resume backup); returns the seconds the checkpoint writes
+    took."""
+    os.makedirs(config.output_dir, exist_ok=True)
+    write_json(os.path.join(config.output_dir, CONFIG), config.to_dict())
+    data_args, next_epoch = fit_data(data.split, augmentation, config, performance)
+    callbacks = build_callbacks(config, model)
+    trainer.fit(**data_args, epochs=config.epochs, verbose=config.verbose,
+                callbacks=[EpochKeyedDraws(next_epoch), *callbacks])
+    return sum(callback.write_seconds for callback in callbacks
+               if isinstance(callback, CheckpointSchedule))
 
 
 def build_trainer(config: TrainConfig, performance: Performance, data: PreparedData,

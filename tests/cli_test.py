@@ -58,9 +58,9 @@ def model_probabilities(path, images):
 
 
 @pytest.mark.parametrize("target", ["saved_models/alexnet_cifar10", "run/best.keras"])
-def test_evaluate_reports_the_models_test_metrics(trained, small_data, target):
+def test_evaluate_reports_the_models_test_metrics(trained, small_data, target, run_cli_here):
     root, _ = trained
-    result = run_cli("evaluate", root / target, "--data-dir", small_data, "--json")
+    result = run_cli_here("evaluate", root / target, "--data-dir", small_data, "--json")
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)
     data = load_cifar10(small_data)
@@ -74,29 +74,28 @@ def test_evaluate_reports_the_models_test_metrics(trained, small_data, target):
     assert metrics["confusion_matrix"] == confusion.tolist()
 
 
-def test_evaluate_of_the_export_equals_the_final_model(trained, small_data):
+def test_evaluate_of_the_export_equals_the_final_model(trained, small_data, run_cli_here):
     root, _ = trained
     with open(root / "run" / "metrics.json") as file:
         final = json.load(file)
-    result = run_cli("evaluate", root / "saved_models" / "alexnet_cifar10", "--data-dir",
-                     small_data,
-                     "--json")
+    result = run_cli_here("evaluate", root / "saved_models" / "alexnet_cifar10", "--data-dir",
+                          small_data, "--json")
     assert json.loads(result.stdout)["confusion_matrix"] == final["confusion_matrix"]
 
 
-def test_evaluate_ten_crop_changes_the_answer_but_not_the_count(trained, small_data):
+def test_evaluate_ten_crop_changes_the_answer_but_not_the_count(trained, small_data, run_cli_here):
     root, _ = trained
-    single, ten = (json.loads(run_cli("evaluate", root / "run" / "best.keras", "--data-dir",
-                                      small_data, "--json", *extra).stdout)
+    single, ten = (json.loads(run_cli_here("evaluate", root / "run" / "best.keras", "--data-dir",
+                                           small_data, "--json", *extra).stdout)
                    for extra in ([], ["--ten-crop"]))
     assert sum(map(sum, ten["confusion_matrix"])) == 100
     assert ten["test_loss"] != single["test_loss"]
 
 
-def test_evaluate_with_flip_tta_matches_the_mean_of_both_views(trained, small_data):
+def test_evaluate_with_flip_tta_matches_the_mean_of_both_views(trained, small_data, run_cli_here):
     root, _ = trained
-    result = run_cli("evaluate", root / "run" / "best.keras", "--data-dir", small_data, "--json",
-                     "--test-time-augmentation", "flip")
+    result = run_cli_here("evaluate", root / "run" / "best.keras", "--data-dir", small_data,
+                          "--json", "--test-time-augmentation", "flip")
     data = load_cifar10(small_data)
     path = str(root / "run" / "best.keras")
     mean = (model_probabilities(path, data.x_test)
@@ -144,7 +143,8 @@ def corrupt_batch(path):
      "--ten-crop-pad must be >= 0, got -1"),
     ([], "the following arguments are required: command"),
 ])
-def test_bad_input_gives_one_line_exit_2_and_writes_nothing(args, message, tmp_path, small_data):
+def test_bad_input_gives_one_line_exit_2_and_writes_nothing(args, message, tmp_path, small_data,
+                                                            run_cli_here):
     corrupt = tmp_path / "corrupt" / "cifar-10-batches-py"
     write_cifar_dir(str(corrupt))
     corrupt_batch(str(corrupt))
@@ -153,9 +153,22 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(args, message, tmp_p
     args = [a.format(**values) for a in args]
     if args and args[0] == "train":
         args += ["--output-dir", str(tmp_path / "run"), "--saved-models-dir", str(tmp_path / "sm")]
-    result = run_cli(*args, cwd=tmp_path)
+    result = run_cli_here(*args, cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("keras-alexnet: error: ") and message in lines[0]
     assert not (tmp_path / "run").exists() and not (tmp_path / "sm").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--epochs", "-1"], "TrainConfig.epochs must be >= 1, got -1"),
+    (["evaluate", "nothing.keras"], "no model at"),
+])
+def test_a_fresh_process_prints_only_the_one_line_for_bad_input(args, message, tmp_path):
+    """As above, in a new interpreter: TensorFlow's start-up messages stay out of stderr."""
+    result = run_cli(*args, cwd=tmp_path)
+    (line,) = result.stderr.strip().splitlines()
+    assert result.returncode == 2
+    assert line.startswith("keras-alexnet: error: ") and message in line
+    assert os.listdir(tmp_path) == []

@@ -3,6 +3,7 @@
 import os
 import pickle
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -106,8 +107,25 @@ def with_distinct_weights(model, images, seed=0):
 
 def run_cli(*args, cwd=None, env=None):
     """Runs `python -m keras_alexnet.cli ARGS` in a fresh process; returns the CompletedProcess."""
-    import subprocess
-
     return subprocess.run([sys.executable, "-m", "keras_alexnet.cli", *map(str, args)], cwd=cwd,
                           env={**os.environ, **(env or {})}, capture_output=True, text=True,
                           timeout=900)
+
+
+@pytest.fixture
+def run_cli_here(capfd, monkeypatch):
+    """`run_cli` in this process: the same command line and exit status without a new
+    interpreter and its TensorFlow import (seconds each); what it writes to file descriptors 1
+    and 2 is captured, so a line TensorFlow's C++ side would print counts too."""
+    from keras_alexnet import cli
+
+    def run(*args, cwd=None):
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+        capfd.readouterr()
+        status = cli.main([str(arg) for arg in args])
+        stdout, stderr = capfd.readouterr()
+        return subprocess.CompletedProcess(args, status, stdout, stderr)
+
+    return run

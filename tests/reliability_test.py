@@ -13,7 +13,7 @@ import pytest
 from conftest import run_cli, write_cifar_dir
 
 from keras_alexnet import TrainConfig
-from keras_alexnet.callbacks import BestCheckpoint, build_callbacks
+from keras_alexnet.callbacks import BestCheckpoint, CheckpointSchedule, build_callbacks
 from keras_alexnet.model import build_model
 from keras_alexnet.optimizer import TorchSGD
 from keras_alexnet.run_dir import read_history
@@ -27,7 +27,7 @@ def data_dir(tmp_path_factory):
 
 
 def small_run_args(data_dir, run_dir, *extra):
-    return ["train", "--data-dir", data_dir, "--train-subset", "800", "--validation-size", "100",
+    return ["train", "--data-dir", data_dir, "--train-subset", "256", "--validation-size", "100",
             "--batch-size", "32", "--output-dir", run_dir, "--no-export", "--verbose", "2", *extra]
 
 
@@ -101,7 +101,7 @@ def test_a_deterministic_run_killed_three_times_ends_exactly_as_an_uninterrupted
     drops after epoch 1): the resumed run's weights, history and metrics are bit-identical."""
     def args(run_dir):
         return small_run_args(data_dir, run_dir, "--epochs", "3", "--lr-decay-epoch", "1",
-                              "--deterministic")
+                              "--deterministic", "--checkpoint-every", "1", "--no-figures")
 
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     run_hooked(args(straight), tmp_path, final_weights=tmp_path / "straight.weights.h5")
@@ -129,7 +129,7 @@ def test_a_deterministic_run_killed_three_times_ends_exactly_as_an_uninterrupted
                                                          .get_weights()))  # training moved them
     metrics = [json.loads((run / "metrics.json").read_text()) for run in (straight, resumed)]
     for values in metrics:
-        for timing in ("train_seconds", "train_images_per_second"):
+        for timing in ("train_seconds", "train_images_per_second", "phase_seconds"):
             values.pop(timing)
     assert metrics[1] == metrics[0]
     assert metrics[1]["epochs_completed"] == 3
@@ -138,16 +138,38 @@ def test_a_deterministic_run_killed_three_times_ends_exactly_as_an_uninterrupted
     assert not [name for name in os.listdir(resumed) if ".tmp" in name]
 
 
-def test_resume_flag_refuses_what_it_cannot_resume(data_dir, tmp_path):
+def test_resume_flag_refuses_what_it_cannot_resume(data_dir, tmp_path, run_cli_here):
     run_dir = tmp_path / "run"
-    first = run_cli(*small_run_args(data_dir, run_dir, "--epochs", "1"))
+    first = run_cli_here(*small_run_args(data_dir, run_dir, "--epochs", "1", "--train-subset",
+                                         "64"))
     assert first.returncode == 0, first.stderr
-    finished = run_cli("train", "--resume", run_dir)
+    finished = run_cli_here("train", "--resume", run_dir)
     assert finished.returncode == 2 and "has no interrupted run to resume" in finished.stderr
-    with_flags = run_cli("train", "--resume", run_dir, "--epochs", "5")
+    with_flags = run_cli_here("train", "--resume", run_dir, "--epochs", "5")
     assert with_flags.returncode == 2 and "--resume takes no other flags" in with_flags.stderr
-    missing = run_cli("train", "--resume", tmp_path / "nothing")
+    missing = run_cli_here("train", "--resume", tmp_path / "nothing")
     assert missing.returncode == 2 and "is not a run directory" in missing.stderr
+
+
+def test_resume_of_a_run_killed_before_its_first_backup_starts_it_again(data_dir, tmp_path,
+                                                                         run_cli_here):
+    """Killed in its first minute, a run has its config.json (and history rows) but, with the
+    automatic schedule, no backup yet: `--resume` trains it from the start, and says so."""
+    run_dir = tmp_path / "run"
+    config = TrainConfig(data_dir=data_dir, train_subset=64, validation_size=100, batch_size=32,
+                         epochs=2, output_dir=str(run_dir), export=False, figures=False,
+                         verbose=0)
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps(config.to_dict()))
+    (run_dir / "history.csv").write_text("epoch,loss\n0,2.3\n")
+    resumed = run_cli_here("train", "--resume", run_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "stopped before its first backup: training starts again from epoch 1" in (
+        resumed.stderr)
+    assert read_history(str(run_dir / "history.csv"))["epoch"] == [0, 1]
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs_completed"] == 2
+    again = run_cli_here("train", "--resume", run_dir)
+    assert again.returncode == 2 and "it finished" in again.stderr
 
 
 def tiny_model():
@@ -181,7 +203,7 @@ class Snapshot(keras.callbacks.Callback):
 def test_resumed_fit_gets_back_optimizer_state_and_history_without_duplicates(tmp_path):
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(64, 4)).astype("float32"), rng.integers(0, 3, 64)
-    config = TrainConfig(output_dir=str(tmp_path), lr_decay_epoch=1)
+    config = TrainConfig(output_dir=str(tmp_path), lr_decay_epoch=1, checkpoint_every=1)
     first, before = tiny_model(), Snapshot("end")
     with pytest.raises(KeyboardInterrupt):
         first.fit(x, y, batch_size=16, epochs=4, validation_data=(x, y), verbose=0,
@@ -215,6 +237,61 @@ def test_backups_every_second_epoch_resume_after_the_last_one_written(tmp_path):
                      callbacks=[*build_callbacks(config), after])
     assert sorted(after.values) == [2, 3, 4]  # epoch index 2 had no backup: it ran again
     assert read_history(str(tmp_path / "history.csv"))["epoch"] == [0, 1, 2, 3, 4]
+
+
+def test_the_automatic_schedule_backs_up_nothing_in_a_run_shorter_than_a_minute(tmp_path):
+    """The default: a few-second run killed as epoch 3 starts has no backup, so it starts over;
+    the last epoch still writes `best.keras`, with the model after it."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 4)).astype("float32"), rng.integers(0, 3, 64)
+    config = TrainConfig(output_dir=str(tmp_path))
+    assert config.checkpoint_every is None
+    with pytest.raises(KeyboardInterrupt):
+        tiny_model().fit(x, y, batch_size=16, epochs=4, validation_data=(x, y), verbose=0,
+                         callbacks=[*build_callbacks(config), Interrupt()])
+    assert sorted(os.listdir(tmp_path)) == ["history.csv"]
+    model, after = tiny_model(), Snapshot("begin")
+    model.fit(x, y, batch_size=16, epochs=4, validation_data=(x, y), verbose=0,
+              callbacks=[*build_callbacks(config), after])
+    assert sorted(after.values) == [0, 1, 2, 3]
+    assert sorted(os.listdir(tmp_path)) == ["best.keras", "history.csv"]
+    best = keras.saving.load_model(str(tmp_path / "best.keras"))
+    for saved, trained in zip(best.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(saved, trained)
+
+
+class FakeClock:
+    """Seconds that pass only when the test says so."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.mark.parametrize("epoch_seconds, write_seconds, epochs, expected", [
+    (110.0, 2.0, 5, [0, 1, 2, 3, 4]),  # a CPU: every epoch
+    (0.5, 1.0, 49, [48]),  # a fast GPU, 25 s in all: only the last epoch
+    (10.0, 1.0, 20, [5, 11, 17, 19]),  # a minute between writes
+    (10.0, 5.0, 40, [5, 30, 39]),  # a slow disk: 50 × 5 s = 250 s between writes
+])
+def test_the_automatic_schedule_spaces_writes_by_a_minute_and_50_times_their_length(
+        epoch_seconds, write_seconds, epochs, expected):
+    clock = FakeClock()
+    schedule = CheckpointSchedule(None, clock=clock)
+    schedule.set_params({"epochs": epochs})
+    schedule.on_train_begin()
+    written = []
+    for epoch in range(epochs):
+        clock.now += epoch_seconds
+        schedule.on_epoch_end(epoch)
+        if schedule.due:
+            written.append(epoch)
+            with schedule.writing():
+                clock.now += write_seconds
+    assert written == expected
+    assert schedule.write_seconds == len(expected) * write_seconds
 
 
 def test_checkpoint_every_zero_writes_no_checkpoint_and_no_backup(tmp_path):

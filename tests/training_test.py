@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -19,7 +20,7 @@ from keras_alexnet.run_dir import read_history
 METRIC_KEYS = {"test_accuracy", "test_accuracy_single_view", "test_time_augmentation", "test_loss",
                "per_class_accuracy", "confusion_matrix",
                "best_val_accuracy", "epochs_completed", "train_seconds", "train_images_per_second",
-               "performance"}
+               "phase_seconds", "performance"}
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +28,11 @@ def run(e2e_data_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     with pytest.MonkeyPatch.context() as patch:  # the same expectations on any machine
         patch.setattr(performance, "find_accelerator", lambda: Accelerator("cpu", "CPU"))
+        start = time.perf_counter()
         result = train(data_dir=e2e_data_dir, epochs=1, train_subset=512, validation_size=500,
                        output_dir=str(root / "run"), saved_models_dir=str(root / "saved_models"),
                        verbose=0)
+        result.wall_seconds = time.perf_counter() - start
     return result, load_cifar10(e2e_data_dir)
 
 
@@ -55,6 +58,16 @@ def test_run_directory_holds_metrics_history_and_checkpoint(run):
     assert metrics["train_seconds"] == pytest.approx(history["epoch_seconds"][0])
     assert 0 < history["validation_seconds"][0] < history["epoch_seconds"][0]
     assert not os.path.exists(os.path.join(result.run_dir, "backup"))  # removed after a full run
+    phases = result.phase_seconds
+    assert list(phases) == ["data", "build", "fit", "test", "checkpoint_writes", "figures",
+                            "export"]
+    assert metrics["phase_seconds"] == {name: phases[name] for name in
+                                        ("data", "build", "fit", "test", "checkpoint_writes")}
+    whole = sum(seconds for name, seconds in phases.items() if name != "checkpoint_writes")
+    assert whole == pytest.approx(result.wall_seconds, abs=0.1)  # the phases cover the call
+    inside_fit = history["epoch_seconds"][0] + history["validation_seconds"][0]
+    assert 0 < phases["checkpoint_writes"] < phases["fit"] - inside_fit  # best.keras: last epoch
+    assert min(phases.values()) > 0
     with open(os.path.join(result.run_dir, "config.json")) as file:
         assert json.load(file)["train_subset"] == 512
     for name in plots.FIGURE_FILES.values():
