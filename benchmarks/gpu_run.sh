@@ -31,7 +31,7 @@ log=${OUT:-/tmp}/gpu_run.log
 work=$(mktemp -d)
 if [ -n "${QUICK:-}" ]; then
   quick=(--quick)
-  short=(--epochs 1 --train-subset 256 --validation-size 500)
+  short=(--epochs 1 --warmup-epochs 0 --train-subset 256 --validation-size 500)
   reference_short=(--epochs 1 --limit-train 256)
 else
   quick=() short=() reference_short=()
