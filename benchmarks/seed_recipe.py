@@ -26,10 +26,10 @@ import tempfile  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
 from common import DEFAULT_DATA_DIR, CompileClock, emit  # noqa: E402
 
 from keras_alexnet.cli import value_parser  # noqa: E402
+from keras_alexnet.evaluation import steady_seconds  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -61,7 +61,7 @@ def main(argv=None) -> None:
          seconds={name: round(value, 2) for name, value in where_the_time_went(
              wall, phases, history).items()},
          first_epoch_seconds=round(history["epoch_seconds"][0], 2),
-         steady_epoch_seconds=round(steady(history["epoch_seconds"]), 3),
+         steady_epoch_seconds=round(steady_seconds(history["epoch_seconds"]), 3),
          compile_seconds_estimate=round(compile_estimate, 2),
          compile_seconds=None if compiling is None else round(compiling, 2),
          compiled_programs=compile_clock.programs, compilation_cache_hits=compile_clock.cache_hits,
@@ -85,7 +85,7 @@ def where_the_time_went(wall: float, phases: dict[str, float],
 
 
 # TrainConfig fields these flags set when given (else train()'s defaults).
-TRAIN_SETTINGS = ("checkpoint_every", "compilation_cache_dir", "mixed_precision")
+TRAIN_SETTINGS = ("checkpoint_every", "compilation_cache_dir", "mixed_precision", "augmentation")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -95,6 +95,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--train-subset", type=int, default=None)
     parser.add_argument("--validation-size", type=int, default=10_000)
     parser.add_argument("--mixed-precision", default=argparse.SUPPRESS)
+    parser.add_argument("--augmentation", default=argparse.SUPPRESS)
     parser.add_argument("--checkpoint-every", type=value_parser(int, optional=True),
                         default=argparse.SUPPRESS,
                         help="epochs between backup/best.keras writes; 0: none; 'none': "
@@ -113,14 +114,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def steady(seconds: list[float]) -> float:
-    """The median of `seconds` after the first (compiling) one, when there are more."""
-    return float(np.median(seconds[1:] or seconds))
-
-
 def first_excess(seconds: list[float]) -> float:
     """How much longer the first of `seconds` took than a steady one: its compilation."""
-    return seconds[0] - steady(seconds)
+    return seconds[0] - steady_seconds(seconds)
 
 
 if __name__ == "__main__":

@@ -215,6 +215,11 @@ def _probability_function(model: Union[str, keras.Model],
         for start in range(0, len(images), batch_size)])
 
 
+def steady_seconds(seconds: Sequence[float]) -> float:
+    """The median of per-epoch `seconds` after the first (compiling) one, when there are more."""
+    return float(np.median(seconds[1:] or seconds))
+
+
 def run_metrics(model: keras.Model, split: Split, history: dict[str, list[float]],
                 test_time_augmentation: str, performance: dict, batch_size: int = 500) -> dict:
     """A run's `metrics.json`: the test metrics (with `test_time_augmentation`, predicted
@@ -226,7 +231,6 @@ def run_metrics(model: keras.Model, split: Split, history: dict[str, list[float]
     augmented = test_time_augmented(probabilities_of, test_time_augmentation)
     probabilities = single_view if augmented is probabilities_of else augmented(split.x_test)
     epoch_seconds = history["epoch_seconds"]
-    steady = epoch_seconds[1:] or epoch_seconds
     return {
         **test_metrics(probabilities, split.y_test),
         "test_accuracy_single_view": test_metrics(single_view, split.y_test)["test_accuracy"],
@@ -234,6 +238,6 @@ def run_metrics(model: keras.Model, split: Split, history: dict[str, list[float]
         "best_val_accuracy": max(history["val_accuracy"]),
         "epochs_completed": len(history["epoch"]),
         "train_seconds": float(np.sum(epoch_seconds)),
-        "train_images_per_second": float(len(split.x_train) / np.median(steady)),
+        "train_images_per_second": len(split.x_train) / steady_seconds(epoch_seconds),
         "performance": performance,
     }

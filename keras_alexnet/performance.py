@@ -89,7 +89,7 @@ def resolve(config: TrainConfig, accelerator: Optional[Accelerator] = None) -> P
     Example:
 
     >>> resolve(TrainConfig(), Accelerator("gpu", "NVIDIA H100", (9, 0))).mixed_precision
-    'mixed_bfloat16'
+    'float32'
     """
     accelerator = accelerator or find_accelerator()
     return Performance(
