@@ -307,15 +307,16 @@ def _field_descriptions() -> dict[str, str]:
 
 
 def _import_tensorflow_quietly() -> None:
-    """Imports TensorFlow (when Keras will use it) with file descriptor 2 sent to /dev/null."""
-    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
-        return
+    """Imports TensorFlow, where it is installed, with file descriptor 2 sent to /dev/null: on
+    any backend, since `keras.utils.set_random_seed` imports it to seed it too. On the
+    TensorFlow backend it also finds its devices here (more start-up messages)."""
     with _stderr_to_devnull():
         try:
             import tensorflow as tf
         except ImportError:
             return
-        tf.config.list_physical_devices()
+        if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+            tf.config.list_physical_devices()
 
 
 @contextlib.contextmanager

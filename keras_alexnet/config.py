@@ -91,9 +91,10 @@ class TrainConfig:
         steps_per_execution: Train steps per call into the compiled function; `None`: 1 on a
             CPU, 32 on an accelerator.
         augmentation: Where the augmentation runs: `"pipeline"` (the tf.data input pipeline, on
-            the CPU), `"device"` (inside the compiled train step on the accelerator, the
-            training and validation images held in its memory as uint8), or `"auto"` (device on
-            the JAX backend, pipeline on TensorFlow). Never part of the exported model.
+            the CPU; TensorFlow backend only), `"device"` (inside the compiled train step on the
+            accelerator, the training and validation images held in its memory as uint8), or
+            `"auto"` (device on the JAX backend, pipeline on TensorFlow). Never part of the
+            exported model.
         figures: Draw the seed's figures into `output_dir` (needs matplotlib).
         checkpoint_every: Epochs between writes of the resume backup and of `best.keras`
             (`best.keras` is the best of the epochs written, and the last epoch always writes

@@ -26,6 +26,7 @@ from typing import Optional, Union
 import keras
 
 from keras_alexnet.config import TrainConfig
+from keras_alexnet.errors import ConfigError
 
 ACCELERATOR_STEPS_PER_EXECUTION = 32
 HOPPER = 9  # compute capability major version of the H100 and H200
@@ -122,9 +123,13 @@ def _jit_compile(config: TrainConfig) -> Union[bool, str]:
 
 
 def _augmentation(setting: str) -> str:
+    jax = keras.backend.backend() == "jax"
+    if setting == "pipeline" and jax:  # its layers would run JAX ops on tf.data's graph tensors
+        raise ConfigError("TrainConfig.augmentation='pipeline' needs the TensorFlow backend; on "
+                          "JAX the augmentation runs on the device ('device' or 'auto')")
     if setting != "auto":
         return setting
-    return "device" if keras.backend.backend() == "jax" else "pipeline"
+    return "device" if jax else "pipeline"
 
 
 def _parse_capability(value) -> Optional[tuple[int, int]]:

@@ -166,3 +166,18 @@ def test_jax_run_with_tensorflow_installed_exports_through_the_tensorflow_backen
     assert report["export_dir"] == str(tmp_path / "sm" / "alexnet_cifar10" / "1")
     np.testing.assert_allclose(served_probabilities(report["export_dir"], cifar_files),
                                np.load(tmp_path / "report.npy"), atol=1e-5)
+
+
+def test_the_input_pipeline_on_jax_is_refused_in_one_line(tmp_path, cifar_files):
+    """The tf.data pipeline runs the augmentation layers on graph tensors, which the JAX backend's
+    ops cannot take: a clear error before anything is written, not a traceback mid-run."""
+    result = run_cli("train", "--augmentation", "pipeline", "--data-dir", cifar_files,
+                     "--validation-size", "100",
+                     "--output-dir", tmp_path / "run", "--saved-models-dir", tmp_path / "sm",
+                     env={"KERAS_BACKEND": "jax"})
+    (line,) = result.stderr.strip().splitlines()
+    assert result.returncode == 2
+    assert line == ("keras-alexnet: error: TrainConfig.augmentation='pipeline' needs the "
+                    "TensorFlow backend; on JAX the augmentation runs on the device ('device' "
+                    "or 'auto')")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "sm").exists()
