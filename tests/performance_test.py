@@ -41,7 +41,12 @@ def test_deterministic_turns_xla_off():
 def test_auto_augmentation_follows_the_backend(monkeypatch, backend, place):
     monkeypatch.setattr(keras.backend, "backend", lambda: backend)
     assert resolve(TrainConfig(), CPU).augmentation == place
-    assert resolve(TrainConfig(augmentation="pipeline"), CPU).augmentation == "pipeline"
+    assert resolve(TrainConfig(augmentation="device"), CPU).augmentation == "device"
+    if backend == "tensorflow":
+        assert resolve(TrainConfig(augmentation="pipeline"), CPU).augmentation == "pipeline"
+    else:  # the pipeline's layers would get tf.data's graph tensors, which JAX cannot take
+        with pytest.raises(ConfigError, match="'pipeline' needs the TensorFlow backend"):
+            resolve(TrainConfig(augmentation="pipeline"), CPU)
 
 
 def test_find_accelerator_reads_tensorflows_gpu_details(monkeypatch):
