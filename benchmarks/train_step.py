@@ -58,7 +58,7 @@ def measure(images, labels, batch_size: int, precision: str, steps: int, network
     from keras_alexnet.data import PixelStats
     from keras_alexnet.on_device import DeviceAugmentedModel
     from keras_alexnet.performance import dtype_policy, resolve
-    from keras_alexnet.training import compile_for_training
+    from keras_alexnet.trainer import compile_for_training
 
     config = TrainConfig(batch_size=batch_size, mixed_precision=precision,
                          steps_per_execution=steps_per_execution)

@@ -6,11 +6,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
+import sys
 import time
+import uuid
+import zipfile
 from typing import Callable, Iterator, Optional
 
+import h5py
 import keras
 
 from keras_alexnet.atomic import atomic_path
@@ -21,7 +26,6 @@ from keras_alexnet.run_dir import (
     BACKUP,
     CHECKPOINT,
     HISTORY,
-    read_history,
     read_history_rows,
     write_history,
 )
@@ -36,7 +40,7 @@ def build_callbacks(config: TrainConfig, model: Optional[keras.Model] = None
 
     On a resumed run (`output_dir/backup` exists) `BackupAndRestore` restores the weights, the
     optimizer state and the epoch; `HistoryWriter` keeps the rows of the completed epochs and
-    `BestCheckpoint` the best validation accuracy reached so far.
+    `BestCheckpoint` the validation accuracy of the epoch `best.keras` holds.
     """
     run_dir = config.output_dir
     resuming = os.path.isdir(os.path.join(run_dir, BACKUP))
@@ -54,8 +58,7 @@ def build_callbacks(config: TrainConfig, model: Optional[keras.Model] = None
             BestCheckpoint(os.path.join(run_dir, CHECKPOINT), resume=resuming, model=model,
                            schedule=schedule),
             history,
-            PeriodicBackupAndRestore(os.path.join(run_dir, BACKUP), schedule,
-                                     double_checkpoint=True),
+            PeriodicBackupAndRestore(os.path.join(run_dir, BACKUP), schedule),
             *_tensorboard(config)]
 
 
@@ -220,22 +223,74 @@ class CheckpointSchedule(keras.callbacks.Callback):
             self.write_seconds += self._last_write_end - start
 
 
+BACKUP_EPOCHS = "keras_alexnet_epochs"  # in a backup file: the epochs its weights end
+
+
 class PeriodicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """`keras.callbacks.BackupAndRestore` that backs up at the epochs `schedule` makes due, except
-    the last (training then completes and removes the backup).
+    the last (training then completes and removes the backup), and whose backups survive a kill
+    or a full disk at any moment.
 
-    A run killed between backups resumes after the last one written, so the epochs since are
-    trained again (their `history.csv` rows are replaced).
+    Each backup is one file, `latest.weights.h5`: the weights and optimizer state, with the
+    number of epochs they end as an HDF5 attribute (so the two cannot disagree), written and
+    flushed to disk under a temporary name, then renamed into place after the one before is
+    renamed to `previous.weights.h5`. A resumed run restores the latest backup that loads, and
+    says so when it skips one; with none, it starts from epoch 1. A run killed between backups
+    resumes after the last one written, so the epochs since are trained again (their
+    `history.csv` rows are replaced).
 
     Args:
         backup_dir: Where the backup lives (removed when training completes).
         schedule: The `CheckpointSchedule`, earlier in the callback list.
-        **kwargs: Passed to `BackupAndRestore` (e.g. `double_checkpoint=True`).
     """
 
-    def __init__(self, backup_dir: str, schedule: CheckpointSchedule, **kwargs):
-        super().__init__(backup_dir, **kwargs)
+    def __init__(self, backup_dir: str, schedule: CheckpointSchedule):
+        super().__init__(backup_dir)
         self.schedule = schedule
+        self._prev_weights_path = os.path.join(backup_dir, "previous.weights.h5")
+
+    def on_train_begin(self, logs=None):
+        found = [path for path in (self._weights_path, self._prev_weights_path)
+                 if os.path.isfile(path)]
+        if not found:
+            return
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:  # its variables are loaded too
+            optimizer.build(self.model.trainable_variables)
+        start = _training_state(self.model)
+        for path in found:
+            try:
+                self._restore(path)
+                return
+            except (OSError, ValueError, KeyError, RuntimeError, TypeError) as error:
+                print(f"keras_alexnet: the backup {path} cannot be read ({type(error).__name__}); "
+                      f"it is skipped", file=sys.stderr)
+        _set_training_state(self.model, start)
+        print(f"keras_alexnet: no backup in {self.backup_dir} can be read: training starts again "
+              f"from epoch 1", file=sys.stderr)
+
+    def _restore(self, path: str) -> None:
+        with h5py.File(path, "r") as file:
+            epoch = int(file.attrs[BACKUP_EPOCHS])
+        self.model.load_weights(path)
+        self.model._initial_epoch = epoch  # where BackupAndRestore makes fit resume
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        staging = os.path.join(self.backup_dir, f".next-{uuid.uuid4().hex[:8]}.weights.h5")
+        try:
+            self.model.save_weights(staging)
+            with h5py.File(staging, "a") as file:
+                file.attrs[BACKUP_EPOCHS] = self._current_epoch
+            with open(staging, "rb+") as file:
+                os.fsync(file.fileno())
+            if os.path.exists(self._weights_path):
+                os.replace(self._weights_path, self._prev_weights_path)
+            os.replace(staging, self._weights_path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(staging)
+            raise
 
     def on_epoch_end(self, epoch, logs=None):
         if self.schedule.due and not self.schedule.is_last(epoch):
@@ -243,17 +298,32 @@ class PeriodicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 super().on_epoch_end(epoch, logs)
 
 
+def _training_state(model: keras.Model) -> list:
+    """The values of the model's and its optimizer's variables."""
+    variables = [*model.variables, *(model.optimizer.variables if model.optimizer else [])]
+    return [(variable, keras.ops.convert_to_numpy(variable)) for variable in variables]
+
+
+def _set_training_state(model: keras.Model, state: list) -> None:
+    for variable, value in state:
+        variable.assign(value)
+
+
+BEST_RECORD = "keras_alexnet_best.json"  # inside best.keras: the epoch it holds and its value
+
+
 class BestCheckpoint(keras.callbacks.Callback):
     """Saves the whole model (with its optimizer) whenever validation accuracy reaches a new best.
 
     Like `keras.callbacks.ModelCheckpoint(save_best_only=True)`, but the `.keras` file is written
-    under a temporary name and renamed, so a crash leaves the previous best intact, and the best
-    value is carried over from the file's own history when a run resumes.
+    under a temporary name and renamed, so a crash leaves the previous best intact, and it records
+    inside itself (`BEST_RECORD`) the epoch it holds and its value: a resumed run starts from the
+    best it saved, not from epochs it logged but never wrote.
 
     Args:
         path: The `.keras` file.
         monitor: The epoch log to maximise.
-        resume: Start from the best value in the `history.csv` beside `path` (a resumed run).
+        resume: Start from the value recorded in the file at `path` (a resumed run).
         model: The model to save; default: the model being fit.
         schedule: Consider only the epochs this `CheckpointSchedule` (earlier in the callback
             list) makes due (fewer ~190 MB writes); default: every epoch.
@@ -271,9 +341,8 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.best = -math.inf
 
     def on_train_begin(self, logs=None):
-        history = os.path.join(os.path.dirname(self.path), HISTORY)
-        if self.resume and os.path.isfile(self.path) and os.path.isfile(history):
-            self.best = max(read_history(history).get(self.monitor, []), default=-math.inf)
+        record = read_best_record(self.path) if self.resume else {}
+        self.best = record.get(self.monitor, -math.inf)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.schedule is not None and not self.schedule.due:
@@ -285,3 +354,16 @@ class BestCheckpoint(keras.callbacks.Callback):
         writing = self.schedule.writing() if self.schedule else contextlib.nullcontext()
         with writing, atomic_path(self.path) as staging:
             (self.saved_model or self.model).save(staging)
+            with zipfile.ZipFile(staging, "a") as archive:
+                archive.writestr(BEST_RECORD, json.dumps({"epoch": epoch, self.monitor: value}))
+
+
+def read_best_record(path: str) -> dict:
+    """What a `BestCheckpoint` file records: `{"epoch": …, monitor: value}`; `{}` when there is
+    no file, or it has no record (written otherwise) or is unreadable."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            record = json.loads(archive.read(BEST_RECORD))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return {}
+    return record if isinstance(record, dict) else {}

@@ -10,18 +10,23 @@ in TF 2.21, are dropped while it is imported; Python warnings and errors still s
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
 import re
+import stat
 import sys
 import typing
 from typing import Any, Optional, Sequence
 
 from keras_alexnet.config import PRESETS, TEST_TIME_AUGMENTATIONS, TrainConfig, presets
-from keras_alexnet.errors import ImageError, KerasAlexNetError
-from keras_alexnet.image_bytes import DEFAULT_MAX_PIXELS
+from keras_alexnet.errors import ImageError, KerasAlexNetError, disk_full_reason
+from keras_alexnet.image_bytes import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_REQUEST_PIXELS,
+    MAX_IMAGE_FILE_BYTES,
+)
+from keras_alexnet.native_stderr import native_stderr_silenced
 from keras_alexnet.run_dir import BACKUP, CONFIG, METRICS
 
 PROG = "keras-alexnet"
@@ -53,6 +58,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KerasAlexNetError as error:  # the user's input; anything else is a bug and raises
         print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except Exception as error:
+        reason = disk_full_reason(error)
+        if reason is None:
+            raise
+        print(f"{PROG}: error: cannot write ({reason}): every file written before is whole and "
+              f"nothing was left half-written; free some space and run again (training resumes "
+              f"from its last backup)", file=sys.stderr)
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     for field in dataclasses.fields(TrainConfig):
         _add_field_flag(train, field, descriptions.get(field.name, ""))
     train.add_argument("--resume", metavar="RUN_DIR", default=None,
-                       help="continue an interrupted run from its last completed epoch, with the "
+                       help="continue an interrupted run from its last backup, with the "
                             "config.json it was started with (no other flags)")
     train.set_defaults(run=_run_train)
 
@@ -106,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="classify_image_bytes refuses images whose header declares more "
                              "pixels (width × height) than this (default: %(default)s)")
+    export.add_argument("--max-request-pixels", type=int, default=DEFAULT_MAX_REQUEST_PIXELS,
+                        help="classify_image_bytes refuses requests whose images declare more "
+                             "pixels in all than this, before decoding any (default: "
+                             "%(default)s)")
     export.set_defaults(run=_run_export)
 
     report = commands.add_parser("report", help="draw the seed's figures for a finished run")
@@ -202,7 +219,8 @@ def _run_export(args: argparse.Namespace) -> int:
 
     model = load_keras_model(args.weights)
     exported = export_saved_model(model, args.saved_models_dir, args.model_name,
-                                  max_image_pixels=args.max_image_pixels)
+                                  max_image_pixels=args.max_image_pixels,
+                                  max_request_pixels=args.max_request_pixels)
     print(f"SavedModel: {exported}")
     return 0
 
@@ -238,13 +256,24 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 
 def _read_image_file(path: str) -> bytes:
+    """The bytes of an image file, after checking that it is a regular file of at most
+    `MAX_IMAGE_FILE_BYTES` (a FIFO, a device or a huge sparse file are never read whole)."""
     from keras_alexnet.serving import check_encoded_image
 
-    try:
-        with open(path, "rb") as file:
-            data = file.read()
+    too_large = UserError(f"{path} is larger than {MAX_IMAGE_FILE_BYTES // 2 ** 20} MiB, the "
+                          f"most an image file may be")
+    try:  # without blocking: opening a FIFO would wait for a writer
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb", buffering=0) as file:
+            found = os.fstat(file.fileno())
+            if not stat.S_ISREG(found.st_mode):
+                raise UserError(f"{path} is not a regular file")
+            if found.st_size > MAX_IMAGE_FILE_BYTES:
+                raise too_large
+            data = file.read(MAX_IMAGE_FILE_BYTES + 1)
     except OSError as error:
         raise UserError(f"cannot read {path}: {error.strerror or error}") from error
+    if len(data) > MAX_IMAGE_FILE_BYTES:  # it grew after fstat
+        raise too_large
     check_encoded_image(data, path)
     return data
 
@@ -262,12 +291,13 @@ def _predict_locally(model: str, paths: Sequence[str], encoded: Sequence[bytes])
         try:
             # TF's C++ side logs a failed decode as well ("Local rendezvous is aborting…") on
             # some runs; the Python error below is the one line the user gets.
-            with _stderr_to_devnull():
+            with native_stderr_silenced():
                 outputs = classify(image_bytes=tf.constant([data]))
             predictions += predictions_from_outputs(outputs)
         except tf.errors.InvalidArgumentError as error:
             reason = refusal(error.message)
-            detail = reason.split("] ", 1)[1] if reason else "could not be decoded as PNG or JPEG"
+            detail = (reason.split("] ", 1)[-1] if reason
+                      else "could not be decoded as PNG or JPEG")
             raise ImageError(f"{path} {detail}") from error
     return predictions
 
@@ -310,26 +340,13 @@ def _import_tensorflow_quietly() -> None:
     """Imports TensorFlow, where it is installed, with file descriptor 2 sent to /dev/null: on
     any backend, since `keras.utils.set_random_seed` imports it to seed it too. On the
     TensorFlow backend it also finds its devices here (more start-up messages)."""
-    with _stderr_to_devnull():
+    with native_stderr_silenced():
         try:
             import tensorflow as tf
         except ImportError:
             return
         if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
             tf.config.list_physical_devices()
-
-
-@contextlib.contextmanager
-def _stderr_to_devnull():
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _one_line(error: Exception) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import types
 import typing
 from typing import Any, Optional
@@ -18,6 +19,10 @@ AUGMENTATION_PLACES = ("auto", "pipeline", "device")
 LR_SCHEDULES = ("step", "cosine")
 TEST_TIME_AUGMENTATIONS = ("none", "flip")
 REFERENCE_BATCH_SIZE = 128  # the seed's batch, which its learning rate belongs to
+# The fields a resumed run may change: where files go and what is printed, not what is trained.
+RUN_ONLY_FIELDS = frozenset({
+    "data_dir", "output_dir", "saved_models_dir", "model_name", "export", "tensorboard", "verbose",
+    "compilation_cache_dir", "figures", "checkpoint_every", "eval_batch_size"})
 DEFAULT_COMPILATION_CACHE = os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
     "keras_alexnet", "jax")
@@ -177,14 +182,20 @@ class TrainConfig:
     def from_preset(cls, name: str, **overrides: Any) -> "TrainConfig":
         """The config of a named recipe (see `presets()`), with `overrides` applied.
 
+        A preset's warm-up is a share of its run: overriding `epochs` without `warmup_epochs`
+        scales the warm-up with it (and says so in one line on stderr).
+
         Example:
 
-        >>> TrainConfig.from_preset("tweaked", epochs=5).conv1_stride
-        1
+        >>> TrainConfig.from_preset("tweaked", epochs=5).warmup_epochs
+        0.5
         """
         if name not in PRESETS:
             raise ConfigError(f"unknown preset {name!r}; the presets are {', '.join(PRESETS)}")
-        return cls.from_dict({**PRESETS[name].values, **overrides})
+        values = {**PRESETS[name].values, **overrides}
+        if "warmup_epochs" not in overrides:
+            values["warmup_epochs"] = _scaled_warmup(name, values.get("epochs", cls.epochs))
+        return cls.from_dict(values)
 
     def replace(self, **overrides: Any) -> "TrainConfig":
         """Returns a copy with `overrides` applied and validated."""
@@ -200,6 +211,18 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def training_differences(self, saved: dict[str, Any]) -> list[str]:
+        """The fields that change what is trained (not `RUN_ONLY_FIELDS`) whose value differs
+        from `saved`, a run's `config.json`, as `name saved→ours` (a field it lacks is equal).
+
+        Example:
+
+        >>> TrainConfig(learning_rate=0.02).training_differences(TrainConfig().to_dict())
+        ['learning_rate 0.01→0.02']
+        """
+        return [f"{name} {saved[name]!r}→{value!r}" for name, value in self.to_dict().items()
+                if name not in RUN_ONLY_FIELDS and saved.get(name, value) != value]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,6 +247,19 @@ PRESETS = {
     "long": Preset("tweaked, trained longer with stronger augmentation (Cutout 8×8); 60 epochs",
                    {**_TWEAKED, "cutout": 8, "epochs": 60}),
 }
+
+
+def _scaled_warmup(name: str, epochs: Any) -> float:
+    """The preset's `warmup_epochs` for a run of `epochs`: the same share of the run."""
+    preset = PRESETS[name].values
+    warmup = preset.get("warmup_epochs", TrainConfig.warmup_epochs)
+    preset_epochs = preset.get("epochs", TrainConfig.epochs)
+    if not warmup or epochs == preset_epochs or not isinstance(epochs, int) or epochs < 1:
+        return warmup  # nothing to scale, or a bad `epochs` that validation reports
+    scaled = warmup * epochs / preset_epochs
+    print(f"keras_alexnet: warmup_epochs={scaled:g}, the {name} preset's share of the run "
+          f"({warmup:g} of its {preset_epochs} epochs)", file=sys.stderr)
+    return scaled
 
 
 def presets() -> dict[str, str]:

@@ -1,8 +1,17 @@
 """The errors the package reports to its user: bad input, not bugs.
 
 The command line prints any `KerasAlexNetError` as one `keras-alexnet: error: …` line with exit
-status 2; every other exception is a bug and surfaces with its traceback.
+status 2, and so a full disk (`disk_full_reason`); every other exception is a bug and surfaces
+with its traceback.
 """
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Optional
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 class KerasAlexNetError(Exception):
@@ -38,4 +47,20 @@ class TrainingError(KerasAlexNetError, RuntimeError):
 
 
 class RunDirError(KerasAlexNetError, FileNotFoundError):
-    """A run directory lacks the files the command needs (it never ran, or did not finish)."""
+    """A run directory lacks the files the command needs (it never ran, or did not finish), or
+    one of them is damaged."""
+
+
+def disk_full_reason(error: BaseException) -> Optional[str]:
+    """Why a write failed when the disk, a quota or the file-size limit is full: the system's
+    words (`No space left on device`, …) found in `error` or the errors it came from, an
+    `OSError`'s errno or a TensorFlow or h5py message; `None` for any other error."""
+    reasons = [os.strerror(number) for number in DISK_FULL_ERRNOS]
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+            return os.strerror(error.errno)
+        reason = next((reason for reason in reasons if reason in str(error)), None)
+        if reason is not None:
+            return reason
+        error = error.__cause__ or error.__context__
+    return None

@@ -9,10 +9,11 @@ Signatures (tag `serve`), both with the same outputs:
 | signature              | input                                                                 |
 |------------------------|-----------------------------------------------------------------------|
 | `serving_default`      | `images`: uint8 [None, 32, 32, 3], raw RGB pixels 0–255               |
-| `classify_image_bytes` | `image_bytes`: string [None], encoded PNG, JPEG, GIF or BMP images of |
-|                        | any size up to the export's pixel limit (default 4096 × 4096, read    |
-|                        | from the header before decoding), decoded to RGB and resized to 32×32 |
-|                        | (bilinear, antialiased)                                               |
+| `classify_image_bytes` | `image_bytes`: string [None], encoded PNG, JPEG or BMP images of any   |
+|                        | size within the export's pixel limits (per image, default 4096²; per  |
+|                        | request, default 4 × 4096²; read from the headers before decoding),   |
+|                        | decoded one at a time to RGB and resized to 32×32 (bilinear,          |
+|                        | antialiased)                                                          |
 
 | output          | dtype   | shape      | meaning                                  |
 |-----------------|---------|------------|------------------------------------------|
@@ -22,8 +23,9 @@ Signatures (tag `serve`), both with the same outputs:
 
 Both run the model with `training=False`: no augmentation, no dropout; outputs are float32 also
 for a mixed-precision model; an empty batch gets empty outputs. A bad image fails the request with
-`InvalidArgument` naming the element (`image_bytes[3] …`): not an image of these formats, or over
-the pixel limit. TF Serving's REST API carries `image_bytes` as `{"b64": "…"}`.
+`InvalidArgument` naming the element (`image_bytes[3] …`): a GIF, not an image of these formats,
+cut short, or over the pixel limit; a request over its limit fails naming its total
+(`keras_alexnet.image_bytes`). TF Serving's REST API carries `image_bytes` as `{"b64": "…"}`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import errno
 import importlib.util
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import uuid
@@ -43,7 +46,13 @@ from keras_alexnet.atomic import atomic_path
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.data import CLASS_NAMES, IMAGE_SHAPE
 from keras_alexnet.errors import ExportError, TrainingError
-from keras_alexnet.image_bytes import DEFAULT_MAX_PIXELS, decode_bounded
+from keras_alexnet.image_bytes import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_REQUEST_PIXELS,
+    bound_request,
+    decode_bounded,
+)
+from keras_alexnet.native_stderr import native_stderr_silenced
 from keras_alexnet.run_dir import FINAL_MODEL
 
 # The signature contract, which serving clients (`keras_alexnet.serving`) import from here.
@@ -52,12 +61,14 @@ IMAGE_BYTES_SIGNATURE = "classify_image_bytes"
 IMAGES_INPUT = "images"
 IMAGE_BYTES_INPUT = "image_bytes"
 OUTPUTS = ("probabilities", "class_id", "class_name")
+STAGING_PREFIX = ".tmp-"  # + host-pid-random: an export being written, renamed when complete
 
 
 def export_saved_model(model: keras.Model, saved_models_dir: str = "saved_models",
                        model_name: str = "alexnet_cifar10", version: Optional[int] = None,
                        class_names: Sequence[str] = CLASS_NAMES,
-                       max_image_pixels: int = DEFAULT_MAX_PIXELS) -> str:
+                       max_image_pixels: int = DEFAULT_MAX_PIXELS,
+                       max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS) -> str:
     """Writes `model` as SavedModel version `version` (default: the next free one).
 
     Exporters running at once into one `saved_models_dir` each get their own version: a version
@@ -71,6 +82,8 @@ def export_saved_model(model: keras.Model, saved_models_dir: str = "saved_models
         class_names: Names returned in the `class_name` output.
         max_image_pixels: `classify_image_bytes` refuses images whose header declares more
             pixels (width × height) than this, before decoding them.
+        max_request_pixels: `classify_image_bytes` refuses a request whose images declare more
+            pixels in all than this, before decoding any (it decodes them one at a time).
 
     Returns:
         The version directory written.
@@ -83,24 +96,30 @@ def export_saved_model(model: keras.Model, saved_models_dir: str = "saved_models
     tf = _import_tensorflow()
     if version is not None and (not isinstance(version, int) or version < 0):
         raise ExportError(f"version must be a non-negative integer, got {version!r}")
-    if max_image_pixels < 1:
-        raise ExportError(f"max_image_pixels must be >= 1, got {max_image_pixels}")
+    for name, limit in (("max_image_pixels", max_image_pixels),
+                        ("max_request_pixels", max_request_pixels)):
+        if not isinstance(limit, int) or limit < 1:
+            raise ExportError(f"{name} must be an integer >= 1, got {limit!r}")
     base = os.path.join(saved_models_dir, model_name)
     if version is not None and os.path.exists(os.path.join(base, str(version))):
         raise ExportError(f"{os.path.join(base, str(version))} already exists; "
                           "pick another version")
     os.makedirs(base, exist_ok=True)
-    staging = os.path.join(base, f".tmp-{uuid.uuid4().hex}")
+    remove_abandoned_staging(base)
+    staging = os.path.join(base, f"{STAGING_PREFIX}{socket.gethostname()}-{os.getpid()}-"
+                                 f"{uuid.uuid4().hex}")
     try:
-        _export_archive(model, tf, class_names, max_image_pixels).write_out(staging, verbose=False)
+        archive = _export_archive(model, tf, class_names, max_image_pixels, max_request_pixels)
+        with native_stderr_silenced():  # a failed write is logged there too; it raises here
+            archive.write_out(staging, verbose=False)
         return _publish(staging, base, version)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
-def _export_archive(model: keras.Model, tf, class_names: Sequence[str],
-                    max_image_pixels: int) -> keras.export.ExportArchive:
+def _export_archive(model: keras.Model, tf, class_names: Sequence[str], max_image_pixels: int,
+                    max_request_pixels: int) -> keras.export.ExportArchive:
     """The two serving signatures around `model` (see the module docstring)."""
     names = tf.constant(list(class_names))
 
@@ -126,8 +145,10 @@ def _export_archive(model: keras.Model, tf, class_names: Sequence[str],
 
     def classify_image_bytes(image_bytes):
         indices = tf.range(tf.shape(image_bytes)[0])
-        images = tf.map_fn(decode, (indices, image_bytes),
-                           fn_output_signature=tf.TensorSpec(IMAGE_SHAPE, tf.uint8))
+        with tf.control_dependencies([bound_request(image_bytes, max_image_pixels,
+                                                    max_request_pixels)]):
+            images = tf.map_fn(decode, (indices, image_bytes), parallel_iterations=1,
+                               fn_output_signature=tf.TensorSpec(IMAGE_SHAPE, tf.uint8))
         return classify(images)
 
     archive = keras.export.ExportArchive()
@@ -139,6 +160,30 @@ def _export_archive(model: keras.Model, tf, class_names: Sequence[str],
                          input_signature=[tf.TensorSpec((None,), tf.string,
                                                         name=IMAGE_BYTES_INPUT)])
     return archive
+
+
+def remove_abandoned_staging(base: str) -> list[str]:
+    """Removes the staging directories under `base` that a killed export left: those of a
+    process of this host that no longer runs. Returns the ones removed."""
+    removed = []
+    for name in os.listdir(base):
+        owner = name[len(STAGING_PREFIX):].rsplit("-", 2) if name.startswith(STAGING_PREFIX) else []
+        if len(owner) != 3 or owner[0] != socket.gethostname() or not owner[1].isdigit():
+            continue
+        if not _process_runs(int(owner[1])):
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True
 
 
 def _publish(staging: str, base: str, version: Optional[int]) -> str:

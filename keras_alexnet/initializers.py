@@ -8,6 +8,7 @@ adds its momentum buffers. These compile nothing.
 
 from __future__ import annotations
 
+import zlib
 from typing import Optional
 
 import keras
@@ -37,23 +38,29 @@ class HostRandom(keras.initializers.Initializer):
         scale: The uniform bound, or the Gaussian's standard deviation.
         seed: Seed of the draw; `None` takes one from NumPy's global generator (which
             `keras.utils.set_random_seed` seeds) at each call.
+        key: What the draw is for, e.g. `"conv1/kernel"`: with a `seed`, the draw comes from
+            the stream of `(seed, key)` (`np.random.SeedSequence`), so the draws of two keys,
+            or of two seeds, are independent.
 
     Example:
 
-    >>> HostRandom("uniform", 0.1, seed=0)((3, 4)).shape
+    >>> HostRandom("uniform", 0.1, seed=0, key="conv1/kernel")((3, 4)).shape
     (3, 4)
     """
 
-    def __init__(self, distribution: str, scale: float, seed: Optional[int] = None):
+    def __init__(self, distribution: str, scale: float, seed: Optional[int] = None,
+                 key: str = ""):
         if distribution not in ("uniform", "normal"):
             raise ValueError(f"distribution must be uniform or normal, got {distribution!r}")
         self.distribution = distribution
         self.scale = float(scale)
         self.seed = seed
+        self.key = key
 
     def __call__(self, shape, dtype=None):
-        rng = np.random.default_rng(self.seed if self.seed is not None
-                                    else np.random.randint(2**31 - 1))
+        seed = self.seed if self.seed is not None else np.random.randint(2**31 - 1)
+        rng = np.random.default_rng(
+            np.random.SeedSequence(seed, spawn_key=(zlib.crc32(self.key.encode()),)))
         if self.distribution == "uniform":  # drawn in float32: half the time of float64
             values = rng.random(shape, dtype=np.float32) * np.float32(2 * self.scale)
             values -= np.float32(self.scale)
@@ -62,7 +69,8 @@ class HostRandom(keras.initializers.Initializer):
         return on_device(values, dtype)
 
     def get_config(self):
-        return {"distribution": self.distribution, "scale": self.scale, "seed": self.seed}
+        return {"distribution": self.distribution, "scale": self.scale, "seed": self.seed,
+                "key": self.key}
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")

@@ -156,27 +156,27 @@ def _standardize(images, mean: Sequence[float], std: Sequence[float]):
 
 
 class _Initializers:
-    """Kernel and bias initializers of one layer, per initialisation scheme."""
+    """Kernel and bias initializers of one layer, per initialisation scheme; every draw keyed by
+    the seed and the weight's name (`conv1/kernel`), so no two weights share a random stream."""
 
     def __init__(self, init: str, seed: Optional[int]):
         if init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
         self.init = init
         self.seed = seed
-        self.count = 0
 
     def __call__(self, layer_name: str, fan_in: int) -> dict:
-        seeds = (None, None) if self.seed is None else (self.seed + 2 * self.count,
-                                                        self.seed + 2 * self.count + 1)
-        self.count += 1
+        def draw(distribution: str, scale: float, weight: str) -> HostRandom:
+            return HostRandom(distribution, scale, seed=self.seed, key=f"{layer_name}/{weight}")
+
         if self.init == "torch":
             # PyTorch: kaiming_uniform_(a=√5) for weights, i.e. U(±1/√fan_in); the same bound for
             # biases.
             bound = 1.0 / math.sqrt(fan_in)
-            return {"kernel_initializer": HostRandom("uniform", bound, seed=seeds[0]),
-                    "bias_initializer": HostRandom("uniform", bound, seed=seeds[1])}
+            return {"kernel_initializer": draw("uniform", bound, "kernel"),
+                    "bias_initializer": draw("uniform", bound, "bias")}
         return {
-            "kernel_initializer": HostRandom("normal", 0.01, seed=seeds[0]),
+            "kernel_initializer": draw("normal", 0.01, "kernel"),
             "bias_initializer": "ones" if layer_name in PAPER_BIAS_ONE else "zeros",
         }
 

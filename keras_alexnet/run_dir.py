@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 from typing import Any
 
 from keras_alexnet.atomic import atomic_path
+from keras_alexnet.config import TrainConfig
+from keras_alexnet.errors import ConfigError, RunDirError
 
 CHECKPOINT = "best.keras"
 FINAL_MODEL = "final.keras"
@@ -18,9 +22,28 @@ BACKUP = "backup"
 
 
 def read_history_rows(path: str) -> list[dict[str, str]]:
-    """The rows of a history CSV as they are written (strings)."""
+    """The rows of a history CSV as they are written (strings); `RunDirError` naming the line
+    when one is cut short or not numbers (a file damaged outside this package, whose writes are
+    atomic)."""
     with open(path, newline="") as file:
-        return list(csv.DictReader(file))
+        text = file.read()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    for line, row in enumerate(rows, start=2):
+        if not _is_numeric_row(row) or (line == len(rows) + 1 and not text.endswith("\n")):
+            raise RunDirError(f"{path}, line {line}, is cut short or not numbers; restore the file "
+                              f"or delete that line and the ones after it")
+    return rows
+
+
+def _is_numeric_row(row: dict) -> bool:
+    if None in row:  # more values than columns
+        return False
+    try:
+        for value in row.values():
+            float(value)
+    except (TypeError, ValueError):  # fewer values than columns, or not a number
+        return False
+    return True
 
 
 def read_history(path: str) -> dict[str, list[float]]:
@@ -52,3 +75,22 @@ def write_json(path: str, value: Any) -> None:
     with atomic_path(path) as staging:
         with open(staging, "w") as file:
             json.dump(value, file, indent=2)
+
+
+def check_resumable(config: TrainConfig) -> None:
+    """Raises `ConfigError` when `config.output_dir` holds an interrupted run (a backup) that
+    `config` would not continue: one that trains something else. Nothing is written or removed."""
+    run_dir = config.output_dir
+    if not os.path.isdir(os.path.join(run_dir, BACKUP)):
+        return
+    try:
+        saved = read_json(os.path.join(run_dir, CONFIG))
+    except (OSError, ValueError):
+        saved = None
+    differences = (config.training_differences(saved) if isinstance(saved, dict)
+                   else ["its config.json is unreadable"])
+    if differences:
+        shown = ", ".join(differences[:3]) + (", …" if len(differences) > 3 else "")
+        raise ConfigError(f"{run_dir} holds an interrupted run of another config ({shown}); "
+                          f"continue it with --resume {run_dir}, or give this run another "
+                          f"--output-dir")

@@ -7,7 +7,8 @@ encoded images of `classify_image_bytes`) travel as `{"b64": "<base64>"}`. The a
 status.
 
 gRPC (port 8500): `predict_grpc` sends a `tensorflow.serving.PredictRequest` through
-`tensorflow-serving-api`, installed with `pip install keras_alexnet[serving]`.
+`tensorflow-serving-api`, installed with `pip install '.[serving]'` from the repository root
+(or `pip install tensorflow-serving-api`).
 
 TF Serving has no package for the machines this project is built on, so the tests check these
 payloads against the formats of TF Serving's REST API documentation and run the HTTP and gRPC
@@ -208,6 +209,6 @@ def _grpc_modules():
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
     except ImportError as error:
-        raise ServingError("gRPC needs tensorflow-serving-api: "
-                           "pip install 'keras_alexnet[serving]'") from error
+        raise ServingError("gRPC needs tensorflow-serving-api: pip install "
+                           "tensorflow-serving-api") from error
     return predict_pb2, prediction_service_pb2_grpc, tf

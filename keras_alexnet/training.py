@@ -11,26 +11,19 @@ import math
 import os
 import shutil
 import time
-from typing import Any, Optional
+from typing import Optional
 
 import keras
-import numpy as np
 
 from keras_alexnet.augment import build_augmentation
 from keras_alexnet.callbacks import CheckpointSchedule, EpochKeyedDraws, build_callbacks
 from keras_alexnet.config import TrainConfig
-from keras_alexnet.data import PreparedData, Split, eval_dataset, prepare, train_dataset
-from keras_alexnet.distribute import place
+from keras_alexnet.data import PreparedData, prepare
 from keras_alexnet.errors import ConfigError, TrainingError
 from keras_alexnet.evaluation import run_metrics
 from keras_alexnet.export import export_or_save
-from keras_alexnet.losses import build_loss
-from keras_alexnet.model import build_model
-from keras_alexnet.on_device import DeviceAugmentedModel
-from keras_alexnet.optimizer import build_optimizer
 from keras_alexnet.performance import (
     Performance,
-    dtype_policy,
     make_tensorflow_deterministic,
     resolve,
     use_compilation_cache,
@@ -42,9 +35,11 @@ from keras_alexnet.run_dir import (
     CONFIG,
     HISTORY,
     METRICS,
+    check_resumable,
     read_history,
     write_json,
 )
+from keras_alexnet.trainer import build_trainer, fit_data
 
 
 @dataclasses.dataclass
@@ -88,8 +83,9 @@ def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
 
     Writes into `config.output_dir`: `best.keras` (best validation accuracy), `history.csv`,
     `metrics.json`, `config.json` and the seed's figures as PNGs; exports under
-    `saved_models_dir/model_name/<version>/`. A run killed midway resumes from its last completed
-    epoch when started again with the same `output_dir`. Every file is written atomically.
+    `saved_models_dir/model_name/<version>/`. A run killed midway resumes from its last backup
+    when started again with the same `output_dir` and the same config (`ConfigError` for another
+    config). Every file is written atomically.
 
     Args:
         config: The run's `TrainConfig`; `None` is the seed recipe, or `preset`.
@@ -100,8 +96,10 @@ def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
         A `TrainResult`.
 
     Raises:
-        ConfigError: A bad configuration value (before anything is written).
+        ConfigError: A bad configuration value, or an `output_dir` holding an interrupted run
+            of another config (before anything is written).
         DataError: Missing or corrupt data (before anything is written).
+        RunDirError: A resumed run's `history.csv` was damaged outside the package.
         TrainingError: The loss became NaN or infinite; the best checkpoint so far is kept.
 
     Example:
@@ -111,7 +109,9 @@ def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
     """
     if config is not None and preset is not None:
         raise ConfigError("pass either a TrainConfig or a preset, not both")
-    config = (config or TrainConfig.from_preset(preset or "seed")).replace(**overrides)
+    config = (config.replace(**overrides) if config is not None
+              else TrainConfig.from_preset(preset or "seed", **overrides))
+    check_resumable(config)
     clock = PhaseClock()
     if config.deterministic:
         make_tensorflow_deterministic()
@@ -162,64 +162,6 @@ def fit(trainer: keras.Model, model: keras.Model, data: PreparedData,
                 callbacks=[EpochKeyedDraws(next_epoch), *callbacks])
     return sum(callback.write_seconds for callback in callbacks
                if isinstance(callback, CheckpointSchedule))
-
-
-def build_trainer(config: TrainConfig, performance: Performance, data: PreparedData,
-                  augmentation: keras.layers.Layer) -> tuple[keras.Model, keras.Model]:
-    """The model and what `fit` trains: the model itself, or, with on-device augmentation, a
-    `DeviceAugmentedModel` around it; both compiled, in the run's precision and devices."""
-    placement = place(config.distribution)
-    if config.verbose:
-        print(f"keras_alexnet: training on {placement.num_replicas} replica(s) ({placement.name}, "
-              f"{performance.accelerator.name}), global batch {config.batch_size}, "
-              f"{performance.mixed_precision}, XLA {performance.jit_compile}, "
-              f"{performance.steps_per_execution} step(s) per execution, augmentation on the "
-              f"{performance.augmentation}")
-    split = data.split
-    with dtype_policy(performance.mixed_precision), placement.scope:
-        model = build_model(init=config.init, dropout=config.dropout, mean=data.stats.mean,
-                            std=data.stats.std, seed=config.seed, conv1_stride=config.conv1_stride,
-                            batch_norm=config.batch_norm)
-        trainer = (DeviceAugmentedModel(model, np.concatenate([split.x_train, split.x_val]),
-                                        augmentation)
-                   if performance.augmentation == "device" else model)
-        compile_for_training(trainer, config, performance,
-                             steps_per_epoch=math.ceil(len(split.x_train) / config.batch_size))
-        if trainer is not model:  # best.keras then carries the optimizer state too
-            model.compile(optimizer=trainer.optimizer, loss=trainer.loss, metrics=["accuracy"])
-    return model, trainer
-
-
-def compile_for_training(model: keras.Model, config: TrainConfig, performance: Performance,
-                         steps_per_epoch: int) -> None:
-    """Compiles with the run's optimizer and loss, XLA and steps per execution."""
-    model.compile(optimizer=build_optimizer(config, steps_per_epoch), loss=build_loss(config),
-                  metrics=["accuracy"], jit_compile=performance.jit_compile,
-                  steps_per_execution=performance.steps_per_execution)
-
-
-def fit_data(split: Split, augmentation: keras.layers.Layer, config: TrainConfig,
-             performance: Performance) -> tuple[dict, Any]:
-    """`fit`'s data arguments, and the training dataset's pass counter (`None` on the device).
-
-    The data is tf.data datasets (pipeline), or indices into the device store that holds the
-    training images followed by the validation images (device).
-    """
-    if performance.augmentation == "device":
-        train_size = len(split.x_train)
-        return {"x": np.arange(train_size, dtype=np.int32), "y": split.y_train,
-                "batch_size": config.batch_size, "shuffle": True,
-                "validation_data": (np.arange(train_size, train_size + len(split.x_val),
-                                              dtype=np.int32), split.y_val),
-                "validation_batch_size": config.eval_batch_size}, None
-    import tensorflow as tf
-
-    next_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-    return {"x": train_dataset(split.x_train, split.y_train, config.batch_size, augmentation,
-                               config.seed, deterministic=config.deterministic,
-                               jit_compile=not config.deterministic, next_epoch=next_epoch),
-            "validation_data": eval_dataset(split.x_val, split.y_val, config.eval_batch_size),
-            "shuffle": False}, next_epoch  # The training dataset shuffles itself every epoch.
 
 
 def stop_if_diverged(history: dict[str, list[float]], run_dir: str) -> None:

@@ -92,3 +92,14 @@ def test_recipes_prints_one_line_per_variant_with_its_changes(cifar_dir):
     # Without test-time augmentation the reported accuracy is the single view's.
     assert seed["test_accuracy"] == seed["test_accuracy_single_view"]
     assert variant["warmup_epochs"] == 0.25 and variant["wall_seconds"] > 0
+
+
+def test_hostile_inputs_reports_each_case_with_its_time_memory_and_outcome():
+    lines = run_benchmark("hostile_inputs.py")
+    assert [line["case"] for line in lines] == ["gif_frame_bomb", "predict_fifo"]
+    assert all(COMMON <= set(line) and line["seconds"] >= 0 and line["peak_rss_mb"] > 0
+               and line["peak_growth_mb"] >= 0 for line in lines)
+    gif, fifo = lines
+    assert gif["outcome"].startswith("image_bytes[0] is a GIF, which is refused")
+    assert fifo["outcome"] == "exit 2"
+    assert fifo["stderr"][0].endswith("pipe.png is not a regular file")

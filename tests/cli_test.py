@@ -106,9 +106,9 @@ def test_evaluate_with_flip_tta_matches_the_mean_of_both_views(trained, small_da
 
 def test_train_preset_with_overrides(small_data, tmp_path):
     result = run_cli("train", "--preset", "tweaked", "--conv1-stride", "2", "--epochs", "3",
-                     "--data-dir", small_data, "--train-subset", "64", "--validation-size", "100",
-                     "--batch-size", "32", "--output-dir", tmp_path / "run", "--no-export",
-                     "--no-figures", "--verbose", "0")
+                     "--warmup-epochs", "2", "--data-dir", small_data, "--train-subset", "64",
+                     "--validation-size", "100", "--batch-size", "32", "--output-dir",
+                     tmp_path / "run", "--no-export", "--no-figures", "--verbose", "0")
     assert result.returncode == 0, result.stderr
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (config["conv1_stride"], config["epochs"], config["batch_norm"]) == (2, 3, True)
@@ -118,6 +118,21 @@ def test_train_preset_with_overrides(small_data, tmp_path):
     rates = read_history(str(tmp_path / "run" / "history.csv"))["learning_rate"]
     # Warm-up over 2 of 3 epochs (2 steps each) to 0.05, then the cosine reaches 0 at the end.
     assert rates == pytest.approx([0.025, 0.05, 0.0], abs=1e-6)
+    assert "warmup_epochs" not in result.stderr  # given, so not scaled
+
+
+def test_a_short_run_of_a_preset_scales_its_warm_up_and_says_so(small_data, tmp_path):
+    result = run_cli("train", "--preset", "tweaked", "--epochs", "1", "--conv1-stride", "2",
+                     "--data-dir", small_data, "--train-subset", "64", "--validation-size", "100",
+                     "--batch-size", "32", "--output-dir", tmp_path / "run", "--no-export",
+                     "--no-figures", "--verbose", "0")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "keras_alexnet: warmup_epochs=0.1, the tweaked preset's share of the run "
+        "(2 of its 20 epochs)"]
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["warmup_epochs"] == pytest.approx(2 / 20)
+    assert read_history(str(tmp_path / "run" / "history.csv"))["epoch"] == [0]
 
 
 def corrupt_batch(path):
@@ -131,7 +146,8 @@ def corrupt_batch(path):
     (["train", "--learning-rate", "0"], "TrainConfig.learning_rate must be > 0"),
     (["train", "--init", "xavier"], "argument --init: invalid choice: 'xavier'"),
     (["train", "--preset", "fast"], "argument --preset: invalid choice: 'fast'"),
-    (["train", "--preset", "tweaked", "--epochs", "1"], "TrainConfig.warmup_epochs must be in"),
+    (["train", "--preset", "tweaked", "--epochs", "1", "--warmup-epochs", "2"],
+     "TrainConfig.warmup_epochs must be in"),
     (["train", "--colour", "red"], "unrecognized arguments: --colour red"),
     (["train", "--data-dir", "{tmp}/missing"], "does not exist"),
     (["train", "--data-dir", "{tmp}"], "is not a CIFAR-10 copy"),

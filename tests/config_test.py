@@ -88,7 +88,23 @@ def test_preset_overrides_and_unknown_presets():
                        match="unknown preset 'fast'; the presets are seed, tweaked, long"):
         TrainConfig.from_preset("fast")
     with pytest.raises(ConfigError, match="TrainConfig.warmup_epochs must be in"):
-        TrainConfig.from_preset("tweaked", epochs=2)
+        TrainConfig.from_preset("tweaked", epochs=2, warmup_epochs=2.0)
+
+
+@pytest.mark.parametrize("preset, epochs, warmup", [
+    ("tweaked", 1, 0.1), ("tweaked", 5, 0.5), ("long", 30, 1.0), ("tweaked", 20, 2.0),
+])
+def test_overriding_a_presets_epochs_keeps_its_warm_up_share(preset, epochs, warmup, capsys):
+    config = TrainConfig.from_preset(preset, epochs=epochs)
+    assert config.warmup_epochs == pytest.approx(warmup)
+    assert config.warmup_epochs / config.epochs == pytest.approx(2 / (20 if preset == "tweaked"
+                                                                       else 60))
+    said = capsys.readouterr().err.splitlines()
+    assert said == ([] if epochs in (20, 60) else [
+        f"keras_alexnet: warmup_epochs={warmup:g}, the {preset} preset's share of the run "
+        f"(2 of its {20 if preset == 'tweaked' else 60} epochs)"])
+    kept = TrainConfig.from_preset(preset, epochs=epochs, warmup_epochs=0.0)
+    assert kept.warmup_epochs == 0.0 and capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("field, value", [

@@ -38,8 +38,9 @@ def test_probabilities_do_not_depend_on_the_inference_batch_size():
     logits = np.concatenate([keras.ops.convert_to_numpy(model(images[i:i + 128].astype("float32")))
                              for i in range(0, 300, 128)]).astype(np.float64)
     softmax = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    # The CPU's convolution kernels sum in a batch-size-dependent order: float32 rounding only.
-    np.testing.assert_allclose(big, softmax, atol=1e-4)
+    # The CPU's convolution kernels sum in a batch-size-dependent order: float32 rounding only
+    # (up to ~1e-4 here; batch statistics would move the probabilities by ~1e-1).
+    np.testing.assert_allclose(big, softmax, atol=5e-4)
     np.testing.assert_array_equal(big.argmax(1), softmax.argmax(1))
     assert big.max(1).min() < 0.5 < big.max(1).max()  # distinct predictions, not all ≈ 0.1
 

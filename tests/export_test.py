@@ -1,4 +1,7 @@
+import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 
@@ -178,7 +181,7 @@ def test_image_bytes_signature_names_the_bad_element_and_refuses_a_bomb(exported
     good = tf.io.encode_png(np.zeros((32, 32, 3), np.uint8)).numpy()
     with pytest.raises(tf.errors.InvalidArgumentError) as raised:
         classify(image_bytes=tf.constant([good, b"garbage", good]))
-    assert refusal(raised.value.message) == "image_bytes[1] is not a PNG, JPEG, GIF or BMP image"
+    assert refusal(raised.value.message) == "image_bytes[1] is not a PNG, JPEG or BMP image"
     with pytest.raises(tf.errors.InvalidArgumentError) as raised:
         classify(image_bytes=tf.constant([good, good, png_bomb(5000, 4000)]))
     assert refusal(raised.value.message) == (
@@ -193,6 +196,79 @@ def test_the_pixel_limit_is_an_export_option(model, tmp_path):
     wider = tf.io.encode_png(np.zeros((8, 9, 3), np.uint8)).numpy()
     with pytest.raises(tf.errors.InvalidArgumentError, match="9 × 8 pixels, more than the limit"):
         classify(image_bytes=tf.constant([wider]))
+
+
+def test_an_image_cut_short_in_a_batch_is_named_and_a_whole_one_classified(exported):
+    """A truncated JPEG or PNG fails the request naming its element (before: the decoder's
+    message, no element)."""
+    from keras_alexnet.image_bytes import refusal
+
+    classify = load_saved_model(exported[1], "classify_image_bytes")
+    picture = np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    jpeg = tf.io.encode_jpeg(picture).numpy()
+    png = tf.io.encode_png(picture).numpy()
+    assert classify(image_bytes=tf.constant([jpeg, png]))["class_id"].shape == (2,)
+    for cut in (jpeg[:len(jpeg) // 2], jpeg[:-2], png[:-5]):
+        with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+            classify(image_bytes=tf.constant([png, cut, jpeg]))
+        assert refusal(raised.value.message) == (
+            "image_bytes[1] does not end where its format says (cut short?)")
+
+
+def test_the_request_pixel_limit_is_an_export_option_checked_before_decoding(model, tmp_path):
+    from keras_alexnet.image_bytes import refusal
+
+    classify = load_saved_model(export_saved_model(model, str(tmp_path), "m", max_image_pixels=64,
+                                                   max_request_pixels=128),
+                                "classify_image_bytes")
+    small = tf.io.encode_png(np.zeros((8, 8, 3), np.uint8)).numpy()
+    assert classify(image_bytes=tf.constant([small, small]))["class_id"].shape == (2,)
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        classify(image_bytes=tf.constant([small, small, small]))
+    assert refusal(raised.value.message) == (
+        "image_bytes declare 192 pixels in all, more than the limit of 128 per request")
+    for bad in (0, -5, 2.5):
+        with pytest.raises(ExportError, match="max_request_pixels must be an integer >= 1"):
+            export_saved_model(model, str(tmp_path), "m", max_request_pixels=bad)
+
+
+# In a fresh process, so that its peak memory is this check's alone.
+MANY_IMAGES = r"""
+import json, resource, sys, time
+import keras, numpy as np, tensorflow as tf
+sys.path.insert(0, sys.argv[2])
+from image_bytes_test import png_bomb
+from keras_alexnet.export import export_saved_model, load_saved_model
+from keras_alexnet.image_bytes import refusal
+
+model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
+classify = load_saved_model(export_saved_model(model, sys.argv[1], "m"), "classify_image_bytes")
+classify(image_bytes=tf.constant([tf.io.encode_png(np.zeros((4, 4, 3), np.uint8)).numpy()]))
+request = tf.constant([png_bomb(4000, 4000)] * 5)  # each under the 4096² limit; 80 M pixels in all
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+try:
+    classify(image_bytes=request)
+    message = None
+except tf.errors.InvalidArgumentError as error:
+    message = refusal(error.message)
+print(json.dumps({"seconds": time.perf_counter() - start, "message": message,
+                  "peak_growth_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                     - before) / 1024}))
+"""
+
+
+def test_many_images_each_under_the_limit_are_refused_together_before_any_is_decoded(tmp_path):
+    """Five 4000 × 4000 PNGs (48 MB each as RGB) in one request: refused by the request limit
+    (4 × 4096²) without decoding any; before, all were decoded."""
+    process = subprocess.run([sys.executable, "-c", MANY_IMAGES, str(tmp_path),
+                              os.path.dirname(__file__)], capture_output=True, text=True,
+                             timeout=300)
+    assert process.returncode == 0, process.stderr[-2000:]
+    seen = json.loads(process.stdout.strip().splitlines()[-1])
+    assert seen["message"] == ("image_bytes declare 80000000 pixels in all, more than the limit "
+                               "of 67108864 per request")
+    assert seen["peak_growth_mb"] < 100  # decoding one would take 48 MB, resizing it 190 MB
 
 
 EXPORT_ONE = r"""
@@ -214,3 +290,35 @@ def test_concurrent_exports_each_get_their_own_version(tmp_path):
     assert written == [str(base / str(version)) for version in (1, 2, 3, 4)]
     assert sorted(os.listdir(base)) == ["1", "2", "3", "4"]  # nothing half-written left
     assert all((base / str(version) / "saved_model.pb").is_file() for version in (1, 2, 3, 4))
+
+
+KILLED_EXPORT = r"""
+import sys, time, keras
+from keras_alexnet import export
+
+def hang(*args):  # killed here: the staging directory is written, not yet renamed
+    print("written", flush=True)
+    time.sleep(600)
+
+export._publish = hang
+model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
+export.export_saved_model(model, sys.argv[1], "alexnet_cifar10")
+"""
+
+
+def test_the_next_export_removes_what_a_killed_export_left(model, tmp_path):
+    process = subprocess.Popen([sys.executable, "-c", KILLED_EXPORT, str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "written", process.stderr.read()[-2000:]
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    base = tmp_path / "alexnet_cifar10"
+    (left,) = os.listdir(base)
+    assert left.startswith(".tmp-") and (base / left / "saved_model.pb").is_file()
+    running = base / f".tmp-{socket.gethostname()}-{os.getpid()}-0"  # an export under way
+    elsewhere = base / ".tmp-another-host-1-0"  # whose process this host cannot see
+    running.mkdir()
+    elsewhere.mkdir()
+
+    assert export_saved_model(model, str(tmp_path), "alexnet_cifar10") == str(base / "1")
+    assert sorted(os.listdir(base)) == sorted(["1", running.name, elsewhere.name])

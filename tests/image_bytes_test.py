@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_alexnet.image_bytes import declared_size, decode_bounded, refusal
+from keras_alexnet.image_bytes import bound_request, declared_size, decode_bounded, refusal
 
 
 def png_bomb(width, height):
@@ -42,9 +42,18 @@ def sample_images():
     rng = np.random.default_rng(0)
     rgb = Image.fromarray(rng.integers(0, 256, (13, 21, 3), dtype=np.uint8))
     grey16 = Image.fromarray(rng.integers(0, 65535, (9, 5), dtype=np.uint16))
-    return {"png": encoded(rgb, "PNG"), "jpeg": encoded(rgb, "JPEG"), "gif": encoded(rgb, "GIF"),
+    return {"png": encoded(rgb, "PNG"), "jpeg": encoded(rgb, "JPEG"),
             "bmp": encoded(rgb, "BMP"), "grey16_png": encoded(grey16, "PNG"),
             "progressive_jpeg": encoded(rgb, "JPEG", progressive=True)}
+
+
+def gif_frame_bomb(side=4096):
+    """A GIF whose header declares a 1 × 1 screen and whose one frame is side × side pixels
+    (14 kB at 4096: LZW-compressed zeros), written by Pillow with the screen set to 1 × 1 after."""
+    frame = Image.new("P", (side, side), 0)
+    data = bytearray(encoded(frame, "GIF"))
+    data[6:10] = struct.pack("<HH", 1, 1)
+    return bytes(data)
 
 
 @pytest.mark.parametrize("name", sorted(sample_images()))
@@ -61,7 +70,7 @@ def test_other_bytes_are_refused_by_name(data):
     assert [int(v) for v in declared_size(tf.constant(data))] == [-1, -1]
     with pytest.raises(tf.errors.InvalidArgumentError) as raised:
         tf.function(lambda d: decode_bounded(d, 7, 10_000))(tf.constant(data))
-    assert refusal(raised.value.message) == "image_bytes[7] is not a PNG, JPEG, GIF or BMP image"
+    assert refusal(raised.value.message) == "image_bytes[7] is not a PNG, JPEG or BMP image"
 
 
 def test_the_limit_counts_declared_pixels():
@@ -73,6 +82,58 @@ def test_the_limit_counts_declared_pixels():
     assert refusal(raised.value.message) == (
         "image_bytes[2] declares 21 × 13 pixels, more than the limit of 272")
     assert refusal("some other error") is None
+
+
+def test_a_gif_is_refused_whatever_its_header_says():
+    """Its frames declare their own sizes, which may exceed its screen's: a 1 × 1 screen with a
+    4096² frame decoded to 4096 × 4096 × 3 bytes before, through a limit of 64 pixels (and a
+    32768² frame to 4.2 GB)."""
+    decode = tf.function(lambda d: decode_bounded(d, 4, 64))
+    rgb = Image.fromarray(np.zeros((8, 8, 3), np.uint8))
+    for data in (gif_frame_bomb(), encoded(rgb, "GIF")):
+        with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+            decode(tf.constant(data))
+        assert refusal(raised.value.message) == (
+            "image_bytes[4] is a GIF, which is refused (its frames may be larger than its header "
+            "says): send PNG or JPEG")
+
+
+@pytest.mark.parametrize("name", sorted(sample_images()))
+def test_an_image_cut_short_is_refused_by_name_and_trailing_bytes_are_not(name):
+    """Before, a cut PNG or JPEG failed with the decoder's message, naming no element."""
+    data = sample_images()[name]
+    decode = tf.function(lambda d: decode_bounded(d, 5, 10_000))
+    for cut in (len(data) - 1, len(data) // 2):
+        with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+            decode(tf.constant(data[:cut]))
+        assert refusal(raised.value.message) == (
+            "image_bytes[5] does not end where its format says (cut short?)")
+    if "bmp" not in name:  # a BMP's length is exact; PNG and JPEG may carry bytes after the end
+        width, height = Image.open(io.BytesIO(data)).size
+        assert decode(tf.constant(data + b"\x00trailer" * 8)).shape == (height, width, 3)
+
+
+def test_a_header_whose_product_overflows_64_bits_is_refused():
+    """4,294,967,295² overflows int64: read as float64, the product stays over the limit."""
+    data = png_bomb(1, 1)
+    huge = data[:16] + struct.pack(">II", 2 ** 32 - 1, 2 ** 32 - 1) + data[24:]
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        tf.function(lambda d: decode_bounded(d, 0, 4096 * 4096))(tf.constant(huge))
+    assert refusal(raised.value.message).startswith("image_bytes[0] declares 4294967295 × ")
+
+
+def test_a_request_is_bounded_by_the_pixels_its_images_declare_in_all():
+    images = tf.constant([png_bomb(300, 200), png_bomb(100, 100)])  # 60,000 + 10,000 pixels
+    check = tf.function(lambda batch, limit: bound_request(batch, 60_000, limit))
+    check(images, 70_000)
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        check(images, 69_999)
+    assert refusal(raised.value.message) == (
+        "image_bytes declare 70000 pixels in all, more than the limit of 69999 per request")
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:  # each image's own limit first
+        check(tf.constant([png_bomb(100, 100), png_bomb(301, 200)]), 10 ** 9)
+    assert refusal(raised.value.message) == (
+        "image_bytes[1] declares 301 × 200 pixels, more than the limit of 60000")
 
 
 # In a fresh process, so that its peak memory is this check's alone.

@@ -70,3 +70,11 @@ def test_export_owns_the_signature_contract_and_serving_imports_it():
     graph = import_graph()
     assert "keras_alexnet.export" in graph["keras_alexnet.serving"]
     assert "keras_alexnet.serving" not in graph["keras_alexnet.export"]
+
+
+def test_training_tells_its_story_in_under_200_lines():
+    """`train()`'s module reads at once; what `fit` trains and is fed lives in `trainer`."""
+    with open(os.path.join(PACKAGE_DIR, "training.py"), encoding="utf-8") as file:
+        lines = file.read().splitlines()
+    assert len(lines) < 200
+    assert "keras_alexnet.trainer" in import_graph()["keras_alexnet.training"]

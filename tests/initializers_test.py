@@ -33,10 +33,10 @@ def test_a_seed_fixes_the_draw_and_none_follows_keras_global_seed():
 
 
 def test_config_round_trip_and_zeros():
-    initializer = HostRandom("normal", 0.5, seed=7)
+    initializer = HostRandom("normal", 0.5, seed=7, key="fc6/kernel")
     restored = keras.initializers.deserialize(keras.initializers.serialize(initializer))
     assert isinstance(restored, HostRandom) and restored.get_config() == {
-        "distribution": "normal", "scale": 0.5, "seed": 7}
+        "distribution": "normal", "scale": 0.5, "seed": 7, "key": "fc6/kernel"}
     np.testing.assert_array_equal(np.asarray(restored((3, 3))), np.asarray(initializer((3, 3))))
     zeros = np.asarray(HostZeros()((2, 3), dtype="float16"))
     assert zeros.dtype == np.float16 and not zeros.any()

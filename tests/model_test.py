@@ -88,6 +88,22 @@ def test_normalizes_by_the_given_channel_statistics():
                                rtol=1e-5)
 
 
+def test_initial_weights_are_independent_across_seeds_and_layers():
+    """Each weight of each seed is its own random stream: the first values of any two of the
+    32 kernels of seeds 0-3 (drawn in C order) are uncorrelated, whatever their scales."""
+    draws = {}
+    for seed in range(4):
+        model = build_model(seed=seed)
+        for name in PARAMETRIC:
+            kernel = model.get_layer(name).kernel.numpy().ravel()
+            draws[seed, name] = kernel / np.abs(kernel).max()
+    length = min(len(values) for values in draws.values())  # conv1: 1,728 values
+    stacked = np.stack([values[:length] for values in draws.values()])
+    correlations = np.abs(np.corrcoef(stacked)[np.triu_indices(len(stacked), k=1)])
+    # independent draws: |r| ~ 1/sqrt(1728) = 0.024 each; a shared stream would give 1.0
+    assert correlations.max() < 0.15, correlations.max()
+
+
 def test_seeded_models_are_identical_and_seeds_differ():
     first, second, other = build_model(seed=3), build_model(seed=3), build_model(seed=4)
     w1, w2, w3 = (keras.ops.convert_to_numpy(m.get_layer("fc7").kernel)

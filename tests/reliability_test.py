@@ -1,5 +1,6 @@
 """Nothing lost, nothing trusted: resume after SIGKILL, atomic outputs, divergence, determinism."""
 
+import functools
 import json
 import os
 import signal
@@ -7,13 +8,19 @@ import subprocess
 import sys
 import time
 
+import h5py
 import keras
 import numpy as np
 import pytest
 from conftest import run_cli, write_cifar_dir
 
 from keras_alexnet import TrainConfig
-from keras_alexnet.callbacks import BestCheckpoint, CheckpointSchedule, build_callbacks
+from keras_alexnet.callbacks import (
+    BestCheckpoint,
+    CheckpointSchedule,
+    build_callbacks,
+    read_best_record,
+)
 from keras_alexnet.model import build_model
 from keras_alexnet.optimizer import TorchSGD
 from keras_alexnet.run_dir import read_history
@@ -172,6 +179,103 @@ def test_resume_of_a_run_killed_before_its_first_backup_starts_it_again(data_dir
     assert again.returncode == 2 and "it finished" in again.stderr
 
 
+def interrupt_after_first_epoch(data_dir, run_dir, run_cli_here, monkeypatch):
+    """Runs a 2-epoch CLI training interrupted (Ctrl-C) as its second epoch begins, after the
+    first epoch's backup; returns its arguments."""
+    from keras_alexnet import training
+
+    args = small_run_args(data_dir, run_dir, "--epochs", "2", "--train-subset", "64",
+                          "--checkpoint-every", "1", "--no-figures")
+    build = training.build_callbacks
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "build_callbacks",
+                      lambda *a, **k: [*build(*a, **k), InterruptAt(1)])
+        assert run_cli_here(*args).returncode == 130
+    return args
+
+
+def test_a_run_directory_resumes_only_the_config_it_was_started_with(data_dir, tmp_path,
+                                                                     run_cli_here, monkeypatch):
+    """Interrupted after epoch 1's backup: another learning rate or preset in the same
+    `--output-dir` is refused in one line and leaves the backup as it was; the same command with
+    other output flags resumes at epoch 2."""
+    run_dir = tmp_path / "run"
+    args = interrupt_after_first_epoch(data_dir, run_dir, run_cli_here, monkeypatch)
+    backup = {path: path.read_bytes() for path in (run_dir / "backup").rglob("*")
+              if path.is_file()}
+    assert backup
+
+    for other in (["--learning-rate", "0.02"], ["--preset", "tweaked", "--warmup-epochs", "0.2"]):
+        refused = run_cli_here(*args, *other)
+        assert refused.returncode == 2, refused.stderr
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("keras-alexnet: error:"), lines
+        assert f"--resume {run_dir}" in lines[0] and "--output-dir" in lines[0]
+        assert {path: path.read_bytes() for path in (run_dir / "backup").rglob("*")
+                if path.is_file()} == backup
+    assert "learning_rate 0.01→0.02" in run_cli_here(*args, "--learning-rate", "0.02").stderr
+
+    resumed = run_cli_here(*args, "--verbose", "1", "--eval-batch-size", "50")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Epoch 2/2" in resumed.stdout and "Epoch 1/2" not in resumed.stdout
+    assert read_history(str(run_dir / "history.csv"))["epoch"] == [0, 1]
+
+
+# The file-size limit makes every write past it fail with EFBIG, as a full disk fails with ENOSPC.
+FULL_DISK = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of killing the process
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]),) * 2)
+from keras_alexnet import cli
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("command", ["train", "export"])
+def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(data_dir, tmp_path, command):
+    """Training writes ~190 MB to best.keras, an export ~120 kB: with at most 60 kB per file,
+    both fail in one line (before: a traceback of 67 lines)."""
+    if command == "train":
+        args = small_run_args(data_dir, tmp_path / "run", "--epochs", "1", "--train-subset", "64",
+                              "--no-figures")
+    else:
+        model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
+                                  keras.layers.Dense(10)])
+        model.save(tmp_path / "model.keras")
+        args = ["export", "--weights", tmp_path / "model.keras", "--saved-models-dir",
+                tmp_path / "sm"]
+    process = subprocess.run([sys.executable, "-c", FULL_DISK, "60000", *map(str, args)],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert process.returncode == 2, process.stderr[-3000:]
+    lines = process.stderr.strip().splitlines()
+    assert len(lines) == 1, process.stderr
+    (line,) = lines
+    assert line.startswith("keras-alexnet: error: cannot write (File too large)")
+    written = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*")
+                     if path.name != "model.keras")
+    assert written == (["run", "run/config.json"] if command == "train"
+                       else ["sm", "sm/alexnet_cifar10"])
+
+
+@pytest.mark.parametrize("damage", ["cut mid-line", "a value too many", "not a number"])
+def test_a_damaged_history_is_named_by_its_line_on_resume(data_dir, tmp_path, run_cli_here,
+                                                          monkeypatch, damage):
+    """history.csv is only ever replaced whole; one damaged outside (a copy stopped midway) is
+    one error line naming the file and line, not a TypeError."""
+    args = interrupt_after_first_epoch(data_dir, tmp_path / "run", run_cli_here, monkeypatch)
+    history = tmp_path / "run" / "history.csv"
+    text = history.read_text()
+    header, row = text.splitlines()
+    assert header.startswith("epoch,") and row.startswith("0,")
+    history.write_text({"cut mid-line": text[:-9], "a value too many": text[:-1] + ",7\n",
+                        "not a number": text.replace(row, row + "x")}[damage])
+    result = run_cli_here(*args)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line == (f"keras-alexnet: error: {history}, line 2, is cut short or not numbers; "
+                    f"restore the file or delete that line and the ones after it")
+
+
 def tiny_model():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     model.compile(optimizer=TorchSGD(0.1, momentum=0.9, weight_decay=1e-3, global_clipnorm=2.0),
@@ -180,9 +284,15 @@ def tiny_model():
     return model
 
 
-class Interrupt(keras.callbacks.Callback):
+class InterruptAt(keras.callbacks.Callback):
+    """A Ctrl-C as epoch `epoch` (0-based) begins."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
     def on_epoch_begin(self, epoch, logs=None):
-        if epoch == 2:
+        if epoch == self.epoch:
             raise KeyboardInterrupt
 
 
@@ -207,7 +317,7 @@ def test_resumed_fit_gets_back_optimizer_state_and_history_without_duplicates(tm
     first, before = tiny_model(), Snapshot("end")
     with pytest.raises(KeyboardInterrupt):
         first.fit(x, y, batch_size=16, epochs=4, validation_data=(x, y), verbose=0,
-                  callbacks=[*build_callbacks(config), before, Interrupt()])
+                  callbacks=[*build_callbacks(config), before, InterruptAt(2)])
     second, after = tiny_model(), Snapshot("begin")
     second.fit(x, y, batch_size=16, epochs=4, validation_data=(x, y), verbose=0,
                callbacks=[*build_callbacks(config), after])
@@ -218,20 +328,69 @@ def test_resumed_fit_gets_back_optimizer_state_and_history_without_duplicates(tm
     assert read_history(str(tmp_path / "history.csv"))["epoch"] == [0, 1, 2, 3]
 
 
+def cut_in_half(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+def without_layers(path):
+    """An HDF5 file whose header is whole but whose layers were never written (an h5 write
+    stopped midway): Keras raises ValueError on it, not OSError."""
+    with h5py.File(path, "a") as file:
+        del file["layers"]
+
+
+def interrupted_fit(run_dir):
+    """4 epochs with a backup after each, interrupted as the 4th begins: the latest backup ends
+    3 epochs, the previous one 2. Returns the optimizer state at the end of each epoch."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 4)).astype("float32"), rng.integers(0, 3, 64)
+    config = TrainConfig(output_dir=str(run_dir), checkpoint_every=1)
+
+    before = Snapshot("end")
+    with pytest.raises(KeyboardInterrupt):
+        tiny_model().fit(x, y, batch_size=16, epochs=4, verbose=0,
+                         callbacks=[*build_callbacks(config), before, InterruptAt(3)])
+    after = Snapshot("begin")
+    resume = functools.partial(tiny_model().fit, x, y, batch_size=16, epochs=4, verbose=0,
+                               callbacks=[*build_callbacks(config), after])
+    return before.values, after.values, resume
+
+
+@pytest.mark.parametrize("tear", [cut_in_half, without_layers])
+def test_a_torn_latest_backup_resumes_from_the_one_before(tmp_path, capsys, tear):
+    before, after, resume = interrupted_fit(tmp_path)
+    tear(tmp_path / "backup" / "latest.weights.h5")
+    capsys.readouterr()
+    resume()
+    assert sorted(after) == [2, 3]  # the previous backup ends 2 epochs
+    for restored, saved in zip(after[2], before[1]):
+        np.testing.assert_array_equal(restored, saved)
+    assert "latest.weights.h5 cannot be read" in capsys.readouterr().err
+    assert read_history(str(tmp_path / "history.csv"))["epoch"] == [0, 1, 2, 3]
+    assert not (tmp_path / "backup").exists()
+
+
+def test_with_every_backup_torn_a_run_starts_again_from_its_first_epoch(tmp_path, capsys):
+    before, after, resume = interrupted_fit(tmp_path)
+    for name in ("latest.weights.h5", "previous.weights.h5"):
+        without_layers(tmp_path / "backup" / name)
+    capsys.readouterr()
+    resume()
+    assert sorted(after) == [0, 1, 2, 3]
+    assert int(after[0][0]) == 0  # the optimizer's step count: nothing of a torn file was kept
+    assert "training starts again from epoch 1" in capsys.readouterr().err
+
+
 def test_backups_every_second_epoch_resume_after_the_last_one_written(tmp_path):
     """Killed as epoch 3 (index 2) starts: the last backup is after epoch 2 (index 1)."""
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(64, 4)).astype("float32"), rng.integers(0, 3, 64)
     config = TrainConfig(output_dir=str(tmp_path), checkpoint_every=2)
 
-    class InterruptLater(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 3:
-                raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
         tiny_model().fit(x, y, batch_size=16, epochs=5, validation_data=(x, y), verbose=0,
-                         callbacks=[*build_callbacks(config), InterruptLater()])
+                         callbacks=[*build_callbacks(config), InterruptAt(3)])
     after = Snapshot("begin")
     tiny_model().fit(x, y, batch_size=16, epochs=5, validation_data=(x, y), verbose=0,
                      callbacks=[*build_callbacks(config), after])
@@ -248,7 +407,7 @@ def test_the_automatic_schedule_backs_up_nothing_in_a_run_shorter_than_a_minute(
     assert config.checkpoint_every is None
     with pytest.raises(KeyboardInterrupt):
         tiny_model().fit(x, y, batch_size=16, epochs=4, validation_data=(x, y), verbose=0,
-                         callbacks=[*build_callbacks(config), Interrupt()])
+                         callbacks=[*build_callbacks(config), InterruptAt(2)])
     assert sorted(os.listdir(tmp_path)) == ["history.csv"]
     model, after = tiny_model(), Snapshot("begin")
     model.fit(x, y, batch_size=16, epochs=4, validation_data=(x, y), verbose=0,
@@ -367,15 +526,66 @@ def test_checkpoints_load_in_safe_mode_so_lambda_code_is_refused(tmp_path, cifar
         evaluate(str(tmp_path / "hostile.keras"), data_dir=cifar_dir)
 
 
+class ScriptedAccuracy(keras.callbacks.Callback):
+    """Sets each epoch's `val_accuracy` to the given value (before the run's callbacks see it)."""
+
+    def __init__(self, values):
+        super().__init__()
+        self.values = values
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_accuracy"] = self.values[epoch]
+
+
+def test_a_resumed_run_saves_a_better_epoch_than_the_one_best_keras_holds(tmp_path):
+    """Checkpoints every 2nd epoch: epoch 1 (0.6) is saved, epoch 2 (0.95) only logged, then the
+    run is interrupted. Resumed at epoch 2, its epoch 3 (0.7) beats the saved 0.6 and is saved,
+    though history.csv had held the unsaved 0.95."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 4)).astype("float32"), rng.integers(0, 3, 64)
+    config = TrainConfig(output_dir=str(tmp_path), checkpoint_every=2)
+
+    with pytest.raises(KeyboardInterrupt):
+        tiny_model().fit(x, y, batch_size=16, epochs=6, verbose=0,
+                         callbacks=[ScriptedAccuracy({0: 0.5, 1: 0.6, 2: 0.95}),
+                                    *build_callbacks(config), InterruptAt(3)])
+    assert read_history(str(tmp_path / "history.csv"))["val_accuracy"] == [0.5, 0.6, 0.95]
+    assert read_best_record(str(tmp_path / "best.keras")) == {"epoch": 1, "val_accuracy": 0.6}
+
+    weights_after = {}
+
+    class WeightsAtEpochEnd(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            weights_after[epoch] = self.model.get_weights()
+
+    tiny_model().fit(x, y, batch_size=16, epochs=6, verbose=0,
+                     callbacks=[ScriptedAccuracy({2: 0.5, 3: 0.7, 4: 0.4, 5: 0.65}),
+                                WeightsAtEpochEnd(), *build_callbacks(config)])
+    assert read_best_record(str(tmp_path / "best.keras")) == {"epoch": 3, "val_accuracy": 0.7}
+    best = keras.saving.load_model(str(tmp_path / "best.keras"))
+    for saved, at_epoch_3 in zip(best.get_weights(), weights_after[3]):
+        np.testing.assert_array_equal(saved, at_epoch_3)
+
+
 def test_a_fresh_run_in_an_old_run_directory_does_not_inherit_its_best(tmp_path):
-    (tmp_path / "history.csv").write_text("epoch,loss,val_accuracy\n0,1.0,0.9\n")
-    (tmp_path / "best.keras").write_bytes(b"old run")
+    """Only a resumed run starts from the value `best.keras` records; a fresh one overwrites it
+    with its own first epoch, and a file without a record counts as no best."""
     model = tiny_model()
     model.build((None, 4))
+    path = str(tmp_path / "best.keras")
+    first = BestCheckpoint(path)
+    first.set_model(model)
+    first.on_train_begin()
+    first.on_epoch_end(4, {"loss": 1.0, "val_accuracy": 0.9})
+    assert read_best_record(path) == {"epoch": 4, "val_accuracy": 0.9}
     for resume, expected_best in [(True, 0.9), (False, 0.3)]:
-        checkpoint = BestCheckpoint(str(tmp_path / "best.keras"), resume=resume)
+        checkpoint = BestCheckpoint(path, resume=resume)
         checkpoint.set_model(model)
         checkpoint.on_train_begin()
         checkpoint.on_epoch_end(0, {"loss": 1.0, "val_accuracy": 0.3})
         assert checkpoint.best == expected_best
-    assert (tmp_path / "best.keras").read_bytes() != b"old run"
+    assert read_best_record(path) == {"epoch": 0, "val_accuracy": 0.3}
+    (tmp_path / "best.keras").write_bytes(b"written by something else")
+    checkpoint = BestCheckpoint(path, resume=True)
+    checkpoint.on_train_begin()
+    assert checkpoint.best == -np.inf

@@ -10,6 +10,9 @@ PredictionService. Neither is part of the package.
 import base64
 import io
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -212,7 +215,7 @@ def test_predict_command_bad_input_is_one_line(export_dir, image_files, tmp_path
          "empty.png is not a PNG or JPEG"),
         (["predict", tmp_path / "missing.png", "--model", export_dir], "cannot read"),
         (["predict", tmp_path / "broken.png", "--model", export_dir],
-         "broken.png could not be decoded"),
+         "broken.png does not end where its format says (cut short?)"),
         (["predict", tmp_path / "bomb.png", "--model", export_dir],
          "bomb.png declares 5000 × 4000 pixels, more than the limit of 16777216"),
         (["predict", image_files[0], "--model", tmp_path], "no SavedModel at"),
@@ -224,6 +227,41 @@ def test_predict_command_bad_input_is_one_line(export_dir, image_files, tmp_path
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1, result.stderr
         assert message in lines[0]
+
+
+# In a fresh process, so that its peak memory is these reads' alone.
+HOSTILE_FILES = r"""
+import json, resource, sys, time
+from keras_alexnet import cli
+
+results = {}
+for path in sys.argv[1:]:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    status = cli.main(["predict", path, "--server", "http://127.0.0.1:9"])
+    results[path] = {"status": status, "seconds": time.perf_counter() - start,
+                     "peak_growth_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                        - before) / 1024}
+print(json.dumps(results))
+"""
+
+
+def test_predict_checks_a_file_before_reading_it(tmp_path):
+    """/dev/zero, a FIFO nobody writes to and a 20 GB sparse .png grew to gigabytes or hung
+    before; each is now one error line, read no further than 64 MiB."""
+    fifo, sparse = tmp_path / "pipe.png", tmp_path / "sparse.png"
+    os.mkfifo(fifo)
+    with open(sparse, "wb") as file:
+        file.truncate(20 * 2 ** 30)
+    process = subprocess.run([sys.executable, "-c", HOSTILE_FILES, "/dev/zero", fifo, sparse],
+                             capture_output=True, text=True, timeout=300)
+    results = json.loads(process.stdout.strip().splitlines()[-1])
+    assert process.stderr.strip().splitlines() == [
+        "keras-alexnet: error: /dev/zero is not a regular file",
+        f"keras-alexnet: error: {fifo} is not a regular file",
+        f"keras-alexnet: error: {sparse} is larger than 64 MiB, the most an image file may be"]
+    assert all(result["status"] == 2 for result in results.values())
+    assert all(result["peak_growth_mb"] < 100 for result in results.values())
 
 
 class FakeTFServingGrpc(prediction_service_pb2_grpc.PredictionServiceServicer):
