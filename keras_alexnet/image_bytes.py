@@ -1,11 +1,11 @@
 """Decoding encoded images with bounded memory: the size is read from the file's header first.
 
 A PNG of about a megabyte can declare 20,000 × 20,000 pixels; decoding it would allocate 1.2 GB.
-`decode_bounded` (TensorFlow ops, used inside the exported `classify_image_bytes` signature)
-checks the format and that the file is whole, reads the width and height from the header,
-refuses an image over `max_pixels` with an `InvalidArgument` error that names the element and the
-limit, and only then decodes it; `bound_request` bounds the pixels of a whole request the same
-way, before any of its images is decoded.
+`checked_pixels` (TensorFlow ops) checks the format and that the file is whole, reads the width
+and height from the header, and refuses an image over `max_pixels` with an `InvalidArgument` error
+that names the element and the limit, all without decoding. The exported `classify_image_bytes`
+signature runs `bound_request` (those checks on every image of a request, and a bound on their
+pixels together) before it decodes any; `decode_bounded` is the same for one image.
 
 | format | width and height read from | whole when |
 |---|---|---|
