@@ -54,17 +54,23 @@ def gif_frame_bomb(side: int = 16384) -> bytes:
     return bytes(data)
 
 
+def small_model():
+    """A model with AlexNet's input and output shapes, quick to export."""
+    import keras
+
+    return keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
+                             keras.layers.Dense(10)])
+
+
 def classify_signature(work: str):
     """The `classify_image_bytes` signature of a small exported model, warmed up."""
-    import keras
     import numpy as np
     import tensorflow as tf
 
     from keras_alexnet.export import export_saved_model, load_saved_model
 
-    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
-                              keras.layers.Dense(10)])
-    classify = load_saved_model(export_saved_model(model, work, "m"), "classify_image_bytes")
+    classify = load_saved_model(export_saved_model(small_model(), work, "m"),
+                                "classify_image_bytes")
     classify(image_bytes=tf.constant([tf.io.encode_png(np.zeros((4, 4, 3), np.uint8)).numpy()]))
     return lambda images: classify(image_bytes=tf.constant(images))
 
@@ -102,6 +108,8 @@ def command(*args: str, file_limit: int | None = None):
     """A case that runs `keras-alexnet ARGS` in this process (a file-size limit makes every
     write past it fail, as on a full disk); its outcome is the exit status and stderr."""
     def prepare(work: str):
+        import tensorflow  # noqa: F401  (imported first by cli.main: set-up, not the case)
+
         from keras_alexnet import cli
 
         arguments = [arg.format(work=work, data=DEFAULT_DATA_DIR) for arg in args]
@@ -122,11 +130,14 @@ def with_files(prepare_case):
         os.mkfifo(os.path.join(work, "pipe.png"))
         with open(os.path.join(work, "sparse.png"), "wb") as file:
             file.truncate(20 * 2 ** 30)
-        import keras
+        return prepare_case(work)
+    return prepare
 
-        model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
-                                  keras.layers.Dense(10)])
-        model.save(os.path.join(work, "tiny.keras"))
+
+def with_model_file(prepare_case):
+    """Saves `small_model()` as `tiny.keras` for an export case, then prepares the case."""
+    def prepare(work: str):
+        small_model().save(os.path.join(work, "tiny.keras"))
         return prepare_case(work)
     return prepare
 
@@ -198,12 +209,9 @@ def killed_export(work: str):
     import shutil
     import socket
 
-    import keras
-
     from keras_alexnet.export import export_saved_model
 
-    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
-                              keras.layers.Dense(10)])
+    model = small_model()
     first = export_saved_model(model, work, "m")
     gone = subprocess.Popen(["true"])  # a process id that no longer runs
     gone.wait()
@@ -230,9 +238,9 @@ CASES = {
                                        "http://127.0.0.1:9")),
     "predict_sparse_20gb": with_files(command("predict", "{work}/sparse.png", "--server",
                                               "http://127.0.0.1:9")),
-    "full_disk_export": with_files(command("export", "--weights", "{work}/tiny.keras",
-                                           "--saved-models-dir", "{work}/sm",
-                                           file_limit=60_000)),
+    "full_disk_export": with_model_file(command("export", "--weights", "{work}/tiny.keras",
+                                                "--saved-models-dir", "{work}/sm",
+                                                file_limit=60_000)),
     "full_disk_train": command(*SMALL_RUN, file_limit=20_000_000),
     "torn_backup": torn_backup,
     "cut_history": cut_history,

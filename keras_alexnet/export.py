@@ -159,18 +159,15 @@ def _export_archive(model: keras.Model, tf, class_names: Sequence[str], max_imag
     return archive
 
 
-def remove_abandoned_staging(base: str) -> list[str]:
+def remove_abandoned_staging(base: str) -> None:
     """Removes the staging directories under `base` that a killed export left: those of a
-    process of this host that no longer runs. Returns the ones removed."""
-    removed = []
+    process of this host that no longer runs."""
     for name in os.listdir(base):
         owner = name[len(STAGING_PREFIX):].rsplit("-", 2) if name.startswith(STAGING_PREFIX) else []
         if len(owner) != 3 or owner[0] != socket.gethostname() or not owner[1].isdigit():
             continue
         if not _process_runs(int(owner[1])):
             shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-            removed.append(name)
-    return removed
 
 
 def _process_runs(pid: int) -> bool:
