@@ -7,6 +7,7 @@ from keras_alexnet import TrainConfig
 from keras_alexnet.augment import build_augmentation
 from keras_alexnet.data import prepare
 from keras_alexnet.on_device import DeviceAugmentedModel
+from keras_alexnet.optimizer import TorchSGD
 from keras_alexnet.performance import resolve
 from keras_alexnet.trainer import build_trainer, fit_data
 
@@ -40,7 +41,8 @@ def test_on_the_device_fit_trains_a_wrapper_whose_validation_indices_are_the_val
 def test_in_the_pipeline_fit_gets_datasets_and_a_pass_counter_from_zero(cifar_dir):
     config, performance, data, layer = prepared(cifar_dir, "pipeline")
     model, trainer = build_trainer(config, performance, data, layer)
-    assert trainer is model and model.optimizer.learning_rate is not None
+    assert trainer is model and isinstance(model.optimizer, TorchSGD)
+    assert float(model.optimizer.learning_rate) == pytest.approx(config.learning_rate)  # 0.01
 
     data_args, pass_counter = fit_data(data.split, layer, config, performance)
     assert int(pass_counter.numpy()) == 0 and data_args["shuffle"] is False
