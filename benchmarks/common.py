@@ -31,6 +31,25 @@ def emit(benchmark: str, **values) -> None:
     print(json.dumps({"benchmark": benchmark, **values, **context()}), flush=True)
 
 
+def training_flops_per_image(model) -> int:
+    """Floating-point operations to train on one image: 3 × 2 × the multiply-adds of the
+    forward pass's convolutions and dense layers (the backward pass costs about twice the
+    forward: the gradients of the inputs and of the weights); normalisation, pooling and
+    activations are left out, so this is a floor."""
+    import keras
+
+    multiply_adds = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, height, width, filters = layer.output.shape
+            kernel_height, kernel_width = layer.kernel_size
+            multiply_adds += (height * width * filters * kernel_height * kernel_width
+                              * layer.input.shape[-1] // layer.groups)
+        elif isinstance(layer, keras.layers.Dense):
+            multiply_adds += layer.input.shape[-1] * layer.units
+    return 3 * 2 * multiply_adds
+
+
 def cifar_train_images(data_dir: str | None, count: int | None = None):
     """`(images, labels, source)`: the first `count` CIFAR-10 training images of `data_dir`, or,
     when there is no copy there, random images of that shape (`source` says which)."""

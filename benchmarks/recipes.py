@@ -1,5 +1,5 @@
-"""Ablation of the recipes: the seed recipe, `tweaked`, and `tweaked` without one technique at a
-time, trained on the same short budget, one JSON line per run.
+"""Ablation of the recipes: the seed recipe, `tweaked` and `fast`, each without one technique at
+a time, trained on the same short budget, one JSON line per run.
 
     python benchmarks/recipes.py --data-dir DIR [--epochs 3] [--train-subset 5000] [--only NAME ...]
 
@@ -26,7 +26,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import DEFAULT_DATA_DIR, emit  # noqa: E402
 
 # (name, preset, changes): the seed recipe, `tweaked`, and `tweaked` at conv1 stride 2 (a third of
-# the compute) without one of its techniques each, or with Cutout added (what `long` adds).
+# the compute) without one of its techniques each, or with Cutout added (what `long` adds); `fast`
+# and `fast` with one technique set back to `tweaked`'s (batch 128 at its learning rate 0.05 with
+# the linear scaling rule's ratio, full width, cosine, label smoothing 0.1) or off.
 _STRIDE_2 = {"conv1_stride": 2}
 VARIANTS = (
     ("seed", "seed", {}),
@@ -39,6 +41,14 @@ VARIANTS = (
     ("tweaked@stride2-label_smoothing", "tweaked", {**_STRIDE_2, "label_smoothing": 0.0}),
     ("tweaked@stride2-dropout_0.25", "tweaked", {**_STRIDE_2, "dropout": 0.5}),
     ("tweaked@stride2+cutout", "tweaked", {**_STRIDE_2, "cutout": 8}),
+    # `fast` without one of its speed or accuracy techniques at a time.
+    ("fast", "fast", {}),
+    ("fast-mixed_bfloat16", "fast", {"mixed_precision": "float32"}),
+    ("fast-batch_size_512", "fast", {"batch_size": 128, "learning_rate": 0.05}),
+    ("fast-width_multiplier_0.5", "fast", {"width_multiplier": 1.0, "dense_units": 4096}),
+    ("fast-linear", "fast", {"lr_schedule": "cosine"}),
+    ("fast-label_smoothing_0.2", "fast", {"label_smoothing": 0.1}),
+    ("fast-nesterov", "fast", {"nesterov": False}),
 )
 
 

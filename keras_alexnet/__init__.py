@@ -41,6 +41,7 @@ _LAZY = {
     "SparseLabelSmoothingCrossentropy": "keras_alexnet.losses",
     "load_cifar10": "keras_alexnet.data",
     "TorchSGD": "keras_alexnet.optimizer",
+    "LinearWarmupDecay": "keras_alexnet.optimizer",
     "train": "keras_alexnet.training",
     "TrainResult": "keras_alexnet.training",
     "evaluate": "keras_alexnet.evaluation",

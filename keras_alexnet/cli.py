@@ -20,7 +20,7 @@ import typing
 from typing import Any, Optional, Sequence
 
 from keras_alexnet.config import PRESETS, TEST_TIME_AUGMENTATIONS, TrainConfig, presets
-from keras_alexnet.errors import ImageError, KerasAlexNetError, disk_full_reason
+from keras_alexnet.errors import ConfigError, ImageError, KerasAlexNetError, disk_full_reason
 from keras_alexnet.image_bytes import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_REQUEST_PIXELS,
@@ -46,6 +46,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         args = build_parser().parse_args(argv)
+        args.check(args)  # every flag, before TensorFlow or JAX is imported
         if args.command == "export" and "keras" not in sys.modules:
             # A SavedModel of plain TensorFlow ops (what TF Serving runs) comes from the
             # TensorFlow backend, whatever backend trained the weights.
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN_DIR", default=None,
                        help="continue an interrupted run from its last backup, with the "
                             "config.json it was started with (no other flags)")
-    train.set_defaults(run=_run_train)
+    train.set_defaults(run=_run_train, check=_check_train)
 
     evaluate = commands.add_parser("evaluate", help="test accuracy of a checkpoint or SavedModel")
     evaluate.add_argument("model", help="a .keras checkpoint, a SavedModel version directory, or a "
@@ -105,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="flip: average each image's and its mirror image's probabilities "
                                "(default: %(default)s)")
     evaluate.add_argument("--json", action="store_true", help="print all metrics as JSON")
-    evaluate.set_defaults(run=_run_evaluate)
+    evaluate.set_defaults(run=_run_evaluate, check=_check_evaluate)
 
     export = commands.add_parser("export", help="export a .keras model as a SavedModel (e.g. one "
                                                 "trained where TensorFlow was not installed)")
@@ -123,12 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="classify_image_bytes refuses requests whose images declare more "
                              "pixels in all than this, before decoding any (default: "
                              "%(default)s)")
-    export.set_defaults(run=_run_export)
+    export.set_defaults(run=_run_export, check=_check_export)
 
     report = commands.add_parser("report", help="draw the seed's figures for a finished run")
     report.add_argument("run_dir", metavar="RUN_DIR", help="a train() output directory")
     report.add_argument("--data-dir", default=None, help="CIFAR-10 copy (default: the run's own)")
-    report.set_defaults(run=_run_report)
+    report.set_defaults(run=_run_report, check=lambda args: None)
 
     predict = commands.add_parser("predict",
                                   help="classify PNG/JPEG files with a SavedModel or TF Serving")
@@ -145,26 +146,35 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--timeout", type=float, default=10.0,
                          help="seconds to wait for the server")
     predict.add_argument("--json", action="store_true", help="print the results as JSON")
-    predict.set_defaults(run=_run_predict)
+    predict.set_defaults(run=_run_predict, check=_check_predict)
     return parser
 
 
-def _run_train(args: argparse.Namespace) -> int:
+def _check_train(args: argparse.Namespace) -> None:
+    """Builds the run's config into `args.config`; a bad value is named by its flag."""
     overrides = {name: value for name, value in vars(args).items()
                  if name in {f.name for f in dataclasses.fields(TrainConfig)}}
     if args.resume:
         if overrides or args.preset:
             raise UserError("--resume takes no other flags: the run's config.json is used")
-        config = _resumed_config(args.resume)
-    else:
-        config = TrainConfig.from_preset(args.preset or "seed", **overrides)
+        args.config = _resumed_config(args.resume)
+        return
+    try:
+        args.config = TrainConfig.from_preset(args.preset or "seed", **overrides)
+    except ConfigError as error:
+        raise UserError(re.sub(r"TrainConfig\.(\w+)",
+                               lambda field: "--" + field.group(1).replace("_", "-"),
+                               str(error))) from error
+
+
+def _run_train(args: argparse.Namespace) -> int:
     from keras_alexnet.training import train
 
-    result = train(config)
+    result = train(args.config)
     metrics = result.metrics
     print(f"test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}, "
           f"best val accuracy {metrics['best_val_accuracy']:.4f}, "
-          f"{metrics['epochs_completed']} epochs in {metrics['train_seconds']:.1f} s "
+          f"{_count(metrics['epochs_completed'], 'epoch')} in {metrics['train_seconds']:.1f} s "
           f"({metrics['train_images_per_second']:.0f} images/s)")
     print(f"run directory: {result.run_dir}")
     if result.export_dir:
@@ -192,28 +202,61 @@ def _resumed_config(run_dir: str) -> TrainConfig:
     return config
 
 
-def _run_evaluate(args: argparse.Namespace) -> int:
+def _check_evaluate(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
-    from keras_alexnet.evaluation import evaluate
-
     if args.ten_crop_pad < 0:
         raise UserError(f"--ten-crop-pad must be >= 0, got {args.ten_crop_pad}")
-    metrics = evaluate(args.model, data_dir=args.data_dir, batch_size=args.batch_size,
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from keras_alexnet.evaluation import evaluate
+
+    metrics = evaluate(args.model, data_dir=args.data_dir or _run_data_dir(args.model),
+                       batch_size=args.batch_size,
                        ten_crop=args.ten_crop, ten_crop_pad=args.ten_crop_pad,
                        test_time_augmentation=args.test_time_augmentation)
     if args.json:
-        print(json.dumps(metrics, indent=2))
+        print(_json_with_flat_lists(metrics))
     else:
         print(f"test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}")
     return 0
 
 
-def _run_export(args: argparse.Namespace) -> int:
+def _check_export(args: argparse.Namespace) -> None:
     if not args.weights.endswith(".keras"):
         raise UserError(f"--weights must be a .keras file, got {args.weights}")
     if not os.path.isfile(args.weights):
         raise UserError(f"no model at {args.weights}")
+    for flag, value in (("--max-image-pixels", args.max_image_pixels),
+                        ("--max-request-pixels", args.max_request_pixels)):
+        if value < 1:
+            raise UserError(f"{flag} must be >= 1, got {value}")
+
+
+def _run_data_dir(model: str) -> Optional[str]:
+    """The `data_dir` of the run a `.keras` file belongs to (its `config.json`), if it has one:
+    a run is evaluated on the data it was trained with, as `report` draws it."""
+    path = os.path.join(os.path.dirname(model), CONFIG)
+    if not model.endswith(".keras") or not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as file:
+            data_dir = json.load(file).get("data_dir")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return data_dir if isinstance(data_dir, str) else None
+
+
+def _json_with_flat_lists(value: Any) -> str:
+    """JSON indented by two, each list of numbers on one line (a confusion matrix: a row a
+    line)."""
+    return re.sub(r"\[([^\[\]{}\"]*)\]",
+                  lambda found: "[" + ", ".join(item.strip() for item in found.group(1).split(","))
+                  + "]", json.dumps(value, indent=2))
+
+
+def _run_export(args: argparse.Namespace) -> int:
     from keras_alexnet.evaluation import load_keras_model
     from keras_alexnet.export import export_saved_model
 
@@ -233,11 +276,14 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_predict(args: argparse.Namespace) -> None:
+    if not 1 <= args.top_k <= 10:
+        raise UserError(f"--top-k must be in 1..10, got {args.top_k}")
+
+
 def _run_predict(args: argparse.Namespace) -> int:
     from keras_alexnet import serving
 
-    if not 1 <= args.top_k <= 10:
-        raise UserError(f"--top-k must be in 1..10, got {args.top_k}")
     encoded = [_read_image_file(path) for path in args.images]
     if args.server:
         predictions = serving.predict(args.server, args.model_name,
@@ -347,6 +393,11 @@ def _import_tensorflow_quietly() -> None:
             return
         if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
             tf.config.list_physical_devices()
+
+
+def _count(number: int, noun: str) -> str:
+    """`1 epoch`, `2 epochs`."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _one_line(error: Exception) -> str:

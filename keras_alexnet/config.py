@@ -16,13 +16,13 @@ DISTRIBUTIONS = ("auto", "mirrored", "tpu", "none")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 JIT_COMPILE = ("auto", "on", "off")
 AUGMENTATION_PLACES = ("auto", "pipeline", "device")
-LR_SCHEDULES = ("step", "cosine")
+LR_SCHEDULES = ("step", "cosine", "linear")
 TEST_TIME_AUGMENTATIONS = ("none", "flip")
 REFERENCE_BATCH_SIZE = 128  # the seed's batch, which its learning rate belongs to
 # The fields a resumed run may change: where files go and what is printed, not what is trained.
 RUN_ONLY_FIELDS = frozenset({
     "data_dir", "output_dir", "saved_models_dir", "model_name", "export", "tensorboard", "verbose",
-    "compilation_cache_dir", "figures", "checkpoint_every", "eval_batch_size"})
+    "compilation_cache_dir", "figures", "checkpoint_every", "eval_batch_size", "cpu_threads"})
 DEFAULT_COMPILATION_CACHE = os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
     "keras_alexnet", "jax")
@@ -50,9 +50,11 @@ class TrainConfig:
             `learning_rate * lr_decay_factor`.
         lr_decay_factor: Factor applied to the learning rate after `lr_decay_epoch`.
         lr_schedule: `"step"` (the seed: `learning_rate`, times `lr_decay_factor` after
-            `lr_decay_epoch`, set per epoch) or `"cosine"` (per step: a linear warm-up from 0 to
-            `learning_rate` over `warmup_epochs`, then a cosine decay to 0 at the last step).
-        warmup_epochs: Epochs of linear warm-up of the `"cosine"` schedule.
+            `lr_decay_epoch`, set per epoch), `"cosine"` (per step: a linear warm-up from 0 to
+            `learning_rate` over `warmup_epochs`, then a cosine decay to 0 at the last step) or
+            `"linear"` (per step: the same warm-up, then a straight line to 0 at the last step;
+            a triangular, one-cycle schedule).
+        warmup_epochs: Epochs of linear warm-up of the `"cosine"` and `"linear"` schedules.
         nesterov: Nesterov momentum (PyTorch's `nesterov=True` form).
         label_smoothing: Weight ε of the uniform distribution mixed into the one-hot targets.
         clip_norm: Maximum global L2 norm of the loss gradient; `None` disables clipping.
@@ -65,6 +67,10 @@ class TrainConfig:
         conv1_stride: Stride of conv1: 2 (the seed) or 1 (conv3–conv5 see 8×8 maps, not 4×4;
             about 3× the compute).
         batch_norm: Batch normalisation between each convolution and its ReLU.
+        width_multiplier: Factor on the five convolutions' filter counts (64, 192, 384, 256,
+            256), each rounded to a multiple of 16; 0.5 is half as wide (about ¼ of the
+            convolutions' compute).
+        dense_units: Width of fc6 and fc7 (the seed: 4096).
         cutout: Side of the square each training image has blanked (filled with the mean pixel)
             at a random centre, after crop and flip (Cutout); 0 is off.
         test_time_augmentation: `"none"`, or `"flip"`: the test predictions average the class
@@ -93,6 +99,13 @@ class TrainConfig:
         compilation_cache_dir: JAX only: the persistent compilation cache, where a run stores
             the programs XLA compiled for it, so that the next identical run on this machine
             loads them instead of compiling (`~/.cache/keras_alexnet/jax`); `None` turns it off.
+        cpu_threads: TensorFlow backend without a GPU or TPU: the threads each op runs on,
+            one op at a time (an intra-op pool of this size, an inter-op pool of 1); `None`:
+            the cores this process may use; 0: TensorFlow's own pools, which run several ops at
+            once and, on the 2-core CPU measured, slowed the epochs after the first by up to
+            1.6×. Set before TensorFlow's runtime starts (else kept as they are, with a
+            warning for a number);
+            `deterministic=True` uses 1.
         steps_per_execution: Train steps per call into the compiled function; `None`: 1 on a
             CPU, 32 on an accelerator.
         augmentation: Where the augmentation runs: `"pipeline"` (the tf.data input pipeline, on
@@ -138,6 +151,8 @@ class TrainConfig:
     dropout: float = 0.5
     conv1_stride: int = dataclasses.field(default=2, metadata={"choices": (1, 2)})
     batch_norm: bool = False
+    width_multiplier: float = 1.0
+    dense_units: int = 4096
     cutout: int = 0
     test_time_augmentation: str = dataclasses.field(default="none",
                                                     metadata={"choices": TEST_TIME_AUGMENTATIONS})
@@ -156,6 +171,7 @@ class TrainConfig:
     jit_compile: str = dataclasses.field(default="auto", metadata={"choices": JIT_COMPILE})
     compilation_cache_dir: Optional[str] = DEFAULT_COMPILATION_CACHE
     steps_per_execution: Optional[int] = None
+    cpu_threads: Optional[int] = None
     augmentation: str = dataclasses.field(default="auto", metadata={"choices": AUGMENTATION_PLACES})
     figures: bool = True
     checkpoint_every: Optional[int] = None
@@ -239,6 +255,15 @@ _TWEAKED = {
     "lr_schedule": "cosine", "learning_rate": 0.05, "warmup_epochs": 2.0, "nesterov": True,
     "label_smoothing": 0.1, "test_time_augmentation": "flip", "epochs": 20,
 }
+# Time to accuracy on a CPU: a quarter of the convolutions' compute, big bfloat16 steps, a
+# schedule that ends at 0, and only 2,000 validation images (benchmarks/time_to_accuracy.py).
+_FAST = {
+    "conv1_stride": 1, "batch_norm": True, "width_multiplier": 0.5, "dense_units": 512,
+    "dropout": 0.1, "clip_norm": None, "batch_size": 512, "mixed_precision": "mixed_bfloat16",
+    "lr_schedule": "linear", "learning_rate": 0.2, "warmup_epochs": 1.2, "nesterov": True,
+    "label_smoothing": 0.2, "pca_stddev": 0.0, "validation_size": 2000,
+    "test_time_augmentation": "flip", "epochs": 6,
+}
 PRESETS = {
     "seed": Preset("the seed blog's recipe, as TrainConfig() (49 epochs, ~80 % test accuracy)", {}),
     "tweaked": Preset("AlexNet with conv1 at stride 1 and batch norm, Nesterov SGD, warm-up + "
@@ -246,6 +271,9 @@ PRESETS = {
                       _TWEAKED),
     "long": Preset("tweaked, trained longer with stronger augmentation (Cutout 8×8); 60 epochs",
                    {**_TWEAKED, "cutout": 8, "epochs": 60}),
+    "fast": Preset("a half-width AlexNet (conv1 at stride 1, batch norm, fc6/fc7 of 512) at batch "
+                   "512 in bfloat16, one-cycle LR, label smoothing, flip test-time augmentation; "
+                   "6 epochs, minutes on a CPU", _FAST),
 }
 
 
@@ -309,6 +337,8 @@ def _check_ranges(config: TrainConfig) -> None:
         ("warmup_epochs", 0 <= config.warmup_epochs < config.epochs, "must be in [0, epochs)"),
         ("label_smoothing", 0 <= config.label_smoothing < 1, "must be in [0, 1)"),
         ("cutout", 0 <= config.cutout <= 32, "must be in [0, 32]"),
+        ("width_multiplier", 0 < config.width_multiplier <= 4, "must be in (0, 4]"),
+        ("dense_units", config.dense_units >= 1, "must be >= 1"),
         ("clip_norm", config.clip_norm is None or config.clip_norm > 0, "must be > 0 or None"),
         ("validation_size", 1 <= config.validation_size < 50_000, "must be in [1, 50000)"),
         ("pad", 0 <= config.pad <= 16, "must be in [0, 16]"),
@@ -324,6 +354,8 @@ def _check_ranges(config: TrainConfig) -> None:
         ("steps_per_execution",
          config.steps_per_execution is None or config.steps_per_execution >= 1,
          "must be >= 1 or None"),
+        ("cpu_threads", config.cpu_threads is None or config.cpu_threads >= 0,
+         "must be >= 0 or None"),
         ("checkpoint_every", config.checkpoint_every is None or config.checkpoint_every >= 0,
          "must be >= 0 or None"),
     ]

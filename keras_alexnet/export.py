@@ -149,7 +149,8 @@ def _export_archive(model: keras.Model, tf, class_names: Sequence[str], max_imag
         return classify(images)
 
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    # Not `archive.track(model)`: the endpoints track the variables they use, and tracking the
+    # model too would store every weight a second time (as its Keras variable).
     archive.add_endpoint(SERVING_SIGNATURE, classify,
                          input_signature=[tf.TensorSpec((None, *IMAGE_SHAPE), tf.uint8,
                                                         name=IMAGES_INPUT)])

@@ -25,6 +25,9 @@ CIFAR10_STD = (62.993, 62.089, 66.705)
 CONV_LAYERS = (("conv1", 64, True), ("conv2", 192, True), ("conv3", 384, False),
                ("conv4", 256, False), ("conv5", 256, True))
 DENSE_UNITS = 4096
+# Filter counts scaled by a width multiplier are rounded to a multiple of this (CPU kernels run
+# channel blocks of 16).
+FILTER_ROUNDING = 16
 # The paper sets these biases to 1 so that ReLUs start in their positive range.
 PAPER_BIAS_ONE = ("conv2", "conv4", "conv5", "fc6", "fc7")
 
@@ -50,6 +53,7 @@ class AlexNet(keras.Model):
     The seed's CIFAR-10 adaptation of Krizhevsky et al. (2012): conv1 64 3×3/2 → max-pool 2 →
     conv2 192 → max-pool 2 → conv3 384 → conv4 256 → conv5 256 → max-pool 2 → flatten (1024) →
     dropout → fc6 4096 → dropout → fc7 4096 → dropout → fc8, ReLU after every hidden layer.
+    `width_multiplier` scales the five filter counts and `dense_units` sets fc6 and fc7's width.
     The model takes raw 0–255 pixels (float32; uint8 is cast) and normalises them per channel
     itself, so an exported model needs no preprocessing. It outputs logits, in float32 also under
     a mixed-precision policy.
@@ -70,6 +74,10 @@ class AlexNet(keras.Model):
             maps, conv3–conv5 8×8 and fc6 a 4096-value flatten (about 3× the compute).
         batch_norm: Batch normalisation (PyTorch's momentum 0.1 and ε 1e-5) between each
             convolution and its ReLU; the convolutions then have no bias.
+        width_multiplier: Factor on the five convolutions' filter counts (64, 192, 384, 256,
+            256), each rounded to a multiple of 16 (`conv_filters`); 0.5 gives 32, 96, 192, 128,
+            128.
+        dense_units: Width of fc6 and fc7.
         name: Model name.
 
     Example:
@@ -83,14 +91,17 @@ class AlexNet(keras.Model):
     def __init__(self, num_classes: int = NUM_CLASSES, init: str = "torch", dropout: float = 0.5,
                  mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD,
                  seed: Optional[int] = None, conv1_stride: int = 2, batch_norm: bool = False,
+                 width_multiplier: float = 1.0, dense_units: int = DENSE_UNITS,
                  name: str = "alexnet_cifar10", **kwargs):
         if conv1_stride not in (1, 2):
             raise ValueError(f"conv1_stride must be 1 or 2, got {conv1_stride}")
+        if dense_units < 1:
+            raise ValueError(f"dense_units must be >= 1, got {dense_units}")
         initializers = _Initializers(init, seed)
         images = keras.Input(shape=IMAGE_SHAPE, name="images")
         x = _standardize(images, mean, std)
         fan_in = IMAGE_SHAPE[-1]
-        for layer_name, filters, pool in CONV_LAYERS:
+        for (layer_name, _, pool), filters in zip(CONV_LAYERS, conv_filters(width_multiplier)):
             if layer_name == "conv1":
                 x = keras.layers.ZeroPadding2D(1, name="conv1_pad")(x)
             stride = conv1_stride if layer_name == "conv1" else 1
@@ -108,9 +119,9 @@ class AlexNet(keras.Model):
         fan_in = x.shape[-1]
         for layer_name in ("fc6", "fc7"):
             x = keras.layers.Dropout(dropout, name=f"{layer_name}_dropout")(x)
-            x = keras.layers.Dense(DENSE_UNITS, activation="relu", name=layer_name,
+            x = keras.layers.Dense(dense_units, activation="relu", name=layer_name,
                                    **initializers(layer_name, fan_in))(x)
-            fan_in = DENSE_UNITS
+            fan_in = dense_units
         x = keras.layers.Dropout(dropout, name="fc8_dropout")(x)
         logits = keras.layers.Dense(num_classes, dtype="float32", name="fc8",
                                     **initializers("fc8", fan_in))(x)
@@ -123,6 +134,8 @@ class AlexNet(keras.Model):
         self.seed = seed
         self.conv1_stride = conv1_stride
         self.batch_norm = batch_norm
+        self.width_multiplier = float(width_multiplier)
+        self.dense_units = int(dense_units)
 
     def get_config(self):
         return {
@@ -134,6 +147,8 @@ class AlexNet(keras.Model):
             "seed": self.seed,
             "conv1_stride": self.conv1_stride,
             "batch_norm": self.batch_norm,
+            "width_multiplier": self.width_multiplier,
+            "dense_units": self.dense_units,
             "name": self.name,
             "trainable": self.trainable,
         }
@@ -141,6 +156,24 @@ class AlexNet(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def conv_filters(width_multiplier: float = 1.0) -> tuple[int, ...]:
+    """The five convolutions' filter counts: the seed's (64, 192, 384, 256, 256) times
+    `width_multiplier`, each rounded to the nearest multiple of 16 (at least 16).
+
+    Example:
+
+    >>> conv_filters(0.5)
+    (32, 96, 192, 128, 128)
+    """
+    if width_multiplier <= 0:
+        raise ValueError(f"width_multiplier must be > 0, got {width_multiplier}")
+    if width_multiplier == 1:
+        return tuple(filters for _, filters, _ in CONV_LAYERS)
+    return tuple(max(FILTER_ROUNDING, FILTER_ROUNDING * round(filters * width_multiplier
+                                                              / FILTER_ROUNDING))
+                 for _, filters, _ in CONV_LAYERS)
 
 
 def _batch_norm_relu(x, layer_name: str):
@@ -345,8 +378,8 @@ def build_model(variant: str = "cifar", *, num_classes: Optional[int] = None,
                 input_shape: Optional[Sequence[int]] = None, init: Optional[str] = None,
                 dropout: float = 0.5, mean: Optional[Sequence[float]] = None,
                 std: Optional[Sequence[float]] = None, groups: int = 2, lrn: bool = True,
-                conv1_stride: int = 2, batch_norm: bool = False,
-                seed: Optional[int] = None) -> keras.Model:
+                conv1_stride: int = 2, batch_norm: bool = False, width_multiplier: float = 1.0,
+                dense_units: int = DENSE_UNITS, seed: Optional[int] = None) -> keras.Model:
     """Builds the seed's CIFAR-10 AlexNet or the paper's ImageNet AlexNet.
 
     Args:
@@ -364,6 +397,8 @@ def build_model(variant: str = "cifar", *, num_classes: Optional[int] = None,
         lrn: Paper variant: local response normalisation after conv1 and conv2.
         conv1_stride: CIFAR variant: conv1's stride, 2 (the seed) or 1.
         batch_norm: CIFAR variant: batch normalisation after every convolution.
+        width_multiplier: CIFAR variant: factor on the convolutions' filter counts.
+        dense_units: CIFAR variant: width of fc6 and fc7.
         seed: Seed of the initialisation.
 
     Example:
@@ -383,7 +418,8 @@ def build_model(variant: str = "cifar", *, num_classes: Optional[int] = None,
                        dropout=dropout,
                        mean=CIFAR10_MEAN if mean is None else mean,
                        std=CIFAR10_STD if std is None else std, seed=seed,
-                       conv1_stride=conv1_stride, batch_norm=batch_norm)
+                       conv1_stride=conv1_stride, batch_norm=batch_norm,
+                       width_multiplier=width_multiplier, dense_units=dense_units)
     return PaperAlexNet(num_classes=num_classes or PAPER_NUM_CLASSES,
                         input_shape=input_shape or PAPER_INPUT_SHAPE, groups=groups, lrn=lrn,
                         init=init or "paper", dropout=dropout,

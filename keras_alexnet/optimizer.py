@@ -93,12 +93,48 @@ def build_optimizer(config: TrainConfig, steps_per_epoch: int) -> TorchSGD:
                     global_clipnorm=config.clip_norm, nesterov=config.nesterov)
 
 
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class LinearWarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """A triangular (one-cycle) learning rate: linear from 0 to `peak` over `warmup_steps`, then
+    linear down to 0 at `total_steps` (and 0 after).
+
+    Args:
+        peak: The learning rate at the end of the warm-up.
+        total_steps: The step at which the rate reaches 0.
+        warmup_steps: Steps of the linear rise; 0 starts at `peak`.
+
+    Example:
+
+    >>> schedule = LinearWarmupDecay(peak=0.2, total_steps=100, warmup_steps=20)
+    >>> [round(float(schedule(step)), 3) for step in (0, 10, 20, 60, 100)]
+    [0.0, 0.1, 0.2, 0.1, 0.0]
+    """
+
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int = 0):
+        if not 0 <= warmup_steps < total_steps:
+            raise ValueError(f"warmup_steps must be in [0, total_steps), got {warmup_steps} of "
+                             f"{total_steps}")
+        self.peak = float(peak)
+        self.total_steps = int(total_steps)
+        self.warmup_steps = int(warmup_steps)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        rise = step / self.warmup_steps if self.warmup_steps else 1.0
+        fall = (self.total_steps - step) / (self.total_steps - self.warmup_steps)
+        return self.peak * ops.clip(ops.minimum(rise, fall), 0.0, 1.0)
+
+    def get_config(self):
+        return {"peak": self.peak, "total_steps": self.total_steps,
+                "warmup_steps": self.warmup_steps}
+
+
 def learning_rate_per_step(config: TrainConfig, steps_per_epoch: int
                            ) -> Union[float, keras.optimizers.schedules.LearningRateSchedule]:
     """The optimizer's learning rate: for `"step"` the initial value, which
     `learning_rate_schedule`'s callback replaces each epoch; for `"cosine"`,
     `keras.optimizers.schedules.CosineDecay` with a linear warm-up from 0 over `warmup_epochs`,
-    reaching 0 at the run's last step.
+    reaching 0 at the run's last step; for `"linear"`, `LinearWarmupDecay` over the same steps.
 
     Example:
 
@@ -111,6 +147,8 @@ def learning_rate_per_step(config: TrainConfig, steps_per_epoch: int
         return peak
     total = steps_per_epoch * config.epochs
     warmup = round(config.warmup_epochs * steps_per_epoch)
+    if config.lr_schedule == "linear":
+        return LinearWarmupDecay(peak, total, warmup)
     if not warmup:
         return keras.optimizers.schedules.CosineDecay(peak, total)
     return keras.optimizers.schedules.CosineDecay(0.0, total - warmup, warmup_target=peak,

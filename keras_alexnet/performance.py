@@ -10,16 +10,19 @@
 |               | TensorFlow backend leaves it off on a CPU-only machine) |
 | `steps_per_execution` | 1 on a CPU, 32 on an accelerator (fewer callback round trips per epoch) |
 | `augmentation` | `"device"` on the JAX backend, `"pipeline"` (tf.data) on TensorFlow |
+| `cpu_threads` | TensorFlow backend without a GPU or TPU: one op at a time on as many threads as |
+|               | the process may use cores (TensorFlow's own pools oversubscribed them) |
 
 The accelerator is found without importing TensorFlow on the JAX backend. `dtype_policy`,
-`use_compilation_cache` and `make_tensorflow_deterministic` apply a run's precision, JAX
-compilation cache and determinism.
+`use_compilation_cache`, `use_cpu_threads` and `make_tensorflow_deterministic` apply a run's
+precision, JAX compilation cache, thread pools and determinism.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import warnings
 from typing import Optional, Union
 
@@ -104,6 +107,10 @@ def resolve(config: TrainConfig, accelerator: Optional[Accelerator] = None) -> P
 
 
 def _precision(setting: str, accelerator: Accelerator) -> str:
+    if setting == "mixed_bfloat16" and accelerator.kind == "cpu" and not cpu_has_bfloat16():
+        warnings.warn("mixed_bfloat16 on a CPU without bfloat16 instructions (AVX512-BF16 or "
+                      "AMX) is emulated and slower than float32; pass mixed_precision="
+                      "'float32' (--mixed-precision float32)", stacklevel=3)
     if setting != "auto":
         return setting
     if accelerator.kind == "tpu":
@@ -163,6 +170,54 @@ def use_compilation_cache(path: Optional[str]) -> None:
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def use_cpu_threads(threads: Optional[int]) -> None:
+    """On the TensorFlow backend without a GPU or TPU, runs one op at a time (an inter-op pool
+    of 1) on `threads` threads (the intra-op pool); `None`: the cores this process may use; 0:
+    TensorFlow's own pools.
+
+    The pools can only be set before TensorFlow's runtime starts; later the run keeps the pools
+    it has (with a warning when `threads` was given).
+    """
+    if keras.backend.backend() != "tensorflow" or threads == 0:
+        return
+    import tensorflow as tf
+
+    if any(tf.config.list_physical_devices(kind) for kind in ("GPU", "TPU")):
+        return  # the model's ops run on the accelerator: TensorFlow's pools feed it as they are
+    wanted = threads or usable_cores()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(wanted)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        if threads is None:
+            return  # the automatic setting is a best effort: a notebook that ran TensorFlow
+        warnings.warn(f"cpu_threads: TensorFlow had already started, so ops keep their thread "
+                      f"pools instead of one op at a time on {threads} thread(s); restart the "
+                      f"process for the faster pools", stacklevel=2)
+
+
+def cpu_has_bfloat16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether the CPU multiplies bfloat16 in hardware (x86 flags `avx512_bf16` or `amx_bf16`,
+    Arm `bf16`), read from `cpuinfo`; `True` where there is no such file to read (not Linux),
+    so nothing is claimed there."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as file:
+            text = file.read()
+    except OSError:
+        return True
+    flags = {flag for line in text.splitlines()
+             if line.split(":")[0].strip() in ("flags", "Features")
+             for flag in line.split(":", 1)[1].split()}
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def make_tensorflow_deterministic() -> None:

@@ -75,6 +75,9 @@ def pca_jitter_figure(image: np.ndarray, eigenvalues: Sequence[float],
     return _image_row(panels, f"PCA colour jitter (σ = {stddev})")
 
 
+MAX_EPOCH_TICKS = 12  # up to this many epochs each gets its tick
+
+
 def training_curves(history: dict[str, Sequence[float]], lr_schedule: str = "step"
                     ) -> plt.Figure:
     """Figure 4: training and validation loss and accuracy per epoch, and the learning rate.
@@ -97,7 +100,10 @@ def training_curves(history: dict[str, Sequence[float]], lr_schedule: str = "ste
                 axis.axvline(epoch + 0.5, color="grey", linestyle="--", linewidth=1,
                              label=f"learning rate ×{rates[epoch] / rates[epoch - 1]:.2g}")
         axis.set_xlabel("epoch")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) <= MAX_EPOCH_TICKS:
+            axis.set_xticks(epochs)  # whole epochs, also for a run of one or two
+        else:
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
         axis.legend()

@@ -25,16 +25,22 @@ def build_trainer(config: TrainConfig, performance: Performance, data: PreparedD
     `DeviceAugmentedModel` around it; both compiled, in the run's precision and devices."""
     placement = place(config.distribution)
     if config.verbose:
-        print(f"keras_alexnet: training on {placement.num_replicas} replica(s) ({placement.name}, "
-              f"{performance.accelerator.name}), global batch {config.batch_size}, "
+        replicas = ("one replica" if placement.num_replicas == 1
+                    else f"{placement.num_replicas} replicas ({placement.name})")
+        print(f"keras_alexnet: training on the {performance.accelerator.name}, {replicas}, "
+              f"global batch {config.batch_size}, "
               f"{performance.mixed_precision}, XLA {performance.jit_compile}, "
-              f"{performance.steps_per_execution} step(s) per execution, augmentation on the "
+              f"{performance.steps_per_execution} "
+              f"step{'' if performance.steps_per_execution == 1 else 's'} per execution, "
+              f"augmentation on the "
               f"{performance.augmentation}")
     split = data.split
     with dtype_policy(performance.mixed_precision), placement.scope:
         model = build_model(init=config.init, dropout=config.dropout, mean=data.stats.mean,
                             std=data.stats.std, seed=config.seed, conv1_stride=config.conv1_stride,
-                            batch_norm=config.batch_norm)
+                            batch_norm=config.batch_norm,
+                            width_multiplier=config.width_multiplier,
+                            dense_units=config.dense_units)
         trainer = (DeviceAugmentedModel(model, np.concatenate([split.x_train, split.x_val]),
                                         augmentation)
                    if performance.augmentation == "device" else model)

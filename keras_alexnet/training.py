@@ -27,6 +27,7 @@ from keras_alexnet.performance import (
     make_tensorflow_deterministic,
     resolve,
     use_compilation_cache,
+    use_cpu_threads,
 )
 from keras_alexnet.plots import write_figures
 from keras_alexnet.run_dir import (
@@ -115,6 +116,8 @@ def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
     clock = PhaseClock()
     if config.deterministic:
         make_tensorflow_deterministic()
+    else:
+        use_cpu_threads(config.cpu_threads)
     use_compilation_cache(config.compilation_cache_dir)
     keras.utils.set_random_seed(config.seed)
     data = prepare(config)

@@ -103,3 +103,28 @@ def test_hostile_inputs_reports_each_case_with_its_time_memory_and_outcome():
     assert gif["outcome"].startswith("image_bytes[0] is a GIF, which is refused")
     assert fifo["outcome"] == "exit 2"
     assert fifo["stderr"][0].endswith("pipe.png is not a regular file")
+
+
+def test_time_to_accuracy_reports_each_seed_from_process_start_and_their_mean(cifar_dir):
+    run, mean = run_benchmark("time_to_accuracy.py", "--data-dir", cifar_dir, "--preset", "fast",
+                              "--seeds", "3")
+    assert COMMON <= set(run) and (run["preset"], run["epochs"], run["seed"]) == ("fast", 1, 3)
+    phases = run["seconds"]
+    assert {"imports", "data", "build", "fit", "test", "figures", "export"} <= set(phases)
+    # From process start: the imports and every phase of train() fit inside the wall time.
+    assert 0 < sum(phases[name] for name in ("imports", "data", "build", "fit", "test",
+                                             "figures", "export")) <= run["wall_seconds"] + 0.5
+    assert run["performance"]["mixed_precision"] == "mixed_bfloat16"
+    assert 0 <= run["test_accuracy_single_view"] <= 1 and run["train_images_per_second"] > 0
+    # By hand: the fast model's multiply-adds per image, forward (conv1–conv5 at 32², 16², 8², 8²,
+    # 8² with 3×3 kernels; fc6–fc8), ×2 FLOPs each, ×3 for the backward pass.
+    convs = [(32 * 32, 3, 32), (16 * 16, 32, 96), (8 * 8, 96, 192), (8 * 8, 192, 128),
+             (8 * 8, 128, 128)]
+    forward = sum(area * 9 * fan_in * width for area, fan_in, width in convs)
+    forward += 4 * 4 * 128 * 512 + 512 * 512 + 512 * 10
+    assert run["train_flops_per_image"] == 6 * forward == 260_929_536
+    assert run["trained_images"] == 256  # --quick: 1 epoch of 256 images
+    assert mean["mean_of_seeds"] == [3] and mean["epochs"] == 1
+    accuracy = mean["test_accuracy"]
+    assert accuracy["min"] == accuracy["max"] == run["test_accuracy"]
+    assert accuracy["mean"] == pytest.approx(run["test_accuracy"], abs=5e-5)

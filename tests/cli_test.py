@@ -3,6 +3,8 @@
 import json
 import os
 import pickle
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -72,6 +74,17 @@ def test_evaluate_reports_the_models_test_metrics(trained, small_data, target, r
     confusion = np.zeros((10, 10), int)
     np.add.at(confusion, (data.y_test, probabilities.argmax(1)), 1)
     assert metrics["confusion_matrix"] == confusion.tolist()
+    for row in confusion.tolist():  # a row a line, not a number a line
+        assert f"    {json.dumps(row)}" in result.stdout.splitlines()
+
+
+def test_evaluate_of_a_runs_checkpoint_uses_the_runs_data_by_default(trained, small_data,
+                                                                     run_cli_here):
+    root, _ = trained
+    result = run_cli_here("evaluate", root / "run" / "best.keras", "--json")
+    assert result.returncode == 0, result.stderr
+    confusion = np.array(json.loads(result.stdout)["confusion_matrix"])
+    assert confusion.sum() == len(load_cifar10(small_data).y_test) == 100  # not the 10,000
 
 
 def test_evaluate_of_the_export_equals_the_final_model(trained, small_data, run_cli_here):
@@ -135,19 +148,39 @@ def test_a_short_run_of_a_preset_scales_its_warm_up_and_says_so(small_data, tmp_
     assert read_history(str(tmp_path / "run" / "history.csv"))["epoch"] == [0]
 
 
+def test_a_short_run_of_the_fast_preset_trains_the_narrow_model_on_its_one_cycle(small_data,
+                                                                                 tmp_path):
+    result = run_cli("train", "--preset", "fast", "--epochs", "2", "--data-dir", small_data,
+                     "--train-subset", "64", "--validation-size", "100", "--batch-size", "32",
+                     "--output-dir", tmp_path / "run", "--no-export", "--no-figures",
+                     "--verbose", "0")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["performance"]["mixed_precision"] == "mixed_bfloat16"
+    assert metrics["test_time_augmentation"] == "flip"
+    model = keras.saving.load_model(str(tmp_path / "run" / "best.keras"))
+    assert [model.get_layer(name).filters for name in ("conv1", "conv2", "conv3", "conv4",
+                                                        "conv5")] == [32, 96, 192, 128, 128]
+    assert model.get_layer("fc6").units == 512
+    # 2 steps an epoch; the warm-up keeps 1.2 of 6 epochs' share: 0.4 epochs, 1 step of 4. The
+    # logged rate is the schedule's after each epoch's last step: 0.2·(4 − 2)/(4 − 1), then 0.
+    rates = read_history(str(tmp_path / "run" / "history.csv"))["learning_rate"]
+    assert rates == pytest.approx([0.2 * 2 / 3, 0.0], abs=1e-6)
+
+
 def corrupt_batch(path):
     with open(os.path.join(path, "data_batch_1"), "wb") as file:
         pickle.dump({b"data": b"not pixels", b"labels": [1]}, file, protocol=2)
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "--epochs", "-1"], "TrainConfig.epochs must be >= 1, got -1"),
+    (["train", "--epochs", "-1"], "--epochs must be >= 1, got -1"),
     (["train", "--epochs", "many"], "argument --epochs: invalid int value: 'many'"),
-    (["train", "--learning-rate", "0"], "TrainConfig.learning_rate must be > 0"),
+    (["train", "--learning-rate", "0"], "--learning-rate must be > 0"),
     (["train", "--init", "xavier"], "argument --init: invalid choice: 'xavier'"),
-    (["train", "--preset", "fast"], "argument --preset: invalid choice: 'fast'"),
+    (["train", "--preset", "fastest"], "argument --preset: invalid choice: 'fastest'"),
     (["train", "--preset", "tweaked", "--epochs", "1", "--warmup-epochs", "2"],
-     "TrainConfig.warmup_epochs must be in"),
+     "--warmup-epochs must be in"),
     (["train", "--colour", "red"], "unrecognized arguments: --colour red"),
     (["train", "--data-dir", "{tmp}/missing"], "does not exist"),
     (["train", "--data-dir", "{tmp}"], "is not a CIFAR-10 copy"),
@@ -178,7 +211,7 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(args, message, tmp_p
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "--epochs", "-1"], "TrainConfig.epochs must be >= 1, got -1"),
+    (["train", "--epochs", "-1"], "--epochs must be >= 1, got -1"),
     (["evaluate", "nothing.keras"], "no model at"),
 ])
 def test_a_fresh_process_prints_only_the_one_line_for_bad_input(args, message, tmp_path):
@@ -187,4 +220,26 @@ def test_a_fresh_process_prints_only_the_one_line_for_bad_input(args, message, t
     (line,) = result.stderr.strip().splitlines()
     assert result.returncode == 2
     assert line.startswith("keras-alexnet: error: ") and message in line
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--epochs", "0"], "--epochs must be >= 1, got 0"),
+    (["train", "--preset", "fast", "--width-multiplier", "0"], "--width-multiplier must be in"),
+    (["train", "--batch-size", "0", "--cpu-threads", "2"], "--batch-size must be >= 1, got 0"),
+    (["evaluate", "model.keras", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    (["export", "--weights", "model.h5"], "--weights must be a .keras file"),
+    (["predict", "cat.png", "--top-k", "11"], "--top-k must be in 1..10, got 11"),
+])
+def test_a_bad_flag_is_named_as_typed_before_tensorflow_is_imported(args, message, tmp_path):
+    probe = ("import sys\nfrom keras_alexnet import cli\n"
+             f"status = cli.main({args!r})\n"
+             "print(status, 'tensorflow' in sys.modules, 'jax' in sys.modules, "
+             "'keras' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.stdout.split() == ["2", "False", "False", "False"], result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("keras-alexnet: error: ") and message in line
+    assert "TrainConfig" not in line
     assert os.listdir(tmp_path) == []

@@ -81,12 +81,26 @@ def test_tweaked_and_long_presets_are_alexnets_with_the_recipes_values():
     assert long.cutout > 0 and 20 < long.epochs <= 100 and long.conv1_stride == 1
 
 
+def test_the_fast_preset_is_a_narrow_alexnet_in_big_bfloat16_steps_on_a_one_cycle_schedule():
+    fast = TrainConfig.from_preset("fast")
+    assert (fast.conv1_stride, fast.batch_norm, fast.width_multiplier, fast.dense_units) == (
+        1, True, 0.5, 512)
+    assert (fast.batch_size, fast.mixed_precision, fast.epochs) == (512, "mixed_bfloat16", 6)
+    assert (fast.lr_schedule, fast.learning_rate, fast.warmup_epochs) == ("linear", 0.2, 1.2)
+    assert (fast.nesterov, fast.label_smoothing, fast.dropout, fast.clip_norm) == (
+        True, 0.2, 0.1, None)
+    assert (fast.pca_stddev, fast.pad, fast.validation_size) == (0.0, 4, 2000)
+    assert fast.test_time_augmentation == "flip" and not fast.linear_lr_scaling
+    # More epochs stretch the whole schedule: the warm-up keeps its fifth of the run.
+    assert TrainConfig.from_preset("fast", epochs=18).warmup_epochs == pytest.approx(3.6)
+
+
 def test_preset_overrides_and_unknown_presets():
     config = TrainConfig.from_preset("tweaked", epochs=5, batch_norm=False)
     assert (config.epochs, config.batch_norm, config.nesterov) == (5, False, True)
     with pytest.raises(ConfigError,
-                       match="unknown preset 'fast'; the presets are seed, tweaked, long"):
-        TrainConfig.from_preset("fast")
+                       match="unknown preset 'fastest'; the presets are seed, tweaked, long, fast"):
+        TrainConfig.from_preset("fastest")
     with pytest.raises(ConfigError, match="TrainConfig.warmup_epochs must be in"):
         TrainConfig.from_preset("tweaked", epochs=2, warmup_epochs=2.0)
 
@@ -108,8 +122,9 @@ def test_overriding_a_presets_epochs_keeps_its_warm_up_share(preset, epochs, war
 
 
 @pytest.mark.parametrize("field, value", [
-    ("conv1_stride", 3), ("lr_schedule", "linear"), ("label_smoothing", 1.0), ("cutout", -1),
-    ("test_time_augmentation", "rotate"), ("warmup_epochs", -1.0),
+    ("conv1_stride", 3), ("lr_schedule", "triangle"), ("label_smoothing", 1.0), ("cutout", -1),
+    ("test_time_augmentation", "rotate"), ("warmup_epochs", -1.0), ("width_multiplier", 0.0),
+    ("dense_units", 0), ("cpu_threads", -2),
 ])
 def test_new_fields_are_checked(field, value):
     with pytest.raises(ConfigError, match=f"TrainConfig.{field} "):

@@ -17,6 +17,22 @@ SHARED_CIFAR = os.path.join(REPO, "..", "shared", "data", "cifar-10-batches-py")
 os.environ["XDG_CACHE_HOME"] = TEST_CACHE = tempfile.mkdtemp(prefix="keras_alexnet_tests_cache_")
 
 
+# Known third-party warnings, filtered so that a new one, ours above all, shows in the summary.
+THIRD_PARTY_WARNINGS = (
+    # Keras' TensorFlow backend converts tensors with `np.array(x)`; NumPy 2 flags TensorFlow's
+    # `__array__` without a `copy` keyword (hundreds of times a suite).
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning",
+)
+SLOWEST_TESTS_SHOWN = 15
+
+
+def pytest_configure(config):
+    for line in THIRD_PARTY_WARNINGS:
+        config.addinivalue_line("filterwarnings", line)
+    if config.option.durations is None:  # `--durations N` on the command line wins
+        config.option.durations = SLOWEST_TESTS_SHOWN
+
+
 def pytest_unconfigure(config):
     shutil.rmtree(TEST_CACHE, ignore_errors=True)
 

@@ -1,3 +1,4 @@
+import glob
 import json
 import os
 import signal
@@ -56,6 +57,17 @@ def test_signature_matches_keras_predict_and_is_deterministic(model, exported):
     names = [n.decode() for n in first["class_name"].numpy()]
     assert names == [("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                       "ship", "truck")[i] for i in expected.argmax(1)]
+
+
+def test_the_export_stores_each_weight_once(model, exported):
+    """The checkpoint holds the model's 23,272,266 values once (it held each kernel twice, under
+    `variables/` and `_all_variables/`: 178 MB instead of ~89 MB), and the files' size says so."""
+    reader = tf.train.load_checkpoint(os.path.join(exported[1], "variables", "variables"))
+    stored = sum(int(np.prod(shape)) for key, shape in reader.get_variable_to_shape_map().items()
+                 if key.endswith("VARIABLE_VALUE"))
+    assert stored == model.count_params() == 23_272_266
+    data = glob.glob(os.path.join(exported[1], "variables", "variables.data-*"))
+    assert 4 * stored <= sum(os.path.getsize(path) for path in data) < 4 * stored * 1.01
 
 
 def test_failed_export_leaves_no_version_directory(model, tmp_path, monkeypatch):

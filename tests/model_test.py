@@ -2,7 +2,13 @@ import keras
 import numpy as np
 import pytest
 
-from keras_alexnet.model import AlexNet, LocalResponseNormalization, PaperAlexNet, build_model
+from keras_alexnet.model import (
+    AlexNet,
+    LocalResponseNormalization,
+    PaperAlexNet,
+    build_model,
+    conv_filters,
+)
 
 PARAMETRIC = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 FAN_IN = {"conv1": 27, "conv2": 576, "conv3": 1728, "conv4": 3456, "conv5": 2304,
@@ -310,3 +316,25 @@ def test_the_new_options_round_trip_through_get_config():
     assert rebuilt.count_params() == model.count_params()
     with pytest.raises(ValueError, match="conv1_stride must be 1 or 2"):
         AlexNet(conv1_stride=3)
+
+
+def test_width_multiplier_and_dense_units_set_the_layer_widths_and_the_parameter_count():
+    model = build_model(width_multiplier=0.5, dense_units=512, conv1_stride=1, seed=0)
+    widths = [model.get_layer(name).filters for name in PARAMETRIC[:5]]
+    assert widths == [32, 96, 192, 128, 128]  # 64, 192, 384, 256, 256 halved (multiples of 16)
+    assert [model.get_layer(name).units for name in ("fc6", "fc7", "fc8")] == [512, 512, 10]
+    # By hand: 3×3 kernels plus biases, then the 4×4×128 flatten into 512, 512 and 10 units.
+    fan_ins = [3, 32, 96, 192, 128]
+    convs = sum(9 * fan_in * width + width for fan_in, width in zip(fan_ins, widths))
+    dense = (4 * 4 * 128 + 1) * 512 + (512 + 1) * 512 + (512 + 1) * 10
+    assert model.count_params() == convs + dense
+    rebuilt = AlexNet.from_config(model.get_config())
+    assert [rebuilt.get_layer(name).filters for name in PARAMETRIC[:5]] == widths
+    assert rebuilt.get_config()["dense_units"] == 512
+
+
+@pytest.mark.parametrize("multiplier, expected", [
+    (1.0, (64, 192, 384, 256, 256)), (0.75, (48, 144, 288, 192, 192)),
+    (0.1, (16, 16, 32, 32, 32)), (2.0, (128, 384, 768, 512, 512))])
+def test_conv_filters_round_to_multiples_of_16(multiplier, expected):
+    assert conv_filters(multiplier) == expected

@@ -3,7 +3,13 @@ import numpy as np
 import pytest
 
 from keras_alexnet import TrainConfig
-from keras_alexnet.optimizer import TorchSGD, build_optimizer, learning_rate_schedule
+from keras_alexnet.optimizer import (
+    LinearWarmupDecay,
+    TorchSGD,
+    build_optimizer,
+    learning_rate_per_step,
+    learning_rate_schedule,
+)
 
 
 def numpy_softmax_regression_sgd(x, y, kernel, bias, epochs, schedule, momentum, weight_decay,
@@ -150,3 +156,30 @@ def test_cosine_schedule_without_warmup_starts_at_the_peak():
     assert float(schedule(0)) == pytest.approx(0.1)
     assert float(schedule(50)) == pytest.approx(0.05, abs=1e-7)
     assert float(schedule(100)) == pytest.approx(0.0, abs=1e-7)
+
+
+def triangle(step, peak, total, warmup):
+    """The one-cycle rate by its definition: up a straight line, then down one to 0."""
+    if step < warmup:
+        return peak * step / warmup
+    return peak * max(0.0, (total - step) / (total - warmup))
+
+
+@pytest.mark.parametrize("warmup", [0, 3, 12])
+def test_the_linear_schedule_rises_then_falls_to_zero_in_straight_lines(warmup):
+    schedule = LinearWarmupDecay(peak=0.4, total_steps=40, warmup_steps=warmup)
+    got = [float(schedule(step)) for step in range(46)]
+    want = [triangle(step, 0.4, 40, warmup) for step in range(46)]
+    np.testing.assert_allclose(got, want, atol=1e-7)
+    assert got[warmup] == pytest.approx(0.4) and got[40:] == [0.0] * 6
+    rebuilt = LinearWarmupDecay.from_config(schedule.get_config())
+    assert float(rebuilt(7)) == pytest.approx(want[7])
+
+
+def test_a_linear_run_warms_up_over_its_warmup_epochs_and_ends_at_zero():
+    config = TrainConfig(lr_schedule="linear", learning_rate=0.2, warmup_epochs=1.5, epochs=4)
+    schedule = learning_rate_per_step(config, steps_per_epoch=10)
+    assert isinstance(schedule, LinearWarmupDecay)
+    assert (schedule.peak, schedule.total_steps, schedule.warmup_steps) == (0.2, 40, 15)
+    with pytest.raises(ValueError, match="warmup_steps must be in"):
+        LinearWarmupDecay(peak=0.1, total_steps=10, warmup_steps=10)

@@ -4,7 +4,7 @@ import keras
 import pytest
 
 from keras_alexnet.config import ConfigError, TrainConfig
-from keras_alexnet.performance import Accelerator, find_accelerator, resolve
+from keras_alexnet.performance import Accelerator, cpu_has_bfloat16, find_accelerator, resolve
 
 CPU = Accelerator("cpu", "CPU")
 H100 = Accelerator("gpu", "NVIDIA H100 80GB HBM3", (9, 0))
@@ -74,3 +74,64 @@ def test_find_accelerator_reads_tensorflows_gpu_details(monkeypatch):
 def test_bad_values_are_config_errors(field, value, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**{field: value})
+
+
+def test_cpu_threads_runs_one_op_at_a_time_on_the_usable_cores_in_a_fresh_process():
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import os, warnings, keras, tensorflow as tf\n"
+             "from keras_alexnet.performance import use_cpu_threads\n"
+             "use_cpu_threads(None)\n"
+             "print(tf.config.threading.get_intra_op_parallelism_threads(),"
+             " tf.config.threading.get_inter_op_parallelism_threads())\n"
+             "tf.constant(1.0) + 1.0\n"  # the runtime starts: the pools are fixed from here on
+             "with warnings.catch_warnings(record=True) as caught:\n"
+             "    warnings.simplefilter('always')\n"
+             "    use_cpu_threads(None)\n"
+             "    use_cpu_threads(7)\n"
+             "print(len(caught), str(caught[-1].message).split(';')[0])\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env={**os.environ, "KERAS_BACKEND": "tensorflow"}, check=True)
+    pools, warned = result.stdout.splitlines()
+    assert pools == f"{len(os.sched_getaffinity(0))} 1"
+    # The same pools again are fine; other ones after the start are refused with one warning.
+    assert warned == ("1 cpu_threads: TensorFlow had already started, so ops keep their thread "
+                      "pools instead of one op at a time on 7 thread(s)")
+    # Started before (a notebook): the automatic setting leaves TensorFlow's pools, silently.
+    late = ("import warnings, keras, tensorflow as tf\n"
+            "from keras_alexnet.performance import use_cpu_threads\n"
+            "tf.constant(1.0) + 1.0\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    use_cpu_threads(None)\n"
+            "print(len(caught), tf.config.threading.get_inter_op_parallelism_threads())\n")
+    result = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True,
+                            env={**os.environ, "KERAS_BACKEND": "tensorflow"}, check=True)
+    assert result.stdout.split() == ["0", "0"]
+
+
+def test_cpu_threads_is_a_run_setting_that_a_resume_may_change():
+    saved = TrainConfig().to_dict()
+    assert TrainConfig(cpu_threads=0).training_differences(saved) == []
+    with pytest.raises(ConfigError, match="TrainConfig.cpu_threads must be >= 0 or None"):
+        TrainConfig(cpu_threads=-1)
+
+
+@pytest.mark.parametrize("flags, native", [
+    ("fpu avx2 fma avx512f avx512_bf16 avx512_vnni", True),   # this project's CPU dev machine
+    ("fpu avx2 amx_bf16 amx_tile", True),
+    ("fpu sse4_2 avx2 fma", False),                           # a laptop without bfloat16
+])
+def test_cpu_bfloat16_is_read_from_the_cpus_flags(flags, native, tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("".join(f"processor\t: {n}\nflags\t\t: {flags}\n\n" for n in (0, 1)))
+    assert cpu_has_bfloat16(str(cpuinfo)) is native
+    assert cpu_has_bfloat16(str(tmp_path / "absent")) is True  # nothing to read: no claim
+
+
+def test_mixed_bfloat16_on_this_cpu_warns_only_where_the_cpu_lacks_it(recwarn):
+    resolve(TrainConfig(mixed_precision="mixed_bfloat16"), CPU)
+    warned = [str(w.message) for w in recwarn if "bfloat16 instructions" in str(w.message)]
+    assert len(warned) == (0 if cpu_has_bfloat16() else 1)

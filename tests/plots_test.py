@@ -39,6 +39,19 @@ def test_a_smooth_schedule_draws_its_rate_instead_of_marking_drops():
     np.testing.assert_array_equal(curve.get_ydata(), rates)
 
 
+@pytest.mark.parametrize("epochs", [1, 2, 12, 40])
+def test_the_epoch_axis_has_whole_epoch_ticks_only(epochs):
+    history = {key: list(np.linspace(1, 2, epochs)) for key in HISTORY}
+    figure = plots.training_curves(history, lr_schedule="linear")
+    for axis in figure.axes[:2]:
+        axis.figure.canvas.draw()
+        low, high = axis.get_xlim()
+        ticks = [tick for tick in axis.get_xticks() if low <= tick <= high]  # the ones shown
+        assert ticks and all(float(tick).is_integer() for tick in ticks), ticks
+        if epochs <= 12:
+            assert ticks == list(range(1, epochs + 1))
+
+
 def test_confusion_figure_normalises_rows():
     confusion = np.diag([8, 6] + [1] * 8) + 1
     figure = plots.confusion_matrix_figure(confusion.tolist())
