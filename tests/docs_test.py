@@ -19,7 +19,8 @@ PAGES = ["README.md", "colab/README.md", *sorted(
 # Flags of other programs the pages show: docker, saved_model_cli, XLA, the PyTorch reference,
 # tensorflow_model_server.
 OTHER_PROGRAMS_FLAGS = {"--rm", "--tag_set", "--xla_force_host_platform_device_count",
-                        "--pipeline", "--model_base_path", "--model_name", "--rest_api_port"}
+                        "--pipeline", "--workers", "--model_base_path", "--model_name",
+                        "--rest_api_port"}
 
 
 def read(page: str) -> str:
