@@ -1,5 +1,9 @@
 """The fast-path settings: what "auto" picks on each kind of accelerator, and explicit choices."""
 
+import os
+import subprocess
+import sys
+
 import keras
 import pytest
 
@@ -77,10 +81,6 @@ def test_bad_values_are_config_errors(field, value, message):
 
 
 def test_cpu_threads_runs_one_op_at_a_time_on_the_usable_cores_in_a_fresh_process():
-    import os
-    import subprocess
-    import sys
-
     probe = ("import os, warnings, keras, tensorflow as tf\n"
              "from keras_alexnet.performance import use_cpu_threads\n"
              "use_cpu_threads(None)\n"
@@ -92,9 +92,7 @@ def test_cpu_threads_runs_one_op_at_a_time_on_the_usable_cores_in_a_fresh_proces
              "    use_cpu_threads(None)\n"
              "    use_cpu_threads(7)\n"
              "print(len(caught), str(caught[-1].message).split(';')[0])\n")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            env={**os.environ, "KERAS_BACKEND": "tensorflow"}, check=True)
-    pools, warned = result.stdout.splitlines()
+    pools, warned = run_tensorflow(probe).splitlines()
     assert pools == f"{len(os.sched_getaffinity(0))} 1"
     # The same pools again are fine; other ones after the start are refused with one warning.
     assert warned == ("1 cpu_threads: TensorFlow had already started, so ops keep their thread "
@@ -107,9 +105,13 @@ def test_cpu_threads_runs_one_op_at_a_time_on_the_usable_cores_in_a_fresh_proces
             "    warnings.simplefilter('always')\n"
             "    use_cpu_threads(None)\n"
             "print(len(caught), tf.config.threading.get_inter_op_parallelism_threads())\n")
-    result = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True,
-                            env={**os.environ, "KERAS_BACKEND": "tensorflow"}, check=True)
-    assert result.stdout.split() == ["0", "0"]
+    assert run_tensorflow(late).split() == ["0", "0"]
+
+
+def run_tensorflow(code: str) -> str:
+    """What `code` prints in a fresh interpreter on the TensorFlow backend."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "KERAS_BACKEND": "tensorflow"}, check=True).stdout
 
 
 def test_cpu_threads_is_a_run_setting_that_a_resume_may_change():
