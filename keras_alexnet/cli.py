@@ -19,7 +19,15 @@ import sys
 import typing
 from typing import Any, Optional, Sequence
 
-from keras_alexnet.config import PRESETS, TEST_TIME_AUGMENTATIONS, TrainConfig, presets
+from keras_alexnet.config import (
+    MAX_TEN_CROP_PAD,
+    PRESETS,
+    TEST_TIME_AUGMENTATIONS,
+    TrainConfig,
+    check_ten_crop_pad,
+    check_timeout,
+    presets,
+)
 from keras_alexnet.errors import ConfigError, ImageError, KerasAlexNetError, disk_full_reason
 from keras_alexnet.image_bytes import (
     DEFAULT_MAX_PIXELS,
@@ -27,7 +35,7 @@ from keras_alexnet.image_bytes import (
     MAX_IMAGE_FILE_BYTES,
 )
 from keras_alexnet.native_stderr import native_stderr_silenced
-from keras_alexnet.run_dir import BACKUP, CONFIG, METRICS
+from keras_alexnet.run_dir import BACKUP, CONFIG, METRICS, check_directory
 
 PROG = "keras-alexnet"
 
@@ -100,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="average the paper's ten crops (corners, centre, mirrored) of each "
                                "image zero-padded by --ten-crop-pad")
     evaluate.add_argument("--ten-crop-pad", type=int, default=4,
-                          help="padding per side before the ten 32×32 crops (default: %(default)s)")
+                          help=f"padding per side before the ten 32×32 crops, 0 to "
+                               f"{MAX_TEN_CROP_PAD} (default: %(default)s)")
     evaluate.add_argument("--test-time-augmentation", "--tta", choices=TEST_TIME_AUGMENTATIONS,
                           default="none",
                           help="flip: average each image's and its mirror image's probabilities "
@@ -144,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="model name on the server (default: %(default)s)")
     predict.add_argument("--top-k", type=int, default=1, help="classes to show per image")
     predict.add_argument("--timeout", type=float, default=10.0,
-                         help="seconds to wait for the server")
+                         help="seconds the whole request to the server may take (default: "
+                              "%(default)s)")
     predict.add_argument("--json", action="store_true", help="print the results as JSON")
     predict.set_defaults(run=_run_predict, check=_check_predict)
     return parser
@@ -191,9 +201,14 @@ def _resumed_config(run_dir: str) -> TrainConfig:
         raise UserError(f"{run_dir} is not a run directory: cannot read config.json") from error
     except json.JSONDecodeError as error:
         raise UserError(f"{path} is not valid JSON") from error
-    if not isinstance(values, dict):
+    fields = {field.name for field in dataclasses.fields(TrainConfig)}
+    if not isinstance(values, dict) or not fields & set(values):
         raise UserError(f"{path} does not hold a TrainConfig")
-    config = TrainConfig.from_dict({**values, "output_dir": run_dir})
+    missing = sorted(fields - set(values) - {"output_dir", "overwrite"})
+    if missing:
+        print(f"{PROG}: {path} lacks {', '.join(missing)}: their defaults are used",
+              file=sys.stderr)
+    config = TrainConfig.from_dict({**values, "output_dir": run_dir, "overwrite": False})
     if not os.path.isdir(os.path.join(run_dir, BACKUP)):
         if os.path.isfile(os.path.join(run_dir, METRICS)):
             raise UserError(f"{run_dir} has no interrupted run to resume: it finished")
@@ -205,8 +220,10 @@ def _resumed_config(run_dir: str) -> TrainConfig:
 def _check_evaluate(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.ten_crop_pad < 0:
-        raise UserError(f"--ten-crop-pad must be >= 0, got {args.ten_crop_pad}")
+    try:
+        check_ten_crop_pad(args.ten_crop_pad, "--ten-crop-pad")
+    except ConfigError as error:
+        raise UserError(str(error)) from error
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -232,6 +249,7 @@ def _check_export(args: argparse.Namespace) -> None:
                         ("--max-request-pixels", args.max_request_pixels)):
         if value < 1:
             raise UserError(f"{flag} must be >= 1, got {value}")
+    check_directory(os.path.join(args.saved_models_dir, args.model_name), "model directory")
 
 
 def _run_data_dir(model: str) -> Optional[str]:
@@ -279,6 +297,10 @@ def _run_report(args: argparse.Namespace) -> int:
 def _check_predict(args: argparse.Namespace) -> None:
     if not 1 <= args.top_k <= 10:
         raise UserError(f"--top-k must be in 1..10, got {args.top_k}")
+    try:
+        check_timeout(args.timeout, "--timeout")
+    except ConfigError as error:
+        raise UserError(str(error)) from error
 
 
 def _run_predict(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@ centre view or on the paper's ten crops (4 corners + centre, and their mirrors).
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from functools import partial
@@ -11,11 +12,14 @@ from typing import Callable, Iterator, Optional, Sequence, Union
 import keras
 import numpy as np
 
-from keras_alexnet.config import TEST_TIME_AUGMENTATIONS
+from keras_alexnet.config import TEST_TIME_AUGMENTATIONS, check_ten_crop_pad
 from keras_alexnet.data import CLASS_NAMES, Split, load_cifar10
 from keras_alexnet.errors import ConfigError, ModelError
 from keras_alexnet.losses import SparseLabelSmoothingCrossentropy  # noqa: F401  (registered)
-from keras_alexnet.model import AlexNet  # noqa: F401  (registered: load_model rebuilds it)
+from keras_alexnet.model import (
+    DENSE_UNITS,
+    AlexNet,  # noqa: F401  (registered: load_model rebuilds it)
+)
 from keras_alexnet.optimizer import TorchSGD  # noqa: F401  (registered: the checkpoint's optimizer)
 
 
@@ -129,7 +133,7 @@ def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
         ten_crop: Average the paper's ten crops. The CIFAR model's own crop is 32×32 out of an
             image zero-padded by `ten_crop_pad` (its training augmentation), so the corners are the
             extreme crop offsets and the centre crop is the image itself.
-        ten_crop_pad: Zero padding per side before the 32×32 crops.
+        ten_crop_pad: Zero padding per side before the 32×32 crops, 0 to 16.
         test_time_augmentation: `"none"` or `"flip"` (average each image's and its mirror
             image's probabilities); ten crops hold their mirror images already.
 
@@ -141,8 +145,7 @@ def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
     >>> metrics = evaluate("saved_models/alexnet_cifar10", data_dir="../shared/data")
     >>> metrics["test_accuracy"], metrics["per_class_accuracy"]["cat"]
     """
-    if ten_crop_pad < 0:
-        raise ConfigError(f"ten_crop_pad must be >= 0, got {ten_crop_pad}")
+    check_ten_crop_pad(ten_crop_pad)
     probabilities_of = _probability_function(model, batch_size)  # checks the model before the data
     data = load_cifar10(data_dir)
     if not ten_crop:
@@ -184,15 +187,66 @@ def evaluate_dataset(model: keras.Model, dataset, class_names: Sequence[str],
 
 
 def load_keras_model(path: str) -> keras.Model:
-    """Loads a `.keras` model of this package in safe mode (no `Lambda` code runs).
+    """Loads a `.keras` model of this package in safe mode (no `Lambda` code runs), after
+    `check_keras_archive`.
 
     Raises:
-        ModelError: `path` is not a readable `.keras` model.
+        ModelError: `path` is not a readable `.keras` model of this package.
     """
+    check_keras_archive(path)
     try:
         return keras.saving.load_model(path, safe_mode=True)
-    except (ValueError, OSError, zipfile.BadZipFile) as error:
+    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as error:
+        # TypeError: an unknown class or function, or a known class given bad arguments
+        raise ModelError(f"{path} is not a readable .keras model: "
+                         f"{' '.join(str(error).split())[:300]}") from error
+
+
+KERAS_MODEL_CLASSES = ("keras_alexnet>AlexNet", "keras_alexnet>PaperAlexNet")
+WEIGHTS_MEMBER = "model.weights.h5"  # in a .keras archive: the weights, float32
+
+
+def check_keras_archive(path: str) -> None:
+    """Checks, without building anything, that `path` is a `.keras` archive of one of this
+    package's models whose stored weights are as large as its config declares (a small file
+    declaring a huge model is refused before any memory is taken for it).
+
+    Raises:
+        ModelError: It is not a zip archive, lacks `config.json` or the weights, holds another
+            class of model, or declares more weights than it stores.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+            stored_bytes = archive.getinfo(WEIGHTS_MEMBER).file_size
+    except zipfile.BadZipFile as error:
+        raise ModelError(f"{path} is not a .keras model (not a zip archive)") from error
+    except KeyError as error:
+        raise ModelError(f"{path} is not a .keras model (no {error.args[0]})") from error
+    except (OSError, ValueError) as error:
         raise ModelError(f"{path} is not a readable .keras model: {error}") from error
+    name = config.get("registered_name") if isinstance(config, dict) else None
+    if name not in KERAS_MODEL_CLASSES:
+        raise ModelError(f"{path} holds a {name or 'model of no known class'}, not a "
+                         f"keras_alexnet model ({', '.join(KERAS_MODEL_CLASSES)})")
+    declared = _declared_weights_floor(config.get("config"))
+    if declared is None or 4 * declared > stored_bytes:
+        raise ModelError(f"{path} declares a model larger than the weights it stores "
+                         f"({stored_bytes} bytes); it is damaged or not a trained model")
+
+
+def _declared_weights_floor(config) -> Optional[int]:
+    """A floor on the weights a model config declares (fc7's and fc8's kernels, and the
+    paper network's fc6); `None` for sizes that are not positive integers."""
+    try:
+        classes, dense = int(config["num_classes"]), int(config.get("dense_units", DENSE_UNITS))
+        height, width = (int(side) for side in config.get("input_shape", (32, 32, 3))[:2])
+    except (TypeError, ValueError, KeyError):
+        return None
+    if min(classes, dense, height, width) < 1:
+        return None
+    fc6 = DENSE_UNITS * 256 * (height // 64) * (width // 64) if "input_shape" in config else 0
+    return dense * (dense + classes) + fc6
 
 
 def _probability_function(model: Union[str, keras.Model],

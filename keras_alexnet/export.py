@@ -52,7 +52,7 @@ from keras_alexnet.image_bytes import (
     bound_request,
 )
 from keras_alexnet.native_stderr import native_stderr_silenced
-from keras_alexnet.run_dir import FINAL_MODEL
+from keras_alexnet.run_dir import FINAL_MODEL, make_directory
 
 # The signature contract, which serving clients (`keras_alexnet.serving`) import from here.
 SERVING_SIGNATURE = "serving_default"
@@ -103,7 +103,7 @@ def export_saved_model(model: keras.Model, saved_models_dir: str = "saved_models
     if version is not None and os.path.exists(os.path.join(base, str(version))):
         raise ExportError(f"{os.path.join(base, str(version))} already exists; "
                           "pick another version")
-    os.makedirs(base, exist_ok=True)
+    make_directory(base, "model directory")
     remove_abandoned_staging(base)
     staging = os.path.join(base, f"{STAGING_PREFIX}{socket.gethostname()}-{os.getpid()}-"
                                  f"{uuid.uuid4().hex}")
@@ -229,8 +229,9 @@ def existing_versions(model_dir: str) -> list[int]:
     """The integer version directories under `model_dir`, ascending."""
     if not os.path.isdir(model_dir):
         return []
-    return sorted(int(name) for name in os.listdir(model_dir)
-                  if name.isdigit() and os.path.isdir(os.path.join(model_dir, name)))
+    return sorted(int(name) for name in os.listdir(model_dir)  # "²" is a digit, not an int
+                  if name.isascii() and name.isdigit()
+                  and os.path.isdir(os.path.join(model_dir, name)))
 
 
 def resolve_saved_model(path: str) -> str:

@@ -1,13 +1,23 @@
-"""The run directory: its file names, and reading and writing `history.csv`, `metrics.json` and
-`config.json`. Every write goes through a temporary file renamed into place."""
+"""The run directory: its file names; reading and writing `history.csv`, `metrics.json` and
+`config.json` (every write through a temporary file renamed into place); one run at a time in
+it (`run_lock`), and only the run its config continues (`check_run_dir`)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
-from typing import Any
+import shutil
+import socket
+import time
+from typing import Any, Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 from keras_alexnet.atomic import atomic_path
 from keras_alexnet.config import TrainConfig
@@ -19,6 +29,7 @@ HISTORY = "history.csv"
 METRICS = "metrics.json"
 CONFIG = "config.json"
 BACKUP = "backup"
+LOCK = ".lock"
 
 
 def read_history_rows(path: str) -> list[dict[str, str]]:
@@ -77,11 +88,18 @@ def write_json(path: str, value: Any) -> None:
             json.dump(value, file, indent=2)
 
 
-def check_resumable(config: TrainConfig) -> None:
-    """Raises `ConfigError` when `config.output_dir` holds an interrupted run (a backup) that
-    `config` would not continue: one that trains something else. Nothing is written or removed."""
+def check_run_dir(config: TrainConfig) -> None:
+    """Raises `ConfigError` when `config.output_dir` holds a run that `config` would not
+    continue, one that trains something else: interrupted (a backup), or finished or stopped
+    before its first backup, unless `config.overwrite`, which then removes that run's files;
+    `RunDirError` when its `backup` is a link or a file. Call it holding the directory
+    (`run_lock`); nothing is written or removed otherwise."""
     run_dir = config.output_dir
-    if not os.path.isdir(os.path.join(run_dir, BACKUP)):
+    backup = os.path.join(run_dir, BACKUP)
+    if os.path.islink(backup) or (os.path.exists(backup) and not os.path.isdir(backup)):
+        raise RunDirError(f"{backup} is not a directory of its own (a link or a file); a run "
+                          f"keeps its backups there: remove it and run again")
+    if not os.path.isfile(os.path.join(run_dir, CONFIG)):
         return
     try:
         saved = read_json(os.path.join(run_dir, CONFIG))
@@ -89,8 +107,140 @@ def check_resumable(config: TrainConfig) -> None:
         saved = None
     differences = (config.training_differences(saved) if isinstance(saved, dict)
                    else ["its config.json is unreadable"])
-    if differences:
-        shown = ", ".join(differences[:3]) + (", …" if len(differences) > 3 else "")
+    if config.overwrite:
+        remove_run(run_dir)
+        return
+    if not differences:
+        return
+    shown = ", ".join(differences[:3]) + (", …" if len(differences) > 3 else "")
+    if os.path.isdir(os.path.join(run_dir, BACKUP)):
         raise ConfigError(f"{run_dir} holds an interrupted run of another config ({shown}); "
                           f"continue it with --resume {run_dir}, or give this run another "
-                          f"--output-dir")
+                          f"--output-dir (or --overwrite it)")
+    raise ConfigError(f"{run_dir} holds a run of another config ({shown}); give this run another "
+                      f"--output-dir, or --overwrite that run")
+
+
+def remove_run(run_dir: str) -> None:
+    """Removes a run's files from `run_dir`: its backup, checkpoints, history, metrics and
+    config (figures are replaced as the next run draws them)."""
+    shutil.rmtree(os.path.join(run_dir, BACKUP), ignore_errors=True)
+    for name in (CHECKPOINT, FINAL_MODEL, HISTORY, METRICS, CONFIG):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(run_dir, name))
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str) -> Iterator[None]:
+    """Holds `run_dir` for this process: creates it (removed again if the block raises while it
+    is empty), and refuses with `RunDirError` naming the holder while another process holds it.
+    The hold is an advisory lock on `run_dir/.lock` (`fcntl.flock`), which the system releases
+    when its process ends however it ends, so a killed run never blocks the next. Staging files
+    a killed writer left are removed.
+
+    Example:
+
+    >>> with run_lock("runs/alexnet_cifar10"):
+    ...     pass  # train into it
+    """
+    with new_directory(run_dir, "run directory"):
+        if fcntl is None:  # not a POSIX system: no lock
+            yield
+            return
+        path = os.path.join(run_dir, LOCK)
+        descriptor = _locked(path, run_dir)
+        try:
+            os.ftruncate(descriptor, 0)
+            os.write(descriptor, f"process {os.getpid()} on {socket.gethostname()}, started "
+                                 f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}".encode())
+            remove_staging(run_dir)
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+            os.close(descriptor)  # releases the lock
+
+
+def make_directory(path: str, role: str) -> None:
+    """Creates directory `path` (with its parents) unless it exists; `RunDirError` in one line,
+    naming it by `role` ("run directory", …), when it cannot be: a file is there, or a parent
+    cannot be written."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise RunDirError(f"the {role} {path} is a file, not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise RunDirError(f"cannot create the {role} {path}: {error.strerror or error}") from error
+
+
+@contextlib.contextmanager
+def new_directory(path: str, role: str) -> Iterator[None]:
+    """`make_directory(path, role)` for the block; when the block raises, the directories it
+    created that are still empty are removed again (bad input leaves nothing behind)."""
+    created = _missing_directories(path)
+    make_directory(path, role)
+    try:
+        yield
+    except BaseException:
+        for folder in created:
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+        raise
+
+
+def check_directory(path: str, role: str) -> None:
+    """Whether directory `path` can be made: `RunDirError` as `make_directory`, without leaving
+    anything."""
+    created = _missing_directories(path)
+    make_directory(path, role)
+    for folder in created:
+        os.rmdir(folder)
+
+
+def _missing_directories(path: str) -> list[str]:
+    """`path` and its parents up to the first that exists, deepest first."""
+    missing = []
+    path = os.path.abspath(path)
+    while not os.path.lexists(path) and os.path.dirname(path) != path:
+        missing.append(path)
+        path = os.path.dirname(path)
+    return missing
+
+
+def _locked(path: str, run_dir: str) -> int:
+    """A descriptor of `path` holding its exclusive lock; `RunDirError` when another process
+    holds it."""
+    while True:
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise RunDirError(f"cannot write into the run directory {run_dir}: "
+                              f"{error.strerror or error}") from error
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(descriptor, 200).decode(errors="replace").strip()
+            os.close(descriptor)
+            raise RunDirError(f"{run_dir} is in use by another run ({holder or 'starting'}); wait "
+                              f"for it to end, or give this run another --output-dir") from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(descriptor).st_ino:
+                return descriptor
+        os.close(descriptor)  # the holder removed the file as it ended: lock the new one
+
+
+def remove_staging(run_dir: str) -> None:
+    """Removes the staging files (`atomic.atomic_path`'s `.NAME.tmp-…`, a backup's `.next-…`)
+    that a writer killed midway left in `run_dir` and its backup; call it holding the
+    directory, when no other process writes there."""
+    backup = os.path.join(run_dir, BACKUP)
+    for folder in (run_dir, backup):
+        names = os.listdir(folder) if os.path.isdir(folder) else []
+        for name in names:
+            if name.startswith(".") and (".tmp-" in name or name.startswith(".next-")):
+                path = os.path.join(folder, name)
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(path)

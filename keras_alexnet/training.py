@@ -36,8 +36,10 @@ from keras_alexnet.run_dir import (
     CONFIG,
     HISTORY,
     METRICS,
-    check_resumable,
+    check_directory,
+    check_run_dir,
     read_history,
+    run_lock,
     write_json,
 )
 from keras_alexnet.trainer import build_trainer, fit_data
@@ -86,7 +88,8 @@ def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
     `metrics.json`, `config.json` and the seed's figures as PNGs; exports under
     `saved_models_dir/model_name/<version>/`. A run killed midway resumes from its last backup
     when started again with the same `output_dir` and the same config (`ConfigError` for another
-    config). Every file is written atomically.
+    config, unless `overwrite`). One run at a time trains into an `output_dir`. Every file is
+    written atomically.
 
     Args:
         config: The run's `TrainConfig`; `None` is the seed recipe, or `preset`.
@@ -97,10 +100,11 @@ def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
         A `TrainResult`.
 
     Raises:
-        ConfigError: A bad configuration value, or an `output_dir` holding an interrupted run
-            of another config (before anything is written).
+        ConfigError: A bad configuration value, or an `output_dir` holding a run of another
+            config without `overwrite` (before anything is written).
         DataError: Missing or corrupt data (before anything is written).
-        RunDirError: A resumed run's `history.csv` was damaged outside the package.
+        RunDirError: Another process trains into `output_dir`, it or `saved_models_dir`
+            cannot be created, or a resumed run's `history.csv` was damaged outside the package.
         TrainingError: The loss became NaN or infinite; the best checkpoint so far is kept.
 
     Example:
@@ -112,7 +116,16 @@ def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
         raise ConfigError("pass either a TrainConfig or a preset, not both")
     config = (config.replace(**overrides) if config is not None
               else TrainConfig.from_preset(preset or "seed", **overrides))
-    check_resumable(config)
+    if config.export:
+        check_directory(os.path.join(config.saved_models_dir, config.model_name),
+                        "model directory")
+    with run_lock(config.output_dir):
+        check_run_dir(config)
+        return _train(config)
+
+
+def _train(config: TrainConfig) -> TrainResult:
+    """`train()` in its run directory, held."""
     clock = PhaseClock()
     if config.deterministic:
         make_tensorflow_deterministic()
@@ -157,7 +170,6 @@ def fit(trainer: keras.Model, model: keras.Model, data: PreparedData,
     """Trains `trainer` for `config.epochs` epochs into the run directory (`config.json`,
     `history.csv`, `best.keras`, the resume backup); returns the seconds the checkpoint writes
     took."""
-    os.makedirs(config.output_dir, exist_ok=True)
     write_json(os.path.join(config.output_dir, CONFIG), config.to_dict())
     data_args, next_epoch = fit_data(data.split, augmentation, config, performance)
     callbacks = build_callbacks(config, model)

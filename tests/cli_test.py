@@ -190,7 +190,9 @@ def corrupt_batch(path):
     (["evaluate", "{tmp}/notes.txt", "--data-dir", "{corrupt_ok}"], "neither a .keras checkpoint"),
     (["evaluate", "{tmp}", "--data-dir", "{corrupt_ok}"], "no SavedModel at"),
     (["evaluate", "{tmp}/nothing.keras", "--ten-crop", "--ten-crop-pad", "-1"],
-     "--ten-crop-pad must be >= 0, got -1"),
+     "--ten-crop-pad must be in 0..16, got -1"),
+    (["evaluate", "{tmp}/nothing.keras", "--ten-crop", "--ten-crop-pad", "1000"],
+     "--ten-crop-pad must be in 0..16, got 1000"),
     ([], "the following arguments are required: command"),
 ])
 def test_bad_input_gives_one_line_exit_2_and_writes_nothing(args, message, tmp_path, small_data,
@@ -244,3 +246,32 @@ def test_a_bad_flag_is_named_as_typed_before_tensorflow_is_imported(args, messag
     assert line.startswith("keras-alexnet: error: ") and message in line
     assert "TrainConfig" not in line
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--output-dir", "{tmp}/notes.txt"], "the run directory {tmp}/notes.txt is a file"),
+    (["train", "--output-dir", "/proc/keras_alexnet/run"],
+     "cannot create the run directory /proc/keras_alexnet/run: "),
+    (["train", "--saved-models-dir", "{tmp}/notes.txt"],
+     "cannot create the model directory {tmp}/notes.txt/alexnet_cifar10: Not a directory"),
+    (["export", "--weights", "{tmp}/model.keras", "--saved-models-dir", "{tmp}/notes.txt"],
+     "cannot create the model directory {tmp}/notes.txt/alexnet_cifar10: Not a directory"),
+    (["export", "--weights", "{tmp}/model.keras", "--saved-models-dir", "/proc/keras_alexnet"],
+     "cannot create the model directory /proc/keras_alexnet/alexnet_cifar10: "),
+])
+def test_a_place_that_cannot_be_written_is_named_before_anything_is_loaded(args, message,
+                                                                           tmp_path):
+    """In a fresh process, before TensorFlow is imported or the data read (the data directory
+    named does not exist, and the model file is not one): one line, nothing written."""
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "model.keras").write_text("not a model")
+    args = [a.format(tmp=tmp_path) for a in args]
+    if args[0] == "train":
+        args += ["--data-dir", str(tmp_path / "missing")]
+        args += [] if "--output-dir" in args else ["--output-dir", str(tmp_path / "run")]
+    before = sorted(os.listdir(tmp_path))
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("keras-alexnet: error: ") and message.format(tmp=tmp_path) in line
+    assert sorted(os.listdir(tmp_path)) == before

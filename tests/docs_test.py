@@ -125,8 +125,9 @@ def test_the_readmes_preset_table_is_the_presets():
     for name, changes in rows.items():
         written = {key: parse_value(value)
                    for key, value in re.findall(r"`(\w+)=([^`]+)`", changes)}
-        if changes.strip().startswith("`tweaked` +"):
-            written = {**PRESETS["tweaked"].values, **written}
+        base = re.match(r"`(\w+)` \+", changes.strip())
+        if base:
+            written = {**PRESETS[base.group(1)].values, **written}
         expected = PRESETS[name].values
         assert sorted(written) == sorted(expected), name
         assert all(same(written[key], expected[key]) for key in expected), name

@@ -1,5 +1,9 @@
 """Evaluation: test metrics and the paper's 10-crop averaging, for the CIFAR and any model."""
 
+import json
+import re
+import zipfile
+
 import keras
 import numpy as np
 import pytest
@@ -8,14 +12,16 @@ from keras_alexnet import (
     evaluation,  # `evaluation.test_metrics`: pytest would collect the bare name
 )
 from keras_alexnet.data import load_cifar10
+from keras_alexnet.errors import ModelError
 from keras_alexnet.evaluation import (
     evaluate,
     evaluate_dataset,
+    load_keras_model,
     predict_probabilities,
     ten_crop_probabilities,
     ten_crops,
 )
-from keras_alexnet.model import build_model
+from keras_alexnet.model import AlexNet, build_model
 
 
 def test_test_metrics_counts_and_averages():
@@ -113,3 +119,56 @@ def test_flip_test_time_augmentation_averages_each_image_and_its_mirror():
     np.testing.assert_allclose(single(images), softmax[0], atol=1e-6)
     with pytest.raises(ValueError, match="test-time augmentation must be one of none, flip"):
         evaluation.test_time_augmented(single, "rotate")
+
+
+def rewritten(path, new_path, change):
+    """A copy of the `.keras` archive at `path` whose `config.json` went through `change`."""
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(new_path, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                change(config)
+                data = json.dumps(config).encode()
+            target.writestr(item, data)
+    return str(new_path)
+
+
+@pytest.fixture(scope="module")
+def small_keras_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "small.keras"
+    build_model(width_multiplier=0.25, dense_units=64, seed=0).save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["config"].update(num_classes=100_000),
+     "declares a model larger than the weights it stores"),
+    (lambda c: c["config"].update(dense_units=10**6), "declares a model larger than the weights"),
+    (lambda c: c["config"].update(dense_units="many"), "declares a model larger than the weights"),
+    (lambda c: c.update(registered_name="keras_alexnet>Nothing", class_name="Nothing"),
+     "holds a keras_alexnet>Nothing, not a keras_alexnet model"),
+    (lambda c: c["config"].update(mean=5), "is not a readable .keras model: "),
+    (lambda c: c["config"].update(conv1_stride=3), "conv1_stride must be 1 or 2, got 3"),
+])
+def test_a_keras_file_declaring_what_it_does_not_hold_is_refused_before_it_is_built(
+        small_keras_file, tmp_path, change, message):
+    """No model is built for a small file that declares a huge one (100,000 classes took 5.8 GB
+    before), and a known class given bad arguments is one `ModelError`, not a `TypeError`."""
+    path = rewritten(small_keras_file, tmp_path / "changed.keras", change)
+    built = []
+    original = AlexNet.__init__
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(AlexNet, "__init__", lambda self, *a, **k: (built.append(k),
+                                                                 original(self, *a, **k))[1])
+        with pytest.raises(ModelError, match=re.escape(message)):
+            load_keras_model(path)
+    assert built == [] or "declares" not in message
+    assert load_keras_model(small_keras_file).count_params() == build_model(
+        width_multiplier=0.25, dense_units=64).count_params()
+
+
+def test_a_keras_file_that_is_not_a_zip_archive_is_named_as_such(tmp_path):
+    (tmp_path / "text.keras").write_text("not a zip")
+    with pytest.raises(ModelError, match=r"text.keras is not a .keras model \(not a zip archive"):
+        load_keras_model(str(tmp_path / "text.keras"))

@@ -14,6 +14,7 @@ from conftest import with_distinct_weights
 
 from keras_alexnet.export import (
     ExportError,
+    existing_versions,
     export_saved_model,
     load_saved_model,
     next_version,
@@ -42,6 +43,14 @@ def test_versions_follow_tf_serving_layout(model, exported, tmp_path):
     assert resolve_saved_model(os.path.join(base, "alexnet_cifar10")) == path
     with pytest.raises(ExportError, match="already exists"):
         export_saved_model(model, base, "alexnet_cifar10", version=1)
+
+
+def test_only_ascii_digit_directories_are_versions(tmp_path):
+    for name in ("1", "²", "12", "3a", "٣"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "7").write_text("a file")
+    assert existing_versions(str(tmp_path)) == [1, 12]
+    assert next_version(str(tmp_path)) == 13
 
 
 def test_signature_matches_keras_predict_and_is_deterministic(model, exported):

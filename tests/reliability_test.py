@@ -77,24 +77,74 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
-def run_hooked(args, tmp_path, pause_at=None, final_weights=None):
-    """Runs the CLI; with `pause_at`, SIGKILLs it where the pause is reached."""
+def start_hooked(args, tmp_path, pause_at=None, final_weights=None):
+    """Starts the CLI; with `pause_at`, returns once the pause is reached."""
     marker = tmp_path / "paused"
     marker.unlink(missing_ok=True)
     env = {**os.environ, "MARKER": str(marker), "PAUSE_AT": pause_at or "",
            "FINAL_WEIGHTS": str(final_weights or "")}
     process = subprocess.Popen([sys.executable, "-c", HOOKED_CLI, *map(str, args)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if pause_at is None:
-        stdout, stderr = process.communicate()
-        assert process.returncode == 0, stderr
-        return stdout
     deadline = time.time() + 600
-    while not marker.exists():
+    while pause_at is not None and not marker.exists():
         assert process.poll() is None and time.time() < deadline, process.communicate()[1]
         time.sleep(0.05)
+    return process
+
+
+def run_hooked(args, tmp_path, pause_at=None, final_weights=None):
+    """Runs the CLI; with `pause_at`, SIGKILLs it where the pause is reached."""
+    process = start_hooked(args, tmp_path, pause_at, final_weights)
+    if pause_at is None:
+        stdout, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr
+        return stdout
     process.send_signal(signal.SIGKILL)
-    return process.communicate()[0]
+    return process.communicate(timeout=60)[0]
+
+
+def files_of(run_dir):
+    return {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+
+
+def test_one_run_at_a_time_in_a_directory_and_another_config_only_when_overwriting(
+        data_dir, tmp_path, run_cli_here):
+    """A second run into a live run's directory is refused at once, naming the process, and
+    writes nothing; once that process is killed, the same command resumes. A finished run is
+    replaced by another config only with --overwrite."""
+    run_dir = tmp_path / "run"
+    args = small_run_args(data_dir, run_dir, "--epochs", "2", "--checkpoint-every", "1",
+                          "--no-figures")
+    first = start_hooked(args, tmp_path, pause_at="1,1")  # after epoch 1's backup
+    try:
+        before = files_of(run_dir)
+        for command in (args, ["train", "--resume", run_dir]):
+            refused = run_cli_here(*command)
+            assert refused.returncode == 2, refused.stderr
+            lines = refused.stderr.strip().splitlines()
+            assert len(lines) == 1, lines
+            line = lines[0]
+            assert line.startswith(f"keras-alexnet: error: {run_dir} is in use by another run "
+                                   f"(process {first.pid} on "), line
+            assert "--output-dir" in line
+            assert files_of(run_dir) == before
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=60)
+
+    resumed = run_cli_here(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Epoch 2/2" in resumed.stdout and "Epoch 1/2" not in resumed.stdout
+
+    finished = files_of(run_dir)
+    other = run_cli_here(*args, "--learning-rate", "0.02")
+    assert other.returncode == 2 and len(other.stderr.strip().splitlines()) == 1, other.stderr
+    assert "holds a run of another config (learning_rate 0.01→0.02)" in other.stderr
+    assert "--overwrite" in other.stderr and files_of(run_dir) == finished
+    replaced = run_cli_here(*args, "--learning-rate", "0.02", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert "Epoch 1/2" in replaced.stdout
+    assert json.loads((run_dir / "config.json").read_text())["learning_rate"] == 0.02
 
 
 def without_timings(history):
@@ -219,6 +269,31 @@ def test_a_run_directory_resumes_only_the_config_it_was_started_with(data_dir, t
     assert resumed.returncode == 0, resumed.stderr
     assert "Epoch 2/2" in resumed.stdout and "Epoch 1/2" not in resumed.stdout
     assert read_history(str(run_dir / "history.csv"))["epoch"] == [0, 1]
+
+
+def test_a_linked_backup_or_an_empty_config_is_refused_in_one_line(data_dir, tmp_path,
+                                                                    run_cli_here):
+    """A `backup` that is a link trained to the end and then crashed without metrics; an empty
+    config.json on --resume was filled with defaults. Both are refused before training."""
+    run_dir, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    args = small_run_args(data_dir, run_dir, "--epochs", "1")
+    run_dir.mkdir()
+    elsewhere.mkdir()
+    (run_dir / "backup").symlink_to(elsewhere)
+    linked = run_cli_here(*args)
+    assert linked.returncode == 2
+    assert linked.stderr.strip().splitlines() == [
+        f"keras-alexnet: error: {run_dir / 'backup'} is not a directory of its own (a link or a "
+        f"file); a run keeps its backups there: remove it and run again"]
+    assert sorted(os.listdir(run_dir)) == ["backup"] and os.listdir(elsewhere) == []
+
+    (run_dir / "backup").unlink()
+    (run_dir / "backup").mkdir()
+    (run_dir / "config.json").write_text("{}")
+    empty = run_cli_here("train", "--resume", run_dir)
+    assert empty.returncode == 2
+    assert empty.stderr.strip().splitlines() == [
+        f"keras-alexnet: error: {run_dir / 'config.json'} does not hold a TrainConfig"]
 
 
 # The file-size limit makes every write past it fail with EFBIG, as a full disk fails with ENOSPC.

@@ -8,9 +8,12 @@ PredictionService. Neither is part of the package.
 """
 
 import base64
+import contextlib
 import io
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import threading
@@ -170,10 +173,110 @@ def test_http_errors_unreachable_servers_and_timeouts_raise_serving_error(server
         serving.predict("http://127.0.0.1:9", "alexnet_cifar10", payload, timeout=5)
     FakeTFServing.delay = 1.0
     try:
-        with pytest.raises(serving.ServingError, match="cannot reach TF Serving|timed out"):
+        with pytest.raises(serving.ServingError, match="did not answer within 0.2 s"):
             serving.predict(server, "alexnet_cifar10", payload, timeout=0.2)
     finally:
         FakeTFServing.delay = 0.0
+
+
+class ScriptedServer:
+    """A loopback server that reads one HTTP request and answers with `script(connection)`: what
+    a broken or hostile server sends (a TEST DOUBLE, not TF Serving)."""
+
+    def __init__(self, script):
+        self.script = script
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        connection, _ = self.listener.accept()
+        with connection:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(65536)
+            head, body = request.split(b"\r\n\r\n", 1)
+            length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+            while len(body) < length:
+                body += connection.recv(65536)
+            with contextlib.suppress(OSError):  # the client may hang up first
+                self.script(connection)
+
+    def close(self):
+        self.listener.close()
+        self.thread.join(timeout=60)
+
+
+def http_answer(body: bytes, status="200 OK", length=None):
+    length = len(body) if length is None else length
+    return (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode() + body
+
+
+def row(probabilities=None, class_id=3, class_name="cat"):
+    probabilities = probabilities or [0.05] * 3 + [0.55] + [0.05] * 6
+    return {"probabilities": probabilities, "class_id": class_id, "class_name": class_name}
+
+
+def streamed_forever(connection):
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                       b"Transfer-Encoding: chunked\r\n\r\n")
+    for _ in range(10_000):  # up to 10 GB, far past any limit
+        connection.sendall(b"100000\r\n" + b" " * 0x100000 + b"\r\n")
+
+
+def one_byte_a_tenth_of_a_second(connection):
+    for byte in http_answer(json.dumps({"predictions": [row()]}).encode()):
+        connection.sendall(bytes([byte]))
+        time.sleep(0.1)
+
+
+def answers(body):
+    return lambda connection: connection.sendall(
+        http_answer(body if isinstance(body, bytes) else json.dumps(body).encode()))
+
+
+@pytest.mark.parametrize("script, message", [
+    (lambda c: c.sendall(http_answer(b"", length=10**9)), "answered more than 69632 bytes"),
+    (streamed_forever, "answered more than 69632 bytes"),
+    (one_byte_a_tenth_of_a_second, "did not answer within 2 s"),
+    (answers({"predictions": []}), "TF Serving answered 0 predictions for 1 image"),
+    (answers({"predictions": [row()] * 5000}), "answered more than 69632 bytes"),
+    (answers({"predictions": [row()] * 2}), "TF Serving answered 2 predictions for 1 image"),
+    (answers({"predictions": [row(class_id=4)]}),
+     "prediction 0 has class_id 4, not that of its largest probability"),
+    (answers({"predictions": [row(class_id=-1)]}), "prediction 0 has class_id -1"),
+    (answers({"predictions": [row(class_id=True)]}), "prediction 0 has class_id True"),
+    (answers(b'{"predictions": [{"probabilities": [NaN, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, '
+             b'0.1], "class_id": 1, "class_name": "automobile"}]}'),
+     "prediction 0 has probabilities that are not a distribution"),
+    (answers({"predictions": [row([0.5] * 10)]}), "probabilities that are not a distribution"),
+    (answers({"predictions": [row([0.1] * 12)]}), "prediction 0 does not have 10 probabilities"),
+    (answers({"predictions": [row(class_name=None)]}), "prediction 0 has no class_name"),
+    (answers(5), "unexpected TF Serving answer: 5"),
+    (answers(b"[" * 60_000), "did not answer with JSON"),
+    (lambda c: c.sendall(http_answer(b'{"predictions": [', length=100)), "cut its answer short"),
+    (lambda c: c.sendall(b"garbage\r\n\r\n"), "cannot reach TF Serving"),
+    (lambda c: c.sendall(http_answer(b"<html>Bad gateway</html>", "502 Bad Gateway")),
+     "TF Serving answered HTTP 502"),
+])
+def test_a_wrong_too_large_or_too_slow_answer_is_one_serving_error(script, message):
+    """Each answer here was printed as a result, ended in a traceback, took the client to 5.8 GB
+    (1 GB body) or kept it waiting past its timeout; now each is one `ServingError`."""
+    server = ScriptedServer(script)
+    payload = serving.image_bytes_request([b"\x89PNG\r\n\x1a\n"])
+    try:
+        with pytest.raises(serving.ServingError, match=re.escape(message)):
+            serving.predict(server.url, "alexnet_cifar10", payload, timeout=2)
+    finally:
+        server.close()
+
+
+def test_the_timeout_must_be_a_positive_finite_number():
+    for timeout in (0, -1, float("inf"), float("nan"), "10"):
+        with pytest.raises(ValueError, match="timeout must be a positive finite number"):
+            serving.predict("http://127.0.0.1:9", "m", {"instances": []}, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +323,10 @@ def test_predict_command_bad_input_is_one_line(export_dir, image_files, tmp_path
          "bomb.png declares 5000 × 4000 pixels, more than the limit of 16777216"),
         (["predict", image_files[0], "--model", tmp_path], "no SavedModel at"),
         (["predict", image_files[0], "--server", "http://127.0.0.1:9"], "cannot reach TF Serving"),
+        (["predict", image_files[0], "--server", "http://127.0.0.1:9", "--timeout", "nan"],
+         "--timeout must be a positive finite number of seconds, got nan"),
+        (["predict", image_files[0], "--server", "http://127.0.0.1:9", "--timeout", "0"],
+         "--timeout must be a positive finite number of seconds, got 0.0"),
     ]
     for index, (args, message) in enumerate(cases):
         # One in a fresh process, where TensorFlow's C++ side could add lines of its own.
@@ -328,3 +435,44 @@ def test_predict_grpc_matches_the_keras_model_and_reports_failures(grpc_server, 
         serving.predict_grpc(grpc_server, "resnet", test_images)
     with pytest.raises(serving.ServingError, match="UNAVAILABLE|DEADLINE_EXCEEDED"):
         serving.predict_grpc("127.0.0.1:9", "alexnet_cifar10", test_images, timeout=2)
+
+
+class HostileGrpc(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """A gRPC PredictionService answering `outputs` whatever it is asked (a TEST DOUBLE)."""
+
+    def __init__(self, outputs):
+        self.outputs = outputs
+
+    def Predict(self, request, context):
+        response = predict_pb2.PredictResponse()
+        for name, value in self.outputs.items():
+            response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
+        return response
+
+
+@pytest.mark.parametrize("outputs, message", [
+    ({"probabilities": np.full((5000, 10), 0.1, np.float32),
+      "class_id": np.zeros(5000, np.int64), "class_name": np.array([b"airplane"] * 5000)},
+     "RESOURCE_EXHAUSTED"),
+    ({"probabilities": np.eye(10, dtype=np.float32)[[3]], "class_id": np.array([4]),
+      "class_name": np.array([b"deer"])}, "prediction 0 has class_id 4, not that of its largest"),
+    ({"probabilities": np.eye(10, dtype=np.float32)[[3, 3]], "class_id": np.array([3, 3]),
+      "class_name": np.array([b"cat", b"cat"])}, "TF Serving answered 2 predictions for 1 image"),
+    ({"scores": np.zeros((1, 10), np.float32)}, "unexpected TF Serving answer: outputs ['scores']"),
+])
+def test_a_grpc_answer_too_large_or_wrong_is_one_serving_error(outputs, message, test_images):
+    from concurrent import futures
+
+    import grpc
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(HostileGrpc(outputs),
+                                                                        server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with pytest.raises(serving.ServingError, match=re.escape(message)):
+            serving.predict_grpc(f"127.0.0.1:{port}", "alexnet_cifar10", test_images[:1],
+                                 timeout=30)
+    finally:
+        server.stop(None)
