@@ -257,7 +257,7 @@ class PeriodicBackupAndRestore(keras.callbacks.BackupAndRestore):
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:  # its variables are loaded too
             optimizer.build(self.model.trainable_variables)
-        start = _training_state(self.model)
+        start = training_state(self.model)
         for path in found:
             try:
                 self._restore(path)
@@ -265,7 +265,7 @@ class PeriodicBackupAndRestore(keras.callbacks.BackupAndRestore):
             except (OSError, ValueError, KeyError, RuntimeError, TypeError) as error:
                 print(f"keras_alexnet: the backup {path} cannot be read ({type(error).__name__}); "
                       f"it is skipped", file=sys.stderr)
-        _set_training_state(self.model, start)
+        set_training_state(start)
         print(f"keras_alexnet: no backup in {self.backup_dir} can be read: training starts again "
               f"from epoch 1", file=sys.stderr)
 
@@ -276,12 +276,16 @@ class PeriodicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.model._initial_epoch = epoch  # where BackupAndRestore makes fit resume
 
     def _save_model(self):
+        self.write(self._current_epoch)
+
+    def write(self, epochs: int) -> None:
+        """Writes a backup of the model's present state as the end of `epochs` epochs."""
         os.makedirs(self.backup_dir, exist_ok=True)
         staging = os.path.join(self.backup_dir, f".next-{uuid.uuid4().hex[:8]}.weights.h5")
         try:
             self.model.save_weights(staging)
             with h5py.File(staging, "a") as file:
-                file.attrs[BACKUP_EPOCHS] = self._current_epoch
+                file.attrs[BACKUP_EPOCHS] = epochs
             with open(staging, "rb+") as file:
                 os.fsync(file.fileno())
             if os.path.exists(self._weights_path):
@@ -298,13 +302,14 @@ class PeriodicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 super().on_epoch_end(epoch, logs)
 
 
-def _training_state(model: keras.Model) -> list:
-    """The values of the model's and its optimizer's variables."""
+def training_state(model: keras.Model) -> list:
+    """The model's and its optimizer's variables with their values now (host copies)."""
     variables = [*model.variables, *(model.optimizer.variables if model.optimizer else [])]
     return [(variable, keras.ops.convert_to_numpy(variable)) for variable in variables]
 
 
-def _set_training_state(model: keras.Model, state: list) -> None:
+def set_training_state(state: list) -> None:
+    """Gives each variable of a `training_state` its value there."""
     for variable, value in state:
         variable.assign(value)
 

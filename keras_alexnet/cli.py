@@ -28,7 +28,13 @@ from keras_alexnet.config import (
     check_timeout,
     presets,
 )
-from keras_alexnet.errors import ConfigError, ImageError, KerasAlexNetError, disk_full_reason
+from keras_alexnet.errors import (
+    ConfigError,
+    ImageError,
+    KerasAlexNetError,
+    TrainingStopped,
+    disk_full_reason,
+)
 from keras_alexnet.image_bytes import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_REQUEST_PIXELS,
@@ -64,6 +70,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except TrainingStopped as stopped:
+        print(f"{PROG}: {stopped}", file=sys.stderr)
+        return stopped.status
     except KerasAlexNetError as error:  # the user's input; anything else is a bug and raises
         print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
         return 2

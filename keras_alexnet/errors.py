@@ -46,6 +46,19 @@ class TrainingError(KerasAlexNetError, RuntimeError):
     """Training could not finish (the loss diverged, or the export after it failed)."""
 
 
+class TrainingStopped(KerasAlexNetError):
+    """Training was stopped on request (SIGTERM, SIGINT) after writing its backup.
+
+    Attributes:
+        status: The exit status the command line ends with: 75 after SIGTERM (`EX_TEMPFAIL`:
+            try again, it resumes), 130 after SIGINT.
+    """
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
 class RunDirError(KerasAlexNetError, FileNotFoundError):
     """A run directory lacks the files the command needs (it never ran, or did not finish), or
     one of them is damaged."""

@@ -22,10 +22,13 @@ Signatures (tag `serve`), both with the same outputs:
 | `class_name`    | string  | [None]     | its name (`airplane` … `truck`)          |
 
 Both run the model with `training=False`: no augmentation, no dropout; outputs are float32 also
-for a mixed-precision model; an empty batch gets empty outputs. A bad image fails the request with
-`InvalidArgument` naming the element (`image_bytes[3] …`): a GIF, not an image of these formats,
-cut short, or over the pixel limit; a request over its limit fails naming its total
-(`keras_alexnet.image_bytes`). TF Serving's REST API carries `image_bytes` as `{"b64": "…"}`.
+for a mixed-precision model; an empty batch gets empty outputs. A request is run through the
+model `SERVING_CHUNK` (256) images at a time, one chunk after another, so its memory does not
+grow with the number of images beyond the images and the outputs themselves. A bad image
+fails the request with `InvalidArgument` naming the element (`image_bytes[3] …`): a GIF, not an
+image of these formats, cut short, or over the pixel limit; a request over its limit fails
+naming its total (`keras_alexnet.image_bytes`). TF Serving's REST API carries `image_bytes` as
+`{"b64": "…"}`.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ IMAGE_BYTES_SIGNATURE = "classify_image_bytes"
 IMAGES_INPUT = "images"
 IMAGE_BYTES_INPUT = "image_bytes"
 OUTPUTS = ("probabilities", "class_id", "class_name")
+SERVING_CHUNK = 256  # images per model call in a signature: memory stays that of 256 images
 STAGING_PREFIX = ".tmp-"  # + host-pid-random: an export being written, renamed when complete
 
 
@@ -122,10 +126,23 @@ def _export_archive(model: keras.Model, tf, class_names: Sequence[str], max_imag
     """The two serving signatures around `model` (see the module docstring)."""
     names = tf.constant(list(class_names))
 
+    def probabilities_of(images):  # `SERVING_CHUNK` images per model call, one call at a time
+        chunks = (tf.shape(images)[0] + SERVING_CHUNK - 1) // SERVING_CHUNK
+
+        def step(index, results):
+            chunk = images[index * SERVING_CHUNK:(index + 1) * SERVING_CHUNK]
+            logits = model(tf.cast(chunk, "float32"), training=False)
+            return index + 1, results.write(index, tf.nn.softmax(tf.cast(logits, "float32")))
+
+        results = tf.TensorArray(tf.float32, size=chunks, infer_shape=False,
+                                 element_shape=tf.TensorShape([None, len(class_names)]))
+        _, results = tf.while_loop(lambda index, _: index < chunks, step, (0, results),
+                                   parallel_iterations=1)
+        return results.concat()
+
     def classify(images):
         def run():
-            logits = model(tf.cast(images, "float32"), training=False)
-            probabilities = tf.nn.softmax(tf.cast(logits, "float32"), axis=-1)
+            probabilities = probabilities_of(images)
             class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
             return {"probabilities": probabilities, "class_id": class_id,
                     "class_name": tf.gather(names, class_id)}

@@ -16,12 +16,18 @@ from typing import Optional
 import keras
 
 from keras_alexnet.augment import build_augmentation
-from keras_alexnet.callbacks import CheckpointSchedule, EpochKeyedDraws, build_callbacks
+from keras_alexnet.callbacks import (
+    CheckpointSchedule,
+    EpochKeyedDraws,
+    PeriodicBackupAndRestore,
+    build_callbacks,
+)
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.data import PreparedData, prepare
 from keras_alexnet.errors import ConfigError, TrainingError
 from keras_alexnet.evaluation import run_metrics
 from keras_alexnet.export import export_or_save
+from keras_alexnet.interruption import StopOnSignal, stop_on_signals
 from keras_alexnet.performance import (
     Performance,
     make_tensorflow_deterministic,
@@ -106,6 +112,8 @@ def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
         RunDirError: Another process trains into `output_dir`, it or `saved_models_dir`
             cannot be created, or a resumed run's `history.csv` was damaged outside the package.
         TrainingError: The loss became NaN or infinite; the best checkpoint so far is kept.
+        TrainingStopped: SIGTERM or SIGINT arrived; the run stopped after the step in progress
+            and backed up the state its epoch began with, to resume from.
 
     Example:
 
@@ -169,12 +177,17 @@ def fit(trainer: keras.Model, model: keras.Model, data: PreparedData,
         augmentation: keras.layers.Layer, config: TrainConfig, performance: Performance) -> float:
     """Trains `trainer` for `config.epochs` epochs into the run directory (`config.json`,
     `history.csv`, `best.keras`, the resume backup); returns the seconds the checkpoint writes
-    took."""
+    took. SIGTERM or SIGINT stop it after the step in progress, backed up
+    (`interruption.StopOnSignal`)."""
     write_json(os.path.join(config.output_dir, CONFIG), config.to_dict())
     data_args, next_epoch = fit_data(data.split, augmentation, config, performance)
     callbacks = build_callbacks(config, model)
-    trainer.fit(**data_args, epochs=config.epochs, verbose=config.verbose,
-                callbacks=[EpochKeyedDraws(next_epoch), *callbacks])
+    backup = next((callback for callback in callbacks
+                   if isinstance(callback, PeriodicBackupAndRestore)), None)
+    with stop_on_signals() as request:
+        trainer.fit(**data_args, epochs=config.epochs, verbose=config.verbose,
+                    callbacks=[EpochKeyedDraws(next_epoch), *callbacks,
+                               StopOnSignal(request, config.output_dir, backup, model)])
     return sum(callback.write_seconds for callback in callbacks
                if isinstance(callback, CheckpointSchedule))
 

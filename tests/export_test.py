@@ -343,3 +343,44 @@ def test_the_next_export_removes_what_a_killed_export_left(model, tmp_path):
 
     assert export_saved_model(model, str(tmp_path), "alexnet_cifar10") == str(base / "1")
     assert sorted(os.listdir(base)) == sorted(["1", running.name, elsewhere.name])
+
+
+def test_a_request_is_run_in_chunks_that_give_what_each_chunk_alone_gives(tmp_path):
+    """600 images go through the model as 256 + 256 + 88 (memory of 256 at a time): each answer
+    equals that of its chunk sent alone, and Keras' one pass over all 600."""
+    images = np.random.default_rng(1).integers(0, 256, (600, 32, 32, 3), dtype=np.uint8)
+    model = with_distinct_weights(build_model(batch_norm=True, width_multiplier=0.25,
+                                              dense_units=64, seed=0), images[:64])
+    serve = load_saved_model(export_saved_model(model, str(tmp_path), "chunks"))
+    whole = serve(images=tf.constant(images))["probabilities"].numpy()
+    alone = np.concatenate([serve(images=tf.constant(images[start:start + 256]))[
+        "probabilities"].numpy() for start in (0, 256, 512)])
+    np.testing.assert_array_equal(whole, alone)
+    expected = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(images, verbose=0)))
+    np.testing.assert_allclose(whole, expected, atol=1e-5)
+    assert len(set(expected.argmax(1))) > 1
+
+
+# In a fresh process, so that its peak memory is this check's alone.
+SERVE_MANY = r"""
+import json, resource, sys
+import numpy as np, tensorflow as tf
+from keras_alexnet.export import load_saved_model
+
+serve = load_saved_model(sys.argv[1])
+peaks = {}
+for count in (256, 4096):
+    serve(images=tf.zeros((count, 32, 32, 3), tf.uint8))
+    peaks[count] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(peaks))
+"""
+
+
+def test_serving_memory_does_not_grow_with_the_images_of_a_request(exported):
+    """The seed network's activations take ~0.2 MB an image: 4,096 images in one pass took
+    ~1 GB more than 256; in chunks of 256, only the request itself grows (12 MB)."""
+    process = subprocess.run([sys.executable, "-c", SERVE_MANY, exported[1]],
+                             capture_output=True, text=True, timeout=600)
+    assert process.returncode == 0, process.stderr[-2000:]
+    peaks = json.loads(process.stdout.strip().splitlines()[-1])
+    assert peaks["4096"] - peaks["256"] < 100, peaks

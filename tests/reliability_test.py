@@ -40,9 +40,10 @@ def small_run_args(data_dir, run_dir, *extra):
 
 # Runs the command with one more callback that writes a marker file and then waits, to be killed
 # there, where $PAUSE_AT says: "E,B" after batch B of epoch E (0-based), "E,begin" as epoch E
-# begins (after the last epoch's backup). $FINAL_WEIGHTS, when set, receives the trained weights.
+# begins (after the last epoch's backup); with $SIGNAL (SIGTERM, SIGINT) it sends itself that
+# signal there instead of waiting. $FINAL_WEIGHTS, when set, receives the trained weights.
 HOOKED_CLI = """
-import os, sys, time, keras
+import os, signal, sys, time, keras
 from keras_alexnet import cli, training
 
 class PauseAt(keras.callbacks.Callback):
@@ -52,7 +53,10 @@ class PauseAt(keras.callbacks.Callback):
 
     def pause(self):
         open(os.environ["MARKER"], "w").close()
-        time.sleep(3600)
+        if os.environ.get("SIGNAL"):
+            os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL"]))
+        else:
+            time.sleep(3600)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.current = epoch
@@ -77,12 +81,12 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
-def start_hooked(args, tmp_path, pause_at=None, final_weights=None):
+def start_hooked(args, tmp_path, pause_at=None, final_weights=None, signal_name=None):
     """Starts the CLI; with `pause_at`, returns once the pause is reached."""
     marker = tmp_path / "paused"
     marker.unlink(missing_ok=True)
     env = {**os.environ, "MARKER": str(marker), "PAUSE_AT": pause_at or "",
-           "FINAL_WEIGHTS": str(final_weights or "")}
+           "FINAL_WEIGHTS": str(final_weights or ""), "SIGNAL": signal_name or ""}
     process = subprocess.Popen([sys.executable, "-c", HOOKED_CLI, *map(str, args)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 600
@@ -193,6 +197,47 @@ def test_a_deterministic_run_killed_three_times_ends_exactly_as_an_uninterrupted
     assert metrics[1]["best_val_accuracy"] == max(histories[1]["val_accuracy"])
     assert not (resumed / "backup").exists()
     assert not [name for name in os.listdir(resumed) if ".tmp" in name]
+
+
+def test_sigterm_and_sigint_stop_after_the_step_back_up_and_resume_exactly(data_dir, tmp_path):
+    """With the automatic schedule these short epochs write no backup of their own, so a kill
+    lost the whole run. SIGTERM in epoch 2, then SIGINT in epoch 3 of the resumed run: each
+    stops after its step with one line and its own status, backed up at its epoch's start; the
+    run then ends bit for bit as an uninterrupted one."""
+    def args(run_dir):
+        return small_run_args(data_dir, run_dir, "--epochs", "3", "--lr-decay-epoch", "1",
+                              "--deterministic", "--no-figures")
+
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    run_hooked(args(straight), tmp_path, final_weights=tmp_path / "straight.weights.h5")
+    for command, pause_at, name, status, line in [
+            (args(stopped), "1,2", "SIGTERM", 75, "stopped by SIGTERM in epoch 2 at step 3 of 8; "
+             "the backup holds its first 1 epoch"),
+            (["train", "--resume", stopped], "2,0", "SIGINT", 130,
+             "stopped by SIGINT in epoch 3 at step 1 of 8; the backup holds its first 2 epochs")]:
+        process = start_hooked(command, tmp_path, pause_at, signal_name=name)
+        output, errors = process.communicate(timeout=600)
+        assert process.returncode == status, errors
+        assert errors.strip().splitlines()[-1] == (
+            f"keras-alexnet: {line}: resume with `keras-alexnet train --resume {stopped}`")
+        assert "Traceback" not in errors
+        with h5py.File(stopped / "backup" / "latest.weights.h5") as backup:
+            assert backup.attrs["keras_alexnet_epochs"] == int(pause_at[0])
+        assert read_history(str(stopped / "history.csv"))["epoch"] == list(range(int(
+            pause_at[0])))
+    output = run_hooked(["train", "--resume", stopped], tmp_path,
+                        final_weights=tmp_path / "stopped.weights.h5")
+    assert "Epoch 3/3" in output and "Epoch 2/3" not in output
+
+    histories = [read_history(str(run / "history.csv")) for run in (straight, stopped)]
+    assert without_timings(histories[1]) == without_timings(histories[0])
+    weights = []
+    for name in ("straight", "stopped"):
+        model = build_model(seed=0)
+        model.load_weights(tmp_path / f"{name}.weights.h5")
+        weights.append(model.get_weights())
+    assert max(np.abs(a - b).max() for a, b in zip(*weights)) == 0
+    assert not (stopped / "backup").exists()
 
 
 def test_resume_flag_refuses_what_it_cannot_resume(data_dir, tmp_path, run_cli_here):
