@@ -225,6 +225,174 @@ def killed_export(work: str):
     return run
 
 
+def served_many(count: int, signature: str):
+    """A case that sends `count` images (zeros, or 32 × 32 PNGs for `classify_image_bytes`) in
+    one request to the seed network's export; its outcome is the number of answers."""
+    def prepare(work: str):
+        import numpy as np
+        import tensorflow as tf
+
+        from keras_alexnet.export import export_saved_model, load_saved_model
+        from keras_alexnet.model import build_model
+
+        serve = load_saved_model(export_saved_model(build_model(seed=0), work, "m"), signature)
+        if signature == "serving_default":
+            images = {"images": tf.zeros((count, 32, 32, 3), tf.uint8)}
+            warm_up = {"images": tf.zeros((1, 32, 32, 3), tf.uint8)}
+        else:
+            png = tf.io.encode_png(np.zeros((32, 32, 3), np.uint8)).numpy()
+            images, warm_up = {"image_bytes": tf.constant([png] * count)}, {
+                "image_bytes": tf.constant([png])}
+        serve(**warm_up)
+        return lambda: f"{len(serve(**images)['class_id'])} answers"
+    return prepare
+
+
+def keras_file_declaring(**declared):
+    """A case that evaluates a 30 kB `.keras` file whose config declares `declared` (its weights
+    are a small model's)."""
+    def prepare(work: str):
+        import json
+        import zipfile
+
+        from keras_alexnet.model import build_model
+
+        small, path = os.path.join(work, "small.keras"), os.path.join(work, "declared.keras")
+        build_model(width_multiplier=0.25, dense_units=64).save(small)
+        with zipfile.ZipFile(small) as source, zipfile.ZipFile(path, "w") as target:
+            for item in source.infolist():
+                data = source.read(item)
+                if item.filename == "config.json":
+                    config = json.loads(data)
+                    config["config"].update(declared)
+                    data = json.dumps(config).encode()
+                target.writestr(item, data)
+        return command("evaluate", path, "--data-dir", "{data}")(work)
+    return prepare
+
+
+def after(make, prepare_case):
+    """Runs `make(work)` (writes the hostile files), then prepares the case."""
+    def prepare(work: str):
+        make(work)
+        return prepare_case(work)
+    return prepare
+
+
+def write_files(**files: str):
+    """A `make` for `after`: writes each `name=text` under `work` (`__` in a name is a `/`)."""
+    def make(work: str):
+        for name, text in files.items():
+            path = os.path.join(work, name.replace("__", "/"))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as file:
+                file.write(text)
+    return make
+
+
+def linked_backup(work: str) -> None:
+    os.makedirs(os.path.join(work, "elsewhere"))
+    os.makedirs(os.path.join(work, "run"))
+    os.symlink(os.path.join(work, "elsewhere"), os.path.join(work, "run", "backup"))
+
+
+def superscript_version(work: str) -> None:
+    """A model directory holding version 1 and a folder named `²` (a digit to `str.isdigit`)."""
+    from keras_alexnet.export import export_saved_model
+
+    export_saved_model(small_model(), work, "m")
+    os.makedirs(os.path.join(work, "m", "²"))
+
+
+HOLD_RUN_DIR = """
+import sys, time
+from keras_alexnet.run_dir import run_lock
+with run_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def live_run_directory(work: str):
+    """Another process trains into `work/run` (it holds the directory); the case is a `train`
+    into the same directory."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_RUN_DIR, os.path.join(work, "run")],
+                              stdout=subprocess.PIPE, text=True)
+    holder.stdout.readline()
+    run = command(*SMALL_RUN)(work)
+
+    def case():
+        try:
+            return run()
+        finally:
+            holder.kill()
+            holder.wait()
+
+    return case
+
+
+def hostile_server(answer):
+    """A case that runs `predict --server` against a loopback server that reads the request and
+    then calls `answer(connection)`."""
+    def prepare(work: str):
+        import socket
+        import threading
+
+        listener = socket.create_server(("127.0.0.1", 0))
+
+        def serve():
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(1 << 20)
+                try:
+                    answer(connection)
+                except OSError:  # the client hung up
+                    pass
+
+        threading.Thread(target=serve, daemon=True).start()
+        image = os.path.join(work, "cat.png")
+        with open(image, "wb") as file:
+            file.write(png_bomb(32, 32))
+        return command("predict", image, "--server",
+                       f"http://127.0.0.1:{listener.getsockname()[1]}", "--timeout", "2")(work)
+    return prepare
+
+
+def endless_answer(connection) -> None:
+    """An answer that never ends: 1 MiB chunks, up to 10 GiB."""
+    connection.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for _ in range(10_240):
+        connection.sendall(b"100000\r\n" + b" " * 0x100000 + b"\r\n")
+
+
+def one_byte_a_second(connection) -> None:
+    for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}":
+        connection.sendall(bytes([byte]))
+        time.sleep(1)
+
+
+def sigterm_in_training(work: str):
+    """A seed-recipe run on 4,096 real images (32 steps an epoch); SIGTERM arrives 20 s into
+    the case. Its outcome: the exit status and the seconds from the signal to the exit."""
+    import threading
+
+    run = command("train", "--data-dir", "{data}", "--train-subset", "4096",
+                  "--validation-size", "1000", "--epochs", "4", "--output-dir", "{work}/run",
+                  "--no-export", "--no-figures", "--verbose", "0")(work)
+    sent = []
+
+    def send():
+        sent.append(time.perf_counter())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def case():
+        threading.Timer(20, send).start()
+        outcome = run()
+        return f"{outcome}, {time.perf_counter() - sent[0]:.2f} s after SIGTERM"
+
+    return case
+
+
 SMALL_RUN = ("train", "--data-dir", "{data}", "--train-subset", "64", "--validation-size", "100",
              "--epochs", "1", "--output-dir", "{work}/run", "--no-export", "--no-figures",
              "--verbose", "0")
@@ -245,6 +413,29 @@ CASES = {
     "torn_backup": torn_backup,
     "cut_history": cut_history,
     "killed_export": killed_export,
+    "train_into_a_live_run_directory": live_run_directory,
+    "output_dir_is_a_file": after(write_files(run="a file"), command(*SMALL_RUN)),
+    "output_dir_in_proc": command(*SMALL_RUN[:-6], "--output-dir", "/proc/keras_alexnet/run",
+                                  *SMALL_RUN[-4:]),
+    "linked_backup": after(linked_backup, command(*SMALL_RUN)),
+    "empty_config_on_resume": after(write_files(run__backup__x="", **{"run__config.json": "{}"}),
+                                    command("train", "--resume", "{work}/run")),
+    "keras_file_not_a_zip": after(write_files(**{"notes.keras": "text"}),
+                                  command("evaluate", "{work}/notes.keras", "--data-dir",
+                                          "{data}")),
+    "ten_crop_pad_1000": command("evaluate", "{work}/model.keras", "--ten-crop",
+                                 "--ten-crop-pad", "1000"),
+    "version_folder_superscript_two": with_model_file(after(superscript_version, command(
+        "export", "--weights", "{work}/tiny.keras", "--saved-models-dir", "{work}",
+        "--model-name", "m"))),
+    "sigterm_in_training": sigterm_in_training,
+    "keras_file_declaring_100000_classes": keras_file_declaring(num_classes=100_000),
+    "server_answers_without_end": hostile_server(endless_answer),
+    "server_answers_a_byte_a_second": hostile_server(one_byte_a_second),
+    **{f"serve_{count}_images": served_many(count, "serving_default")
+       for count in (256, 1000, 10_000, 30_000)},
+    **{f"classify_{count}_pngs": served_many(count, "classify_image_bytes")
+       for count in (1000, 10_000)},
 }
 
 

@@ -143,11 +143,11 @@ def small_keras_file(tmp_path_factory):
 
 @pytest.mark.parametrize("change, message", [
     (lambda c: c["config"].update(num_classes=100_000),
-     "declares a model larger than the weights it stores"),
-    (lambda c: c["config"].update(dense_units=10**6), "declares a model larger than the weights"),
-    (lambda c: c["config"].update(dense_units="many"), "declares a model larger than the weights"),
+     "declares a network larger than the weights it stores"),
+    (lambda c: c["config"].update(dense_units=10**6), "declares a network larger than the weights"),
+    (lambda c: c["config"].update(dense_units="many"), "declares a network larger than the"),
     (lambda c: c.update(registered_name="keras_alexnet>Nothing", class_name="Nothing"),
-     "holds a keras_alexnet>Nothing, not a keras_alexnet model"),
+     "is not a readable .keras model: "),
     (lambda c: c["config"].update(mean=5), "is not a readable .keras model: "),
     (lambda c: c["config"].update(conv1_stride=3), "conv1_stride must be 1 or 2, got 3"),
 ])
