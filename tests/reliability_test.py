@@ -151,6 +151,13 @@ def test_one_run_at_a_time_in_a_directory_and_another_config_only_when_overwriti
     assert json.loads((run_dir / "config.json").read_text())["learning_rate"] == 0.02
 
 
+def saved_weights(path):
+    """The weights in a `FINAL_WEIGHTS` file of the seed's network."""
+    model = build_model(seed=0)
+    model.load_weights(path)
+    return model.get_weights()
+
+
 def without_timings(history):
     return {key: values for key, values in history.items()
             if key not in ("epoch_seconds", "validation_seconds")}
@@ -180,11 +187,7 @@ def test_a_deterministic_run_killed_three_times_ends_exactly_as_an_uninterrupted
     assert histories[1]["epoch"] == [0, 1, 2]
     np.testing.assert_allclose(histories[1]["learning_rate"], [0.01, 0.001, 0.001], rtol=1e-6)
     assert without_timings(histories[1]) == without_timings(histories[0])
-    weights = []
-    for name in ("straight", "resumed"):
-        model = build_model(seed=0)
-        model.load_weights(tmp_path / f"{name}.weights.h5")
-        weights.append(model.get_weights())
+    weights = [saved_weights(tmp_path / f"{name}.weights.h5") for name in ("straight", "resumed")]
     assert max(np.abs(a - b).max() for a, b in zip(*weights)) == 0
     assert not all(np.array_equal(a, b) for a, b in zip(weights[0], build_model(seed=0)
                                                          .get_weights()))  # training moved them
@@ -231,11 +234,7 @@ def test_sigterm_and_sigint_stop_after_the_step_back_up_and_resume_exactly(data_
 
     histories = [read_history(str(run / "history.csv")) for run in (straight, stopped)]
     assert without_timings(histories[1]) == without_timings(histories[0])
-    weights = []
-    for name in ("straight", "stopped"):
-        model = build_model(seed=0)
-        model.load_weights(tmp_path / f"{name}.weights.h5")
-        weights.append(model.get_weights())
+    weights = [saved_weights(tmp_path / f"{name}.weights.h5") for name in ("straight", "stopped")]
     assert max(np.abs(a - b).max() for a, b in zip(*weights)) == 0
     assert not (stopped / "backup").exists()
 
