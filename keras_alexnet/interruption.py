@@ -96,16 +96,14 @@ class StopOnSignal(keras.callbacks.Callback):
         number = self.request.signal_number
         if number is None:
             return
-        if self.backup is not None:
+        if self.backup is None:
+            after = "no backup is kept (checkpoint_every=0): a rerun starts from epoch 1"
+        else:
             set_training_state(self._start)
             self.backup.write(self._epoch)
-            kept = (f"the backup holds its first {self._epoch} "
-                    f"epoch{'' if self._epoch == 1 else 's'}")
-        else:
-            kept = "no backup is kept (checkpoint_every=0), so it starts again"
+            after = (f"backed up to resume at epoch {self._epoch + 1}: keras-alexnet train "
+                     f"--resume {self.run_dir}")
         steps = (self.params or {}).get("steps")
         where = f"step {self._step}" + (f" of {steps}" if steps else "")
-        raise TrainingStopped(
-            f"stopped by {signal.Signals(number).name} in epoch {self._epoch + 1} at {where}; "
-            f"{kept}: resume with `keras-alexnet train --resume {self.run_dir}`",
-            EXIT_STATUS[number])
+        raise TrainingStopped(f"stopped by {signal.Signals(number).name} in epoch "
+                              f"{self._epoch + 1} at {where}; {after}", EXIT_STATUS[number])

@@ -101,19 +101,19 @@ def check_run_dir(config: TrainConfig) -> None:
                           f"keeps its backups there: remove it and run again")
     if not os.path.isfile(os.path.join(run_dir, CONFIG)):
         return
+    if config.overwrite:
+        remove_run(run_dir)
+        return
     try:
         saved = read_json(os.path.join(run_dir, CONFIG))
     except (OSError, ValueError):
         saved = None
     differences = (config.training_differences(saved) if isinstance(saved, dict)
                    else ["its config.json is unreadable"])
-    if config.overwrite:
-        remove_run(run_dir)
-        return
     if not differences:
         return
     shown = ", ".join(differences[:3]) + (", …" if len(differences) > 3 else "")
-    if os.path.isdir(os.path.join(run_dir, BACKUP)):
+    if os.path.isdir(backup):
         raise ConfigError(f"{run_dir} holds an interrupted run of another config ({shown}); "
                           f"continue it with --resume {run_dir}, or give this run another "
                           f"--output-dir (or --overwrite it)")

@@ -215,14 +215,14 @@ def test_sigterm_and_sigint_stop_after_the_step_back_up_and_resume_exactly(data_
     run_hooked(args(straight), tmp_path, final_weights=tmp_path / "straight.weights.h5")
     for command, pause_at, name, status, line in [
             (args(stopped), "1,2", "SIGTERM", 75, "stopped by SIGTERM in epoch 2 at step 3 of 8; "
-             "the backup holds its first 1 epoch"),
+             "backed up to resume at epoch 2"),
             (["train", "--resume", stopped], "2,0", "SIGINT", 130,
-             "stopped by SIGINT in epoch 3 at step 1 of 8; the backup holds its first 2 epochs")]:
+             "stopped by SIGINT in epoch 3 at step 1 of 8; backed up to resume at epoch 3")]:
         process = start_hooked(command, tmp_path, pause_at, signal_name=name)
         output, errors = process.communicate(timeout=600)
         assert process.returncode == status, errors
         assert errors.strip().splitlines()[-1] == (
-            f"keras-alexnet: {line}: resume with `keras-alexnet train --resume {stopped}`")
+            f"keras-alexnet: {line}: keras-alexnet train --resume {stopped}")
         assert "Traceback" not in errors
         with h5py.File(stopped / "backup" / "latest.weights.h5") as backup:
             assert backup.attrs["keras_alexnet_epochs"] == int(pause_at[0])
