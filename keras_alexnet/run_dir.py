@@ -1,6 +1,7 @@
 """The run directory: its file names; reading and writing `history.csv`, `metrics.json` and
 `config.json` (every write through a temporary file renamed into place); one run at a time in
-it (`run_lock`), and only the run its config continues (`check_run_dir`)."""
+it (`run_lock`), only the run its config continues (`check_run_dir`), and what a diverged run
+keeps (`stop_if_diverged`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import shutil
 import socket
@@ -21,7 +23,7 @@ except ImportError:  # Windows
 
 from keras_alexnet.atomic import atomic_path
 from keras_alexnet.config import TrainConfig
-from keras_alexnet.errors import ConfigError, RunDirError
+from keras_alexnet.errors import ConfigError, RunDirError, TrainingError
 
 CHECKPOINT = "best.keras"
 FINAL_MODEL = "final.keras"
@@ -244,3 +246,16 @@ def remove_staging(run_dir: str) -> None:
                 else:
                     with contextlib.suppress(FileNotFoundError):
                         os.remove(path)
+
+
+def stop_if_diverged(history: dict[str, list[float]], run_dir: str) -> None:
+    """Raises `TrainingError` when the last epoch's loss is NaN or infinite, keeping the best
+    checkpoint and removing the backup (resuming from it would only diverge again)."""
+    if math.isfinite(history["loss"][-1]):
+        return
+    shutil.rmtree(os.path.join(run_dir, BACKUP), ignore_errors=True)
+    best = os.path.join(run_dir, CHECKPOINT)
+    kept = (f"the last good checkpoint is {best}" if os.path.isfile(best)
+            else "no checkpoint was saved")
+    raise TrainingError(f"the loss became NaN or infinite in epoch {len(history['loss'])}; "
+                        f"training stopped and {kept} (try a lower learning rate)")

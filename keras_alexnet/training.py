@@ -7,9 +7,7 @@ TensorFlow; only the SavedModel export needs it (`export.export_or_save`).
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import shutil
 import time
 from typing import Optional
 
@@ -24,7 +22,7 @@ from keras_alexnet.callbacks import (
 )
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.data import PreparedData, prepare
-from keras_alexnet.errors import ConfigError, TrainingError
+from keras_alexnet.errors import ConfigError
 from keras_alexnet.evaluation import run_metrics
 from keras_alexnet.export import export_or_save
 from keras_alexnet.interruption import StopOnSignal, stop_on_signals
@@ -37,8 +35,6 @@ from keras_alexnet.performance import (
 )
 from keras_alexnet.plots import write_figures
 from keras_alexnet.run_dir import (
-    BACKUP,
-    CHECKPOINT,
     CONFIG,
     HISTORY,
     METRICS,
@@ -46,6 +42,7 @@ from keras_alexnet.run_dir import (
     check_run_dir,
     read_history,
     run_lock,
+    stop_if_diverged,
     write_json,
 )
 from keras_alexnet.trainer import build_trainer, fit_data
@@ -190,16 +187,3 @@ def fit(trainer: keras.Model, model: keras.Model, data: PreparedData,
                                StopOnSignal(request, config.output_dir, backup, model)])
     return sum(callback.write_seconds for callback in callbacks
                if isinstance(callback, CheckpointSchedule))
-
-
-def stop_if_diverged(history: dict[str, list[float]], run_dir: str) -> None:
-    """Raises `TrainingError` when the last epoch's loss is NaN or infinite, keeping the best
-    checkpoint and removing the backup (resuming from it would only diverge again)."""
-    if math.isfinite(history["loss"][-1]):
-        return
-    shutil.rmtree(os.path.join(run_dir, BACKUP), ignore_errors=True)
-    best = os.path.join(run_dir, CHECKPOINT)
-    kept = (f"the last good checkpoint is {best}" if os.path.isfile(best)
-            else "no checkpoint was saved")
-    raise TrainingError(f"the loss became NaN or infinite in epoch {len(history['loss'])}; "
-                        f"training stopped and {kept} (try a lower learning rate)")
