@@ -94,8 +94,9 @@ def check_run_dir(config: TrainConfig) -> None:
     """Raises `ConfigError` when `config.output_dir` holds a run that `config` would not
     continue, one that trains something else: interrupted (a backup), or finished or stopped
     before its first backup, unless `config.overwrite`, which then removes that run's files;
-    `RunDirError` when its `backup` is a link or a file. Call it holding the directory
-    (`run_lock`); nothing is written or removed otherwise."""
+    `RunDirError` when its `backup` is a link or a file, or the `history.csv` of the run it
+    would resume has a damaged line. Call it holding the directory (`run_lock`); nothing is
+    written or removed otherwise."""
     run_dir = config.output_dir
     backup = os.path.join(run_dir, BACKUP)
     if os.path.islink(backup) or (os.path.exists(backup) and not os.path.isdir(backup)):
@@ -113,6 +114,8 @@ def check_run_dir(config: TrainConfig) -> None:
     differences = (config.training_differences(saved) if isinstance(saved, dict)
                    else ["its config.json is unreadable"])
     if not differences:
+        if os.path.isdir(backup) and os.path.isfile(os.path.join(run_dir, HISTORY)):
+            read_history_rows(os.path.join(run_dir, HISTORY))  # a damaged line, named now
         return
     shown = ", ".join(differences[:3]) + (", …" if len(differences) > 3 else "")
     if os.path.isdir(backup):

@@ -3,6 +3,7 @@
 import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -273,28 +274,39 @@ def test_resume_of_a_run_killed_before_its_first_backup_starts_it_again(data_dir
     assert again.returncode == 2 and "it finished" in again.stderr
 
 
-def interrupt_after_first_epoch(data_dir, run_dir, run_cli_here, monkeypatch):
-    """Runs a 2-epoch CLI training interrupted (Ctrl-C) as its second epoch begins, after the
-    first epoch's backup; returns its arguments."""
-    from keras_alexnet import training
+@pytest.fixture(scope="module")
+def interrupted_run(data_dir, tmp_path_factory):
+    """A 2-epoch CLI training interrupted (Ctrl-C) as its second epoch begins, after the first
+    epoch's backup: its run directory."""
+    from keras_alexnet import cli, training
 
-    args = small_run_args(data_dir, run_dir, "--epochs", "2", "--train-subset", "64",
-                          "--checkpoint-every", "1", "--no-figures")
+    run_dir = tmp_path_factory.mktemp("interrupted") / "run"
     build = training.build_callbacks
-    with monkeypatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch:
         patch.setattr(training, "build_callbacks",
                       lambda *a, **k: [*build(*a, **k), InterruptAt(1)])
-        assert run_cli_here(*args).returncode == 130
-    return args
+        assert cli.main([str(arg) for arg in interrupted_args(data_dir, run_dir)]) == 130
+    return run_dir
 
 
-def test_a_run_directory_resumes_only_the_config_it_was_started_with(data_dir, tmp_path,
-                                                                     run_cli_here, monkeypatch):
+def interrupted_args(data_dir, run_dir):
+    return small_run_args(data_dir, run_dir, "--epochs", "2", "--train-subset", "64",
+                          "--checkpoint-every", "1", "--no-figures")
+
+
+def copy_of(interrupted_run, data_dir, tmp_path):
+    """A copy of the interrupted run to continue or damage, and its command's arguments."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(interrupted_run, run_dir)
+    return run_dir, interrupted_args(data_dir, run_dir)
+
+
+def test_a_run_directory_resumes_only_the_config_it_was_started_with(interrupted_run, data_dir,
+                                                                     tmp_path, run_cli_here):
     """Interrupted after epoch 1's backup: another learning rate or preset in the same
     `--output-dir` is refused in one line and leaves the backup as it was; the same command with
     other output flags resumes at epoch 2."""
-    run_dir = tmp_path / "run"
-    args = interrupt_after_first_epoch(data_dir, run_dir, run_cli_here, monkeypatch)
+    run_dir, args = copy_of(interrupted_run, data_dir, tmp_path)
     backup = {path: path.read_bytes() for path in (run_dir / "backup").rglob("*")
               if path.is_file()}
     assert backup
@@ -377,12 +389,12 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(data_dir, tmp_p
 
 
 @pytest.mark.parametrize("damage", ["cut mid-line", "a value too many", "not a number"])
-def test_a_damaged_history_is_named_by_its_line_on_resume(data_dir, tmp_path, run_cli_here,
-                                                          monkeypatch, damage):
+def test_a_damaged_history_is_named_by_its_line_on_resume(interrupted_run, data_dir, tmp_path,
+                                                          run_cli_here, damage):
     """history.csv is only ever replaced whole; one damaged outside (a copy stopped midway) is
-    one error line naming the file and line, not a TypeError."""
-    args = interrupt_after_first_epoch(data_dir, tmp_path / "run", run_cli_here, monkeypatch)
-    history = tmp_path / "run" / "history.csv"
+    one error line naming the file and line, not a TypeError, before the data is read."""
+    run_dir, args = copy_of(interrupted_run, str(tmp_path / "no data"), tmp_path)  # not read
+    history = run_dir / "history.csv"
     text = history.read_text()
     header, row = text.splitlines()
     assert header.startswith("epoch,") and row.startswith("0,")
