@@ -41,7 +41,7 @@ from keras_alexnet.image_bytes import (
     MAX_IMAGE_FILE_BYTES,
 )
 from keras_alexnet.native_stderr import native_stderr_silenced
-from keras_alexnet.run_dir import BACKUP, CONFIG, METRICS, check_directory
+from keras_alexnet.run_dir import BACKUP, CONFIG, METRICS, check_directory, read_json
 
 PROG = "keras-alexnet"
 
@@ -229,10 +229,7 @@ def _resumed_config(run_dir: str) -> TrainConfig:
 def _check_evaluate(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
-    try:
-        check_ten_crop_pad(args.ten_crop_pad, "--ten-crop-pad")
-    except ConfigError as error:
-        raise UserError(str(error)) from error
+    _check_flag(check_ten_crop_pad, args.ten_crop_pad, "--ten-crop-pad")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -268,8 +265,7 @@ def _run_data_dir(model: str) -> Optional[str]:
     if not model.endswith(".keras") or not os.path.isfile(path):
         return None
     try:
-        with open(path) as file:
-            data_dir = json.load(file).get("data_dir")
+        data_dir = read_json(path).get("data_dir")
     except (OSError, ValueError, AttributeError):
         return None
     return data_dir if isinstance(data_dir, str) else None
@@ -303,13 +299,18 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_flag(check, value: Any, flag: str) -> None:
+    """Runs one of `config`'s value checks on a flag's `value`, naming it `flag`."""
+    try:
+        check(value, flag)
+    except ConfigError as error:
+        raise UserError(str(error)) from error
+
+
 def _check_predict(args: argparse.Namespace) -> None:
     if not 1 <= args.top_k <= 10:
         raise UserError(f"--top-k must be in 1..10, got {args.top_k}")
-    try:
-        check_timeout(args.timeout, "--timeout")
-    except ConfigError as error:
-        raise UserError(str(error)) from error
+    _check_flag(check_timeout, args.timeout, "--timeout")
 
 
 def _run_predict(args: argparse.Namespace) -> int:
