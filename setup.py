@@ -1,17 +1,25 @@
 """Installs keras_alexnet and the `keras-alexnet` command."""
 
+import re
+
 from setuptools import find_packages, setup
+
+# The one place the version is written is the package itself.
+with open("keras_alexnet/__init__.py", encoding="utf-8") as init:
+    VERSION = re.search(r'^__version__ = "([^"]+)"', init.read(), re.M).group(1)
 
 setup(
     name="keras_alexnet",
-    version="0.1.0",
+    version=VERSION,
     description="The seed blog's CIFAR-10 AlexNet in Keras 3: train, evaluate, export, serve.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_alexnet", "keras_alexnet.*"]),
     python_requires=">=3.10",
     install_requires=[
-        "keras>=3.10",
+        # The Keras CI tests (3.15); the package uses only its public API, and a new minor
+        # version joins the range once the suite passes on it.
+        "keras>=3.15,<3.16",
         "numpy",
         "tensorflow>=2.16",
         "tensorflow-datasets",
@@ -20,12 +28,14 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        # gRPC client for TF Serving (keras_alexnet.serving.predict_grpc).
+        # gRPC client for TF Serving (keras_alexnet.serving.client.predict_grpc).
         "serving": ["tensorflow-serving-api"],
         # The JAX backend (KERAS_BACKEND=jax): on-device augmentation without TensorFlow.
         "jax": ["jax"],
+        # TensorBoard logs (tensorboard=True); TensorFlow 2.21 no longer installs it.
+        "tensorboard": ["tensorboard"],
         "test": ["pytest", "nbclient", "nbformat", "ipykernel", "tensorflow-serving-api", "jax",
-                 "ruff"],
+                 "tensorboard", "ruff"],
     },
     entry_points={"console_scripts": ["keras-alexnet=keras_alexnet.cli:main"]},
 )

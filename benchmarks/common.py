@@ -17,7 +17,7 @@ def context() -> dict:
     """The machine, backend and date a measurement belongs to."""
     import keras
 
-    from keras_alexnet.performance import find_accelerator
+    from keras_alexnet.training.performance import find_accelerator
 
     accelerator = find_accelerator()
     return {"device": accelerator.name, "device_kind": accelerator.kind,
@@ -53,7 +53,7 @@ def training_flops_per_image(model) -> int:
 def cifar_train_images(data_dir: str | None, count: int | None = None):
     """`(images, labels, source)`: the first `count` CIFAR-10 training images of `data_dir`, or,
     when there is no copy there, random images of that shape (`source` says which)."""
-    from keras_alexnet.data import load_cifar10
+    from keras_alexnet.data.cifar10 import load_cifar10
 
     if data_dir and os.path.exists(data_dir):
         data = load_cifar10(data_dir)

@@ -67,7 +67,7 @@ def classify_signature(work: str):
     import numpy as np
     import tensorflow as tf
 
-    from keras_alexnet.export import export_saved_model, load_saved_model
+    from keras_alexnet.serving.export import export_saved_model, load_saved_model
 
     classify = load_saved_model(export_saved_model(small_model(), work, "m"),
                                 "classify_image_bytes")
@@ -80,7 +80,7 @@ def served(images_for):
     def prepare(work: str):
         import tensorflow as tf
 
-        from keras_alexnet.image_bytes import refusal
+        from keras_alexnet.serving.image_bytes import refusal
 
         classify, images = classify_signature(work), images_for()
 
@@ -149,7 +149,8 @@ def torn_backup(work: str):
     import numpy as np
 
     from keras_alexnet import TrainConfig
-    from keras_alexnet.callbacks import build_callbacks
+    from keras_alexnet.training.callbacks import build_callbacks
+    from keras_alexnet.training.checkpoints import resume_epoch
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(64, 4)).astype("float32"), rng.integers(0, 3, 64)
@@ -177,7 +178,9 @@ def torn_backup(work: str):
     resumed = model()
 
     def run():
-        history = resumed.fit(x, y, epochs=4, verbose=0, callbacks=build_callbacks(config))
+        callbacks = build_callbacks(config)
+        history = resumed.fit(x, y, epochs=4, verbose=0, callbacks=callbacks,
+                              initial_epoch=resume_epoch(resumed, callbacks))
         return f"resumed at epoch {4 - len(history.epoch) + 1} of 4"
 
     return run
@@ -186,7 +189,7 @@ def torn_backup(work: str):
 def cut_history(work: str):
     """A history.csv cut mid-line; the case is reading it."""
     from keras_alexnet.errors import RunDirError
-    from keras_alexnet.run_dir import read_history
+    from keras_alexnet.training.run_dir import read_history
 
     path = os.path.join(work, "history.csv")
     with open(path, "w") as file:
@@ -209,7 +212,7 @@ def killed_export(work: str):
     import shutil
     import socket
 
-    from keras_alexnet.export import export_saved_model
+    from keras_alexnet.serving.export import export_saved_model
 
     model = small_model()
     first = export_saved_model(model, work, "m")
@@ -232,8 +235,8 @@ def served_many(count: int, signature: str):
         import numpy as np
         import tensorflow as tf
 
-        from keras_alexnet.export import export_saved_model, load_saved_model
-        from keras_alexnet.model import build_model
+        from keras_alexnet.models.build import build_model
+        from keras_alexnet.serving.export import export_saved_model, load_saved_model
 
         serve = load_saved_model(export_saved_model(build_model(seed=0), work, "m"), signature)
         if signature == "serving_default":
@@ -255,7 +258,7 @@ def keras_file_declaring(**declared):
         import json
         import zipfile
 
-        from keras_alexnet.model import build_model
+        from keras_alexnet.models.build import build_model
 
         small, path = os.path.join(work, "small.keras"), os.path.join(work, "declared.keras")
         build_model(width_multiplier=0.25, dense_units=64).save(small)
@@ -298,7 +301,7 @@ def linked_backup(work: str) -> None:
 
 def superscript_version(work: str) -> None:
     """A model directory holding version 1 and a folder named `²` (a digit to `str.isdigit`)."""
-    from keras_alexnet.export import export_saved_model
+    from keras_alexnet.serving.export import export_saved_model
 
     export_saved_model(small_model(), work, "m")
     os.makedirs(os.path.join(work, "m", "²"))
@@ -306,7 +309,7 @@ def superscript_version(work: str) -> None:
 
 HOLD_RUN_DIR = """
 import sys, time
-from keras_alexnet.run_dir import run_lock
+from keras_alexnet.training.run_dir import run_lock
 with run_lock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(600)
@@ -406,7 +409,7 @@ CASES = {
                                        "http://127.0.0.1:9")),
     "predict_sparse_20gb": with_files(command("predict", "{work}/sparse.png", "--server",
                                               "http://127.0.0.1:9")),
-    "full_disk_export": with_model_file(command("export", "--weights", "{work}/tiny.keras",
+    "full_disk_export": with_model_file(command("export", "{work}/tiny.keras",
                                                 "--saved-models-dir", "{work}/sm",
                                                 file_limit=60_000)),
     "full_disk_train": command(*SMALL_RUN, file_limit=20_000_000),
@@ -426,7 +429,7 @@ CASES = {
     "ten_crop_pad_1000": command("evaluate", "{work}/model.keras", "--ten-crop",
                                  "--ten-crop-pad", "1000"),
     "version_folder_superscript_two": with_model_file(after(superscript_version, command(
-        "export", "--weights", "{work}/tiny.keras", "--saved-models-dir", "{work}",
+        "export", "{work}/tiny.keras", "--saved-models-dir", "{work}",
         "--model-name", "m"))),
     "sigterm_in_training": sigterm_in_training,
     "keras_file_declaring_100000_classes": keras_file_declaring(num_classes=100_000),

@@ -60,8 +60,9 @@ def main(argv=None) -> None:
     if args.quick:
         args.images, args.epochs = 2048, 2
 
-    from keras_alexnet.augment import build_augmentation
-    from keras_alexnet.data import PixelStats, train_dataset
+    from keras_alexnet.data.augment import build_augmentation
+    from keras_alexnet.data.cifar10 import PixelStats
+    from keras_alexnet.data.pipeline import train_dataset
 
     images, labels, source = cifar_train_images(args.data_dir, args.images)
     stats = PixelStats.from_images(images)

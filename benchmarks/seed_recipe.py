@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import DEFAULT_DATA_DIR, CompileClock, emit  # noqa: E402
 
 from keras_alexnet.cli import value_parser  # noqa: E402
-from keras_alexnet.evaluation import steady_seconds  # noqa: E402
+from keras_alexnet.evaluation.metrics import steady_seconds  # noqa: E402
 
 
 def main(argv=None) -> None:

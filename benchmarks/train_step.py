@@ -29,7 +29,7 @@ from common import DEFAULT_DATA_DIR, cifar_train_images, emit  # noqa: E402
 
 def mixed_precision_here() -> str:
     from keras_alexnet.config import TrainConfig
-    from keras_alexnet.performance import Accelerator, find_accelerator, resolve
+    from keras_alexnet.training.performance import Accelerator, find_accelerator, resolve
 
     accelerator = find_accelerator()
     if accelerator.kind == "cpu":  # "auto" keeps float32 on a CPU; measure bfloat16 there
@@ -40,7 +40,7 @@ def mixed_precision_here() -> str:
 def build_network(name: str, stats):
     import keras
 
-    from keras_alexnet.model import build_model
+    from keras_alexnet.models.build import build_model
 
     if name == "alexnet":
         return build_model(mean=stats.mean, std=stats.std, seed=0)
@@ -53,12 +53,12 @@ def measure(images, labels, batch_size: int, precision: str, steps: int, network
             augment: bool = True, steps_per_execution: int | None = None) -> dict:
     import keras
 
-    from keras_alexnet.augment import build_augmentation
     from keras_alexnet.config import TrainConfig
-    from keras_alexnet.data import PixelStats
-    from keras_alexnet.on_device import DeviceAugmentedModel
-    from keras_alexnet.performance import dtype_policy, resolve
-    from keras_alexnet.trainer import compile_for_training
+    from keras_alexnet.data.augment import build_augmentation
+    from keras_alexnet.data.cifar10 import PixelStats
+    from keras_alexnet.data.device_pipeline import DeviceAugmentedModel
+    from keras_alexnet.training.fit_setup import compile_for_training
+    from keras_alexnet.training.performance import dtype_policy, resolve
 
     config = TrainConfig(batch_size=batch_size, mixed_precision=precision,
                          steps_per_execution=steps_per_execution)

@@ -8,8 +8,8 @@ Example:
 
 `TrainConfig` is imported eagerly; everything that needs Keras is imported on first use of any
 other name (so the command line answers a bad flag at once). To load a saved `.keras` file in a
-fresh process, touch the package first, e.g. `keras_alexnet.AlexNet`, or import
-`keras_alexnet.model`: that registers the custom classes with Keras.
+fresh process, touch the package first, e.g. `keras_alexnet.AlexNet`: that registers the
+package's classes with Keras.
 """
 
 import importlib
@@ -23,45 +23,45 @@ from keras_alexnet.errors import (
     KerasAlexNetError,
     ModelError,
     ServingError,
+    TrainingDiverged,
     TrainingError,
 )
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "AlexNet": "keras_alexnet.model",
-    "PaperAlexNet": "keras_alexnet.model",
-    "LocalResponseNormalization": "keras_alexnet.model",
-    "build_model": "keras_alexnet.model",
-    "PCAColorJitter": "keras_alexnet.augment",
-    "RandomPadCrop": "keras_alexnet.augment",
-    "RandomHorizontalFlip": "keras_alexnet.augment",
-    "Cutout": "keras_alexnet.augment",
-    "build_augmentation": "keras_alexnet.augment",
-    "SparseLabelSmoothingCrossentropy": "keras_alexnet.losses",
-    "load_cifar10": "keras_alexnet.data",
-    "TorchSGD": "keras_alexnet.optimizer",
-    "LinearWarmupDecay": "keras_alexnet.optimizer",
-    "train": "keras_alexnet.training",
-    "TrainResult": "keras_alexnet.training",
-    "evaluate": "keras_alexnet.evaluation",
-    "export_saved_model": "keras_alexnet.export",
+    "AlexNet": "keras_alexnet.models.alexnet",
+    "PaperAlexNet": "keras_alexnet.models.paper_alexnet",
+    "LocalResponseNormalization": "keras_alexnet.models.layers",
+    "build_model": "keras_alexnet.models.build",
+    "PCAColorJitter": "keras_alexnet.data.augment",
+    "RandomPadCrop": "keras_alexnet.data.augment",
+    "RandomHorizontalFlip": "keras_alexnet.data.augment",
+    "Cutout": "keras_alexnet.data.augment",
+    "build_augmentation": "keras_alexnet.data.augment",
+    "SparseLabelSmoothingCrossentropy": "keras_alexnet.training.losses",
+    "load_cifar10": "keras_alexnet.data.cifar10",
+    "TorchSGD": "keras_alexnet.training.optimizer",
+    "LinearWarmupDecay": "keras_alexnet.training.optimizer",
+    "train": "keras_alexnet.training.recipe",
+    "TrainResult": "keras_alexnet.training.recipe",
+    "evaluate": "keras_alexnet.evaluation.evaluate",
+    "export_saved_model": "keras_alexnet.serving.export",
 }
 
-_REGISTERING = ("keras_alexnet.augment", "keras_alexnet.losses", "keras_alexnet.model",
-                "keras_alexnet.optimizer")
-
 __all__ = ["ConfigError", "DataError", "ExportError", "ImageError", "KerasAlexNetError",
-           "ModelError", "ServingError", "TrainConfig", "TrainingError", "presets", *_LAZY]
+           "ModelError", "ServingError", "TrainConfig", "TrainingDiverged",
+           "TrainingError", "presets", *_LAZY]
 
 
 def __getattr__(name):
     if name not in _LAZY:
         raise AttributeError(f"module 'keras_alexnet' has no attribute {name!r}")
-    # Importing the Keras modules registers the package's layers, model and optimizer, so
-    # `keras.saving.load_model` can rebuild them once any keras_alexnet name has been used.
-    for module in _REGISTERING:
-        importlib.import_module(module)
+    # `keras.saving.load_model` can rebuild the package's classes once any of these names has
+    # been used.
+    from keras_alexnet.evaluation.model_files import register_classes
+
+    register_classes()
     value = getattr(importlib.import_module(_LAZY[name]), name)
     globals()[name] = value
     return value

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import logging
 import math
 import os
-import sys
 import types
 import typing
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from keras_alexnet.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 INITS = ("torch", "paper")
 DISTRIBUTIONS = ("auto", "mirrored", "tpu", "none")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-JIT_COMPILE = ("auto", "on", "off")
+JIT_COMPILE = ("auto", True, False)  # Keras' `jit_compile` values
 AUGMENTATION_PLACES = ("auto", "pipeline", "device")
 LR_SCHEDULES = ("step", "cosine", "linear")
 TEST_TIME_AUGMENTATIONS = ("none", "flip")
@@ -60,7 +63,7 @@ class TrainConfig:
         warmup_epochs: Epochs of linear warm-up of the `"cosine"` and `"linear"` schedules.
         nesterov: Nesterov momentum (PyTorch's `nesterov=True` form).
         label_smoothing: Weight ε of the uniform distribution mixed into the one-hot targets.
-        clip_norm: Maximum global L2 norm of the loss gradient; `None` disables clipping.
+        global_clipnorm: Maximum global L2 norm of the loss gradient; `None` disables clipping.
         validation_size: Images of the 50,000 training images held out for validation.
         pad: Zero padding (pixels per side) before the random crop back to 32×32.
         pca_stddev: Standard deviation σ of the PCA colour jitter coefficients α.
@@ -101,15 +104,16 @@ class TrainConfig:
             faster for this model at batch 128; bfloat16 on other GPUs of compute capability
             >= 8 and TPUs; float16 on T4/V100-class GPUs; float32 on a CPU), `"float32"`,
             `"mixed_float16"` or `"mixed_bfloat16"`. The logits stay float32.
-        jit_compile: XLA for the train step: `"auto"` (Keras' choice), `"on"` or `"off"`.
+        jit_compile: XLA for the train step, as Keras' `compile(jit_compile=…)`: `"auto"`
+            (Keras' choice), `True` or `False`.
         compilation_cache_dir: JAX only: the persistent compilation cache, where a run stores
             the programs XLA compiled for it, so that the next identical run on this machine
             loads them instead of compiling (`~/.cache/keras_alexnet/jax`); `None` turns it off.
         cpu_threads: TensorFlow backend without a GPU or TPU: the threads each op runs on,
             one op at a time (an intra-op pool of this size, an inter-op pool of 1); `None`:
             the cores this process may use; 0: TensorFlow's own pools, which run several ops at
-            once and, on the 2-core CPU measured, slowed the epochs after the first by up to
-            1.6×. Set before TensorFlow's runtime starts (else kept as they are, with a
+            once and slowed the epochs after the first on a 2-core CPU (docs/performance.md).
+            Set before TensorFlow's runtime starts (else kept as they are, with a
             warning for a number);
             `deterministic=True` uses 1.
         steps_per_execution: Train steps per call into the compiled function; `None`: 1 on a
@@ -127,7 +131,9 @@ class TrainConfig:
             every epoch on a CPU, every minute or so on a fast GPU, never more often on a slow
             disk). Each write is ~190 MB (weights and optimizer state); 0 writes neither (a
             killed run cannot resume).
-        verbose: Keras progress output: 0 (silent), 1 (progress bar), 2 (one line per epoch).
+        verbose: Progress output, as Keras' `fit(verbose=…)`: 0 (silent), 1 (progress bar), 2
+            (one line per epoch), or `"auto"`: a progress bar on a terminal, one line per epoch
+            otherwise (a log file, CI).
 
     Example:
 
@@ -148,7 +154,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     nesterov: bool = False
     label_smoothing: float = 0.0
-    clip_norm: Optional[float] = 2.0
+    global_clipnorm: Optional[float] = 2.0
     validation_size: int = 10_000
     pad: int = 4
     pca_stddev: float = 0.1
@@ -173,9 +179,11 @@ class TrainConfig:
     distribution: str = dataclasses.field(default="auto", metadata={"choices": DISTRIBUTIONS})
     linear_lr_scaling: bool = False
     deterministic: bool = False
-    verbose: int = dataclasses.field(default=1, metadata={"choices": (0, 1, 2)})
+    verbose: Union[int, str] = dataclasses.field(default="auto",
+                                                 metadata={"choices": ("auto", 0, 1, 2)})
     mixed_precision: str = dataclasses.field(default="auto", metadata={"choices": PRECISIONS})
-    jit_compile: str = dataclasses.field(default="auto", metadata={"choices": JIT_COMPILE})
+    jit_compile: Union[bool, str] = dataclasses.field(default="auto",
+                                                      metadata={"choices": JIT_COMPILE})
     compilation_cache_dir: Optional[str] = DEFAULT_COMPILATION_CACHE
     steps_per_execution: Optional[int] = None
     cpu_threads: Optional[int] = None
@@ -188,14 +196,17 @@ class TrainConfig:
             value = getattr(self, field.name)
             _check_type(field.name, value, _field_types()[field.name])
             choices = field.metadata.get("choices")  # the same list the CLI offers
-            if choices is not None and value not in choices:
-                raise ConfigError(f"TrainConfig.{field.name} must be one of "
-                                  f"{', '.join(map(str, choices))}, got {value!r}")
+            if choices is not None:
+                check_choice(value, choices, f"TrainConfig.{field.name}")
         _check_ranges(self)
+        check_momentum(self.momentum, "TrainConfig.momentum")
+        check_weight_decay(self.weight_decay, "TrainConfig.weight_decay")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        """Builds a config from a dict, rejecting unknown keys with a `ConfigError`."""
+        """Builds a config from a dict (a run's `config.json`, also one written before two
+        fields took Keras' names), rejecting unknown keys with a `ConfigError`."""
+        values = with_keras_names(values)
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ConfigError(f"unknown TrainConfig field(s): {', '.join(unknown)}")
@@ -206,7 +217,7 @@ class TrainConfig:
         """The config of a named recipe (see `presets()`), with `overrides` applied.
 
         A preset's warm-up is a share of its run: overriding `epochs` without `warmup_epochs`
-        scales the warm-up with it (and says so in one line on stderr).
+        scales the warm-up with it (and logs so at level INFO).
 
         Example:
 
@@ -244,8 +255,30 @@ class TrainConfig:
         >>> TrainConfig(learning_rate=0.02).training_differences(TrainConfig().to_dict())
         ['learning_rate 0.01→0.02']
         """
+        saved = with_keras_names(saved)
         return [f"{name} {saved[name]!r}→{value!r}" for name, value in self.to_dict().items()
                 if name not in RUN_ONLY_FIELDS and saved.get(name, value) != value]
+
+
+# What the config.json of a run written before fields took Keras' names calls them.
+_OLD_NAMES = {"clip_norm": "global_clipnorm"}
+_OLD_VALUES = {"jit_compile": {"on": True, "off": False}}
+
+
+def with_keras_names(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with the old field names and values of `_OLD_NAMES` and `_OLD_VALUES` replaced
+    by Keras' (`clip_norm` → `global_clipnorm`, `jit_compile` `"on"` → `True`).
+
+    Example:
+
+    >>> with_keras_names({"clip_norm": 2.0, "jit_compile": "off"})
+    {'global_clipnorm': 2.0, 'jit_compile': False}
+    """
+    renamed = {_OLD_NAMES.get(name, name): value for name, value in values.items()}
+    for name, old_values in _OLD_VALUES.items():
+        if isinstance(renamed.get(name), str) and renamed[name] in old_values:
+            renamed[name] = old_values[renamed[name]]
+    return renamed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,7 +291,7 @@ class Preset:
 
 # Every technique a preset uses is a TrainConfig field; a preset only sets values.
 _TWEAKED = {
-    "conv1_stride": 1, "batch_norm": True, "dropout": 0.25, "clip_norm": None,
+    "conv1_stride": 1, "batch_norm": True, "dropout": 0.25, "global_clipnorm": None,
     "lr_schedule": "cosine", "learning_rate": 0.05, "warmup_epochs": 2.0, "nesterov": True,
     "label_smoothing": 0.1, "test_time_augmentation": "flip", "epochs": 20,
 }
@@ -266,7 +299,8 @@ _TWEAKED = {
 # schedule that ends at 0, and only 2,000 validation images (benchmarks/time_to_accuracy.py).
 _FAST = {
     "conv1_stride": 1, "batch_norm": True, "width_multiplier": 0.5, "dense_units": 512,
-    "dropout": 0.1, "clip_norm": None, "batch_size": 512, "mixed_precision": "mixed_bfloat16",
+    "dropout": 0.1, "global_clipnorm": None, "batch_size": 512,
+    "mixed_precision": "mixed_bfloat16",
     "lr_schedule": "linear", "learning_rate": 0.2, "warmup_epochs": 1.2, "nesterov": True,
     "label_smoothing": 0.2, "pca_stddev": 0.0, "validation_size": 2000,
     "test_time_augmentation": "flip", "epochs": 6,
@@ -294,8 +328,8 @@ def _scaled_warmup(name: str, epochs: Any) -> float:
     if not warmup or epochs == preset_epochs or not isinstance(epochs, int) or epochs < 1:
         return warmup  # nothing to scale, or a bad `epochs` that validation reports
     scaled = warmup * epochs / preset_epochs
-    print(f"keras_alexnet: warmup_epochs={scaled:g}, the {name} preset's share of the run "
-          f"({warmup:g} of its {preset_epochs} epochs)", file=sys.stderr)
+    logger.info("warmup_epochs=%g, the %s preset's share of the run (%g of its %d epochs)",
+                scaled, name, warmup, preset_epochs)
     return scaled
 
 
@@ -339,8 +373,6 @@ def _check_ranges(config: TrainConfig) -> None:
         ("batch_size", config.batch_size >= 1, "must be >= 1"),
         ("eval_batch_size", config.eval_batch_size >= 1, "must be >= 1"),
         ("learning_rate", config.learning_rate > 0, "must be > 0"),
-        ("momentum", 0 <= config.momentum < 1, "must be in [0, 1)"),
-        ("weight_decay", config.weight_decay >= 0, "must be >= 0"),
         ("lr_decay_epoch", config.lr_decay_epoch >= 0, "must be >= 0"),
         ("lr_decay_factor", 0 < config.lr_decay_factor <= 1, "must be in (0, 1]"),
         ("warmup_epochs", 0 <= config.warmup_epochs < config.epochs, "must be in [0, epochs)"),
@@ -348,7 +380,8 @@ def _check_ranges(config: TrainConfig) -> None:
         ("cutout", 0 <= config.cutout <= 32, "must be in [0, 32]"),
         ("width_multiplier", 0 < config.width_multiplier <= 4, "must be in (0, 4]"),
         ("dense_units", config.dense_units >= 1, "must be >= 1"),
-        ("clip_norm", config.clip_norm is None or config.clip_norm > 0, "must be > 0 or None"),
+        ("global_clipnorm", config.global_clipnorm is None or config.global_clipnorm > 0,
+         "must be > 0 or None"),
         ("validation_size", 1 <= config.validation_size < 50_000, "must be in [1, 50000)"),
         ("pad", 0 <= config.pad <= 16, "must be in [0, 16]"),
         ("pca_stddev", config.pca_stddev >= 0, "must be >= 0"),
@@ -373,11 +406,39 @@ def _check_ranges(config: TrainConfig) -> None:
             raise ConfigError(f"TrainConfig.{name} {rule}, got {getattr(config, name)!r}")
 
 
+# The checks of values that a `TrainConfig` and the parts it configures (`TorchSGD`,
+# `LayerInitializers`, `devices.place`) both take: each rule is written once, here.
+def check_choice(value: Any, choices: typing.Sequence[Any], name: str) -> None:
+    """Raises `ConfigError`, naming the value `name`, unless `value` is one of `choices`."""
+    if not any(value == choice and type(value) is type(choice) for choice in choices):
+        raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+
+def check_momentum(momentum: float, name: str = "momentum") -> None:
+    """Raises `ConfigError`, naming the value `name`, unless `momentum` is in [0, 1)."""
+    if not 0 <= momentum < 1:
+        raise ConfigError(f"{name} must be in [0, 1), got {momentum!r}")
+
+
+def check_weight_decay(weight_decay: float, name: str = "weight_decay") -> None:
+    """Raises `ConfigError`, naming the value `name`, unless `weight_decay` is >= 0."""
+    if not weight_decay >= 0:
+        raise ConfigError(f"{name} must be >= 0, got {weight_decay!r}")
+
+
 def check_ten_crop_pad(pad: int, name: str = "ten_crop_pad") -> None:
     """Raises `ConfigError`, naming the value `name`, unless `pad` is in
     0..`MAX_TEN_CROP_PAD`."""
     if not 0 <= pad <= MAX_TEN_CROP_PAD:
         raise ConfigError(f"{name} must be in 0..{MAX_TEN_CROP_PAD}, got {pad}")
+
+
+def check_packages(config: TrainConfig) -> None:
+    """Raises `ConfigError` when an option of `config` needs a package that is not installed
+    (`tensorboard=True`: TensorBoard, which TensorFlow no longer installs)."""
+    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError("TrainConfig.tensorboard needs TensorBoard: pip install tensorboard "
+                          "(or install this package with its [tensorboard] extra)")
 
 
 def check_timeout(timeout: float, name: str = "timeout") -> None:

@@ -1,8 +1,8 @@
-"""The errors the package reports to its user: bad input, not bugs.
+"""The errors the package reports to its user: bad input, or a run that cannot finish; not bugs.
 
-The command line prints any `KerasAlexNetError` as one `keras-alexnet: error: …` line with exit
-status 2, and so a full disk (`disk_full_reason`); every other exception is a bug and surfaces
-with its traceback.
+The command line prints any `KerasAlexNetError` as one `keras-alexnet: error: …` line and exits
+with its `exit_status` (2, bad input, for all but a diverged run's 3), and so a full disk
+(`disk_full_reason`); every other exception is a bug and surfaces with its traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +15,15 @@ DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 class KerasAlexNetError(Exception):
-    """Base of the errors caused by what the user gave: config, data, model, image, server."""
+    """Base of the errors the package reports in one line: what the user gave was wrong (config,
+    data, model, image, server), or training could not finish.
+
+    Attributes:
+        exit_status: The command line's exit status for it: 2, bad input, unless a subclass
+            says otherwise.
+    """
+
+    exit_status = 2
 
 
 class ConfigError(KerasAlexNetError, ValueError):
@@ -46,17 +54,24 @@ class TrainingError(KerasAlexNetError, RuntimeError):
     """Training could not finish (the loss diverged, or the export after it failed)."""
 
 
+class TrainingDiverged(TrainingError):
+    """The loss became NaN or infinite (exit status 3: not bad input; try a lower learning
+    rate)."""
+
+    exit_status = 3
+
+
 class TrainingStopped(KerasAlexNetError):
     """Training was stopped on request (SIGTERM, SIGINT) after writing its backup.
 
     Attributes:
-        status: The exit status the command line ends with: 75 after SIGTERM (`EX_TEMPFAIL`:
-            try again, it resumes), 130 after SIGINT.
+        exit_status: The exit status the command line ends with: 75 after SIGTERM
+            (`EX_TEMPFAIL`: try again, it resumes), 130 after SIGINT.
     """
 
-    def __init__(self, message: str, status: int):
+    def __init__(self, message: str, exit_status: int):
         super().__init__(message)
-        self.status = status
+        self.exit_status = exit_status
 
 
 class RunDirError(KerasAlexNetError, FileNotFoundError):

@@ -13,11 +13,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from keras_alexnet.atomic import atomic_path
 from keras_alexnet.config import TrainConfig
-from keras_alexnet.data import CLASS_NAMES, prepare
+from keras_alexnet.data.cifar10 import CLASS_NAMES, prepare
 from keras_alexnet.errors import RunDirError
-from keras_alexnet.run_dir import CONFIG, HISTORY, METRICS, read_history, read_json
+from keras_alexnet.training.run_dir import CONFIG, HISTORY, METRICS, read_history, read_json
+from keras_alexnet.utils.atomic import atomic_path
 
 FIGURE_FILES = {
     "samples": "figure1_samples.png",
@@ -51,7 +51,7 @@ def crop_flip_figure(image: np.ndarray, pad: int = 4, seed: int = 0) -> plt.Figu
     """Figure 2: an image, after pad + random crop (`RandomPadCrop`), and that crop flipped."""
     from keras import ops
 
-    from keras_alexnet.augment import RandomPadCrop
+    from keras_alexnet.data.augment import RandomPadCrop
 
     cropped = ops.convert_to_numpy(
         RandomPadCrop(pad=pad, seed=seed)(image[None].astype("float32"), training=True))[0]
@@ -66,7 +66,7 @@ def pca_jitter_figure(image: np.ndarray, eigenvalues: Sequence[float],
     """Figure 3: an image and `draws` PCA colour jitters of it (`PCAColorJitter`)."""
     from keras import ops
 
-    from keras_alexnet.augment import PCAColorJitter
+    from keras_alexnet.data.augment import PCAColorJitter
 
     jitter = PCAColorJitter(eigenvalues, eigenvectors, stddev=stddev, seed=seed)
     batch = np.repeat(image[None].astype("float32"), draws, axis=0)

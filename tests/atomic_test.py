@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from keras_alexnet.atomic import atomic_path
+from keras_alexnet.utils.atomic import atomic_path
 
 
 def test_success_replaces_the_file_and_leaves_no_temporary(tmp_path):

@@ -2,7 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_alexnet.augment import (
+from keras_alexnet.data.augment import (
+    Cutout,
     PCAColorJitter,
     RandomHorizontalFlip,
     RandomPadCrop,
@@ -102,15 +103,28 @@ def test_flip_is_horizontal_only_and_per_image():
     assert 10 < sum(flipped) < 54
 
 
-@pytest.mark.parametrize("layer", [
-    PCAColorJitter(EIGENVALUES, EIGENVECTORS, stddev=0.2, mode="paper", value_range=(0, 1), seed=4),
-    RandomPadCrop(pad=2, seed=5),
-    RandomHorizontalFlip(seed=6),
-])
-def test_layers_round_trip_through_keras_serialization(layer):
+# Every layer with arguments other than its defaults, so that one its config lost would show.
+LAYERS = {
+    "pca": lambda: PCAColorJitter(EIGENVALUES, EIGENVECTORS, stddev=0.2, mode="paper",
+                                  value_range=(0, 1), seed=4),
+    "crop": lambda: RandomPadCrop(pad=2, seed=5),
+    "flip": lambda: RandomHorizontalFlip(seed=6),
+    "cutout": lambda: Cutout(size=5, fill_value=(0.25, 0.5, 0.75), seed=7),
+}
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_layers_round_trip_through_keras_serialization(name):
+    """A layer rebuilt from its serialized config augments exactly as one built from the same
+    arguments: every argument (seed included) survived."""
+    layer = LAYERS[name]()
     restored = keras.layers.deserialize(keras.layers.serialize(layer))
     assert type(restored) is type(layer)
-    assert restored.get_config() == layer.get_config()
+    images = np.random.default_rng(0).uniform(0, 1, (16, 32, 32, 3)).astype(np.float32)
+    expected = keras.ops.convert_to_numpy(LAYERS[name]()(images, training=True))
+    assert not np.array_equal(expected, images)  # it changed the images: the check can fail
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(restored(images, training=True)),
+                                  expected)
 
 
 def test_take_pixels_indexes_each_image_with_its_own_rows_and_columns():
@@ -140,8 +154,6 @@ def test_unknown_mode_is_rejected():
 
 
 def test_cutout_blanks_one_square_per_image_with_the_expected_area():
-    from keras_alexnet.augment import Cutout
-
     images = np.full((4000, 32, 32, 3), 255.0, np.float32)
     fill = (10.0, 20.0, 30.0)
     out = keras.ops.convert_to_numpy(Cutout(8, fill_value=fill, seed=0)(images, training=True))
@@ -160,7 +172,7 @@ def test_cutout_blanks_one_square_per_image_with_the_expected_area():
 
 
 def test_cutout_is_the_identity_at_inference_and_round_trips():
-    from keras_alexnet.augment import Cutout
+    from keras_alexnet.data.augment import Cutout
 
     images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
     layer = Cutout(8, fill_value=[1.0, 2.0, 3.0], seed=3)

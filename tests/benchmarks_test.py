@@ -9,6 +9,8 @@ import sys
 import pytest
 from conftest import REPO
 
+pytestmark = pytest.mark.slow  # every test here trains or starts processes
+
 COMMON = {"benchmark", "device", "device_kind", "backend", "keras", "date", "cpu_count"}
 
 

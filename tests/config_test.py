@@ -10,7 +10,7 @@ def test_defaults_are_the_seed_recipe():
     assert (config.epochs, config.batch_size) == (49, 128)
     assert (config.learning_rate, config.momentum) == (0.01, 0.9)
     assert (config.weight_decay, config.lr_decay_epoch, config.lr_decay_factor) == (5e-4, 30, 0.1)
-    assert (config.clip_norm, config.validation_size) == (2.0, 10_000)
+    assert (config.global_clipnorm, config.validation_size) == (2.0, 10_000)
     assert (config.pad, config.pca_stddev) == (4, 0.1)
     assert (config.seed, config.init, config.dropout) == (0, "torch", 0.5)
     assert config.data_dir is None and config.train_subset is None
@@ -18,9 +18,10 @@ def test_defaults_are_the_seed_recipe():
 
 @pytest.mark.parametrize("field, value", [
     ("epochs", -1), ("epochs", 0), ("batch_size", 0), ("learning_rate", 0.0), ("momentum", 1.0),
-    ("weight_decay", -1e-4), ("lr_decay_factor", 0.0), ("clip_norm", -2.0), ("validation_size", 0),
-    ("validation_size", 50_000), ("pad", -1), ("pca_stddev", -0.1), ("init", "xavier"),
-    ("dropout", 1.0), ("train_subset", 0), ("model_name", "a/b"), ("verbose", 3),
+    ("weight_decay", -1e-4), ("lr_decay_factor", 0.0), ("global_clipnorm", -2.0),
+    ("validation_size", 0), ("validation_size", 50_000), ("pad", -1), ("pca_stddev", -0.1),
+    ("init", "xavier"), ("dropout", 1.0), ("train_subset", 0), ("model_name", "a/b"),
+    ("verbose", 3),
 ])
 def test_out_of_range_values_name_the_field(field, value):
     with pytest.raises(ConfigError, match=f"TrainConfig.{field} "):
@@ -37,8 +38,8 @@ def test_wrong_types_name_the_field(field, value):
 
 
 def test_ints_are_accepted_for_floats_and_none_for_optionals():
-    config = TrainConfig(learning_rate=1, clip_norm=None, train_subset=None)
-    assert config.learning_rate == 1 and config.clip_norm is None
+    config = TrainConfig(learning_rate=1, global_clipnorm=None, train_subset=None)
+    assert config.learning_rate == 1 and config.global_clipnorm is None
 
 
 def test_unknown_keys_are_rejected_by_name():
@@ -56,9 +57,19 @@ def test_replace_validates_and_keeps_other_fields():
     assert TrainConfig.from_dict(config.to_dict()) == config
 
 
-def test_config_is_immutable():
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        TrainConfig().epochs = 3
+def test_config_is_immutable_and_replace_makes_a_validated_copy():
+    """No field of a config can be set after it was validated; `replace` leaves the original as
+    it was and validates the copy."""
+    config = TrainConfig()
+    for field in dataclasses.fields(TrainConfig):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(config, field.name, getattr(config, field.name))
+    copy = config.replace(epochs=3, global_clipnorm=None)
+    assert (copy.epochs, copy.global_clipnorm) == (3, None)
+    assert config == TrainConfig() and (config.epochs, config.global_clipnorm) == (49, 2.0)
+    with pytest.raises(ConfigError, match="TrainConfig.epochs must be >= 1"):
+        config.replace(epochs=0)
+    assert config.epochs == 49
 
 
 def test_the_seed_preset_is_the_default_config():
@@ -75,7 +86,7 @@ def test_tweaked_and_long_presets_are_alexnets_with_the_recipes_values():
     assert (tweaked.lr_schedule, tweaked.learning_rate) == ("cosine", 0.05)
     assert (tweaked.warmup_epochs, tweaked.label_smoothing) == (2.0, 0.1)
     assert (tweaked.test_time_augmentation, tweaked.epochs) == ("flip", 20)
-    assert (tweaked.dropout, tweaked.clip_norm, tweaked.cutout) == (0.25, None, 0)
+    assert (tweaked.dropout, tweaked.global_clipnorm, tweaked.cutout) == (0.25, None, 0)
     assert tweaked.batch_size == 128 and tweaked.pad == 4 and tweaked.pca_stddev == 0.1
     long = TrainConfig.from_preset("long")
     assert long.cutout > 0 and 20 < long.epochs <= 100 and long.conv1_stride == 1
@@ -87,7 +98,7 @@ def test_the_fast_preset_is_a_narrow_alexnet_in_big_bfloat16_steps_on_a_one_cycl
         1, True, 0.5, 512)
     assert (fast.batch_size, fast.mixed_precision, fast.epochs) == (512, "mixed_bfloat16", 6)
     assert (fast.lr_schedule, fast.learning_rate, fast.warmup_epochs) == ("linear", 0.2, 1.2)
-    assert (fast.nesterov, fast.label_smoothing, fast.dropout, fast.clip_norm) == (
+    assert (fast.nesterov, fast.label_smoothing, fast.dropout, fast.global_clipnorm) == (
         True, 0.2, 0.1, None)
     assert (fast.pca_stddev, fast.pad, fast.validation_size) == (0.0, 4, 2000)
     assert fast.test_time_augmentation == "flip" and not fast.linear_lr_scaling
@@ -110,15 +121,15 @@ def test_preset_overrides_and_unknown_presets():
     ("long", 20, 0.6, "1.2 of its 40"), ("tweaked", 20, 2.0, None), ("long", 40, 1.2, None),
 ])
 def test_overriding_a_presets_epochs_keeps_its_warm_up_share(preset, epochs, warmup, share,
-                                                             capsys):
+                                                             caplog):
+    caplog.set_level("INFO", logger="keras_alexnet")
     config = TrainConfig.from_preset(preset, epochs=epochs)
     assert config.warmup_epochs == pytest.approx(warmup)
-    said = capsys.readouterr().err.splitlines()
-    assert said == ([] if share is None else [
-        f"keras_alexnet: warmup_epochs={warmup:g}, the {preset} preset's share of the run "
-        f"({share} epochs)"])
+    assert caplog.messages == ([] if share is None else [
+        f"warmup_epochs={warmup:g}, the {preset} preset's share of the run ({share} epochs)"])
+    caplog.clear()
     kept = TrainConfig.from_preset(preset, epochs=epochs, warmup_epochs=0.0)
-    assert kept.warmup_epochs == 0.0 and capsys.readouterr().err == ""
+    assert kept.warmup_epochs == 0.0 and caplog.messages == []
 
 
 @pytest.mark.parametrize("field, value", [
@@ -129,3 +140,19 @@ def test_overriding_a_presets_epochs_keeps_its_warm_up_share(preset, epochs, war
 def test_new_fields_are_checked(field, value):
     with pytest.raises(ConfigError, match=f"TrainConfig.{field} "):
         TrainConfig(**{field: value})
+
+
+def test_tensorboard_without_its_package_is_refused_before_the_run(monkeypatch):
+    """TensorFlow 2.21 no longer installs TensorBoard: `tensorboard=True` then fails in one
+    line naming the package, not midway through the first epoch."""
+    import importlib.util
+
+    from keras_alexnet.config import check_packages
+
+    check_packages(TrainConfig(tensorboard=True))  # installed here (the test extra)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "tensorboard" else find_spec(name))
+    check_packages(TrainConfig(tensorboard=False))
+    with pytest.raises(ConfigError, match="tensorboard needs TensorBoard: pip install tensorboard"):
+        check_packages(TrainConfig(tensorboard=True))

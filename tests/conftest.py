@@ -29,6 +29,9 @@ SLOWEST_TESTS_SHOWN = 15
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: trains, exports or starts processes (seconds to a "
+                                       "minute each); `pytest -m 'not slow' tests` leaves them "
+                                       "out for a quick check, CI runs everything")
     for line in THIRD_PARTY_WARNINGS:
         config.addinivalue_line("filterwarnings", line)
     if config.option.durations is None:  # `--durations N` on the command line wins

@@ -7,13 +7,9 @@ import numpy as np
 import pytest
 from conftest import SHARED_CIFAR, write_batch, write_cifar_dir
 
-from keras_alexnet.data import (
-    DataError,
-    PixelStats,
-    load_cifar10,
-    split_train_validation,
-    train_dataset,
-)
+from keras_alexnet.data.cifar10 import PixelStats, load_cifar10, split_train_validation
+from keras_alexnet.data.pipeline import train_dataset
+from keras_alexnet.errors import DataError
 
 
 def test_loads_official_layout_as_nhwc(tmp_path):
@@ -132,29 +128,39 @@ def test_pixel_stats_match_numpy():
 
 
 def test_train_dataset_batches_and_augments_per_image():
-    from keras_alexnet.augment import build_augmentation
+    from keras_alexnet.data.augment import build_augmentation
 
-    # Every image is the same gradient pattern, so each one's crop offset can be read back.
-    pattern = (np.arange(32)[:, None] * 4 + np.arange(32)[None, :] * 0 + 1).astype(np.uint8)
-    images = np.repeat(np.stack([pattern] * 3, -1)[None], 64, axis=0)
+    # Image k holds its row + 1 in red, its column + 1 in green and k + 1 in blue, so each output
+    # can be matched against every crop and flip of its own source, and its label checked.
+    rows, cols = np.meshgrid(np.arange(1, 33), np.arange(1, 33), indexing="ij")
+    images = np.stack([np.stack([rows, cols, np.full((32, 32), k + 1)], -1) for k in range(64)])
+    images = images.astype(np.uint8)
     augmentation = build_augmentation(np.ones(3), np.eye(3), pad=4, pca_stddev=0.0, seed=0)
     dataset = train_dataset(images, np.arange(64), batch_size=32, augmentation=augmentation, seed=0)
     batches = list(dataset.as_numpy_iterator())
     assert [x.shape for x, _ in batches] == [(32, 32, 32, 3)] * 2
     assert batches[0][0].dtype == np.float32
-    assert sorted(np.concatenate([y for _, y in batches]).tolist()) == list(range(64))
-    # The first row that is not zero padding tells the row offset of each image in the batch.
-    first_rows = batches[0][0][:, :, 16, 0]
-    shifts = {int(row[row > 0][0]) for row in first_rows}
-    assert len(shifts) > 1
+    out, labels = (np.concatenate(parts) for parts in zip(*batches))
+    assert sorted(labels.tolist()) == list(range(64))
+    draws = set()
+    for image, label in zip(out, labels):
+        source = np.pad(images[label], ((4, 4), (4, 4), (0, 0)))  # its own image, by label
+        found = [(dy, dx, flip) for dy in range(9) for dx in range(9) for flip in (False, True)
+                 if np.array_equal(image, (lambda crop: crop[:, ::-1] if flip else crop)(
+                     source[dy:dy + 32, dx:dx + 32]))]
+        assert len(found) == 1, label  # exactly one pad-4 crop, mirrored or not
+        draws.add(found[0])
+    # Each image drew its own offset and flip (one draw per batch would give two).
+    assert len(draws) > 20 and {flip for _, _, flip in draws} == {False, True}
 
 
+@pytest.mark.slow
 def test_each_epoch_draws_depend_only_on_the_seed_and_the_epoch():
     """A pipeline started at epoch 2 (as a resumed run starts) gives exactly the batches that
     one which ran epochs 0 and 1 first gives in its third pass."""
     import tensorflow as tf
 
-    from keras_alexnet.augment import build_augmentation
+    from keras_alexnet.data.augment import build_augmentation
 
     images = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
 

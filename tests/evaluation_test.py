@@ -7,26 +7,26 @@ import zipfile
 import keras
 import numpy as np
 import pytest
+from conftest import with_distinct_weights
 
-from keras_alexnet import (
-    evaluation,  # `evaluation.test_metrics`: pytest would collect the bare name
-)
-from keras_alexnet.data import load_cifar10
+from keras_alexnet.data.cifar10 import load_cifar10
 from keras_alexnet.errors import ModelError
-from keras_alexnet.evaluation import (
-    evaluate,
-    evaluate_dataset,
-    load_keras_model,
-    predict_probabilities,
-    ten_crop_probabilities,
-    ten_crops,
-)
-from keras_alexnet.model import AlexNet, build_model
+
+# Modules, not names: pytest would collect `test_metrics` and `test_time_augmented` as tests.
+from keras_alexnet.evaluation import metrics as evaluation_metrics
+from keras_alexnet.evaluation import test_time
+from keras_alexnet.evaluation.evaluate import evaluate, evaluate_dataset
+from keras_alexnet.evaluation.metrics import predict_probabilities
+from keras_alexnet.evaluation.model_files import load_keras_model
+from keras_alexnet.evaluation.test_time import ten_crop_probabilities, ten_crops
+from keras_alexnet.models.alexnet import AlexNet
+from keras_alexnet.models.build import build_model
 
 
 def test_test_metrics_counts_and_averages():
     probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.5, 0.4, 0.1], [0.2, 0.2, 0.6]])
-    metrics = evaluation.test_metrics(probabilities, np.array([0, 1, 1, 2]), ["a", "b", "c"])
+    metrics = evaluation_metrics.test_metrics(probabilities, np.array([0, 1, 1, 2]),
+                                              ["a", "b", "c"])
     assert metrics["test_accuracy"] == 0.75
     assert metrics["test_loss"] == pytest.approx(-np.mean(np.log([0.7, 0.8, 0.4, 0.6])))
     assert metrics["confusion_matrix"] == [[1, 0, 0], [1, 1, 0], [0, 0, 1]]
@@ -36,8 +36,6 @@ def test_test_metrics_counts_and_averages():
 def test_probabilities_do_not_depend_on_the_inference_batch_size():
     """The run's validation and test batches (`eval_batch_size`, 1,000) give what the training
     batch, 128, gives: inference has no batch statistics."""
-    from conftest import with_distinct_weights
-
     images = np.random.default_rng(0).integers(0, 256, (300, 32, 32, 3)).astype(np.uint8)
     model = with_distinct_weights(build_model(seed=0, batch_norm=True), images)
     big = predict_probabilities(model, images, batch_size=1000)
@@ -67,9 +65,10 @@ def test_ten_crops_refuses_a_crop_larger_than_the_image():
         next(ten_crops(np.zeros((1, 7, 9, 3)), 8))
 
 
+@pytest.mark.slow
 def test_ten_crop_evaluate_is_the_mean_of_the_ten_single_crop_predictions(cifar_dir):
-    model = build_model(seed=0)
     x_test, y_test = load_cifar10(cifar_dir).x_test, load_cifar10(cifar_dir).y_test
+    model = with_distinct_weights(build_model(seed=0, batch_norm=True), x_test)
     padded = np.pad(x_test, [(0, 0), (4, 4), (4, 4), (0, 0)])
     single = []
     for top, left in ((0, 0), (0, 8), (8, 0), (8, 8), (4, 4)):
@@ -81,8 +80,9 @@ def test_ten_crop_evaluate_is_the_mean_of_the_ten_single_crop_predictions(cifar_
                                predict_probabilities(model, x_test), rtol=1e-6)  # centre = image
     got = ten_crop_probabilities(lambda x: predict_probabilities(model, x), padded, 32)
     np.testing.assert_allclose(got, mean, rtol=1e-5, atol=1e-7)
+    assert np.abs(got - single[8]).max() > 0.05  # the crops disagree: the mean is a real mean
     metrics = evaluate(model, data_dir=cifar_dir, ten_crop=True)
-    wanted = evaluation.test_metrics(got, y_test)
+    wanted = evaluation_metrics.test_metrics(got, y_test)
     assert metrics["confusion_matrix"] == wanted["confusion_matrix"]
     assert metrics["test_loss"] == pytest.approx(wanted["test_loss"], rel=1e-6)
     assert metrics != evaluate(model, data_dir=cifar_dir)  # the crops do change the answer
@@ -98,7 +98,7 @@ def test_evaluate_dataset_ten_crop_on_batches():
     expected = np.concatenate([
         np.mean([predict_probabilities(model, crop) for crop in ten_crops(images, 6)], axis=0)
         for images, _ in batches])
-    wanted = evaluation.test_metrics(expected, np.array([0, 1, 1, 1, 0]), ["a", "b"])
+    wanted = evaluation_metrics.test_metrics(expected, np.array([0, 1, 1, 1, 0]), ["a", "b"])
     assert metrics["confusion_matrix"] == wanted["confusion_matrix"]
     assert metrics["test_loss"] == pytest.approx(wanted["test_loss"], rel=1e-6)
     with pytest.raises(ValueError, match="needs crop_size"):
@@ -106,10 +106,10 @@ def test_evaluate_dataset_ten_crop_on_batches():
 
 
 def test_flip_test_time_augmentation_averages_each_image_and_its_mirror():
-    model = build_model(seed=0)
     images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
-    single = evaluation.test_time_augmented(lambda x: predict_probabilities(model, x), "none")
-    flipped = evaluation.test_time_augmented(lambda x: predict_probabilities(model, x), "flip")
+    model = with_distinct_weights(build_model(seed=0, batch_norm=True), images)
+    single = test_time.test_time_augmented(lambda x: predict_probabilities(model, x), "none")
+    flipped = test_time.test_time_augmented(lambda x: predict_probabilities(model, x), "flip")
     mirrored = np.stack([np.fliplr(image) for image in images])
     logits = [keras.ops.convert_to_numpy(model(x.astype("float32"), training=False))
               for x in (images, mirrored)]
@@ -117,8 +117,9 @@ def test_flip_test_time_augmentation_averages_each_image_and_its_mirror():
     softmax = [e / e.sum(1, keepdims=True) for e in exponentials]
     np.testing.assert_allclose(flipped(images), (softmax[0] + softmax[1]) / 2, atol=1e-6)
     np.testing.assert_allclose(single(images), softmax[0], atol=1e-6)
+    assert np.abs(softmax[0] - softmax[1]).max() > 0.05  # a mirror changes the answer
     with pytest.raises(ValueError, match="test-time augmentation must be one of none, flip"):
-        evaluation.test_time_augmented(single, "rotate")
+        test_time.test_time_augmented(single, "rotate")
 
 
 def rewritten(path, new_path, change):

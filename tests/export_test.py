@@ -12,20 +12,24 @@ import pytest
 import tensorflow as tf
 from conftest import with_distinct_weights
 
-from keras_alexnet.export import (
-    ExportError,
+from keras_alexnet.errors import ExportError
+from keras_alexnet.models.build import build_model
+from keras_alexnet.serving.export import export_saved_model, load_saved_model
+from keras_alexnet.serving.versions import (
     existing_versions,
-    export_saved_model,
-    load_saved_model,
     next_version,
     resolve_saved_model,
 )
-from keras_alexnet.model import build_model
+
+# The images the `model` fixture tells apart.
+DISTINCT_IMAGES = np.random.default_rng(9).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
 
 
 @pytest.fixture(scope="module")
 def model():
-    return build_model(seed=0)
+    """A network whose images get clearly different classes (an untrained one gives every image
+    about 0.1 for each class, where a wrong export could still pass)."""
+    return with_distinct_weights(build_model(seed=0), DISTINCT_IMAGES)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +59,7 @@ def test_only_ascii_digit_directories_are_versions(tmp_path):
 
 def test_signature_matches_keras_predict_and_is_deterministic(model, exported):
     serve = load_saved_model(exported[1])
-    images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    images = DISTINCT_IMAGES[:16]
     first, second = serve(images=tf.constant(images)), serve(images=tf.constant(images))
     assert first["probabilities"].dtype == tf.float32 and first["probabilities"].shape == (16, 10)
     assert first["class_id"].dtype == tf.int64 and first["class_name"].dtype == tf.string
@@ -63,6 +67,7 @@ def test_signature_matches_keras_predict_and_is_deterministic(model, exported):
     expected = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(images, verbose=0)))
     np.testing.assert_allclose(first["probabilities"].numpy(), expected, atol=1e-5)
     np.testing.assert_array_equal(first["class_id"].numpy(), expected.argmax(1))
+    assert len(set(expected.argmax(1))) >= 4 and expected.max() > 0.3  # distinct answers
     names = [n.decode() for n in first["class_name"].numpy()]
     assert names == [("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                       "ship", "truck")[i] for i in expected.argmax(1)]
@@ -106,6 +111,7 @@ def saved_model_cli(*args):
     return result.stdout
 
 
+@pytest.mark.slow
 def test_saved_model_cli_shows_both_documented_signatures(exported):
     shown = saved_model_cli("show", "--dir", exported[1], "--all")
     default = shown.split("signature_def['serving_default']:")[1].split("signature_def[")[0]
@@ -124,20 +130,15 @@ def test_saved_model_cli_shows_both_documented_signatures(exported):
             assert f"dtype: {out_dtype}" in part and f"shape: {out_shape}" in part
 
 
+@pytest.mark.slow
 def test_saved_model_cli_run_with_the_serve_tag_gives_the_models_classes(model, exported, tmp_path):
-    from conftest import SHARED_CIFAR
-
-    from keras_alexnet.data import load_cifar10
-
-    if os.path.isdir(SHARED_CIFAR):
-        images = load_cifar10(SHARED_CIFAR).x_test[:8]
-    else:
-        images = np.random.default_rng(2).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    images = DISTINCT_IMAGES[:8]
     np.save(tmp_path / "images.npy", images)
     saved_model_cli("run", "--dir", exported[1], "--tag_set", "serve", "--signature_def",
                     "serving_default", "--inputs", f"images={tmp_path / 'images.npy'}",
                     "--outdir", tmp_path / "out")
     expected = model.predict(images, verbose=0).argmax(1)
+    assert len(set(expected)) >= 3  # the model tells the images apart
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "class_id.npy"), expected)
 
 
@@ -196,7 +197,7 @@ def test_empty_batches_get_empty_outputs_from_both_signatures(exported):
 def test_image_bytes_signature_names_the_bad_element_and_refuses_a_bomb(exported):
     from image_bytes_test import png_bomb
 
-    from keras_alexnet.image_bytes import refusal
+    from keras_alexnet.serving.image_bytes import refusal
 
     classify = load_saved_model(exported[1], "classify_image_bytes")
     good = tf.io.encode_png(np.zeros((32, 32, 3), np.uint8)).numpy()
@@ -222,7 +223,7 @@ def test_the_pixel_limit_is_an_export_option(model, tmp_path):
 def test_an_image_cut_short_in_a_batch_is_named_and_a_whole_one_classified(exported):
     """A truncated JPEG or PNG fails the request naming its element (before: the decoder's
     message, no element)."""
-    from keras_alexnet.image_bytes import refusal
+    from keras_alexnet.serving.image_bytes import refusal
 
     classify = load_saved_model(exported[1], "classify_image_bytes")
     picture = np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8)
@@ -237,7 +238,7 @@ def test_an_image_cut_short_in_a_batch_is_named_and_a_whole_one_classified(expor
 
 
 def test_the_request_pixel_limit_is_an_export_option_checked_before_decoding(model, tmp_path):
-    from keras_alexnet.image_bytes import refusal
+    from keras_alexnet.serving.image_bytes import refusal
 
     classify = load_saved_model(export_saved_model(model, str(tmp_path), "m", max_image_pixels=64,
                                                    max_request_pixels=128),
@@ -259,8 +260,9 @@ import json, resource, sys, time
 import keras, numpy as np, tensorflow as tf
 sys.path.insert(0, sys.argv[2])
 from image_bytes_test import png_bomb
-from keras_alexnet.export import export_saved_model, load_saved_model
-from keras_alexnet.image_bytes import refusal
+from keras_alexnet.serving.export import export_saved_model
+from keras_alexnet.serving.export import load_saved_model
+from keras_alexnet.serving.image_bytes import refusal
 
 model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
 classify = load_saved_model(export_saved_model(model, sys.argv[1], "m"), "classify_image_bytes")
@@ -279,6 +281,7 @@ print(json.dumps({"seconds": time.perf_counter() - start, "message": message,
 """
 
 
+@pytest.mark.slow
 def test_many_images_each_under_the_limit_are_refused_together_before_any_is_decoded(tmp_path):
     """Five 4000 × 4000 PNGs (48 MB each as RGB) in one request: refused by the request limit
     (4 × 4096²) without decoding any; before, all were decoded."""
@@ -294,12 +297,13 @@ def test_many_images_each_under_the_limit_are_refused_together_before_any_is_dec
 
 EXPORT_ONE = r"""
 import sys, keras
-from keras_alexnet.export import export_saved_model
+from keras_alexnet.serving.export import export_saved_model
 model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
 print(export_saved_model(model, sys.argv[1], "alexnet_cifar10"))
 """
 
 
+@pytest.mark.slow
 def test_concurrent_exports_each_get_their_own_version(tmp_path):
     processes = [subprocess.Popen([sys.executable, "-c", EXPORT_ONE, str(tmp_path)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -315,18 +319,19 @@ def test_concurrent_exports_each_get_their_own_version(tmp_path):
 
 KILLED_EXPORT = r"""
 import sys, time, keras
-from keras_alexnet import export
+from keras_alexnet.serving import export
 
 def hang(*args):  # killed here: the staging directory is written, not yet renamed
     print("written", flush=True)
     time.sleep(600)
 
-export._publish = hang
+export.publish = hang
 model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
 export.export_saved_model(model, sys.argv[1], "alexnet_cifar10")
 """
 
 
+@pytest.mark.slow
 def test_the_next_export_removes_what_a_killed_export_left(model, tmp_path):
     process = subprocess.Popen([sys.executable, "-c", KILLED_EXPORT, str(tmp_path)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -365,7 +370,7 @@ def test_a_request_is_run_in_chunks_that_give_what_each_chunk_alone_gives(tmp_pa
 SERVE_MANY = r"""
 import json, resource, sys
 import numpy as np, tensorflow as tf
-from keras_alexnet.export import load_saved_model
+from keras_alexnet.serving.export import load_saved_model
 
 serve = load_saved_model(sys.argv[1])
 peaks = {}
@@ -376,6 +381,7 @@ print(json.dumps(peaks))
 """
 
 
+@pytest.mark.slow
 def test_serving_memory_does_not_grow_with_the_images_of_a_request(exported):
     """The seed network's activations take ~0.2 MB an image: 4,096 images in one pass took
     ~1 GB more than 256; in chunks of 256, only the request itself grows (12 MB)."""

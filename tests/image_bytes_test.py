@@ -14,7 +14,20 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_alexnet.image_bytes import bound_request, declared_size, decode_bounded, refusal
+from keras_alexnet.serving.image_bytes import (
+    bound_request,
+    checked_pixels,
+    declared_size,
+    image_format,
+    refusal,
+)
+
+
+def decode_bounded(data, index, max_pixels):
+    """One encoded image decoded once `checked_pixels` has passed it (as the export's signature
+    does for each image of a request)."""
+    with tf.control_dependencies([checked_pixels(data, index, max_pixels)]):
+        return tf.io.decode_image(data, channels=3, expand_animations=False)
 
 
 def png_bomb(width, height):
@@ -140,9 +153,9 @@ def test_a_request_is_bounded_by_the_pixels_its_images_declare_in_all():
 BOMB = r"""
 import json, resource, sys, time
 import tensorflow as tf
-from keras_alexnet.image_bytes import decode_bounded, refusal
+from keras_alexnet.serving.image_bytes import refusal
 sys.path.insert(0, sys.argv[1])
-from image_bytes_test import png_bomb
+from image_bytes_test import decode_bounded, png_bomb
 
 bomb = png_bomb(20000, 20000)
 decode = tf.function(lambda d: decode_bounded(d, 0, 4096 * 4096))
@@ -162,6 +175,7 @@ print(json.dumps({"bytes": len(bomb), "seconds": seconds, "message": message,
 """
 
 
+@pytest.mark.slow
 def test_a_decompression_bomb_is_refused_at_once_without_allocating_it():
     process = subprocess.run([sys.executable, "-c", BOMB, os.path.dirname(__file__)],
                              capture_output=True, text=True, timeout=300)
@@ -172,3 +186,23 @@ def test_a_decompression_bomb_is_refused_at_once_without_allocating_it():
                                "of 16777216")
     assert seen["seconds"] < 1.0
     assert seen["peak_growth_mb"] < 100  # decoding it would take 1,200 MB
+
+
+@pytest.mark.parametrize("image_format_name", ["PNG", "JPEG", "BMP"])
+def test_the_client_check_accepts_every_format_the_signature_decodes(image_format_name):
+    """One list of formats: each file Pillow writes in a format the signature decodes is
+    accepted by the client's check and decoded by the signature's checks; a GIF is refused by
+    both."""
+    from keras_alexnet.serving.client import check_encoded_image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((5, 7, 3), 200, np.uint8)).save(buffer, image_format_name)
+    data = buffer.getvalue()
+    assert image_format(data) == image_format_name
+    check_encoded_image(data, "image.file")
+    assert decode_bounded(tf.constant(data), 0, 100).shape == (5, 7, 3)
+    gif = io.BytesIO()
+    Image.fromarray(np.zeros((5, 7, 3), np.uint8)).save(gif, "GIF")
+    assert image_format(gif.getvalue()) is None
+    with pytest.raises(ValueError, match="image.gif is not a PNG, JPEG or BMP image"):
+        check_encoded_image(gif.getvalue(), "image.gif")

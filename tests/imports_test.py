@@ -24,10 +24,20 @@ def imported_modules(path: str) -> set[str]:
     return found
 
 
+def package_modules() -> dict[str, str]:
+    """Every module of the package by dotted name, a subpackage's `__init__` by its own."""
+    modules = {}
+    for folder, _, names in os.walk(PACKAGE_DIR):
+        package = os.path.relpath(folder, os.path.dirname(PACKAGE_DIR)).replace(os.sep, ".")
+        for name in names:
+            if name.endswith(".py"):
+                module = package if name == "__init__.py" else f"{package}.{name[:-3]}"
+                modules[module] = os.path.join(folder, name)
+    return modules
+
+
 def import_graph() -> dict[str, set[str]]:
-    names = [name for name in os.listdir(PACKAGE_DIR) if name.endswith(".py")]
-    modules = {f"keras_alexnet.{name[:-3]}": os.path.join(PACKAGE_DIR, name)
-               for name in names if name != "__init__.py"}
+    modules = package_modules()
     return {module: imported_modules(path) & set(modules) for module, path in modules.items()}
 
 
@@ -62,19 +72,30 @@ def test_the_cycle_finder_finds_a_planted_cycle():
 
 def test_the_package_has_no_import_cycle():
     graph = import_graph()
-    assert "keras_alexnet.training" in graph and graph["keras_alexnet.training"]
+    assert "keras_alexnet.training.recipe" in graph and graph["keras_alexnet.training.recipe"]
     assert find_cycle(graph) == []
 
 
-def test_export_owns_the_signature_contract_and_serving_imports_it():
+def test_export_owns_the_signature_contract_and_the_client_imports_it():
     graph = import_graph()
-    assert "keras_alexnet.export" in graph["keras_alexnet.serving"]
-    assert "keras_alexnet.serving" not in graph["keras_alexnet.export"]
+    assert "keras_alexnet.serving.export" in graph["keras_alexnet.serving.client"]
+    assert "keras_alexnet.serving.client" not in graph["keras_alexnet.serving.export"]
+
+
+def test_the_networks_and_the_data_import_nothing_of_the_later_stages():
+    """The folders are the pipeline: `models` and `data` stand on `config`, `errors` and
+    `utils` alone (and models on data's CIFAR-10 constants), never on training, evaluation,
+    serving or the command line."""
+    later = ("keras_alexnet.training", "keras_alexnet.evaluation", "keras_alexnet.serving",
+             "keras_alexnet.cli", "keras_alexnet.plots")
+    for module, imported in import_graph().items():
+        if module.startswith(("keras_alexnet.models.", "keras_alexnet.data.")):
+            assert not [name for name in imported if name.startswith(later)], module
 
 
 def test_training_tells_its_story_in_under_200_lines():
-    """`train()`'s module reads at once; what `fit` trains and is fed lives in `trainer`."""
-    with open(os.path.join(PACKAGE_DIR, "training.py"), encoding="utf-8") as file:
+    """`train()`'s module reads at once; what `fit` trains and is fed lives in `fit_setup`."""
+    with open(os.path.join(PACKAGE_DIR, "training", "recipe.py"), encoding="utf-8") as file:
         lines = file.read().splitlines()
     assert len(lines) < 200
-    assert "keras_alexnet.trainer" in import_graph()["keras_alexnet.training"]
+    assert "keras_alexnet.training.fit_setup" in import_graph()["keras_alexnet.training.recipe"]

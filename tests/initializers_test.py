@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_alexnet.initializers import HostRandom, HostZeros
+from keras_alexnet.models.initializers import HostRandom, HostZeros
 
 
 def test_uniform_fills_the_interval_evenly():

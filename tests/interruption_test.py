@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_alexnet.callbacks import CheckpointSchedule, PeriodicBackupAndRestore
 from keras_alexnet.errors import TrainingStopped
-from keras_alexnet.interruption import StopOnSignal, StopRequest, stop_on_signals
+from keras_alexnet.training.checkpoints import CheckpointSchedule, ResumeBackup
+from keras_alexnet.training.interruption import StopOnSignal, StopRequest, stop_on_signals
 
 
 def test_signals_are_recorded_inside_the_block_and_act_as_before_after_it():
@@ -52,7 +52,7 @@ def test_a_stop_backs_up_the_state_its_epoch_began_with(tmp_path):
     """Stopped at step 2 of epoch 2, the backup holds epoch 1's end (the weights a run stopped as
     epoch 2 began holds), not the weights after the steps of epoch 2."""
     schedule = CheckpointSchedule(every=100)
-    backup = PeriodicBackupAndRestore(str(tmp_path / "backup"), schedule)
+    backup = ResumeBackup(str(tmp_path / "backup"), schedule)
     request = StopRequest()
     ended = {}
 
@@ -63,7 +63,7 @@ def test_a_stop_backs_up_the_state_its_epoch_began_with(tmp_path):
     with pytest.raises(TrainingStopped) as stopped:
         small_fit([schedule, backup, AtEpochEnd(), AskAt(request, 1, 1),
                    StopOnSignal(request, "RUN", backup)])
-    assert stopped.value.status == 75
+    assert stopped.value.exit_status == 75
     assert str(stopped.value) == ("stopped by SIGTERM in epoch 2 at step 2 of 4; backed up to "
                                   "resume at epoch 2: keras-alexnet train --resume RUN")
     with h5py.File(tmp_path / "backup" / "latest.weights.h5") as file:
@@ -81,6 +81,6 @@ def test_without_a_backup_a_stop_says_a_rerun_starts_again():
     request = StopRequest(signal.SIGINT)
     with pytest.raises(TrainingStopped) as stopped:
         small_fit([StopOnSignal(request, "RUN")])
-    assert stopped.value.status == 130
+    assert stopped.value.exit_status == 130
     assert str(stopped.value) == ("stopped by SIGINT in epoch 1 at step 1 of 4; no backup is "
                                   "kept (checkpoint_every=0): a rerun starts from epoch 1")

@@ -1,5 +1,5 @@
 """The JAX backend. Without TensorFlow: train() with on-device augmentation imports nothing from
-TensorFlow, saves final.keras instead of exporting, and `keras-alexnet export --weights` turns that
+TensorFlow, saves final.keras instead of exporting, and `keras-alexnet export` turns that
 file into a SavedModel that predicts what JAX predicted. With TensorFlow: train() exports itself
 (through a TensorFlow-backend process), the same way."""
 
@@ -11,6 +11,10 @@ import sys
 import numpy as np
 import pytest
 from conftest import run_cli
+
+from keras_alexnet.training.run_dir import read_history
+
+pytestmark = pytest.mark.slow  # every test here trains or starts processes
 
 pytest.importorskip("jax")
 
@@ -35,9 +39,9 @@ if sys.argv[5] == "hide-tensorflow":
 import jax
 import keras
 import keras_alexnet
-from keras_alexnet.data import load_cifar10
-from keras_alexnet.evaluation import predict_probabilities
-from keras_alexnet.model import build_model
+from keras_alexnet.data.cifar10 import load_cifar10
+from keras_alexnet.evaluation.metrics import predict_probabilities
+from keras_alexnet.models.build import build_model
 
 compilations, cache_hits = [], []  # programs XLA compiled or loaded from the cache
 jax.monitoring.register_event_duration_secs_listener(
@@ -50,6 +54,17 @@ build_model(seed=0, conv1_stride=1)
 built = len(compilations)
 
 data_dir, run_dir, saved_models_dir, out = sys.argv[1:5]
+if len(sys.argv) > 8:  # killed as epoch argv[8] begins, after the backup of the one before
+    import os
+    from keras_alexnet.training import recipe
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == int(sys.argv[8]):
+                os._exit(9)
+
+    build = recipe.build_callbacks
+    recipe.build_callbacks = lambda *args, **kwargs: [*build(*args, **kwargs), Kill()]
 result = keras_alexnet.train(data_dir=data_dir, epochs=int(sys.argv[6]), train_subset=64,
                              validation_size=100, batch_size=32, output_dir=run_dir,
                              saved_models_dir=saved_models_dir, figures=False, verbose=0,
@@ -65,11 +80,15 @@ with open(out + ".json", "w") as file:
 """
 
 
-def train_with_jax(root, data_dir, tensorflow: str, epochs: int, **config):
+def train_with_jax(root, data_dir, tensorflow: str, epochs: int, killed_at=None, **config):
     process = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(data_dir), str(root / "run"), str(root / "sm"),
-         str(root / "report"), tensorflow, str(epochs), json.dumps(config)],
+         str(root / "report"), tensorflow, str(epochs), json.dumps(config),
+         *([] if killed_at is None else [str(killed_at)])],
         env={**os.environ, "KERAS_BACKEND": "jax"}, capture_output=True, text=True, timeout=900)
+    if killed_at is not None:
+        assert process.returncode == 9, process.stderr[-3000:]
+        return None, process.stderr
     assert process.returncode == 0, process.stderr[-3000:]
     with open(root / "report.json") as file:
         return json.load(file), process.stderr
@@ -127,12 +146,12 @@ def test_without_tensorflow_the_run_saves_final_keras_and_says_how_to_export(jax
     root, _, report, stderr = jax_run
     assert report["export_dir"] is None and not (root / "sm").exists()
     assert os.path.isfile(root / "run" / "final.keras")
-    assert f"keras-alexnet export --weights {root / 'run' / 'final.keras'}" in stderr
+    assert f"run: keras-alexnet export {root / 'run' / 'final.keras'}" in stderr
 
 
 def test_export_of_the_jax_model_serves_what_jax_predicted(jax_run):
     root, data_dir, _, _ = jax_run
-    result = run_cli("export", "--weights", root / "run" / "final.keras", "--saved-models-dir",
+    result = run_cli("export", root / "run" / "final.keras", "--saved-models-dir",
                      root / "exported")
     assert result.returncode == 0, result.stderr
     version = root / "exported" / "alexnet_cifar10" / "1"
@@ -145,7 +164,7 @@ def test_export_of_the_jax_model_serves_what_jax_predicted(jax_run):
 def served_probabilities(version_dir, data_dir):
     import tensorflow as tf
 
-    from keras_alexnet.data import load_cifar10
+    from keras_alexnet.data.cifar10 import load_cifar10
 
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     images = tf.constant(load_cifar10(str(data_dir)).x_test[:16])
@@ -155,7 +174,7 @@ def served_probabilities(version_dir, data_dir):
 # The recipe techniques on the JAX backend's on-device path: batch norm, Cutout, label smoothing,
 # Nesterov momentum, the cosine schedule; the export must serve the moving statistics.
 TWEAKED = {"batch_norm": True, "cutout": 8, "label_smoothing": 0.1, "nesterov": True,
-           "lr_schedule": "cosine", "dropout": 0.25, "clip_norm": None}
+           "lr_schedule": "cosine", "dropout": 0.25, "global_clipnorm": None}
 
 
 def test_jax_run_with_tensorflow_installed_exports_through_the_tensorflow_backend(
@@ -181,3 +200,17 @@ def test_the_input_pipeline_on_jax_is_refused_in_one_line(tmp_path, cifar_files)
                     "TensorFlow backend; on JAX the augmentation runs on the device ('device' "
                     "or 'auto')")
     assert not (tmp_path / "run").exists() and not (tmp_path / "sm").exists()
+
+
+def test_a_killed_run_resumes_on_the_device_path_as_if_never_killed(jax_run, tmp_path):
+    """JAX, on-device augmentation: killed as epoch 2 begins (after epoch 1's backup), the same
+    command resumes at epoch 2 and ends with the predictions of the uninterrupted run."""
+    root, data_dir, uninterrupted, _ = jax_run
+    settings = {"compilation_cache_dir": str(root / "cache"), "checkpoint_every": 1}
+    train_with_jax(tmp_path, data_dir, "hide-tensorflow", epochs=2, killed_at=1, **settings)
+    assert (tmp_path / "run" / "backup" / "latest.weights.h5").is_file()
+    assert read_history(str(tmp_path / "run" / "history.csv"))["epoch"] == [0]
+    resumed, _ = train_with_jax(tmp_path, data_dir, "hide-tensorflow", epochs=2, **settings)
+    assert resumed["epochs"] == [0, 1] and resumed["performance"]["augmentation"] == "device"
+    np.testing.assert_allclose(np.load(tmp_path / "report.npy"), np.load(root / "report.npy"),
+                               atol=1e-6)

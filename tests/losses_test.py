@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_alexnet import TrainConfig
-from keras_alexnet.losses import SparseLabelSmoothingCrossentropy, build_loss
+from keras_alexnet.training.losses import SparseLabelSmoothingCrossentropy, build_loss
 
 
 def numpy_smoothed_crossentropy(logits, labels, epsilon):

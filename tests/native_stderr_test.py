@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from keras_alexnet.native_stderr import native_stderr_silenced
+from keras_alexnet.utils.native_stderr import native_stderr_silenced
 
 
 def test_writes_to_descriptor_2_inside_the_block_are_dropped_and_the_descriptor_restored(capfd):

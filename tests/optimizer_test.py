@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_alexnet import TrainConfig
-from keras_alexnet.optimizer import (
+from keras_alexnet.training.optimizer import (
     LinearWarmupDecay,
     TorchSGD,
     build_optimizer,
@@ -42,7 +42,7 @@ def test_fit_matches_pytorch_sgd_with_clipping_and_the_lr_drop():
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(32, 6)) * rng.choice([0.3, 4.0], size=(32, 1))).astype(np.float32)
     y = rng.integers(0, 4, size=32)
-    config = TrainConfig(learning_rate=0.2, momentum=0.9, weight_decay=0.01, clip_norm=2.0,
+    config = TrainConfig(learning_rate=0.2, momentum=0.9, weight_decay=0.01, global_clipnorm=2.0,
                          lr_decay_epoch=3, lr_decay_factor=0.1)
     model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
     kernel, bias = rng.normal(size=(6, 4)).astype(np.float32), rng.normal(size=4).astype(np.float32)
@@ -82,13 +82,28 @@ def test_momentum_buffer_survives_a_learning_rate_change():
 
 
 def test_config_round_trip():
-    optimizer = TorchSGD(learning_rate=0.02, momentum=0.8, weight_decay=1e-3, global_clipnorm=2.0)
+    optimizer = TorchSGD(learning_rate=0.02, momentum=0.8, coupled_weight_decay=1e-3,
+                         global_clipnorm=2.0)
     restored = TorchSGD.from_config(optimizer.get_config())
-    assert (restored.momentum, restored.l2, restored.global_clipnorm) == (0.8, 1e-3, 2.0)
+    assert (restored.momentum, restored.coupled_weight_decay, restored.global_clipnorm) == (
+        0.8, 1e-3, 2.0)
     assert restored.weight_decay is None  # no decoupled decay on top of the coupled one
 
 
-@pytest.mark.parametrize("kwargs", [{"momentum": 1.0}, {"weight_decay": -1.0}])
+def test_keras_weight_decay_is_keras_decoupled_decay_beside_the_coupled_one():
+    """`weight_decay` means what it means in every Keras optimizer (w ← w − lr·wd·w before the
+    update) and is independent of PyTorch's coupled `coupled_weight_decay`."""
+    variable = keras.Variable(np.array([2.0], np.float32))
+    optimizer = TorchSGD(learning_rate=0.1, momentum=0.0, coupled_weight_decay=0.5,
+                         weight_decay=0.25)
+    assert optimizer.get_config()["weight_decay"] == 0.25
+    optimizer.apply_gradients([(np.array([1.0], np.float32), variable)])
+    decayed = 2.0 - 0.1 * 0.25 * 2.0                      # Keras' decoupled decay first: 1.95
+    expected = decayed - 0.1 * (1.0 + 0.5 * decayed)      # then SGD on g + 0.5·w: 1.7525
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), [expected], rtol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs", [{"momentum": 1.0}, {"coupled_weight_decay": -1.0}])
 def test_bad_hyperparameters_are_rejected(kwargs):
     with pytest.raises(ValueError):
         TorchSGD(**kwargs)
@@ -103,7 +118,7 @@ def test_under_loss_scaling_the_update_is_the_unscaled_one():
     results = []
     for wrap in (False, True):
         variables = [keras.Variable(value) for value in initial]
-        optimizer = TorchSGD(0.1, momentum=0.9, weight_decay=1e-2, global_clipnorm=2.0)
+        optimizer = TorchSGD(0.1, momentum=0.9, coupled_weight_decay=1e-2, global_clipnorm=2.0)
         if wrap:
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=1024.0)
         for _ in range(2):
@@ -122,7 +137,7 @@ def test_nesterov_matches_pytorch_nesterov_sgd():
     weights = rng.normal(size=5)
     gradients = [rng.normal(size=5) for _ in range(3)]
     variable = keras.Variable(weights.astype(np.float32))
-    optimizer = TorchSGD(learning_rate=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)
+    optimizer = TorchSGD(learning_rate=0.1, momentum=0.9, coupled_weight_decay=0.01, nesterov=True)
     expected, buffer = weights.copy(), np.zeros(5)
     for gradient in gradients:
         optimizer.apply_gradients([(keras.ops.convert_to_tensor(gradient.astype(np.float32)),

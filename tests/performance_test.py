@@ -8,7 +8,12 @@ import keras
 import pytest
 
 from keras_alexnet.config import ConfigError, TrainConfig
-from keras_alexnet.performance import Accelerator, cpu_has_bfloat16, find_accelerator, resolve
+from keras_alexnet.training.performance import (
+    Accelerator,
+    cpu_has_bfloat16,
+    find_accelerator,
+    resolve,
+)
 
 CPU = Accelerator("cpu", "CPU")
 H100 = Accelerator("gpu", "NVIDIA H100 80GB HBM3", (9, 0))
@@ -29,16 +34,16 @@ def test_auto_picks_precision_and_steps_per_execution_for_the_accelerator(accele
 
 
 def test_explicit_settings_win_over_auto():
-    config = TrainConfig(mixed_precision="float32", steps_per_execution=4, jit_compile="on",
+    config = TrainConfig(mixed_precision="float32", steps_per_execution=4, jit_compile=True,
                          augmentation="device")
     performance = resolve(config, H100)
     assert (performance.mixed_precision, performance.steps_per_execution,
             performance.jit_compile, performance.augmentation) == ("float32", 4, True, "device")
-    assert resolve(TrainConfig(jit_compile="off"), H100).jit_compile is False
+    assert resolve(TrainConfig(jit_compile=False), H100).jit_compile is False
 
 
 def test_deterministic_turns_xla_off():
-    assert resolve(TrainConfig(deterministic=True, jit_compile="on"), CPU).jit_compile is False
+    assert resolve(TrainConfig(deterministic=True, jit_compile=True), CPU).jit_compile is False
 
 
 @pytest.mark.parametrize("backend, place", [("jax", "device"), ("tensorflow", "pipeline")])
@@ -71,7 +76,7 @@ def test_find_accelerator_reads_tensorflows_gpu_details(monkeypatch):
 
 @pytest.mark.parametrize("field,value,message", [
     ("mixed_precision", "float16", "mixed_precision must be one of auto, float32"),
-    ("jit_compile", "yes", "jit_compile must be one of auto, on, off"),
+    ("jit_compile", "on", "jit_compile must be one of auto, True, False"),
     ("steps_per_execution", 0, "steps_per_execution must be >= 1 or None"),
     ("augmentation", "gpu", "augmentation must be one of auto, pipeline, device"),
 ])
@@ -80,9 +85,10 @@ def test_bad_values_are_config_errors(field, value, message):
         TrainConfig(**{field: value})
 
 
+@pytest.mark.slow
 def test_cpu_threads_runs_one_op_at_a_time_on_the_usable_cores_in_a_fresh_process():
     probe = ("import os, warnings, keras, tensorflow as tf\n"
-             "from keras_alexnet.performance import use_cpu_threads\n"
+             "from keras_alexnet.training.performance import use_cpu_threads\n"
              "use_cpu_threads(None)\n"
              "print(tf.config.threading.get_intra_op_parallelism_threads(),"
              " tf.config.threading.get_inter_op_parallelism_threads())\n"
@@ -99,7 +105,7 @@ def test_cpu_threads_runs_one_op_at_a_time_on_the_usable_cores_in_a_fresh_proces
                       "pools instead of one op at a time on 7 thread(s)")
     # Started before (a notebook): the automatic setting leaves TensorFlow's pools, silently.
     late = ("import warnings, keras, tensorflow as tf\n"
-            "from keras_alexnet.performance import use_cpu_threads\n"
+            "from keras_alexnet.training.performance import use_cpu_threads\n"
             "tf.constant(1.0) + 1.0\n"
             "with warnings.catch_warnings(record=True) as caught:\n"
             "    warnings.simplefilter('always')\n"

@@ -6,7 +6,7 @@ from conftest import run_cli
 from PIL import Image
 
 from keras_alexnet import plots
-from keras_alexnet.data import load_cifar10
+from keras_alexnet.data.cifar10 import load_cifar10
 
 HISTORY = {
     "epoch": [0, 1, 2, 3],
@@ -62,8 +62,46 @@ def test_confusion_figure_normalises_rows():
     np.testing.assert_allclose(bars, np.diag(shown))
 
 
+def shown_images(figure):
+    """The pixel arrays the figure's axes show, axis by axis (axes without an image left out)."""
+    return [np.asarray(axis.images[0].get_array()) for axis in figure.axes if axis.images]
+
+
+def test_the_sample_grid_shows_each_class_own_images_in_its_column():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (60, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(60) % 10
+    figure = plots.sample_grid(images, labels, per_class=3)
+    axes = np.array(figure.axes).reshape(3, 10)
+    for column in range(10):
+        assert axes[0, column].get_title() == plots.CLASS_NAMES[column]
+        expected = images[labels == column][:3]
+        for row in range(3):
+            np.testing.assert_array_equal(axes[row, column].images[0].get_array(), expected[row])
+
+
+def test_the_augmentation_figures_show_the_image_its_crop_its_flip_and_its_jitters():
+    image = np.random.default_rng(1).integers(60, 190, (32, 32, 3), dtype=np.uint8)  # no clip
+    original, cropped, flipped = shown_images(plots.crop_flip_figure(image, pad=4, seed=3))
+    np.testing.assert_array_equal(original, image)
+    np.testing.assert_array_equal(flipped, cropped[:, ::-1])
+    padded = np.pad(image, ((4, 4), (4, 4), (0, 0)))
+    assert any(np.array_equal(cropped, padded[top:top + 32, left:left + 32])
+               for top in range(9) for left in range(9))  # one pad-4 crop of it
+    eigenvalues, eigenvectors = np.array([10.0, 100.0, 1000.0]), np.eye(3)
+    first, *jitters = shown_images(plots.pca_jitter_figure(image, eigenvalues, eigenvectors,
+                                                           stddev=0.2, draws=4, seed=2))
+    np.testing.assert_array_equal(first, image)
+    shifts = []
+    for jittered in jitters:  # PCA jitter adds one RGB offset to every pixel (before rounding)
+        difference = jittered.astype(float) - image
+        assert np.ptp(difference.reshape(-1, 3), axis=0).max() <= 1
+        shifts.append(tuple(np.round(difference.mean((0, 1)))))
+    assert len(set(shifts)) == 4  # each draw its own
+
+
 def test_saved_figures_have_their_size_and_are_not_blank(tmp_path, cifar_dir):
-    from keras_alexnet.data import PixelStats
+    from keras_alexnet.data.cifar10 import PixelStats
 
     data = load_cifar10(cifar_dir)
     stats = PixelStats.from_images(data.x_train)
@@ -81,6 +119,7 @@ def test_saved_figures_have_their_size_and_are_not_blank(tmp_path, cifar_dir):
     assert not [name for name in os.listdir(tmp_path) if ".tmp" in name]
 
 
+@pytest.mark.slow
 def test_report_command_redraws_a_finished_run(tmp_path, cifar_dir):
     from keras_alexnet import train
 

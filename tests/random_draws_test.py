@@ -3,8 +3,8 @@
 import keras
 import numpy as np
 
-from keras_alexnet.callbacks import EpochKeyedDraws
-from keras_alexnet.random_draws import EPOCH_SPAN, epoch_counter, seed_states, set_counter
+from keras_alexnet.training.callbacks import EpochKeyedDraws
+from keras_alexnet.utils.random_draws import EPOCH_SPAN, epoch_counter, seed_states, set_counter
 
 
 def dropout_model():

@@ -16,15 +16,18 @@ import pytest
 from conftest import run_cli, write_cifar_dir
 
 from keras_alexnet import TrainConfig
-from keras_alexnet.callbacks import (
+from keras_alexnet.models.build import build_model
+from keras_alexnet.training.callbacks import build_callbacks
+from keras_alexnet.training.checkpoints import (
     BestCheckpoint,
     CheckpointSchedule,
-    build_callbacks,
     read_best_record,
+    resume_epoch,
 )
-from keras_alexnet.model import build_model
-from keras_alexnet.optimizer import TorchSGD
-from keras_alexnet.run_dir import read_history
+from keras_alexnet.training.optimizer import TorchSGD
+from keras_alexnet.training.run_dir import read_history
+
+pytestmark = pytest.mark.slow  # every test here trains or starts processes
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,8 @@ def small_run_args(data_dir, run_dir, *extra):
 # signal there instead of waiting. $FINAL_WEIGHTS, when set, receives the trained weights.
 HOOKED_CLI = """
 import os, signal, sys, time, keras
-from keras_alexnet import cli, training
+from keras_alexnet import cli
+from keras_alexnet.training import recipe
 
 class PauseAt(keras.callbacks.Callback):
     def __init__(self):
@@ -75,9 +79,9 @@ def train(*args, **kwargs):
     return result
 
 if os.environ.get("PAUSE_AT"):
-    build = training.build_callbacks
-    training.build_callbacks = lambda *args, **kwargs: build(*args, **kwargs) + [PauseAt()]
-trained, training.train = training.train, train
+    build = recipe.build_callbacks
+    recipe.build_callbacks = lambda *args, **kwargs: build(*args, **kwargs) + [PauseAt()]
+trained, recipe.train = recipe.train, train
 sys.exit(cli.main(sys.argv[1:]))
 """
 
@@ -278,12 +282,13 @@ def test_resume_of_a_run_killed_before_its_first_backup_starts_it_again(data_dir
 def interrupted_run(data_dir, tmp_path_factory):
     """A 2-epoch CLI training interrupted (Ctrl-C) as its second epoch begins, after the first
     epoch's backup: its run directory."""
-    from keras_alexnet import cli, training
+    from keras_alexnet import cli
+    from keras_alexnet.training import recipe
 
     run_dir = tmp_path_factory.mktemp("interrupted") / "run"
-    build = training.build_callbacks
+    build = recipe.build_callbacks
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(training, "build_callbacks",
+        patch.setattr(recipe, "build_callbacks",
                       lambda *a, **k: [*build(*a, **k), InterruptAt(1)])
         assert cli.main([str(arg) for arg in interrupted_args(data_dir, run_dir)]) == 130
     return run_dir
@@ -368,12 +373,12 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(data_dir, tmp_p
     both fail in one line (before: a traceback of 67 lines)."""
     if command == "train":
         args = small_run_args(data_dir, tmp_path / "run", "--epochs", "1", "--train-subset", "64",
-                              "--no-figures")
+                              "--no-figures", "--verbose", "0")
     else:
         model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
                                   keras.layers.Dense(10)])
         model.save(tmp_path / "model.keras")
-        args = ["export", "--weights", tmp_path / "model.keras", "--saved-models-dir",
+        args = ["export", tmp_path / "model.keras", "--saved-models-dir",
                 tmp_path / "sm"]
     process = subprocess.run([sys.executable, "-c", FULL_DISK, "60000", *map(str, args)],
                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -407,9 +412,17 @@ def test_a_damaged_history_is_named_by_its_line_on_resume(interrupted_run, data_
                     f"restore the file or delete that line and the ones after it")
 
 
+def resumed_fit(model, *args, callbacks, **kwargs):
+    """`model.fit` from the epoch the run's backup among `callbacks` restores, as `train()`
+    fits."""
+    return model.fit(*args, initial_epoch=resume_epoch(model, callbacks), callbacks=callbacks,
+                     **kwargs)
+
+
 def tiny_model():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    model.compile(optimizer=TorchSGD(0.1, momentum=0.9, weight_decay=1e-3, global_clipnorm=2.0),
+    model.compile(optimizer=TorchSGD(0.1, momentum=0.9, coupled_weight_decay=1e-3,
+                                     global_clipnorm=2.0),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     return model
@@ -450,8 +463,8 @@ def test_resumed_fit_gets_back_optimizer_state_and_history_without_duplicates(tm
         first.fit(x, y, batch_size=16, epochs=4, validation_data=(x, y), verbose=0,
                   callbacks=[*build_callbacks(config), before, InterruptAt(2)])
     second, after = tiny_model(), Snapshot("begin")
-    second.fit(x, y, batch_size=16, epochs=4, validation_data=(x, y), verbose=0,
-               callbacks=[*build_callbacks(config), after])
+    resumed_fit(second, x, y, batch_size=16, epochs=4, validation_data=(x, y), verbose=0,
+                callbacks=[*build_callbacks(config), after])
     assert sorted(after.values) == [2, 3]  # epochs 0 and 1 were not run again
     for restored, saved in zip(after.values[2],
                                before.values[1]):  # iterations, lr, momentum buffers
@@ -483,34 +496,32 @@ def interrupted_fit(run_dir):
         tiny_model().fit(x, y, batch_size=16, epochs=4, verbose=0,
                          callbacks=[*build_callbacks(config), before, InterruptAt(3)])
     after = Snapshot("begin")
-    resume = functools.partial(tiny_model().fit, x, y, batch_size=16, epochs=4, verbose=0,
-                               callbacks=[*build_callbacks(config), after])
+    resume = functools.partial(resumed_fit, tiny_model(), x, y, batch_size=16, epochs=4,
+                               verbose=0, callbacks=[*build_callbacks(config), after])
     return before.values, after.values, resume
 
 
 @pytest.mark.parametrize("tear", [cut_in_half, without_layers])
-def test_a_torn_latest_backup_resumes_from_the_one_before(tmp_path, capsys, tear):
+def test_a_torn_latest_backup_resumes_from_the_one_before(tmp_path, caplog, tear):
     before, after, resume = interrupted_fit(tmp_path)
     tear(tmp_path / "backup" / "latest.weights.h5")
-    capsys.readouterr()
     resume()
     assert sorted(after) == [2, 3]  # the previous backup ends 2 epochs
     for restored, saved in zip(after[2], before[1]):
         np.testing.assert_array_equal(restored, saved)
-    assert "latest.weights.h5 cannot be read" in capsys.readouterr().err
+    assert "latest.weights.h5 cannot be read" in caplog.text
     assert read_history(str(tmp_path / "history.csv"))["epoch"] == [0, 1, 2, 3]
     assert not (tmp_path / "backup").exists()
 
 
-def test_with_every_backup_torn_a_run_starts_again_from_its_first_epoch(tmp_path, capsys):
+def test_with_every_backup_torn_a_run_starts_again_from_its_first_epoch(tmp_path, caplog):
     before, after, resume = interrupted_fit(tmp_path)
     for name in ("latest.weights.h5", "previous.weights.h5"):
         without_layers(tmp_path / "backup" / name)
-    capsys.readouterr()
     resume()
     assert sorted(after) == [0, 1, 2, 3]
     assert int(after[0][0]) == 0  # the optimizer's step count: nothing of a torn file was kept
-    assert "training starts again from epoch 1" in capsys.readouterr().err
+    assert "training starts again from epoch 1" in caplog.text
 
 
 def test_backups_every_second_epoch_resume_after_the_last_one_written(tmp_path):
@@ -523,8 +534,8 @@ def test_backups_every_second_epoch_resume_after_the_last_one_written(tmp_path):
         tiny_model().fit(x, y, batch_size=16, epochs=5, validation_data=(x, y), verbose=0,
                          callbacks=[*build_callbacks(config), InterruptAt(3)])
     after = Snapshot("begin")
-    tiny_model().fit(x, y, batch_size=16, epochs=5, validation_data=(x, y), verbose=0,
-                     callbacks=[*build_callbacks(config), after])
+    resumed_fit(tiny_model(), x, y, batch_size=16, epochs=5, validation_data=(x, y), verbose=0,
+                callbacks=[*build_callbacks(config), after])
     assert sorted(after.values) == [2, 3, 4]  # epoch index 2 had no backup: it ran again
     assert read_history(str(tmp_path / "history.csv"))["epoch"] == [0, 1, 2, 3, 4]
 
@@ -541,8 +552,8 @@ def test_the_automatic_schedule_backs_up_nothing_in_a_run_shorter_than_a_minute(
                          callbacks=[*build_callbacks(config), InterruptAt(2)])
     assert sorted(os.listdir(tmp_path)) == ["history.csv"]
     model, after = tiny_model(), Snapshot("begin")
-    model.fit(x, y, batch_size=16, epochs=4, validation_data=(x, y), verbose=0,
-              callbacks=[*build_callbacks(config), after])
+    resumed_fit(model, x, y, batch_size=16, epochs=4, validation_data=(x, y), verbose=0,
+                callbacks=[*build_callbacks(config), after])
     assert sorted(after.values) == [0, 1, 2, 3]
     assert sorted(os.listdir(tmp_path)) == ["best.keras", "history.csv"]
     best = keras.saving.load_model(str(tmp_path / "best.keras"))
@@ -584,11 +595,28 @@ def test_the_automatic_schedule_spaces_writes_by_a_minute_and_50_times_their_len
     assert schedule.write_seconds == len(expected) * write_seconds
 
 
-def test_checkpoint_every_zero_writes_no_checkpoint_and_no_backup(tmp_path):
-    config = TrainConfig(output_dir=str(tmp_path), checkpoint_every=0)
-    names = [type(callback).__name__ for callback in build_callbacks(config)]
-    assert "BestCheckpoint" not in names and "PeriodicBackupAndRestore" not in names
-    assert "HistoryWriter" in names
+@pytest.mark.parametrize("every", [0, 1])
+def test_checkpoint_every_zero_writes_no_checkpoint_and_no_backup(tmp_path, every):
+    """A 3-epoch fit with the run's callbacks: with 0, only history.csv is written (no
+    best.keras, no backup written at any epoch end); with 1, both are (the control)."""
+    config = TrainConfig(output_dir=str(tmp_path), checkpoint_every=every, lr_schedule="cosine")
+    model = tiny_model()
+    written = set()
+
+    class Watch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            written.update(path.name for path in tmp_path.rglob("*") if path.is_file())
+
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+    y = np.arange(32) % 3
+    model.fit(x, y, validation_data=(x, y), epochs=3, verbose=0,
+              callbacks=[*build_callbacks(config, model), Watch()])
+    assert read_history(str(tmp_path / "history.csv"))["epoch"] == [0, 1, 2]
+    backups = {"latest.weights.h5", "previous.weights.h5"}
+    if every == 0:
+        assert written == {"history.csv"}
+    else:
+        assert {"best.keras", "history.csv"} | backups <= written
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_best(tmp_path, monkeypatch):
@@ -615,7 +643,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_best(tmp_path, monkeypatch
 
 
 def test_a_failed_metrics_write_keeps_the_old_file(tmp_path, monkeypatch):
-    from keras_alexnet import run_dir
+    from keras_alexnet.training import run_dir
 
     path = tmp_path / "metrics.json"
     run_dir.write_json(str(path), {"test_accuracy": 0.5})
@@ -634,11 +662,11 @@ def test_nan_loss_stops_the_run_says_so_and_exports_nothing(data_dir, tmp_path):
     run_dir = tmp_path / "run"
     result = run_cli("train", "--data-dir", data_dir, "--train-subset", "64", "--validation-size",
                      "100", "--batch-size", "32", "--epochs", "3", "--learning-rate", "1e30",
-                     "--clip-norm", "none", "--output-dir", run_dir, "--saved-models-dir",
+                     "--global-clipnorm", "none", "--output-dir", run_dir, "--saved-models-dir",
                      tmp_path / "sm", "--verbose", "0")
     # TensorFlow's own runtime log lines may precede it (training ran); ours is the one error line.
     ours = [line for line in result.stderr.splitlines() if line.startswith("keras-alexnet:")]
-    assert result.returncode == 2 and len(ours) == 1, result.stderr
+    assert result.returncode == 3 and len(ours) == 1, result.stderr  # not 2: not bad input
     assert result.stderr.strip().endswith(ours[0])
     assert "the loss became NaN or infinite in epoch 1" in ours[0]
     assert not (run_dir / "metrics.json").exists() and not (tmp_path / "sm").exists()
@@ -646,8 +674,8 @@ def test_nan_loss_stops_the_run_says_so_and_exports_nothing(data_dir, tmp_path):
 
 
 def test_checkpoints_load_in_safe_mode_so_lambda_code_is_refused(tmp_path, cifar_dir):
-    from keras_alexnet.evaluation import evaluate
-    from keras_alexnet.model import build_model
+    from keras_alexnet.evaluation.evaluate import evaluate
+    from keras_alexnet.models.build import build_model
 
     assert "Lambda" not in build_model(seed=0).to_json()
     inputs = keras.Input((32, 32, 3))
@@ -689,9 +717,9 @@ def test_a_resumed_run_saves_a_better_epoch_than_the_one_best_keras_holds(tmp_pa
         def on_epoch_end(self, epoch, logs=None):
             weights_after[epoch] = self.model.get_weights()
 
-    tiny_model().fit(x, y, batch_size=16, epochs=6, verbose=0,
-                     callbacks=[ScriptedAccuracy({2: 0.5, 3: 0.7, 4: 0.4, 5: 0.65}),
-                                WeightsAtEpochEnd(), *build_callbacks(config)])
+    resumed_fit(tiny_model(), x, y, batch_size=16, epochs=6, verbose=0,
+                callbacks=[ScriptedAccuracy({2: 0.5, 3: 0.7, 4: 0.4, 5: 0.65}),
+                           WeightsAtEpochEnd(), *build_callbacks(config)])
     assert read_best_record(str(tmp_path / "best.keras")) == {"epoch": 3, "val_accuracy": 0.7}
     best = keras.saving.load_model(str(tmp_path / "best.keras"))
     for saved, at_epoch_3 in zip(best.get_weights(), weights_after[3]):

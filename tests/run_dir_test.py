@@ -11,7 +11,7 @@ import pytest
 
 from keras_alexnet import TrainConfig
 from keras_alexnet.errors import ConfigError, RunDirError
-from keras_alexnet.run_dir import (
+from keras_alexnet.training.run_dir import (
     check_run_dir,
     make_directory,
     read_history,
@@ -93,7 +93,7 @@ def test_another_config_into_a_finished_run_is_refused_unless_overwritten(tmp_pa
 
 HOLD = """
 import sys, time
-from keras_alexnet.run_dir import run_lock
+from keras_alexnet.training.run_dir import run_lock
 with run_lock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(120)
@@ -125,7 +125,7 @@ def test_a_held_run_directory_is_refused_naming_its_process_until_that_process_d
 def test_holding_a_run_directory_removes_what_killed_writers_left(tmp_path):
     (tmp_path / "backup").mkdir()
     left = [tmp_path / ".best.tmp-0a1b2c3d.keras", tmp_path / ".history.tmp-0a1b2c3d.csv",
-            tmp_path / "backup" / ".next-0a1b2c3d.weights.h5"]
+            tmp_path / "backup" / ".latest.tmp-0a1b2c3d.weights.h5"]
     kept = [tmp_path / "best.keras", tmp_path / "backup" / "latest.weights.h5",
             tmp_path / ".hidden"]
     for path in left + kept:

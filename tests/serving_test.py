@@ -29,9 +29,9 @@ from image_bytes_test import png_bomb
 from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from keras_alexnet import serving
-from keras_alexnet.export import export_saved_model, load_saved_model
-from keras_alexnet.model import build_model
+from keras_alexnet.models.build import build_model
+from keras_alexnet.serving import client
+from keras_alexnet.serving.export import export_saved_model, load_saved_model
 
 
 def png_bytes(image):
@@ -116,65 +116,65 @@ def server(export_dir):
 
 def test_images_request_is_the_documented_row_format():
     image = np.arange(32 * 32 * 3, dtype=np.uint32).reshape(1, 32, 32, 3).astype(np.uint8)
-    body = serving.images_request(image)
+    body = client.images_request(image)
     assert body["signature_name"] == "serving_default"
     assert len(body["instances"]) == 1 and body["instances"][0]["images"] == image[0].tolist()
     assert json.loads(json.dumps(body)) == body
     with pytest.raises(ValueError, match="uint8 of shape"):
-        serving.images_request(np.zeros((1, 28, 28, 3), np.uint8))
+        client.images_request(np.zeros((1, 28, 28, 3), np.uint8))
 
 
 def test_image_bytes_request_carries_base64_as_documented():
     png = b"\x89PNG\r\n\x1a\n" + b"rest"
-    assert serving.image_bytes_request([png]) == {
+    assert client.image_bytes_request([png]) == {
         "signature_name": "classify_image_bytes",
         "instances": [{"image_bytes": {"b64": "iVBORw0KGgpyZXN0"}}],
     }
-    with pytest.raises(ValueError, match="image 0 is not a PNG or JPEG"):
-        serving.image_bytes_request([b"GIF89a"])
+    with pytest.raises(ValueError, match="image 0 is not a PNG, JPEG or BMP"):
+        client.image_bytes_request([b"GIF89a"])
 
 
 def test_parse_predictions_reads_answers_and_raises_on_error_bodies():
     golden = {"predictions": [{"probabilities": [0.1] * 3 + [0.7] + [0.0] * 6, "class_id": 3,
                                "class_name": "cat"}]}
-    [prediction] = serving.parse_predictions(golden)
+    [prediction] = client.parse_predictions(golden)
     assert (prediction.class_id, prediction.class_name) == (3, "cat")
     assert prediction.probability == pytest.approx(0.7)
     assert prediction.top_k(2)[0] == ("cat", pytest.approx(0.7))
-    with pytest.raises(serving.ServingError, match="TF Serving: Servable not found"):
-        serving.parse_predictions({"error": "Servable not found for request: Latest(x)"})
-    with pytest.raises(serving.ServingError, match="unexpected TF Serving answer"):
-        serving.parse_predictions({"outputs": {}})
+    with pytest.raises(client.ServingError, match="TF Serving: Servable not found"):
+        client.parse_predictions({"error": "Servable not found for request: Latest(x)"})
+    with pytest.raises(client.ServingError, match="unexpected TF Serving answer"):
+        client.parse_predictions({"outputs": {}})
 
 
 def test_predict_url():
-    assert serving.predict_url("http://h:8501/", "m") == "http://h:8501/v1/models/m:predict"
-    assert serving.predict_url("http://h:8501", "m", 3) == "http://h:8501/v1/models/m/versions/3:predict"
+    assert client.predict_url("http://h:8501/", "m") == "http://h:8501/v1/models/m:predict"
+    assert client.predict_url("http://h:8501", "m", 3) == "http://h:8501/v1/models/m/versions/3:predict"
 
 
 def test_both_signatures_over_rest_match_the_keras_model(server, keras_model, test_images):
     expected = keras_probabilities(keras_model, test_images)
     assert len(set(expected.argmax(1))) > 1 and expected.max() < 0.999  # distinct, not saturated
-    by_pixels = serving.predict(server, "alexnet_cifar10", serving.images_request(test_images))
-    by_bytes = serving.predict(server, "alexnet_cifar10",
-                               serving.image_bytes_request([png_bytes(i) for i in test_images]))
+    by_pixels = client.predict(server, "alexnet_cifar10", client.images_request(test_images))
+    by_bytes = client.predict(server, "alexnet_cifar10",
+                               client.image_bytes_request([png_bytes(i) for i in test_images]))
     for predictions in (by_pixels, by_bytes):
         np.testing.assert_allclose([p.probabilities for p in predictions], expected, atol=1e-5)
         assert [p.class_id for p in predictions] == expected.argmax(1).tolist()
 
 
 def test_http_errors_unreachable_servers_and_timeouts_raise_serving_error(server, test_images):
-    payload = serving.images_request(test_images[:1])
-    with pytest.raises(serving.ServingError, match="HTTP 404: Servable not found"):
-        serving.predict(server, "resnet", payload)
-    with pytest.raises(serving.ServingError, match="HTTP 400: Serving signature name"):
-        serving.predict(server, "alexnet_cifar10", {**payload, "signature_name": "nope"})
-    with pytest.raises(serving.ServingError, match="cannot reach TF Serving"):
-        serving.predict("http://127.0.0.1:9", "alexnet_cifar10", payload, timeout=5)
+    payload = client.images_request(test_images[:1])
+    with pytest.raises(client.ServingError, match="HTTP 404: Servable not found"):
+        client.predict(server, "resnet", payload)
+    with pytest.raises(client.ServingError, match="HTTP 400: Serving signature name"):
+        client.predict(server, "alexnet_cifar10", {**payload, "signature_name": "nope"})
+    with pytest.raises(client.ServingError, match="cannot reach TF Serving"):
+        client.predict("http://127.0.0.1:9", "alexnet_cifar10", payload, timeout=5)
     FakeTFServing.delay = 1.0
     try:
-        with pytest.raises(serving.ServingError, match="did not answer within 0.2 s"):
-            serving.predict(server, "alexnet_cifar10", payload, timeout=0.2)
+        with pytest.raises(client.ServingError, match="did not answer within 0.2 s"):
+            client.predict(server, "alexnet_cifar10", payload, timeout=0.2)
     finally:
         FakeTFServing.delay = 0.0
 
@@ -265,10 +265,10 @@ def test_a_wrong_too_large_or_too_slow_answer_is_one_serving_error(script, messa
     """Each answer here was printed as a result, ended in a traceback, took the client to 5.8 GB
     (1 GB body) or kept it waiting past its timeout; now each is one `ServingError`."""
     server = ScriptedServer(script)
-    payload = serving.image_bytes_request([b"\x89PNG\r\n\x1a\n"])
+    payload = client.image_bytes_request([b"\x89PNG\r\n\x1a\n"])
     try:
-        with pytest.raises(serving.ServingError, match=re.escape(message)):
-            serving.predict(server.url, "alexnet_cifar10", payload, timeout=2)
+        with pytest.raises(client.ServingError, match=re.escape(message)):
+            client.predict(server.url, "alexnet_cifar10", payload, timeout=2)
     finally:
         server.close()
 
@@ -276,7 +276,7 @@ def test_a_wrong_too_large_or_too_slow_answer_is_one_serving_error(script, messa
 def test_the_timeout_must_be_a_positive_finite_number():
     for timeout in (0, -1, float("inf"), float("nan"), "10"):
         with pytest.raises(ValueError, match="timeout must be a positive finite number"):
-            serving.predict("http://127.0.0.1:9", "m", {"instances": []}, timeout=timeout)
+            client.predict("http://127.0.0.1:9", "m", {"instances": []}, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -290,6 +290,7 @@ def image_files(tmp_path_factory, test_images):
     return paths
 
 
+@pytest.mark.slow
 def test_predict_command_locally_and_over_rest(export_dir, image_files, server, test_images):
     expected = load_saved_model(export_dir)(images=tf.constant(test_images))["class_name"].numpy()
     local = run_cli("predict", *image_files, "--model", export_dir)
@@ -306,6 +307,7 @@ def test_predict_command_locally_and_over_rest(export_dir, image_files, server, 
     assert probabilities == sorted(probabilities, reverse=True)
 
 
+@pytest.mark.slow
 def test_predict_command_bad_input_is_one_line(export_dir, image_files, tmp_path, run_cli_here):
     (tmp_path / "notes.txt").write_text("not an image")
     (tmp_path / "empty.png").write_bytes(b"")
@@ -313,9 +315,9 @@ def test_predict_command_bad_input_is_one_line(export_dir, image_files, tmp_path
     (tmp_path / "bomb.png").write_bytes(png_bomb(5000, 4000))
     cases = [
         (["predict", tmp_path / "notes.txt", "--model", export_dir],
-         "notes.txt is not a PNG or JPEG"),
+         "notes.txt is not a PNG, JPEG or BMP"),
         (["predict", tmp_path / "empty.png", "--model", export_dir],
-         "empty.png is not a PNG or JPEG"),
+         "empty.png is not a PNG, JPEG or BMP"),
         (["predict", tmp_path / "missing.png", "--model", export_dir], "cannot read"),
         (["predict", tmp_path / "broken.png", "--model", export_dir],
          "broken.png does not end where its format says (cut short?)"),
@@ -353,6 +355,7 @@ print(json.dumps(results))
 """
 
 
+@pytest.mark.slow
 def test_predict_checks_a_file_before_reading_it(tmp_path):
     """/dev/zero, a FIFO nobody writes to and a 20 GB sparse .png grew to gigabytes or hung
     before; each is now one error line, read no further than 64 MiB."""
@@ -412,12 +415,12 @@ def grpc_server(export_dir):
 
 
 def test_grpc_request_names_the_signature_and_typed_inputs(test_images):
-    by_pixels = serving.grpc_request("alexnet_cifar10", test_images, version=2)
+    by_pixels = client.grpc_request("alexnet_cifar10", test_images, version=2)
     assert by_pixels.model_spec.signature_name == "serving_default"
     assert by_pixels.model_spec.version.value == 2
     assert tf.make_ndarray(by_pixels.inputs["images"]).dtype == np.uint8
     assert [d.size for d in by_pixels.inputs["images"].tensor_shape.dim] == [3, 32, 32, 3]
-    by_bytes = serving.grpc_request("alexnet_cifar10", [png_bytes(test_images[0])])
+    by_bytes = client.grpc_request("alexnet_cifar10", [png_bytes(test_images[0])])
     assert by_bytes.model_spec.signature_name == "classify_image_bytes"
     assert by_bytes.inputs["image_bytes"].dtype == tf.string.as_datatype_enum
 
@@ -425,16 +428,16 @@ def test_grpc_request_names_the_signature_and_typed_inputs(test_images):
 def test_predict_grpc_matches_the_keras_model_and_reports_failures(grpc_server, keras_model,
                                                                    test_images):
     expected = keras_probabilities(keras_model, test_images)
-    by_pixels = serving.predict_grpc(grpc_server, "alexnet_cifar10", test_images)
-    by_bytes = serving.predict_grpc(grpc_server, "alexnet_cifar10",
+    by_pixels = client.predict_grpc(grpc_server, "alexnet_cifar10", test_images)
+    by_bytes = client.predict_grpc(grpc_server, "alexnet_cifar10",
                                     [png_bytes(i) for i in test_images])
     for predictions in (by_pixels, by_bytes):
         np.testing.assert_allclose([p.probabilities for p in predictions], expected, atol=1e-5)
         assert [p.class_id for p in predictions] == expected.argmax(1).tolist()
-    with pytest.raises(serving.ServingError, match="NOT_FOUND: Servable not found"):
-        serving.predict_grpc(grpc_server, "resnet", test_images)
-    with pytest.raises(serving.ServingError, match="UNAVAILABLE|DEADLINE_EXCEEDED"):
-        serving.predict_grpc("127.0.0.1:9", "alexnet_cifar10", test_images, timeout=2)
+    with pytest.raises(client.ServingError, match="NOT_FOUND: Servable not found"):
+        client.predict_grpc(grpc_server, "resnet", test_images)
+    with pytest.raises(client.ServingError, match="UNAVAILABLE|DEADLINE_EXCEEDED"):
+        client.predict_grpc("127.0.0.1:9", "alexnet_cifar10", test_images, timeout=2)
 
 
 class HostileGrpc(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -471,8 +474,8 @@ def test_a_grpc_answer_too_large_or_wrong_is_one_serving_error(outputs, message,
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
-        with pytest.raises(serving.ServingError, match=re.escape(message)):
-            serving.predict_grpc(f"127.0.0.1:{port}", "alexnet_cifar10", test_images[:1],
+        with pytest.raises(client.ServingError, match=re.escape(message)):
+            client.predict_grpc(f"127.0.0.1:{port}", "alexnet_cifar10", test_images[:1],
                                  timeout=30)
     finally:
         server.stop(None)

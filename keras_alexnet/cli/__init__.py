@@ -1,0 +1,203 @@
+"""The `keras-alexnet` command: `train` (every `TrainConfig` field is a flag), `evaluate`, `export`,
+`report`, `predict`.
+
+Errors in what the user gave (a bad flag or value, missing or corrupt data, a missing model) end
+with one `keras-alexnet: error: …` line and exit status 2, before anything is written; a run
+whose loss diverged ends with such a line and status 3, one stopped by SIGTERM or SIGINT with a
+line saying how to resume and status 75 or 130. The parser is built here; `flags` turns
+`TrainConfig`'s fields into `train` flags and `commands` holds what each command checks and
+does.
+TensorFlow's C++ start-up messages (oneDNN, CUDA probing), which no environment variable silences
+in TF 2.21, are dropped while it is imported; Python warnings and errors still show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+from typing import Optional, Sequence
+
+from keras_alexnet.cli.commands import (
+    UserError,
+    check_evaluate,
+    check_export,
+    check_predict,
+    check_train,
+    run_evaluate,
+    run_export,
+    run_predict,
+    run_report,
+    run_train,
+)
+from keras_alexnet.cli.flags import (
+    PROG,
+    add_field_flag,
+    choice_parser,
+    field_descriptions,
+    shown,
+    value_parser,
+)
+from keras_alexnet.config import MAX_TEN_CROP_PAD, PRESETS, TEST_TIME_AUGMENTATIONS, TrainConfig
+from keras_alexnet.errors import KerasAlexNetError, TrainingStopped, disk_full_reason
+from keras_alexnet.serving.image_bytes import DEFAULT_MAX_PIXELS, DEFAULT_MAX_REQUEST_PIXELS
+from keras_alexnet.utils.native_stderr import native_stderr_silenced
+
+# What tests and scripts use of the command line besides `main`.
+__all__ = ["PROG", "UserError", "build_parser", "choice_parser", "main", "shown", "value_parser"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UserError(message)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the command line; returns the exit status."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _log_to_stderr()
+    try:
+        args = build_parser().parse_args(argv)
+        args.check(args)  # every flag, before TensorFlow or JAX is imported
+        if args.command == "export" and "keras" not in sys.modules:
+            # A SavedModel of plain TensorFlow ops (what TF Serving runs) comes from the
+            # TensorFlow backend, whatever backend trained the weights.
+            os.environ["KERAS_BACKEND"] = "tensorflow"
+        _import_tensorflow_quietly()
+        return args.run(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except TrainingStopped as stopped:
+        print(f"{PROG}: {stopped}", file=sys.stderr)
+        return stopped.exit_status
+    except KerasAlexNetError as error:  # the user's input; anything else is a bug and raises
+        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        return error.exit_status
+    except Exception as error:
+        reason = disk_full_reason(error)
+        if reason is None:
+            raise
+        print(f"{PROG}: error: cannot write ({reason}): every file written before is whole and "
+              f"nothing was left half-written; free some space and run again (training resumes "
+              f"from its last backup)", file=sys.stderr)
+        return 2
+
+
+def _log_to_stderr() -> None:
+    """Shows the package's log messages (INFO and above) on stderr as `keras-alexnet: …`
+    lines."""
+    logger = logging.getLogger("keras_alexnet")
+    if not any(getattr(handler, "is_cli_handler", False) for handler in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+        handler.is_cli_handler = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG,
+                     description="Train, evaluate and export the seed's CIFAR-10 AlexNet.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser(
+        "train", help="train with the seed recipe or a preset (flags override it)",
+        description="Train AlexNet on CIFAR-10. Defaults are the seed recipe.")
+    train.add_argument("--preset", choices=list(PRESETS), default=None,
+                       help="start from a named recipe; other flags override its values: "
+                            + "; ".join(f"{name}: {preset.description}"
+                                        for name, preset in PRESETS.items())
+                            .replace("%", "%%"))
+    descriptions = field_descriptions()
+    for field in dataclasses.fields(TrainConfig):
+        add_field_flag(train, field, descriptions.get(field.name, ""))
+    train.add_argument("--resume", metavar="RUN_DIR", default=None,
+                       help="continue an interrupted run from its last backup, with the "
+                            "config.json it was started with (no other flags)")
+    train.set_defaults(run=run_train, check=check_train)
+
+    evaluate = commands.add_parser("evaluate", help="test accuracy of a checkpoint or SavedModel")
+    evaluate.add_argument("model", metavar="MODEL",
+                          help="a .keras checkpoint, a SavedModel version directory, or a model "
+                               "directory (its newest version is used)")
+    evaluate.add_argument("--data-dir", default=None,
+                          help="local CIFAR-10 copy (default: $KERAS_ALEXNET_DATA, else "
+                               "tensorflow-datasets)")
+    evaluate.add_argument("--batch-size", type=int, default=500,
+                          help="test images per batch (default: %(default)s)")
+    evaluate.add_argument("--ten-crop", action="store_true",
+                          help="average the paper's ten crops (corners, centre, mirrored) of each "
+                               "image zero-padded by --ten-crop-pad")
+    evaluate.add_argument("--ten-crop-pad", type=int, default=4,
+                          help=f"padding per side before the ten 32×32 crops, 0 to "
+                               f"{MAX_TEN_CROP_PAD} (default: %(default)s)")
+    evaluate.add_argument("--test-time-augmentation", "--tta", choices=TEST_TIME_AUGMENTATIONS,
+                          default="none",
+                          help="flip: average each image's and its mirror image's probabilities "
+                               "(default: %(default)s)")
+    evaluate.add_argument("--json", action="store_true", help="print all metrics as JSON")
+    evaluate.set_defaults(run=run_evaluate, check=check_evaluate)
+
+    export = commands.add_parser("export", help="export a .keras model as a SavedModel (e.g. one "
+                                                "trained where TensorFlow was not installed)")
+    export.add_argument("model", metavar="MODEL",
+                        help="the trained model, a .keras file: a run's best.keras or final.keras")
+    export.add_argument("--saved-models-dir", default="saved_models",
+                        help="base directory of the exports (default: %(default)s)")
+    export.add_argument("--model-name", default="alexnet_cifar10",
+                        help="model name: SAVED_MODELS_DIR/MODEL_NAME/<version>/ "
+                             "(default: %(default)s)")
+    export.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help="classify_image_bytes refuses images whose header declares more "
+                             "pixels (width × height) than this (default: %(default)s)")
+    export.add_argument("--max-request-pixels", type=int, default=DEFAULT_MAX_REQUEST_PIXELS,
+                        help="classify_image_bytes refuses requests whose images declare more "
+                             "pixels in all than this, before decoding any (default: "
+                             "%(default)s)")
+    export.set_defaults(run=run_export, check=check_export)
+
+    report = commands.add_parser("report", help="draw the seed's figures for a finished run")
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a train() output directory")
+    report.add_argument("--data-dir", default=None, help="CIFAR-10 copy (default: the run's own)")
+    report.set_defaults(run=run_report, check=lambda args: None)
+
+    predict = commands.add_parser("predict",
+                                  help="classify PNG, JPEG or BMP files with a SavedModel or TF "
+                                       "Serving")
+    predict.add_argument("images", nargs="+", metavar="IMAGE",
+                         help="PNG, JPEG or BMP files, any size")
+    predict.add_argument("--model", default=os.path.join("saved_models", "alexnet_cifar10"),
+                         help="local SavedModel: a model directory (newest version) or a version "
+                              "directory (default: %(default)s)")
+    predict.add_argument("--server", default=None,
+                         help="TF Serving REST base URL (e.g. http://localhost:8501) instead "
+                              "of --model")
+    predict.add_argument("--model-name", default="alexnet_cifar10",
+                         help="model name on the server (default: %(default)s)")
+    predict.add_argument("--top-k", type=int, default=1, help="classes to show per image")
+    predict.add_argument("--timeout", type=float, default=10.0,
+                         help="seconds the whole request to the server may take (default: "
+                              "%(default)s)")
+    predict.add_argument("--json", action="store_true", help="print the results as JSON")
+    predict.set_defaults(run=run_predict, check=check_predict)
+    return parser
+
+
+def _import_tensorflow_quietly() -> None:
+    """Imports TensorFlow, where it is installed, with file descriptor 2 sent to /dev/null: on
+    any backend, since `keras.utils.set_random_seed` imports it to seed it too. On the
+    TensorFlow backend it also finds its devices here (more start-up messages)."""
+    with native_stderr_silenced():
+        try:
+            import tensorflow as tf
+        except ImportError:
+            return
+        if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+            tf.config.list_physical_devices()
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__

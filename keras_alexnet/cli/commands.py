@@ -1,0 +1,241 @@
+"""What each command checks before anything is imported or read (`check_*`) and then does
+(`run_*`): `train`, `evaluate`, `export`, `report`, `predict`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import stat
+import sys
+from typing import Any, Optional, Sequence
+
+from keras_alexnet.cli.flags import PROG
+from keras_alexnet.config import TrainConfig, check_packages, check_ten_crop_pad, check_timeout
+from keras_alexnet.errors import ConfigError, ImageError, KerasAlexNetError
+from keras_alexnet.serving.image_bytes import FORMATS, MAX_IMAGE_FILE_BYTES
+from keras_alexnet.training.run_dir import BACKUP, CONFIG, METRICS, check_directory, read_json
+from keras_alexnet.utils.native_stderr import native_stderr_silenced
+
+
+class UserError(KerasAlexNetError):
+    """An error in the user's input, reported as one line."""
+
+
+def check_train(args: argparse.Namespace) -> None:
+    """Builds the run's config into `args.config`; a bad value is named by its flag."""
+    overrides = {name: value for name, value in vars(args).items()
+                 if name in {f.name for f in dataclasses.fields(TrainConfig)}}
+    if args.resume:
+        if overrides or args.preset:
+            raise UserError("--resume takes no other flags: the run's config.json is used")
+        args.config = _resumed_config(args.resume)
+        return
+    try:
+        args.config = TrainConfig.from_preset(args.preset or "seed", **overrides)
+        check_packages(args.config)
+    except ConfigError as error:
+        raise UserError(re.sub(r"TrainConfig\.(\w+)",
+                               lambda field: "--" + field.group(1).replace("_", "-"),
+                               str(error))) from error
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from keras_alexnet.training.recipe import train
+
+    result = train(args.config)
+    metrics = result.metrics
+    print(f"test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}, "
+          f"best val accuracy {metrics['best_val_accuracy']:.4f}, "
+          f"{_count(metrics['epochs_completed'], 'epoch')} in {metrics['train_seconds']:.1f} s "
+          f"({metrics['train_images_per_second']:.0f} images/s)")
+    print(f"run directory: {result.run_dir}")
+    if result.export_dir:
+        print(f"SavedModel: {result.export_dir}")
+    return 0
+
+
+def _resumed_config(run_dir: str) -> TrainConfig:
+    path = os.path.join(run_dir, CONFIG)
+    try:
+        with open(path) as file:
+            values = json.load(file)
+    except OSError as error:
+        raise UserError(f"{run_dir} is not a run directory: cannot read config.json") from error
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path} is not valid JSON") from error
+    fields = {field.name for field in dataclasses.fields(TrainConfig)}
+    if not isinstance(values, dict) or not fields & set(values):
+        raise UserError(f"{path} does not hold a TrainConfig")
+    missing = sorted(fields - set(values) - {"output_dir", "overwrite"})
+    if missing:
+        print(f"{PROG}: {path} lacks {', '.join(missing)}: their defaults are used",
+              file=sys.stderr)
+    config = TrainConfig.from_dict({**values, "output_dir": run_dir, "overwrite": False})
+    if not os.path.isdir(os.path.join(run_dir, BACKUP)):
+        if os.path.isfile(os.path.join(run_dir, METRICS)):
+            raise UserError(f"{run_dir} has no interrupted run to resume: it finished")
+        print(f"{PROG}: {run_dir} was stopped before its first backup: training starts again "
+              f"from epoch 1", file=sys.stderr)
+    return config
+
+
+def check_evaluate(args: argparse.Namespace) -> None:
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    _check_flag(check_ten_crop_pad, args.ten_crop_pad, "--ten-crop-pad")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from keras_alexnet.evaluation.evaluate import evaluate
+
+    metrics = evaluate(args.model, data_dir=args.data_dir or _run_data_dir(args.model),
+                       batch_size=args.batch_size,
+                       ten_crop=args.ten_crop, ten_crop_pad=args.ten_crop_pad,
+                       test_time_augmentation=args.test_time_augmentation)
+    if args.json:
+        print(_json_with_flat_lists(metrics))
+    else:
+        print(f"test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}")
+    return 0
+
+
+def check_export(args: argparse.Namespace) -> None:
+    if not args.model.endswith(".keras"):
+        raise UserError(f"the model must be a .keras file, got {args.model}")
+    if not os.path.isfile(args.model):
+        raise UserError(f"no model at {args.model}")
+    for flag, value in (("--max-image-pixels", args.max_image_pixels),
+                        ("--max-request-pixels", args.max_request_pixels)):
+        if value < 1:
+            raise UserError(f"{flag} must be >= 1, got {value}")
+    check_directory(os.path.join(args.saved_models_dir, args.model_name), "model directory")
+
+
+def _run_data_dir(model: str) -> Optional[str]:
+    """The `data_dir` of the run a `.keras` file belongs to (its `config.json`), if it has one:
+    a run is evaluated on the data it was trained with, as `report` draws it."""
+    path = os.path.join(os.path.dirname(model), CONFIG)
+    if not model.endswith(".keras") or not os.path.isfile(path):
+        return None
+    try:
+        data_dir = read_json(path).get("data_dir")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return data_dir if isinstance(data_dir, str) else None
+
+
+def _json_with_flat_lists(value: Any) -> str:
+    """JSON indented by two, each list of numbers on one line (a confusion matrix: a row a
+    line)."""
+    return re.sub(r"\[([^\[\]{}\"]*)\]",
+                  lambda found: "[" + ", ".join(item.strip() for item in found.group(1).split(","))
+                  + "]", json.dumps(value, indent=2))
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from keras_alexnet.evaluation.model_files import load_keras_model
+    from keras_alexnet.serving.export import export_saved_model
+
+    model = load_keras_model(args.model)
+    exported = export_saved_model(model, args.saved_models_dir, args.model_name,
+                                  max_image_pixels=args.max_image_pixels,
+                                  max_request_pixels=args.max_request_pixels)
+    print(f"SavedModel: {exported}")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from keras_alexnet.plots import write_report
+
+    for path in write_report(args.run_dir, data_dir=args.data_dir):
+        print(path)
+    return 0
+
+
+def _check_flag(check, value: Any, flag: str) -> None:
+    """Runs one of `config`'s value checks on a flag's `value`, naming it `flag`."""
+    try:
+        check(value, flag)
+    except ConfigError as error:
+        raise UserError(str(error)) from error
+
+
+def check_predict(args: argparse.Namespace) -> None:
+    if not 1 <= args.top_k <= 10:
+        raise UserError(f"--top-k must be in 1..10, got {args.top_k}")
+    _check_flag(check_timeout, args.timeout, "--timeout")
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from keras_alexnet.serving import client
+
+    encoded = [_read_image_file(path) for path in args.images]
+    if args.server:
+        predictions = client.predict(args.server, args.model_name,
+                                      client.image_bytes_request(encoded), timeout=args.timeout)
+    else:
+        predictions = _predict_locally(args.model, args.images, encoded)
+    if args.json:
+        print(json.dumps([{"image": path, "top": [{"class_name": name, "probability": p}
+                                                  for name, p in prediction.top_k(args.top_k)]}
+                          for path, prediction in zip(args.images, predictions)], indent=2))
+    else:
+        for path, prediction in zip(args.images, predictions):
+            top = ", ".join(f"{name} {p:.3f}" for name, p in prediction.top_k(args.top_k))
+            print(f"{path}: {top}")
+    return 0
+
+
+def _read_image_file(path: str) -> bytes:
+    """The bytes of an image file, after checking that it is a regular file of at most
+    `MAX_IMAGE_FILE_BYTES` (a FIFO, a device or a huge sparse file are never read whole)."""
+    from keras_alexnet.serving.client import check_encoded_image
+
+    too_large = UserError(f"{path} is larger than {MAX_IMAGE_FILE_BYTES // 2 ** 20} MiB, the "
+                          f"most an image file may be")
+    try:  # without blocking: opening a FIFO would wait for a writer
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb", buffering=0) as file:
+            found = os.fstat(file.fileno())
+            if not stat.S_ISREG(found.st_mode):
+                raise UserError(f"{path} is not a regular file")
+            if found.st_size > MAX_IMAGE_FILE_BYTES:
+                raise too_large
+            data = file.read(MAX_IMAGE_FILE_BYTES + 1)
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror or error}") from error
+    if len(data) > MAX_IMAGE_FILE_BYTES:  # it grew after fstat
+        raise too_large
+    check_encoded_image(data, path)
+    return data
+
+
+def _predict_locally(model: str, paths: Sequence[str], encoded: Sequence[bytes]):
+    import tensorflow as tf
+
+    from keras_alexnet.serving.client import predictions_from_outputs
+    from keras_alexnet.serving.export import IMAGE_BYTES_SIGNATURE, load_saved_model
+    from keras_alexnet.serving.image_bytes import refusal
+
+    classify = load_saved_model(model, IMAGE_BYTES_SIGNATURE)
+    predictions = []
+    for path, data in zip(paths, encoded):  # one at a time, so an error names its file
+        try:
+            # TF's C++ side logs a failed decode as well ("Local rendezvous is aborting…") on
+            # some runs; the Python error below is the one line the user gets.
+            with native_stderr_silenced():
+                outputs = classify(image_bytes=tf.constant([data]))
+            predictions += predictions_from_outputs(outputs)
+        except tf.errors.InvalidArgumentError as error:
+            reason = refusal(error.message)
+            detail = (reason.split("] ", 1)[-1] if reason
+                      else f"could not be decoded as {FORMATS}")
+            raise ImageError(f"{path} {detail}") from error
+    return predictions
+
+
+def _count(number: int, noun: str) -> str:
+    """`1 epoch`, `2 epochs`."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"

@@ -1,0 +1,176 @@
+"""The paper's input pipeline for ImageNet-style tensorflow-datasets (`imagenette`, `imagenet2012`).
+
+Training: resize the shorter side to 256, random 224×224 crop, horizontal flip, pixels on the raw
+0–255 scale (what both networks take), then PCA colour jitter in `mode="paper"` (Δ = V·(λ ⊙ α),
+α ~ N(0, 0.1), with ImageNet's 0–1-scale eigenvalues ×255) per batch.
+Evaluation: the same resize and the centre 224×224 crop, or, for the paper's 10-crop test, the
+centre 256×256 square from which `evaluation.ten_crop_probabilities` takes its ten 224×224 patches.
+Everything is tf.data, so it needs TensorFlow.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from keras_alexnet.data.augment import PCAColorJitter
+from keras_alexnet.errors import DataError
+
+SHORTER_SIDE = 256
+CROP_SIZE = 224
+# The RGB covariance of ImageNet's training pixels on the 0–1 scale, as fb.resnet.torch publishes
+# it, in ascending order; column i of the eigenvectors belongs to eigenvalue i (as `PixelStats`).
+IMAGENET_EIGENVALUES = (0.0045, 0.0188, 0.2175)
+IMAGENET_EIGENVECTORS = ((0.4009, 0.7192, -0.5675),
+                         (-0.8140, -0.0045, -0.5808),
+                         (0.4203, -0.6948, -0.5836))
+
+
+def load_tfds(name: str, split: str, data_dir: Optional[str] = None, download: bool = True):
+    """One split of a tensorflow-datasets image-classification dataset as `(image, label)` pairs.
+
+    Args:
+        name: A tfds name, e.g. `"imagenette/320px-v2"` or `"imagenet2012"` (whose archives must
+            be downloaded by hand into tfds' `manual_dir` first).
+        split: A tfds split, e.g. `"train"`, `"validation"`, `"train[:90%]"`.
+        data_dir: tfds' data directory; `None` is tfds' default (`~/tensorflow_datasets`).
+        download: Let tfds download and prepare the dataset if it is not there yet.
+
+    Returns:
+        `(dataset, info)`: a `tf.data.Dataset` of uint8 HWC images of any size with int64 labels,
+        and the `tfds.core.DatasetInfo` (class names in `info.features["label"].names`).
+
+    Raises:
+        DataError: The dataset is unknown, unavailable or is not image classification.
+
+    Example:
+
+    >>> dataset, info = load_tfds("imagenette/320px-v2", "train")
+    >>> info.features["label"].num_classes
+    10
+    """
+    import tensorflow_datasets as tfds
+
+    try:
+        dataset, info = tfds.load(name, split=split, data_dir=data_dir, download=download,
+                                  as_supervised=True, with_info=True)
+    except Exception as error:  # tfds raises many kinds: unknown name, network, manual download.
+        raise DataError(f"could not load {name!r} split {split!r} through tensorflow-datasets: "
+                        f"{' '.join(str(error).split())}") from error
+    if set(info.supervised_keys or ()) != {"image", "label"}:
+        raise DataError(f"{name!r} is not an image-classification dataset "
+                        f"(supervised keys {info.supervised_keys})")
+    return dataset, info
+
+
+def resize_shorter_side(image, size: int = SHORTER_SIDE):
+    """Resizes one HWC image so that its shorter side is `size`, keeping the aspect ratio.
+
+    Returns float32 pixels on the raw 0–255 scale (bilinear, antialiased when shrinking).
+    """
+    import tensorflow as tf
+
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = size / tf.reduce_min(shape)
+    new_shape = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), size)
+    image = tf.cast(image, tf.float32)
+    return tf.clip_by_value(tf.image.resize(image, new_shape, antialias=True), 0.0, 255.0)
+
+
+def center_crop(image, size: int):
+    """The centre `size`×`size` patch of one HWC image at least that large."""
+    import tensorflow as tf
+
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    return tf.image.crop_to_bounding_box(image, (height - size) // 2, (width - size) // 2, size,
+                                         size)
+
+
+def train_dataset(dataset, batch_size: int, crop_size: int = CROP_SIZE,
+                  shorter_side: int = SHORTER_SIDE, pca_stddev: float = 0.1,
+                  eigenvalues: Sequence[float] = IMAGENET_EIGENVALUES,
+                  eigenvectors: Sequence[Sequence[float]] = IMAGENET_EIGENVECTORS,
+                  shuffle_buffer: int = 10_000, seed: Optional[int] = None):
+    """The paper's training pipeline: shuffle → resize → random crop + flip → batch → PCA jitter.
+
+    Args:
+        dataset: `(uint8 image, label)` pairs, e.g. from `load_tfds`.
+        batch_size: Images per batch (128 in the paper).
+        crop_size: Side of the random square crop.
+        shorter_side: The shorter image side before cropping.
+        pca_stddev: σ of the PCA jitter coefficients (0 turns the jitter off).
+        eigenvalues: RGB covariance eigenvalues of the training pixels on the 0–1 scale, as
+            ImageNet's are published (Δ = V·(λ ⊙ α) is linear in λ: the jitter multiplies them
+            by 255 for the pipeline's 0–255 pixels).
+        eigenvectors: The matching eigenvectors (columns).
+        shuffle_buffer: Images in the shuffle buffer.
+        seed: Seed of the shuffle, crops, flips and jitter.
+
+    Returns:
+        A `tf.data.Dataset` of `(float32 [batch, crop, crop, 3] on 0–255, int64 labels)`.
+
+    Example:
+
+    >>> dataset, info = load_tfds("imagenette/320px-v2", "train")
+    >>> model = build_model("paper", num_classes=info.features["label"].num_classes)
+    >>> model.fit(train_dataset(dataset, 128, seed=0), epochs=90)
+    """
+    import tensorflow as tf
+
+    if crop_size > shorter_side:
+        raise ValueError(f"crop_size {crop_size} is larger than shorter_side {shorter_side}")
+    jitter = PCAColorJitter(np.asarray(eigenvalues) * 255.0, eigenvectors, stddev=pca_stddev,
+                            mode="paper", value_range=(0.0, 255.0), seed=seed,
+                            name="pca_color_jitter")
+
+    def crop_and_flip(image, label):
+        image = resize_shorter_side(image, shorter_side)
+        image = tf.image.random_crop(image, (crop_size, crop_size, 3), seed=seed)
+        return tf.image.random_flip_left_right(image, seed=seed), label
+
+    return (
+        dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        .map(crop_and_flip, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size)
+        .map(lambda images, labels: (jitter(images, training=True), labels),
+             num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def eval_dataset(dataset, batch_size: int, crop_size: int = CROP_SIZE,
+                 shorter_side: int = SHORTER_SIDE, ten_crop: bool = False):
+    """The paper's evaluation pipeline: resize the shorter side → centre crop → batch.
+
+    Args:
+        dataset: `(uint8 image, label)` pairs, e.g. from `load_tfds`.
+        batch_size: Images per batch.
+        crop_size: Side of the centre crop the model sees.
+        shorter_side: The shorter image side before cropping.
+        ten_crop: Yield the centre `shorter_side`×`shorter_side` squares instead, for
+            `evaluation.ten_crop_probabilities(..., crop_size)` to cut the paper's ten patches from.
+
+    Returns:
+        A `tf.data.Dataset` of `(float32 [batch, size, size, 3] on 0–255, int64 labels)`.
+
+    Example:
+
+    >>> dataset, info = load_tfds("imagenette/320px-v2", "validation")
+    >>> metrics = evaluate_dataset(model, eval_dataset(dataset, 128, ten_crop=True),
+    ...                                       class_names=info.features["label"].names,
+    ...                                       ten_crop=True, crop_size=224)
+    """
+    import tensorflow as tf
+
+    if crop_size > shorter_side:
+        raise ValueError(f"crop_size {crop_size} is larger than shorter_side {shorter_side}")
+    size = shorter_side if ten_crop else crop_size
+
+    def preprocess(image, label):
+        return center_crop(resize_shorter_side(image, shorter_side), size), label
+
+    return (dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+            .batch(batch_size)
+            .prefetch(tf.data.AUTOTUNE))
+

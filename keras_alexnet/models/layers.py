@@ -1,0 +1,107 @@
+"""The blocks both networks are built of (input standardisation, convolution + ReLU, dense +
+ReLU, float32 logits) and the paper's local response normalisation."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import keras
+from keras import ops
+
+
+def standardize(images, mean: Sequence[float], std: Sequence[float]):
+    """Per-channel `(images - mean) / std` in float32, the first layer of both networks."""
+    return keras.layers.Normalization(mean=list(mean), variance=[s * s for s in std],
+                                      dtype="float32", name="normalize")(images)
+
+
+def conv_relu(x, filters: int, kernel: int, name: str, initializers: Callable[[str, int], dict],
+              strides: int = 1, groups: int = 1, padding: str = "same", batch_norm: bool = False,
+              dtype=None):
+    """`Conv2D` then ReLU, with batch normalisation (PyTorch's momentum 0.1 and ε 1e-5) and no
+    convolution bias between them when `batch_norm`; `initializers(name, fan_in)` gives the
+    convolution's initializer arguments."""
+    fan_in = x.shape[-1] // groups * kernel * kernel
+    x = keras.layers.Conv2D(filters, kernel, strides=strides, groups=groups, padding=padding,
+                            activation=None if batch_norm else "relu", use_bias=not batch_norm,
+                            name=name, dtype=dtype, **initializers(name, fan_in))(x)
+    if not batch_norm:
+        return x
+    x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn",
+                                        dtype=dtype)(x)
+    return keras.layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
+
+
+def dense(x, units: int, name: str, initializers: Callable[[str, int], dict],
+          activation: Optional[str] = "relu", dtype=None):
+    """A `Dense` layer (ReLU unless `activation` says otherwise) with the initializers
+    `initializers(name, fan_in)` gives."""
+    return keras.layers.Dense(units, activation=activation, name=name, dtype=dtype,
+                              **initializers(name, x.shape[-1]))(x)
+
+
+def check_head(num_classes: int, dropout: float) -> None:
+    """`ValueError` unless `num_classes` >= 1 and `dropout` is in [0, 1)."""
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+
+
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class LocalResponseNormalization(keras.layers.Layer):
+    """The paper's local response normalisation across channels (Section 3.3).
+
+    b[..., i] = a[..., i] / (k + α Σ_j a[..., j]²)^β, the sum over the `size` channels
+    j = i − size//2 … i + size//2 that exist. The same as `tf.nn.local_response_normalization`
+    with `depth_radius=size // 2, bias=k, alpha=alpha, beta=beta` (α is not divided by `size`,
+    unlike PyTorch's and Caffe's `LocalResponseNorm`), which this layer calls on the TensorFlow
+    backend; other backends run the same formula in `keras.ops`.
+
+    Args:
+        size: Number of adjacent channels summed over (odd; the paper's n = 5).
+        k: Additive constant (the paper's k = 2).
+        alpha: Scale of the sum of squares (the paper's α = 1e-4).
+        beta: Exponent (the paper's β = 0.75).
+
+    Example:
+
+    >>> lrn = LocalResponseNormalization(size=5, k=2.0, alpha=1e-4, beta=0.75)
+    >>> tuple(lrn(np.ones((1, 4, 4, 96), "float32")).shape)
+    (1, 4, 4, 96)
+    """
+
+    def __init__(self, size: int = 5, k: float = 2.0, alpha: float = 1e-4, beta: float = 0.75,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if size < 1 or size % 2 == 0:
+            raise ValueError(f"size must be a positive odd number, got {size}")
+        self.size = int(size)
+        self.k = float(k)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+
+    def call(self, inputs):
+        radius = self.size // 2
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            return tf.nn.local_response_normalization(inputs, depth_radius=radius, bias=self.k,
+                                                      alpha=self.alpha, beta=self.beta)
+        return self.normalize(inputs)
+
+    def normalize(self, inputs):
+        """The formula in `keras.ops` (what `call` runs on backends other than TensorFlow)."""
+        radius = self.size // 2
+        channels = inputs.shape[-1]
+        padding = [[0, 0]] * (len(inputs.shape) - 1) + [[radius, radius]]
+        squared = ops.pad(ops.square(inputs), padding)
+        window_sum = sum(squared[..., offset:offset + channels] for offset in range(self.size))
+        return inputs * ops.power(self.k + self.alpha * window_sum, -self.beta)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "k": self.k, "alpha": self.alpha,
+                "beta": self.beta}

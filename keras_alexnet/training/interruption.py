@@ -1,0 +1,109 @@
+"""Stopping a run cleanly when asked: SIGTERM (what batch schedulers, Kubernetes and preemptible
+VMs send before they kill) or SIGINT (Ctrl-C).
+
+While `fit` runs inside `stop_on_signals()`, either signal only records the request;
+`StopOnSignal` then ends `fit` at the end of the step in progress, writes a backup of the state
+the interrupted epoch began with and raises `TrainingStopped`. The resumed run trains that epoch
+again from the same state, so it ends as an uninterrupted run would (bit for bit with
+`deterministic=True`). A second signal stops at once (`KeyboardInterrupt`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import signal
+from typing import Iterator, Optional
+
+import keras
+
+from keras_alexnet.errors import TrainingStopped
+from keras_alexnet.training.checkpoints import (
+    ResumeBackup,
+    set_training_state,
+    training_state,
+)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+EXIT_STATUS = {signal.SIGTERM: 75, signal.SIGINT: 130}  # 75: EX_TEMPFAIL, try again
+
+
+@dataclasses.dataclass
+class StopRequest:
+    """The signal that asked the run to stop, once one has."""
+
+    signal_number: Optional[int] = None
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """For the block, SIGTERM and SIGINT set the yielded `StopRequest` instead of ending the
+    process (a second one raises `KeyboardInterrupt`); the handlers before are put back after.
+    Outside the main thread, where Python cannot set handlers, the signals act as before."""
+    request = StopRequest()
+
+    def record(number, frame):
+        if request.signal_number is not None:
+            raise KeyboardInterrupt
+        request.signal_number = number
+
+    try:
+        previous = {number: signal.signal(number, record) for number in STOP_SIGNALS}
+    except ValueError:  # not the main thread
+        previous = {}
+    try:
+        yield request
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Ends `fit` at the end of the training or validation step in progress once `request` holds
+    a signal: writes to `backup` the weights and optimizer state the epoch began with (kept in
+    host memory as each epoch begins) and raises `TrainingStopped`, saying how to resume.
+
+    Args:
+        request: What `stop_on_signals()` yields.
+        run_dir: The run directory, for the message.
+        backup: The run's backup callback; `None` when it keeps none (`checkpoint_every=0`).
+        model: The network whose state the backup holds (default: the model being fit).
+    """
+
+    def __init__(self, request: StopRequest, run_dir: str,
+                 backup: Optional[ResumeBackup] = None,
+                 model: Optional[keras.Model] = None):
+        super().__init__()
+        self.request = request
+        self.run_dir = run_dir
+        self.backup = backup
+        self.network = model
+        self._epoch, self._step, self._start = 0, 0, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._step = epoch, 0
+        if self.backup is not None:
+            self._start = training_state(self.network or self.model)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step = batch + 1
+        self._stop_if_asked()
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._stop_if_asked()
+
+    def _stop_if_asked(self) -> None:
+        number = self.request.signal_number
+        if number is None:
+            return
+        if self.backup is None:
+            after = "no backup is kept (checkpoint_every=0): a rerun starts from epoch 1"
+        else:
+            set_training_state(self._start)
+            self.backup.write(self._epoch)
+            after = (f"backed up to resume at epoch {self._epoch + 1}: keras-alexnet train "
+                     f"--resume {self.run_dir}")
+        steps = (self.params or {}).get("steps")
+        where = f"step {self._step}" + (f" of {steps}" if steps else "")
+        raise TrainingStopped(f"stopped by {signal.Signals(number).name} in epoch "
+                              f"{self._epoch + 1} at {where}; {after}", EXIT_STATUS[number])

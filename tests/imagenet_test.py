@@ -1,0 +1,127 @@
+"""The paper's tf.data pipeline on tensorflow-datasets images: resize, crops, flips, PCA jitter."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from keras_alexnet.data.imagenet import (
+    IMAGENET_EIGENVALUES,
+    IMAGENET_EIGENVECTORS,
+    center_crop,
+    eval_dataset,
+    load_tfds,
+    resize_shorter_side,
+    train_dataset,
+)
+from keras_alexnet.errors import DataError
+from keras_alexnet.evaluation.evaluate import evaluate_dataset
+from keras_alexnet.models.build import build_model
+from keras_alexnet.training.optimizer import TorchSGD
+
+
+def pattern(height, width, seed=0):
+    """A uint8 image in the middle of the range (no clipping by the jitter)."""
+    return np.random.default_rng(seed).integers(60, 196, (height, width, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("shape,expected", [((300, 400), (256, 341)), ((500, 200), (640, 256)),
+                                            ((256, 256), (256, 256))])
+def test_resize_shorter_side(shape, expected):
+    resized = resize_shorter_side(tf.constant(pattern(*shape)), 256)
+    assert tuple(resized.shape[:2]) == expected
+    assert resized.dtype == tf.float32 and 0.0 <= float(tf.reduce_min(resized))
+    assert float(tf.reduce_max(resized)) <= 255.0 and float(tf.reduce_max(resized)) > 150
+
+
+def test_eval_dataset_takes_the_centre_crop():
+    image = pattern(256, 512)  # shorter side already 256: the resize keeps the pixels
+    dataset = tf.data.Dataset.from_tensors((image, np.int64(3)))
+    images, labels = next(iter(eval_dataset(dataset, batch_size=1)))
+    np.testing.assert_allclose(images[0].numpy(), image[16:240, 144:368], atol=1e-4)
+    assert labels.numpy().tolist() == [3]
+    squares, _ = next(iter(eval_dataset(dataset, batch_size=1, ten_crop=True)))
+    np.testing.assert_allclose(squares[0].numpy(), image[:, 128:384], atol=1e-4)
+
+
+def find_crop(crop, image):
+    """(top, left, flipped) of `crop` inside `image`, or None."""
+    size = crop.shape[0]
+    for flipped in (False, True):
+        candidate = crop[:, ::-1] if flipped else crop
+        for top in range(image.shape[0] - size + 1):
+            for left in range(image.shape[1] - size + 1):
+                if np.allclose(candidate, image[top:top + size, left:left + size], atol=1e-4):
+                    return top, left, flipped
+    return None
+
+
+def test_train_dataset_crops_and_flips_each_image_on_its_own():
+    image = pattern(12, 12)
+    dataset = tf.data.Dataset.from_tensors((image, np.int64(0))).repeat(32)
+    images, _ = next(iter(train_dataset(dataset, 32, crop_size=8, shorter_side=12, pca_stddev=0.0,
+                                        seed=0)))
+    assert images.shape == (32, 8, 8, 3) and images.dtype == tf.float32
+    found = [find_crop(crop, image) for crop in images.numpy()]
+    assert None not in found
+    assert len({(top, left) for top, left, _ in found}) > 5  # per-image offsets
+    assert {flipped for *_, flipped in found} == {False, True}
+
+
+def test_train_dataset_pca_jitter_shifts_each_image_by_its_own_colour():
+    image = pattern(8, 8)
+    dataset = tf.data.Dataset.from_tensors((image, np.int64(0))).repeat(64)
+    images, _ = next(iter(train_dataset(dataset, 64, crop_size=8, shorter_side=8, seed=1)))
+    shifts = images.numpy() - image
+    flipped_shifts = images.numpy() - image[:, ::-1]
+    per_image = [s if np.ptp(s.reshape(-1, 3), axis=0).max() < 1e-3 else f
+                 for s, f in zip(shifts, flipped_shifts)]
+    deltas = np.array([s.reshape(-1, 3)[0] for s in per_image])
+    for delta, shift in zip(deltas, per_image):  # one RGB shift for every pixel of an image
+        np.testing.assert_allclose(shift.reshape(-1, 3), np.broadcast_to(delta, (64, 3)), atol=1e-3)
+    # Δ = V (λ ⊙ α), α ~ N(0, 0.1): its coordinates along V have std 0.1·λ (mode="paper"), λ of
+    # the 0–1 scale times 255 for the 0–255 pixels.
+    coordinates = deltas @ np.asarray(IMAGENET_EIGENVECTORS)
+    np.testing.assert_allclose(coordinates.std(axis=0),
+                               0.1 * 255 * np.asarray(IMAGENET_EIGENVALUES), rtol=0.35)
+
+
+def test_center_crop():
+    image = tf.reshape(tf.range(5 * 7), (5, 7, 1))
+    np.testing.assert_array_equal(center_crop(image, 3).numpy()[..., 0],
+                                  np.arange(35).reshape(5, 7)[1:4, 2:5])
+
+
+@pytest.mark.slow
+def test_imagenette_through_tfds_trains_the_paper_model_one_step():
+    """tfds' own stand-in data for imagenette (downloading is impossible here), then one step."""
+    with tfds.testing.mock_data(num_examples=4):
+        dataset, info = load_tfds("imagenette/320px-v2", "train")
+        validation, _ = load_tfds("imagenette/320px-v2", "validation")
+        train = train_dataset(dataset, 4, seed=0)
+        images, labels = next(iter(train))
+        assert images.shape == (4, 224, 224, 3)
+        model = build_model("paper", num_classes=info.features["label"].num_classes, seed=0)
+        model.compile(optimizer=TorchSGD(0.01, momentum=0.9, coupled_weight_decay=5e-4),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        before = keras.ops.convert_to_numpy(model.get_layer("fc8").kernel)
+        history = model.fit(train.take(1), epochs=1, verbose=0, shuffle=False)  # it shuffles itself
+        assert np.isfinite(history.history["loss"][0])
+        assert not np.array_equal(before, keras.ops.convert_to_numpy(model.get_layer("fc8").kernel))
+        metrics = evaluate_dataset(model, eval_dataset(validation.take(2), 2, ten_crop=True),
+                                   info.features["label"].names, ten_crop=True, crop_size=224)
+        assert sum(map(sum, metrics["confusion_matrix"])) == 2
+
+
+def test_unknown_dataset_is_one_data_error():
+    with pytest.raises(DataError, match="could not load 'no_such_dataset'"):
+        load_tfds("no_such_dataset", "train", download=False)
+
+
+def test_crop_larger_than_the_resized_side_is_refused():
+    dataset = tf.data.Dataset.from_tensors((pattern(8, 8), np.int64(0)))
+    with pytest.raises(ValueError, match="larger than shorter_side"):
+        train_dataset(dataset, 1, crop_size=300)
+    with pytest.raises(ValueError, match="larger than shorter_side"):
+        eval_dataset(dataset, 1, crop_size=300)
