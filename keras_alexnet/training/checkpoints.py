@@ -169,11 +169,15 @@ class ResumeBackup(keras.callbacks.Callback):
         shutil.rmtree(self.backup_dir, ignore_errors=True)
 
 
+def find_resume_backup(callbacks: Sequence[keras.callbacks.Callback]) -> Optional[ResumeBackup]:
+    """The `ResumeBackup` among `callbacks`; `None` when the run keeps none."""
+    return next((callback for callback in callbacks if isinstance(callback, ResumeBackup)), None)
+
+
 def resume_epoch(model: keras.Model, callbacks: Sequence[keras.callbacks.Callback]) -> int:
     """Restores `model` from the backup of the `ResumeBackup` among `callbacks`, if there is one;
     returns the epoch `fit(initial_epoch=…)` resumes at (0 without a backup)."""
-    backup = next((callback for callback in callbacks if isinstance(callback, ResumeBackup)),
-                  None)
+    backup = find_resume_backup(callbacks)
     return backup.restore(model) if backup is not None else 0
 
 

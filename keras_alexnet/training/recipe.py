@@ -22,7 +22,7 @@ from keras_alexnet.evaluation.metrics import run_metrics
 from keras_alexnet.plots import write_figures
 from keras_alexnet.serving.export import export_or_save
 from keras_alexnet.training.callbacks import EpochKeyedDraws, build_callbacks
-from keras_alexnet.training.checkpoints import CheckpointSchedule, ResumeBackup, resume_epoch
+from keras_alexnet.training.checkpoints import CheckpointSchedule, find_resume_backup, resume_epoch
 from keras_alexnet.training.fit_setup import build_trainer, fit_data
 from keras_alexnet.training.interruption import StopOnSignal, stop_on_signals
 from keras_alexnet.training.performance import (
@@ -186,8 +186,7 @@ def fit(trainer: keras.Model, model: keras.Model, data: PreparedData,
     write_json(os.path.join(config.output_dir, CONFIG), config.to_dict())
     data_args, next_epoch = fit_data(data.split, augmentation, config, performance)
     callbacks = build_callbacks(config, model)
-    backup = next((callback for callback in callbacks
-                   if isinstance(callback, ResumeBackup)), None)
+    backup = find_resume_backup(callbacks)
     initial_epoch = resume_epoch(trainer, callbacks)
     with stop_on_signals() as request:
         trainer.fit(**data_args, epochs=config.epochs, initial_epoch=initial_epoch,
