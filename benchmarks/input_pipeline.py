@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
-from common import DEFAULT_DATA_DIR, cifar_train_images, emit  # noqa: E402
+from common import DEFAULT_DATA_DIR, cifar_train_images, emit, images_per_second  # noqa: E402
 
 
 def per_image_dataset(images, labels, batch_size, augmentation, seed):
@@ -33,19 +32,6 @@ def per_image_dataset(images, labels, batch_size, augmentation, seed):
             .map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE)
             .batch(batch_size)
             .prefetch(tf.data.AUTOTUNE))
-
-
-def images_per_second(dataset, epochs: int) -> list[float]:
-    """Images/s of each full pass over `dataset` (consumed in-graph, no Python loop per batch)."""
-    import tensorflow as tf
-
-    rates = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        count = dataset.reduce(np.int64(0),
-                               lambda n, batch: n + tf.cast(tf.shape(batch[0])[0], tf.int64))
-        rates.append(int(count) / (time.perf_counter() - start))
-    return rates
 
 
 def main(argv=None) -> None:

@@ -69,7 +69,7 @@ def measure(images, labels, batch_size: int, precision: str, steps: int, network
     with dtype_policy(precision):
         model = build_network(network, stats)
         trainer = DeviceAugmentedModel(model, images, augmentation)
-        compile_for_training(trainer, config, performance, steps_per_epoch=steps)
+        compile_for_training(trainer, config, performance, steps_per_epoch=steps, num_classes=10)
     indices = np.arange(len(images), dtype=np.int32)
     needed = batch_size * steps
     indices = np.resize(indices, needed)

@@ -16,12 +16,15 @@ from keras_alexnet.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 INITS = ("torch", "paper")
+NETWORKS = ("cifar", "paper")
+CIFAR10 = "cifar10"  # the default data set, held in memory as the seed's recipe needs
 DISTRIBUTIONS = ("auto", "mirrored", "tpu", "none")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 JIT_COMPILE = ("auto", True, False)  # Keras' `jit_compile` values
 AUGMENTATION_PLACES = ("auto", "pipeline", "device")
-LR_SCHEDULES = ("step", "cosine", "linear")
-TEST_TIME_AUGMENTATIONS = ("none", "flip")
+LR_SCHEDULES = ("step", "cosine", "linear", "plateau")
+TEST_TIME_AUGMENTATIONS = ("none", "flip", "ten_crop")
+PLATEAU_MAX_DROPS = 3  # the paper divided its learning rate by 10 three times
 MAX_TEN_CROP_PAD = 16  # the ten crops' padding: corners at most half an image off
 REFERENCE_BATCH_SIZE = 128  # the seed's batch, which its learning rate belongs to
 # The fields a resumed run may change: where files go and what is printed, not what is trained.
@@ -56,20 +59,36 @@ class TrainConfig:
             `learning_rate * lr_decay_factor`.
         lr_decay_factor: Factor applied to the learning rate after `lr_decay_epoch`.
         lr_schedule: `"step"` (the seed: `learning_rate`, times `lr_decay_factor` after
-            `lr_decay_epoch`, set per epoch), `"cosine"` (per step: a linear warm-up from 0 to
-            `learning_rate` over `warmup_epochs`, then a cosine decay to 0 at the last step) or
+            `lr_decay_epoch`, set per epoch), `"plateau"` (the paper: times `lr_decay_factor`
+            when the validation accuracy has not improved for `lr_patience` epochs, at most
+            three times; `keras.callbacks.ReduceLROnPlateau`), `"cosine"` (per step: a linear
+            warm-up from 0 to `learning_rate` over `warmup_epochs`, then a cosine decay to 0 at
+            the last step) or
             `"linear"` (per step: the same warm-up, then a straight line to 0 at the last step;
             a triangular, one-cycle schedule).
+        lr_patience: Epochs without a better validation accuracy before the `"plateau"`
+            schedule lowers the learning rate.
         warmup_epochs: Epochs of linear warm-up of the `"cosine"` and `"linear"` schedules.
         nesterov: Nesterov momentum (PyTorch's `nesterov=True` form).
         label_smoothing: Weight ε of the uniform distribution mixed into the one-hot targets.
         global_clipnorm: Maximum global L2 norm of the loss gradient; `None` disables clipping.
-        validation_size: Images of the 50,000 training images held out for validation.
-        pad: Zero padding (pixels per side) before the random crop back to 32×32.
+        validation_size: Training images held out for validation (of CIFAR-10's 50,000; of
+            another data set's training split when it has no validation split of its own).
+        pad: Zero padding (pixels per side) before the random crop back to 32×32 (the CIFAR
+            network's augmentation, and its ten test crops).
         pca_stddev: Standard deviation σ of the PCA colour jitter coefficients α.
         seed: Seed of the train/validation split, the initialisation, shuffling and augmentation.
+        network: `"cifar"` (the seed's CIFAR-10 AlexNet, `AlexNet`) or `"paper"` (the 2012
+            paper's network for 224×224 crops of images resized to 256 on the shorter side,
+            `PaperAlexNet`, with its two-GPU groups and local response normalisation; trained
+            on streamed images: `data.image_sets`).
+        dataset: `"cifar10"`, any tensorflow-datasets image-classification name
+            (`"imagenet2012"`, `"imagenette/320px-v2"`, …; `data_dir` is then tfds' data
+            directory), or a directory of class sub-folders of PNG, JPEG or BMP files (the
+            `keras.utils.image_dataset_from_directory` layout). Other data sets than CIFAR-10
+            need `network="paper"`.
         init: Weight initialisation, `"torch"` (PyTorch defaults, as the seed) or `"paper"`.
-        dropout: Dropout rate before fc6, fc7 and fc8.
+        dropout: Dropout rate before fc6, fc7 and fc8 (the paper's network: after fc6 and fc7).
         conv1_stride: Stride of conv1: 2 (the seed) or 1 (conv3–conv5 see 8×8 maps, not 4×4;
             about 3× the compute).
         batch_norm: Batch normalisation between each convolution and its ReLU.
@@ -79,11 +98,13 @@ class TrainConfig:
         dense_units: Width of fc6 and fc7 (the seed: 4096).
         cutout: Side of the square each training image has blanked (filled with the mean pixel)
             at a random centre, after crop and flip (Cutout); 0 is off.
-        test_time_augmentation: `"none"`, or `"flip"`: the test predictions average the class
-            probabilities of each image and its mirror image.
+        test_time_augmentation: `"none"`; `"flip"`: the test predictions average the class
+            probabilities of each image and its mirror image; `"ten_crop"`: of the paper's ten
+            patches (four corners and the centre, and their mirror images; for the CIFAR
+            network 32×32 crops of the image padded by `pad`).
         data_dir: A local CIFAR-10 copy (`cifar-10-batches-py` directory or
             `cifar-10-python.tar.gz`). `None` uses `$KERAS_ALEXNET_DATA` if set, else
-            tensorflow-datasets.
+            tensorflow-datasets. For another tfds `dataset`: tfds' data directory.
         output_dir: The run directory: checkpoint, `history.csv`, `metrics.json`, backups.
         saved_models_dir: Base directory of exported SavedModels (TF Serving layout).
         model_name: Name of the exported model: `saved_models_dir/model_name/<version>/`.
@@ -151,6 +172,7 @@ class TrainConfig:
     lr_decay_epoch: int = 30
     lr_decay_factor: float = 0.1
     lr_schedule: str = dataclasses.field(default="step", metadata={"choices": LR_SCHEDULES})
+    lr_patience: int = 5
     warmup_epochs: float = 0.0
     nesterov: bool = False
     label_smoothing: float = 0.0
@@ -159,6 +181,8 @@ class TrainConfig:
     pad: int = 4
     pca_stddev: float = 0.1
     seed: int = 0
+    network: str = dataclasses.field(default="cifar", metadata={"choices": NETWORKS})
+    dataset: str = CIFAR10
     init: str = dataclasses.field(default="torch", metadata={"choices": INITS})
     dropout: float = 0.5
     conv1_stride: int = dataclasses.field(default=2, metadata={"choices": (1, 2)})
@@ -201,6 +225,7 @@ class TrainConfig:
         _check_ranges(self)
         check_momentum(self.momentum, "TrainConfig.momentum")
         check_weight_decay(self.weight_decay, "TrainConfig.weight_decay")
+        _check_network_fields(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
@@ -305,6 +330,14 @@ _FAST = {
     "label_smoothing": 0.2, "pca_stddev": 0.0, "validation_size": 2000,
     "test_time_augmentation": "flip", "epochs": 6,
 }
+# The 2012 paper's recipe for its own network: batch 128, SGD 0.01 with momentum 0.9 and weight
+# decay 5e-4 (the defaults), the learning rate ÷10 when the validation error stalls (three times at
+# most), 90 epochs, the paper's initialisation, ten-crop test.
+_PAPER = {
+    "network": "paper", "init": "paper", "lr_schedule": "plateau", "global_clipnorm": None,
+    "test_time_augmentation": "ten_crop", "epochs": 90, "eval_batch_size": 128,
+    "output_dir": os.path.join("runs", "alexnet_paper"), "model_name": "alexnet_paper",
+}
 # Accuracy within two CPU hours: what fast teaches, wider, with Cutout and more epochs.
 _LONG = {**_FAST, "width_multiplier": 0.75, "dense_units": 1024, "cutout": 8, "epochs": 40}
 PRESETS = {
@@ -317,6 +350,9 @@ PRESETS = {
     "fast": Preset("a half-width AlexNet (conv1 at stride 1, batch norm, fc6/fc7 of 512) at batch "
                    "512 in bfloat16, one-cycle LR, label smoothing, flip test-time augmentation; "
                    "6 epochs, minutes on a CPU", _FAST),
+    "paper": Preset("the 2012 paper's network and recipe: 224×224 crops of images resized to 256, "
+                    "flips, PCA jitter, SGD 0.01 ÷10 on plateaus, 90 epochs, ten-crop test "
+                    "(pass --dataset)", _PAPER),
 }
 
 
@@ -339,7 +375,7 @@ def presets() -> dict[str, str]:
     Example:
 
     >>> sorted(presets())
-    ['fast', 'long', 'seed', 'tweaked']
+    ['fast', 'long', 'paper', 'seed', 'tweaked']
     """
     return {name: preset.description for name, preset in PRESETS.items()}
 
@@ -367,6 +403,30 @@ def _is_union(annotation: Any) -> bool:
     return typing.get_origin(annotation) in (typing.Union, types.UnionType)
 
 
+# The fields only the CIFAR network's recipe uses, with the values that leave them off.
+CIFAR_ONLY_FIELDS = {"conv1_stride": 2, "batch_norm": False, "width_multiplier": 1.0,
+                     "dense_units": 4096, "cutout": 0}
+
+
+def _check_network_fields(config: TrainConfig) -> None:
+    """The network and the data set go together: the CIFAR network trains on CIFAR-10 only,
+    and the fields of its recipe do not apply to the paper's network."""
+    if config.network == "cifar" and config.dataset != CIFAR10:
+        raise ConfigError(f"TrainConfig.dataset {config.dataset!r} needs network='paper' (the "
+                          f"CIFAR network trains on cifar10 only); use the paper preset")
+    if config.network == "paper":
+        changed = [name for name, off in CIFAR_ONLY_FIELDS.items() if getattr(config, name) != off]
+        if changed:
+            raise ConfigError(f"TrainConfig.{changed[0]} applies to the CIFAR network only, not "
+                              f"to network='paper'")
+        if config.augmentation == "device":
+            raise ConfigError("TrainConfig.augmentation='device' holds CIFAR-10 in the device's "
+                              "memory; the paper's network streams its images ('pipeline')")
+    if config.dataset == CIFAR10 and config.validation_size >= 50_000:
+        raise ConfigError(f"TrainConfig.validation_size must be below CIFAR-10's 50000 training "
+                          f"images, got {config.validation_size}")
+
+
 def _check_ranges(config: TrainConfig) -> None:
     checks = [
         ("epochs", config.epochs >= 1, "must be >= 1"),
@@ -382,7 +442,9 @@ def _check_ranges(config: TrainConfig) -> None:
         ("dense_units", config.dense_units >= 1, "must be >= 1"),
         ("global_clipnorm", config.global_clipnorm is None or config.global_clipnorm > 0,
          "must be > 0 or None"),
-        ("validation_size", 1 <= config.validation_size < 50_000, "must be in [1, 50000)"),
+        ("validation_size", config.validation_size >= 1, "must be >= 1"),
+        ("lr_patience", config.lr_patience >= 0, "must be >= 0"),
+        ("dataset", bool(config.dataset), "must not be empty"),
         ("pad", 0 <= config.pad <= 16, "must be in [0, 16]"),
         ("pca_stddev", config.pca_stddev >= 0, "must be >= 0"),
         ("seed", config.seed >= 0, "must be >= 0"),

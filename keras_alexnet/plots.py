@@ -14,7 +14,8 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from keras_alexnet.config import TrainConfig
-from keras_alexnet.data.cifar10 import CLASS_NAMES, prepare
+from keras_alexnet.data.cifar10 import CLASS_NAMES, PreparedData
+from keras_alexnet.data.image_sets import RunData, load_run_data
 from keras_alexnet.errors import RunDirError
 from keras_alexnet.training.run_dir import CONFIG, HISTORY, METRICS, read_history, read_json
 from keras_alexnet.utils.atomic import atomic_path
@@ -27,6 +28,7 @@ FIGURE_FILES = {
     "confusion": "confusion_matrix.png",
 }
 DPI = 100
+MAX_CONFUSION_CLASSES = 20  # beyond, a confusion matrix figure is unreadable; metrics.json has it
 
 
 def sample_grid(images: np.ndarray, labels: np.ndarray, class_names: Sequence[str] = CLASS_NAMES,
@@ -157,8 +159,9 @@ def save_figure(figure: plt.Figure, path: str) -> str:
 def write_report(run_dir: str, data_dir: Optional[str] = None) -> list[str]:
     """Draws every figure of a finished run into `run_dir`; returns the PNG paths.
 
-    Figures 1–3 use the run's data (`data_dir`, default: the one in `config.json`) and its
-    training split's PCA; Figure 4 uses `history.csv`; the confusion matrix `metrics.json`.
+    Figures 1–3 (CIFAR-10 runs) use the run's data (`data_dir`, default: the one in
+    `config.json`) and its training split's PCA; Figure 4 uses `history.csv`; the confusion
+    matrix `metrics.json`.
 
     Raises:
         RunDirError: `run_dir` lacks `config.json`, `history.csv` or `metrics.json`.
@@ -168,26 +171,27 @@ def write_report(run_dir: str, data_dir: Optional[str] = None) -> list[str]:
         if not os.path.isfile(path):
             raise RunDirError(f"{run_dir} is not a finished run: {os.path.basename(path)} missing")
     config = TrainConfig.from_dict(read_json(paths[CONFIG]))
-    data = prepare(config.replace(data_dir=data_dir or config.data_dir))
+    data = load_run_data(config.replace(data_dir=data_dir or config.data_dir))
     confusion = read_json(paths[METRICS])["confusion_matrix"]
-    return write_figures(run_dir, data.split.x_train, data.split.y_train, data.stats,
-                         read_history(paths[HISTORY]), confusion, config.pad, config.pca_stddev,
-                         config.seed, config.lr_schedule)
+    return write_figures(run_dir, data, read_history(paths[HISTORY]), confusion, config)
 
 
-def write_figures(run_dir: str, images: np.ndarray, labels: np.ndarray, stats,
-                  history: dict[str, Sequence[float]], confusion: Sequence[Sequence[int]],
-                  pad: int = 4, pca_stddev: float = 0.1, seed: int = 0,
-                  lr_schedule: str = "step") -> list[str]:
-    """Writes Figures 1–4 and the confusion matrix into `run_dir`; returns the PNG paths."""
-    figures = {
-        "samples": sample_grid(images, labels),
-        "crop_flip": crop_flip_figure(images[0], pad=pad, seed=seed),
-        "pca_jitter": pca_jitter_figure(images[0], stats.eigenvalues, stats.eigenvectors,
-                                        stddev=pca_stddev, seed=seed),
-        "curves": training_curves(history, lr_schedule),
-        "confusion": confusion_matrix_figure(confusion),
-    }
+def write_figures(run_dir: str, data: RunData, history: dict[str, Sequence[float]],
+                  confusion: Sequence[Sequence[int]], config: TrainConfig) -> list[str]:
+    """Writes the figures of a run on `data` into `run_dir`; returns the PNG paths: Figures 1–4
+    and the confusion matrix for CIFAR-10 in memory; Figure 4 and (up to
+    `MAX_CONFUSION_CLASSES` classes) the confusion matrix for streamed images."""
+    figures = {"curves": training_curves(history, config.lr_schedule)}
+    if isinstance(data, PreparedData):
+        images, labels, stats = data.split.x_train, data.split.y_train, data.stats
+        figures = {
+            "samples": sample_grid(images, labels),
+            "crop_flip": crop_flip_figure(images[0], pad=config.pad, seed=config.seed),
+            "pca_jitter": pca_jitter_figure(images[0], stats.eigenvalues, stats.eigenvectors,
+                                            stddev=config.pca_stddev, seed=config.seed),
+            **figures}
+    if data.num_classes <= MAX_CONFUSION_CLASSES:
+        figures["confusion"] = confusion_matrix_figure(confusion, data.class_names)
     return [save_figure(figure, os.path.join(run_dir, FIGURE_FILES[name]))
             for name, figure in figures.items()]
 

@@ -32,6 +32,17 @@ def test_input_pipeline_reports_both_variants_and_their_ratio(cifar_dir):
         batched["images_per_second"] / per_image["images_per_second"], rel=0.01)
 
 
+def test_paper_pipeline_reports_the_pipeline_the_step_and_their_ratio(cifar_dir):
+    lines = run_benchmark("paper_pipeline.py", "--data-dir", cifar_dir)
+    assert [line["part"] for line in lines] == ["input_pipeline", "train_step", "ratio"]
+    assert all(COMMON <= set(line) for line in lines)
+    pipeline, step, ratio = lines
+    assert pipeline["dataset"] == "jpeg_500x375" and pipeline["batch_size"] == 16
+    assert pipeline["images_per_second"] > 0 and step["images_per_second"] > 0
+    assert ratio["pipeline_over_step"] == pytest.approx(
+        pipeline["images_per_second"] / step["images_per_second"], rel=0.02)
+
+
 def test_train_step_reports_each_precision_with_compile_time(cifar_dir):
     lines = run_benchmark("train_step.py", "--data-dir", cifar_dir, "--steps-per-execution", "2")
     assert [line["precision"] for line in lines] == ["float32", "mixed_bfloat16"]

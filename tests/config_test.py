@@ -19,7 +19,7 @@ def test_defaults_are_the_seed_recipe():
 @pytest.mark.parametrize("field, value", [
     ("epochs", -1), ("epochs", 0), ("batch_size", 0), ("learning_rate", 0.0), ("momentum", 1.0),
     ("weight_decay", -1e-4), ("lr_decay_factor", 0.0), ("global_clipnorm", -2.0),
-    ("validation_size", 0), ("validation_size", 50_000), ("pad", -1), ("pca_stddev", -0.1),
+    ("validation_size", 0), ("pad", -1), ("pca_stddev", -0.1),
     ("init", "xavier"), ("dropout", 1.0), ("train_subset", 0), ("model_name", "a/b"),
     ("verbose", 3),
 ])
@@ -90,6 +90,31 @@ def test_tweaked_and_long_presets_are_alexnets_with_the_recipes_values():
     assert tweaked.batch_size == 128 and tweaked.pad == 4 and tweaked.pca_stddev == 0.1
     long = TrainConfig.from_preset("long")
     assert long.cutout > 0 and 20 < long.epochs <= 100 and long.conv1_stride == 1
+
+
+def test_the_paper_preset_is_the_papers_network_and_recipe():
+    paper = TrainConfig.from_preset("paper")
+    assert (paper.network, paper.init, paper.dataset) == ("paper", "paper", "cifar10")
+    assert (paper.learning_rate, paper.momentum, paper.weight_decay) == (0.01, 0.9, 5e-4)
+    assert (paper.batch_size, paper.epochs, paper.dropout) == (128, 90, 0.5)
+    assert (paper.lr_schedule, paper.lr_decay_factor) == ("plateau", 0.1)
+    assert (paper.test_time_augmentation, paper.global_clipnorm) == ("ten_crop", None)
+    assert paper.model_name == "alexnet_paper" and paper.pca_stddev == 0.1
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"dataset": "imagenet2012"}, "TrainConfig.dataset 'imagenet2012' needs network='paper'"),
+    ({"network": "paper", "batch_norm": True}, "TrainConfig.batch_norm applies to the CIFAR"),
+    ({"network": "paper", "cutout": 8}, "TrainConfig.cutout applies to the CIFAR"),
+    ({"network": "paper", "augmentation": "device"}, "streams its images"),
+    ({"validation_size": 50_000}, "below CIFAR-10's 50000 training images"),
+    ({"network": "resnet"}, "TrainConfig.network must be one of cifar, paper"),
+    ({"lr_patience": -1}, "TrainConfig.lr_patience must be >= 0"),
+])
+def test_the_network_and_the_data_set_go_together(values, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**values)
+    assert TrainConfig(network="paper", dataset="imagenet2012", validation_size=50_000)
 
 
 def test_the_fast_preset_is_a_narrow_alexnet_in_big_bfloat16_steps_on_a_one_cycle_schedule():

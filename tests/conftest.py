@@ -165,3 +165,39 @@ def run_cli_here(capfd, monkeypatch):
         return subprocess.CompletedProcess(args, status, stdout, stderr)
 
     return run
+
+
+def write_image_folder(root, images, labels, class_names):
+    """Writes `images` as PNG files into class sub-folders of `root` (the image-folder layout);
+    returns `root`."""
+    from PIL import Image
+
+    for index, (image, label) in enumerate(zip(images, labels)):
+        folder = os.path.join(root, class_names[label])
+        os.makedirs(folder, exist_ok=True)
+        Image.fromarray(image).save(os.path.join(folder, f"{index:05d}.png"))
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def cifar_image_folder(tmp_path_factory, e2e_data_dir):
+    """CIFAR-10's own images (the real copy when ../shared has it) as a folder data set: 30 PNG
+    files in each of the ten class folders."""
+    from keras_alexnet.data.cifar10 import CLASS_NAMES, load_cifar10
+
+    data = load_cifar10(e2e_data_dir)
+    picks = np.concatenate([np.flatnonzero(data.y_train == label)[:30] for label in range(10)])
+    return write_image_folder(tmp_path_factory.mktemp("folder") / "cifar10_png",
+                              data.x_train[picks], data.y_train[picks], CLASS_NAMES)
+
+
+def interrupt_at(epoch):
+    """A Keras callback that is a Ctrl-C as epoch `epoch` (0-based) begins."""
+    import keras
+
+    class InterruptAt(keras.callbacks.Callback):
+        def on_epoch_begin(self, begun, logs=None):
+            if begun == epoch:
+                raise KeyboardInterrupt
+
+    return InterruptAt()

@@ -26,7 +26,8 @@ NOT_RUN = {
 }
 # These read the CIFAR-10 copy at ../shared/data (CI has one; a user's machine may not).
 NEEDS_SHARED_DATA = {"keras_alexnet.data.cifar10.prepare",
-                     "keras_alexnet.data.cifar10.load_cifar10"}
+                     "keras_alexnet.data.cifar10.load_cifar10",
+                     "keras_alexnet.data.image_sets.load_image_set"}
 
 
 def docstrings_with_examples():

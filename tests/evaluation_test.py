@@ -33,6 +33,39 @@ def test_test_metrics_counts_and_averages():
     assert metrics["per_class_accuracy"] == {"a": 1.0, "b": 0.5, "c": 1.0}
 
 
+def test_top5_accuracy_is_whether_the_true_class_is_among_the_five_most_probable():
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(12), size=500)
+    labels = rng.integers(0, 12, size=500)
+    metrics = evaluation_metrics.test_metrics(probabilities, labels, [str(i) for i in range(12)])
+    top5 = np.argsort(-probabilities, axis=1)[:, :5]
+    expected = np.mean([label in row for label, row in zip(labels, top5)])
+    assert 0.3 < expected < 0.6  # neither always nor never: the check can fail
+    assert metrics["test_top5_accuracy"] == pytest.approx(expected)
+    assert metrics["test_top5_error"] == pytest.approx(1 - expected)
+    assert metrics["test_error"] == pytest.approx(1 - metrics["test_accuracy"])
+    five = evaluation_metrics.test_metrics(probabilities[:, :5], labels % 5, list("abcde"))
+    assert "test_top5_accuracy" not in five  # always 1 with five classes: not reported
+
+
+def test_ten_crop_test_time_augmentation_is_the_ten_crops_of_the_padded_image():
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (3, 8, 8, 3)).astype("float32")
+    weights = rng.normal(size=(8 * 8 * 3, 4))
+
+    def probabilities_of(batch):  # a model that sees every pixel where it is
+        logits = batch.reshape(len(batch), -1) @ weights / 500
+        return np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+
+    padded = np.zeros((3, 12, 12, 3), "float32")
+    padded[:, 2:10, 2:10] = images
+    crops = [padded[:, top:top + 8, left:left + 8]
+             for top, left in ((0, 0), (0, 4), (4, 0), (4, 4), (2, 2))]
+    expected = np.mean([probabilities_of(c) for c in crops + [c[:, :, ::-1] for c in crops]], 0)
+    augmented = test_time.test_time_augmented(probabilities_of, "ten_crop", pad=2)
+    np.testing.assert_allclose(augmented(images), expected, rtol=1e-5)
+
+
 def test_probabilities_do_not_depend_on_the_inference_batch_size():
     """The run's validation and test batches (`eval_batch_size`, 1,000) give what the training
     batch, 128, gives: inference has no batch statistics."""

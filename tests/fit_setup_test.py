@@ -27,7 +27,7 @@ def test_on_the_device_fit_trains_a_wrapper_whose_validation_indices_are_the_val
     assert isinstance(trainer, DeviceAugmentedModel) and trainer.network is model
     assert model.optimizer is trainer.optimizer  # best.keras carries the optimizer being trained
 
-    data_args, pass_counter = fit_data(data.split, layer, config, performance)
+    data_args, pass_counter = fit_data(data, layer, config, performance)
     assert pass_counter is None
     np.testing.assert_array_equal(data_args["x"], np.arange(64))
     val_ids, val_labels = data_args["validation_data"]
@@ -44,7 +44,7 @@ def test_in_the_pipeline_fit_gets_datasets_and_a_pass_counter_from_zero(cifar_di
     assert trainer is model and isinstance(model.optimizer, TorchSGD)
     assert float(model.optimizer.learning_rate) == pytest.approx(config.learning_rate)  # 0.01
 
-    data_args, pass_counter = fit_data(data.split, layer, config, performance)
+    data_args, pass_counter = fit_data(data, layer, config, performance)
     assert int(pass_counter.numpy()) == 0 and data_args["shuffle"] is False
     batches = list(data_args["validation_data"].as_numpy_iterator())
     assert [len(labels) for _, labels in batches] == [25, 15]

@@ -18,9 +18,9 @@ from keras_alexnet.serving.image_bytes import (
     bound_request,
     checked_pixels,
     declared_size,
-    image_format,
     refusal,
 )
+from keras_alexnet.utils.image_files import image_format
 
 
 def decode_bounded(data, index, max_pixels):

@@ -6,7 +6,6 @@ from conftest import run_cli
 from PIL import Image
 
 from keras_alexnet import plots
-from keras_alexnet.data.cifar10 import load_cifar10
 
 HISTORY = {
     "epoch": [0, 1, 2, 3],
@@ -101,12 +100,12 @@ def test_the_augmentation_figures_show_the_image_its_crop_its_flip_and_its_jitte
 
 
 def test_saved_figures_have_their_size_and_are_not_blank(tmp_path, cifar_dir):
-    from keras_alexnet.data.cifar10 import PixelStats
+    from keras_alexnet.config import TrainConfig
+    from keras_alexnet.data.cifar10 import prepare
 
-    data = load_cifar10(cifar_dir)
-    stats = PixelStats.from_images(data.x_train)
-    paths = plots.write_figures(str(tmp_path), data.x_train, data.y_train, stats, HISTORY,
-                                np.eye(10, dtype=int).tolist())
+    data = prepare(TrainConfig(data_dir=cifar_dir, validation_size=100))
+    paths = plots.write_figures(str(tmp_path), data, HISTORY, np.eye(10, dtype=int).tolist(),
+                                TrainConfig())
     expected_inches = {"figure1_samples.png": (10, 4.4), "figure2_crop_flip.png": (6.6, 2.6),
                        "figure3_pca_jitter.png": (13.2, 2.6),
                        "figure4_training_curves.png": (11, 4), "confusion_matrix.png": (13, 5.5)}
@@ -134,7 +133,8 @@ def test_report_command_redraws_a_finished_run(tmp_path, cifar_dir):
     result = run_cli("report", run_dir)
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(run_dir)) == sorted(
-        ["best.keras", "config.json", "history.csv", "metrics.json", *plots.FIGURE_FILES.values()])
+        ["best.keras", "class_names.txt", "config.json", "history.csv", "metrics.json",
+         *plots.FIGURE_FILES.values()])
     # From the run's own config, data, history and metrics, the report draws the same pixels.
     for name, pixels in drawn_by_train.items():
         with Image.open(run_dir / name) as image:

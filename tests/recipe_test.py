@@ -22,6 +22,8 @@ from keras_alexnet.training.run_dir import read_history
 pytestmark = pytest.mark.slow  # every test here trains or starts processes
 
 METRIC_KEYS = {"test_accuracy", "test_accuracy_single_view", "test_time_augmentation", "test_loss",
+               "test_error", "test_top5_accuracy", "test_top5_error",
+               "test_top5_accuracy_single_view", "test_split",
                "per_class_accuracy", "confusion_matrix",
                "best_val_accuracy", "epochs_completed", "train_seconds", "train_images_per_second",
                "phase_seconds", "performance"}
@@ -52,6 +54,11 @@ def test_run_directory_holds_metrics_history_and_checkpoint(run):
     np.add.at(confusion, (data.y_test, predicted), 1)
     assert metrics["confusion_matrix"] == confusion.tolist()
     assert metrics["test_accuracy"] == pytest.approx(np.mean(predicted == data.y_test))
+    top5 = np.argsort(-logits, axis=1)[:, :5]
+    assert metrics["test_top5_accuracy"] == pytest.approx(
+        np.mean((top5 == data.y_test[:, None]).any(axis=1)))
+    assert metrics["test_top5_accuracy_single_view"] == metrics["test_top5_accuracy"]
+    assert metrics["test_split"] == "test"
     logits = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
     log_probabilities = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     assert metrics["test_loss"] == pytest.approx(

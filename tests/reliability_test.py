@@ -13,7 +13,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from conftest import run_cli, write_cifar_dir
+from conftest import interrupt_at, run_cli, write_cifar_dir
 
 from keras_alexnet import TrainConfig
 from keras_alexnet.models.build import build_model
@@ -289,7 +289,7 @@ def interrupted_run(data_dir, tmp_path_factory):
     build = recipe.build_callbacks
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(recipe, "build_callbacks",
-                      lambda *a, **k: [*build(*a, **k), InterruptAt(1)])
+                      lambda *a, **k: [*build(*a, **k), interrupt_at(1)])
         assert cli.main([str(arg) for arg in interrupted_args(data_dir, run_dir)]) == 130
     return run_dir
 
@@ -389,7 +389,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(data_dir, tmp_p
     assert line.startswith("keras-alexnet: error: cannot write (File too large)")
     written = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*")
                      if path.name != "model.keras")
-    assert written == (["run", "run/config.json"] if command == "train"
+    assert written == (["run", "run/class_names.txt", "run/config.json"] if command == "train"
                        else ["sm", "sm/alexnet_cifar10"])
 
 
@@ -428,18 +428,6 @@ def tiny_model():
     return model
 
 
-class InterruptAt(keras.callbacks.Callback):
-    """A Ctrl-C as epoch `epoch` (0-based) begins."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
-
-
 class Snapshot(keras.callbacks.Callback):
     def __init__(self, when):
         super().__init__()
@@ -461,7 +449,7 @@ def test_resumed_fit_gets_back_optimizer_state_and_history_without_duplicates(tm
     first, before = tiny_model(), Snapshot("end")
     with pytest.raises(KeyboardInterrupt):
         first.fit(x, y, batch_size=16, epochs=4, validation_data=(x, y), verbose=0,
-                  callbacks=[*build_callbacks(config), before, InterruptAt(2)])
+                  callbacks=[*build_callbacks(config), before, interrupt_at(2)])
     second, after = tiny_model(), Snapshot("begin")
     resumed_fit(second, x, y, batch_size=16, epochs=4, validation_data=(x, y), verbose=0,
                 callbacks=[*build_callbacks(config), after])
@@ -494,7 +482,7 @@ def interrupted_fit(run_dir):
     before = Snapshot("end")
     with pytest.raises(KeyboardInterrupt):
         tiny_model().fit(x, y, batch_size=16, epochs=4, verbose=0,
-                         callbacks=[*build_callbacks(config), before, InterruptAt(3)])
+                         callbacks=[*build_callbacks(config), before, interrupt_at(3)])
     after = Snapshot("begin")
     resume = functools.partial(resumed_fit, tiny_model(), x, y, batch_size=16, epochs=4,
                                verbose=0, callbacks=[*build_callbacks(config), after])
@@ -532,7 +520,7 @@ def test_backups_every_second_epoch_resume_after_the_last_one_written(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         tiny_model().fit(x, y, batch_size=16, epochs=5, validation_data=(x, y), verbose=0,
-                         callbacks=[*build_callbacks(config), InterruptAt(3)])
+                         callbacks=[*build_callbacks(config), interrupt_at(3)])
     after = Snapshot("begin")
     resumed_fit(tiny_model(), x, y, batch_size=16, epochs=5, validation_data=(x, y), verbose=0,
                 callbacks=[*build_callbacks(config), after])
@@ -549,7 +537,7 @@ def test_the_automatic_schedule_backs_up_nothing_in_a_run_shorter_than_a_minute(
     assert config.checkpoint_every is None
     with pytest.raises(KeyboardInterrupt):
         tiny_model().fit(x, y, batch_size=16, epochs=4, validation_data=(x, y), verbose=0,
-                         callbacks=[*build_callbacks(config), InterruptAt(2)])
+                         callbacks=[*build_callbacks(config), interrupt_at(2)])
     assert sorted(os.listdir(tmp_path)) == ["history.csv"]
     model, after = tiny_model(), Snapshot("begin")
     resumed_fit(model, x, y, batch_size=16, epochs=4, validation_data=(x, y), verbose=0,
@@ -707,7 +695,7 @@ def test_a_resumed_run_saves_a_better_epoch_than_the_one_best_keras_holds(tmp_pa
     with pytest.raises(KeyboardInterrupt):
         tiny_model().fit(x, y, batch_size=16, epochs=6, verbose=0,
                          callbacks=[ScriptedAccuracy({0: 0.5, 1: 0.6, 2: 0.95}),
-                                    *build_callbacks(config), InterruptAt(3)])
+                                    *build_callbacks(config), interrupt_at(3)])
     assert read_history(str(tmp_path / "history.csv"))["val_accuracy"] == [0.5, 0.6, 0.95]
     assert read_best_record(str(tmp_path / "best.keras")) == {"epoch": 1, "val_accuracy": 0.6}
 

@@ -161,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="draw the seed's figures for a finished run")
     report.add_argument("run_dir", metavar="RUN_DIR", help="a train() output directory")
-    report.add_argument("--data-dir", default=None, help="CIFAR-10 copy (default: the run's own)")
+    report.add_argument("--data-dir", default=None,
+                        help="the data's directory (default: the run's own)")
     report.set_defaults(run=run_report, check=lambda args: None)
 
     predict = commands.add_parser("predict",
@@ -178,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model-name", default="alexnet_cifar10",
                          help="model name on the server (default: %(default)s)")
     predict.add_argument("--top-k", type=int, default=1, help="classes to show per image")
+    predict.add_argument("--class-names", default=None, metavar="FILE",
+                         help="the model's class names, one a line, to name the --top-k classes "
+                              "(default: a local --model's own; CIFAR-10's for --server)")
     predict.add_argument("--timeout", type=float, default=10.0,
                          help="seconds the whole request to the server may take (default: "
                               "%(default)s)")

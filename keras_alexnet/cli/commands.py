@@ -15,8 +15,17 @@ from typing import Any, Optional, Sequence
 from keras_alexnet.cli.flags import PROG
 from keras_alexnet.config import TrainConfig, check_packages, check_ten_crop_pad, check_timeout
 from keras_alexnet.errors import ConfigError, ImageError, KerasAlexNetError
-from keras_alexnet.serving.image_bytes import FORMATS, MAX_IMAGE_FILE_BYTES
-from keras_alexnet.training.run_dir import BACKUP, CONFIG, METRICS, check_directory, read_json
+from keras_alexnet.serving.image_bytes import MAX_IMAGE_FILE_BYTES
+from keras_alexnet.training.run_dir import (
+    BACKUP,
+    CLASS_NAMES,
+    CONFIG,
+    METRICS,
+    check_directory,
+    read_class_names,
+    read_json,
+)
+from keras_alexnet.utils.image_files import FORMATS
 from keras_alexnet.utils.native_stderr import native_stderr_silenced
 
 
@@ -47,8 +56,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     result = train(args.config)
     metrics = result.metrics
-    print(f"test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}, "
-          f"best val accuracy {metrics['best_val_accuracy']:.4f}, "
+    print(f"{_test_summary(metrics)}, best val accuracy {metrics['best_val_accuracy']:.4f}, "
           f"{_count(metrics['epochs_completed'], 'epoch')} in {metrics['train_seconds']:.1f} s "
           f"({metrics['train_images_per_second']:.0f} images/s)")
     print(f"run directory: {result.run_dir}")
@@ -91,15 +99,24 @@ def check_evaluate(args: argparse.Namespace) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     from keras_alexnet.evaluation.evaluate import evaluate
 
-    metrics = evaluate(args.model, data_dir=args.data_dir or _run_data_dir(args.model),
-                       batch_size=args.batch_size,
+    config = _run_config(args.model)
+    data_dir = args.data_dir or (config.data_dir if config else None)
+    metrics = evaluate(args.model, data_dir=data_dir, batch_size=args.batch_size,
                        ten_crop=args.ten_crop, ten_crop_pad=args.ten_crop_pad,
-                       test_time_augmentation=args.test_time_augmentation)
+                       test_time_augmentation=args.test_time_augmentation, config=config)
     if args.json:
         print(_json_with_flat_lists(metrics))
     else:
-        print(f"test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}")
+        print(_test_summary(metrics))
     return 0
+
+
+def _test_summary(metrics: dict) -> str:
+    """`test accuracy 0.8123, [top-5 accuracy 0.9912, ]test loss 0.5678`."""
+    top5 = metrics.get("test_top5_accuracy")
+    return (f"test accuracy {metrics['test_accuracy']:.4f}, "
+            + ("" if top5 is None else f"top-5 accuracy {top5:.4f}, ")
+            + f"test loss {metrics['test_loss']:.4f}")
 
 
 def check_export(args: argparse.Namespace) -> None:
@@ -114,17 +131,16 @@ def check_export(args: argparse.Namespace) -> None:
     check_directory(os.path.join(args.saved_models_dir, args.model_name), "model directory")
 
 
-def _run_data_dir(model: str) -> Optional[str]:
-    """The `data_dir` of the run a `.keras` file belongs to (its `config.json`), if it has one:
-    a run is evaluated on the data it was trained with, as `report` draws it."""
+def _run_config(model: str) -> Optional[TrainConfig]:
+    """The `TrainConfig` of the run a `.keras` file belongs to (its `config.json`), if it has
+    one: a run is evaluated on the data it was trained with, as `report` draws it."""
     path = os.path.join(os.path.dirname(model), CONFIG)
     if not model.endswith(".keras") or not os.path.isfile(path):
         return None
     try:
-        data_dir = read_json(path).get("data_dir")
-    except (OSError, ValueError, AttributeError):
+        return TrainConfig.from_dict(read_json(path))
+    except (OSError, ValueError, TypeError, ConfigError):
         return None
-    return data_dir if isinstance(data_dir, str) else None
 
 
 def _json_with_flat_lists(value: Any) -> str:
@@ -140,7 +156,9 @@ def run_export(args: argparse.Namespace) -> int:
     from keras_alexnet.serving.export import export_saved_model
 
     model = load_keras_model(args.model)
+    names = os.path.join(os.path.dirname(args.model), CLASS_NAMES)
     exported = export_saved_model(model, args.saved_models_dir, args.model_name,
+                                  class_names=_class_names(names),
                                   max_image_pixels=args.max_image_pixels,
                                   max_request_pixels=args.max_request_pixels)
     print(f"SavedModel: {exported}")
@@ -155,6 +173,13 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _class_names(path: Optional[str]) -> Sequence[str]:
+    """The class names in a `class_names.txt` file (CIFAR-10's when there is none)."""
+    from keras_alexnet.data.cifar10 import CLASS_NAMES as CIFAR10_CLASS_NAMES
+
+    return read_class_names(path) if path and os.path.isfile(path) else CIFAR10_CLASS_NAMES
+
+
 def _check_flag(check, value: Any, flag: str) -> None:
     """Runs one of `config`'s value checks on a flag's `value`, naming it `flag`."""
     try:
@@ -167,6 +192,8 @@ def check_predict(args: argparse.Namespace) -> None:
     if not 1 <= args.top_k <= 10:
         raise UserError(f"--top-k must be in 1..10, got {args.top_k}")
     _check_flag(check_timeout, args.timeout, "--timeout")
+    if args.class_names is not None and not os.path.isfile(args.class_names):
+        raise UserError(f"--class-names: no file {args.class_names}")
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -176,16 +203,24 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.server:
         predictions = client.predict(args.server, args.model_name,
                                       client.image_bytes_request(encoded), timeout=args.timeout)
+        names = _class_names(args.class_names)
     else:
+        from keras_alexnet.serving.export import saved_model_class_names
+
         predictions = _predict_locally(args.model, args.images, encoded)
+        names = (read_class_names(args.class_names) if args.class_names
+                 else saved_model_class_names(args.model))
+    if predictions and len(names) != len(predictions[0].probabilities):
+        raise UserError(f"the model answers {len(predictions[0].probabilities)} classes, but "
+                        f"{len(names)} class names are known: pass --class-names")
+    tops = [prediction.top_k(args.top_k, names) for prediction in predictions]
     if args.json:
         print(json.dumps([{"image": path, "top": [{"class_name": name, "probability": p}
-                                                  for name, p in prediction.top_k(args.top_k)]}
-                          for path, prediction in zip(args.images, predictions)], indent=2))
+                                                  for name, p in top]}
+                          for path, top in zip(args.images, tops)], indent=2))
     else:
-        for path, prediction in zip(args.images, predictions):
-            top = ", ".join(f"{name} {p:.3f}" for name, p in prediction.top_k(args.top_k))
-            print(f"{path}: {top}")
+        for path, top in zip(args.images, tops):
+            print(f"{path}: {', '.join(f'{name} {p:.3f}' for name, p in top)}")
     return 0
 
 

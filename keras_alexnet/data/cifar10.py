@@ -96,6 +96,16 @@ class PreparedData:
 
     split: Split
     stats: PixelStats
+    class_names: tuple[str, ...] = CLASS_NAMES
+    test_split: str = "test"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def train_size(self) -> int:
+        return len(self.split.x_train)
 
 
 def prepare(config: TrainConfig) -> PreparedData:

@@ -5,7 +5,8 @@ Training: resize the shorter side to 256, random 224×224 crop, horizontal flip,
 α ~ N(0, 0.1), with ImageNet's 0–1-scale eigenvalues ×255) per batch.
 Evaluation: the same resize and the centre 224×224 crop, or, for the paper's 10-crop test, the
 centre 256×256 square from which `evaluation.ten_crop_probabilities` takes its ten 224×224 patches.
-Everything is tf.data, so it needs TensorFlow.
+Everything is tf.data and TensorFlow ops (no Keras layer), so the pipelines feed `fit` on any
+Keras backend; they need TensorFlow.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from keras_alexnet.data.augment import PCAColorJitter
 from keras_alexnet.errors import DataError
 
 SHORTER_SIDE = 256
@@ -27,7 +27,8 @@ IMAGENET_EIGENVECTORS = ((0.4009, 0.7192, -0.5675),
                          (0.4203, -0.6948, -0.5836))
 
 
-def load_tfds(name: str, split: str, data_dir: Optional[str] = None, download: bool = True):
+def load_tfds(name: str, split: str, data_dir: Optional[str] = None, download: bool = True,
+              shuffle_files: bool = False, seed: Optional[int] = None):
     """One split of a tensorflow-datasets image-classification dataset as `(image, label)` pairs.
 
     Args:
@@ -36,6 +37,8 @@ def load_tfds(name: str, split: str, data_dir: Optional[str] = None, download: b
         split: A tfds split, e.g. `"train"`, `"validation"`, `"train[:90%]"`.
         data_dir: tfds' data directory; `None` is tfds' default (`~/tensorflow_datasets`).
         download: Let tfds download and prepare the dataset if it is not there yet.
+        shuffle_files: Read the split's files in a new order every pass (training).
+        seed: Seed of that order.
 
     Returns:
         `(dataset, info)`: a `tf.data.Dataset` of uint8 HWC images of any size with int64 labels,
@@ -54,7 +57,8 @@ def load_tfds(name: str, split: str, data_dir: Optional[str] = None, download: b
 
     try:
         dataset, info = tfds.load(name, split=split, data_dir=data_dir, download=download,
-                                  as_supervised=True, with_info=True)
+                                  as_supervised=True, with_info=True, shuffle_files=shuffle_files,
+                                  read_config=tfds.ReadConfig(shuffle_seed=seed))
     except Exception as error:  # tfds raises many kinds: unknown name, network, manual download.
         raise DataError(f"could not load {name!r} split {split!r} through tensorflow-datasets: "
                         f"{' '.join(str(error).split())}") from error
@@ -62,6 +66,36 @@ def load_tfds(name: str, split: str, data_dir: Optional[str] = None, download: b
         raise DataError(f"{name!r} is not an image-classification dataset "
                         f"(supervised keys {info.supervised_keys})")
     return dataset, info
+
+
+def decode_image_file(path):
+    """The uint8 RGB pixels of one PNG, JPEG or BMP file (its path a string tensor)."""
+    import tensorflow as tf
+
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image.set_shape((None, None, 3))
+    return image
+
+
+def pca_jitter(eigenvalues: Sequence[float], eigenvectors: Sequence[Sequence[float]],
+               stddev: float, seed: Optional[int]):
+    """The paper's PCA colour jitter of a float32 0–255 batch, in TensorFlow ops: per image
+    Δ = V·(255·λ ⊙ α), α ~ N(0, `stddev`), added to every pixel, clipped to 0–255 (as
+    `augment.PCAColorJitter(mode="paper")` on 0–255 pixels, with λ on the 0–1 scale)."""
+    import tensorflow as tf
+
+    generator = (tf.random.Generator.from_seed(seed) if seed is not None
+                 else tf.random.Generator.from_non_deterministic_state())
+    # Δ = V·(s ⊙ α) = α · (V·diag(s))ᵀ for a row vector α.
+    projection = tf.constant((np.asarray(eigenvectors, np.float64)
+                              * (np.asarray(eigenvalues) * 255.0)).T, tf.float32)
+
+    def jitter(images):
+        alpha = generator.normal((tf.shape(images)[0], 3), stddev=stddev)
+        delta = tf.matmul(alpha, projection)
+        return tf.clip_by_value(images + delta[:, None, None, :], 0.0, 255.0)
+
+    return jitter
 
 
 def resize_shorter_side(image, size: int = SHORTER_SIDE):
@@ -104,7 +138,7 @@ def train_dataset(dataset, batch_size: int, crop_size: int = CROP_SIZE,
             ImageNet's are published (Δ = V·(λ ⊙ α) is linear in λ: the jitter multiplies them
             by 255 for the pipeline's 0–255 pixels).
         eigenvectors: The matching eigenvectors (columns).
-        shuffle_buffer: Images in the shuffle buffer.
+        shuffle_buffer: Images in the shuffle buffer; 0 for none (`dataset` comes shuffled).
         seed: Seed of the shuffle, crops, flips and jitter.
 
     Returns:
@@ -120,20 +154,19 @@ def train_dataset(dataset, batch_size: int, crop_size: int = CROP_SIZE,
 
     if crop_size > shorter_side:
         raise ValueError(f"crop_size {crop_size} is larger than shorter_side {shorter_side}")
-    jitter = PCAColorJitter(np.asarray(eigenvalues) * 255.0, eigenvectors, stddev=pca_stddev,
-                            mode="paper", value_range=(0.0, 255.0), seed=seed,
-                            name="pca_color_jitter")
+    jitter = pca_jitter(eigenvalues, eigenvectors, pca_stddev, seed)
 
     def crop_and_flip(image, label):
         image = resize_shorter_side(image, shorter_side)
         image = tf.image.random_crop(image, (crop_size, crop_size, 3), seed=seed)
         return tf.image.random_flip_left_right(image, seed=seed), label
 
+    if shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     return (
-        dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        .map(crop_and_flip, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset.map(crop_and_flip, num_parallel_calls=tf.data.AUTOTUNE)
         .batch(batch_size)
-        .map(lambda images, labels: (jitter(images, training=True), labels),
+        .map(lambda images, labels: (jitter(images) if pca_stddev else images, labels),
              num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )

@@ -9,18 +9,20 @@ from typing import Callable, Optional, Sequence, Union
 import keras
 import numpy as np
 
-from keras_alexnet.config import check_ten_crop_pad
-from keras_alexnet.data.cifar10 import load_cifar10
+from keras_alexnet.config import TrainConfig, check_ten_crop_pad
+from keras_alexnet.data.cifar10 import IMAGE_SHAPE, load_cifar10
+from keras_alexnet.data.image_sets import load_image_set
 from keras_alexnet.errors import ModelError
-from keras_alexnet.evaluation.metrics import predict_probabilities, test_metrics
+from keras_alexnet.evaluation.metrics import predict_probabilities, test_metrics, test_probabilities
 from keras_alexnet.evaluation.model_files import load_keras_model
-from keras_alexnet.evaluation.test_time import ten_crop_probabilities, test_time_augmented
+from keras_alexnet.evaluation.test_time import streamed_probabilities, test_time_augmented
 
 
 def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
              batch_size: int = 500, ten_crop: bool = False, ten_crop_pad: int = 4,
-             test_time_augmentation: str = "none") -> dict:
-    """Evaluates a model on CIFAR-10's 10,000 test images.
+             test_time_augmentation: str = "none", config: Optional[TrainConfig] = None) -> dict:
+    """Evaluates a model on CIFAR-10's 10,000 test images, or on the test images of the data set
+    a paper-network run's `config` names.
 
     Args:
         model: A Keras model, a `.keras` checkpoint path, or a SavedModel directory (a version
@@ -31,11 +33,15 @@ def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
             image zero-padded by `ten_crop_pad` (its training augmentation), so the corners are the
             extreme crop offsets and the centre crop is the image itself.
         ten_crop_pad: Zero padding per side before the 32×32 crops, 0 to 16.
-        test_time_augmentation: `"none"` or `"flip"` (average each image's and its mirror
-            image's probabilities); ten crops hold their mirror images already.
+        test_time_augmentation: `"none"`, `"flip"` (average each image's and its mirror
+            image's probabilities) or `"ten_crop"` (as `ten_crop=True`); ten crops hold their
+            mirror images already.
+        config: The `TrainConfig` of the run the model comes from; with `network="paper"` its
+            data set's test images are used (`data.image_sets`; `data_dir` overrides its
+            `data_dir`), with the paper's test view (ten crops: of the 256×256 centre square).
 
     Returns:
-        The `test_metrics` dict.
+        The `test_metrics` dict (top-5 accuracy and error too for more than five classes).
 
     Example:
 
@@ -43,15 +49,22 @@ def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
     >>> metrics["test_accuracy"], metrics["per_class_accuracy"]["cat"]
     """
     check_ten_crop_pad(ten_crop_pad)
-    probabilities_of = _probability_function(model, batch_size)  # checks the model before the data
+    # The model is checked before the data is read.
+    probabilities_of, image_shape = _probability_function(model, batch_size)
+    mode = "ten_crop" if ten_crop else test_time_augmentation
+    if config is not None and config.network == "paper":
+        config = config.replace(data_dir=data_dir or config.data_dir, eval_batch_size=batch_size,
+                                test_time_augmentation=mode)
+        data = load_image_set(config)
+        _, augmented, labels = test_probabilities(probabilities_of, data, config)
+        return test_metrics(augmented, labels, data.class_names)
+    if image_shape != IMAGE_SHAPE:
+        raise ModelError(f"the model takes {'×'.join(map(str, image_shape))} images, not "
+                         f"CIFAR-10's 32×32×3: evaluate the best.keras of its run, whose "
+                         f"config.json names its data set")
     data = load_cifar10(data_dir)
-    if not ten_crop:
-        probabilities_of = test_time_augmented(probabilities_of, test_time_augmentation)
-        return test_metrics(probabilities_of(data.x_test), data.y_test)
-    pad = [(0, 0), (ten_crop_pad, ten_crop_pad), (ten_crop_pad, ten_crop_pad), (0, 0)]
-    padded = np.pad(data.x_test, pad)
-    return test_metrics(ten_crop_probabilities(probabilities_of, padded, data.x_test.shape[1]),
-                        data.y_test)
+    augmented = test_time_augmented(probabilities_of, mode, pad=ten_crop_pad)
+    return test_metrics(augmented(data.x_test), data.y_test)
 
 
 def evaluate_dataset(model: keras.Model, dataset, class_names: Sequence[str],
@@ -68,36 +81,38 @@ def evaluate_dataset(model: keras.Model, dataset, class_names: Sequence[str],
     Returns:
         The `test_metrics` dict.
     """
-    if ten_crop and crop_size is None:
-        raise ValueError("ten_crop needs crop_size")
-
     def probabilities_of(images: np.ndarray) -> np.ndarray:
         return predict_probabilities(model, images, batch_size=len(images))
 
     batches = dataset.as_numpy_iterator() if hasattr(dataset, "as_numpy_iterator") else dataset
-    probabilities, labels = [], []
-    for images, batch_labels in batches:
-        probabilities.append(ten_crop_probabilities(probabilities_of, images, crop_size)
-                             if ten_crop else probabilities_of(images))
-        labels.append(batch_labels)
-    return test_metrics(np.concatenate(probabilities), np.concatenate(labels), class_names)
+    _, probabilities, labels = streamed_probabilities(
+        probabilities_of, batches, "ten_crop" if ten_crop else "none", crop_size)
+    return test_metrics(probabilities, labels, class_names)
 
 
-def _probability_function(model: Union[str, keras.Model],
-                          batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
-    """Maps uint8 images to class probabilities with a Keras model, `.keras` file or SavedModel."""
+def _probability_function(model: Union[str, keras.Model], batch_size: int
+                          ) -> tuple[Callable[[np.ndarray], np.ndarray], tuple[int, ...]]:
+    """Maps images to class probabilities with a Keras model, `.keras` file or SavedModel; also
+    returns the image shape the model takes."""
     if isinstance(model, keras.Model):
-        return lambda images: predict_probabilities(model, images, batch_size)
+        return (lambda images: predict_probabilities(model, images, batch_size),
+                tuple(model.input_shape[1:]))
     if not os.path.exists(model):
         raise ModelError(f"no model at {model}")
     if os.path.isfile(model):
         if not model.endswith(".keras"):
             raise ModelError(f"{model} is neither a .keras checkpoint nor a SavedModel directory")
         loaded = load_keras_model(model)
-        return lambda images: predict_probabilities(loaded, images, batch_size)
+        return (lambda images: predict_probabilities(loaded, images, batch_size),
+                tuple(loaded.input_shape[1:]))
     from keras_alexnet.serving.export import load_saved_model
 
     serve = load_saved_model(model)
-    return lambda images: np.concatenate([
-        serve(images=images[start:start + batch_size])["probabilities"].numpy()
-        for start in range(0, len(images), batch_size)])
+    (spec,) = serve.structured_input_signature[1].values()
+
+    def served(images: np.ndarray) -> np.ndarray:  # the signature takes uint8 pixels
+        images = np.clip(np.round(images), 0, 255).astype(np.uint8)
+        return np.concatenate([serve(images=images[start:start + batch_size])["probabilities"]
+                               .numpy() for start in range(0, len(images), batch_size)])
+
+    return served, tuple(spec.shape[1:])

@@ -3,7 +3,7 @@ their mirrors)."""
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
@@ -12,9 +12,11 @@ from keras_alexnet.errors import ConfigError
 
 
 def test_time_augmented(probabilities_of: Callable[[np.ndarray], np.ndarray],
-                        mode: str = "none") -> Callable[[np.ndarray], np.ndarray]:
+                        mode: str = "none", pad: int = 4) -> Callable[[np.ndarray], np.ndarray]:
     """`probabilities_of` with test-time augmentation: `"none"` returns it as it is; `"flip"`
-    averages the probabilities of each image and of its left–right mirror image.
+    averages the probabilities of each image and of its left–right mirror image; `"ten_crop"`
+    those of the ten crops of the image zero-padded by `pad` pixels per side (the CIFAR
+    network's: crops of its own size, corners the farthest offsets of its training crops).
 
     Example:
 
@@ -29,6 +31,10 @@ def test_time_augmented(probabilities_of: Callable[[np.ndarray], np.ndarray],
                          f"{', '.join(TEST_TIME_AUGMENTATIONS)}, got {mode!r}")
     if mode == "none":
         return probabilities_of
+    if mode == "ten_crop":
+        return lambda images: ten_crop_probabilities(
+            probabilities_of, np.pad(images, [(0, 0), (pad, pad), (pad, pad), (0, 0)]),
+            images.shape[1])
 
     def flip_averaged(images: np.ndarray) -> np.ndarray:
         mirrored = np.ascontiguousarray(images[:, :, ::-1])
@@ -78,3 +84,32 @@ def ten_crop_probabilities(probabilities_of: Callable[[np.ndarray], np.ndarray],
         probabilities = np.asarray(probabilities_of(np.ascontiguousarray(patch)), dtype=np.float64)
         total = probabilities if total is None else total + probabilities
     return (total / 10).astype(np.float32)
+
+
+def streamed_probabilities(probabilities_of: Callable[[np.ndarray], np.ndarray],
+                           batches: Iterable, mode: str = "none", crop_size: Optional[int] = None
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The single-view and test-time augmented class probabilities, and the labels, of
+    `(images, labels)` batches.
+
+    With `mode="ten_crop"` the batches hold squares larger than the model's input (the paper's
+    256×256, `data.imagenet.eval_dataset(..., ten_crop=True)`): the single view is their centre
+    `crop_size` patch, the augmented view the mean of their ten `crop_size` patches. Otherwise the
+    images are the single view, and `mode` is `test_time_augmented`'s.
+    """
+    if mode == "ten_crop" and crop_size is None:
+        raise ValueError("ten_crop needs crop_size")
+    single, augmented, labels = [], [], []
+    for images, batch_labels in batches:
+        if mode == "ten_crop":
+            top, left = (images.shape[1] - crop_size) // 2, (images.shape[2] - crop_size) // 2
+            view = np.ascontiguousarray(images[:, top:top + crop_size, left:left + crop_size])
+            single.append(probabilities_of(view))
+            augmented.append(ten_crop_probabilities(probabilities_of, images, crop_size))
+        else:
+            single.append(probabilities_of(images))
+            if mode != "none":
+                augmented.append(test_time_augmented(probabilities_of, mode)(images))
+        labels.append(batch_labels)
+    single = np.concatenate(single)
+    return single, np.concatenate(augmented) if augmented else single, np.concatenate(labels)

@@ -46,7 +46,7 @@ from keras_alexnet.serving.export import (
     OUTPUTS,
     SERVING_SIGNATURE,
 )
-from keras_alexnet.serving.image_bytes import FORMATS, image_format
+from keras_alexnet.utils.image_files import FORMATS, image_format
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,9 +68,10 @@ class Prediction:
         return [(class_names[i], float(self.probabilities[i])) for i in order]
 
 
-def images_request(images: np.ndarray) -> dict:
-    """The `serving_default` request body for uint8 images `[N, 32, 32, 3]`."""
-    check_images(images)
+def images_request(images: np.ndarray, image_shape: Sequence[int] = IMAGE_SHAPE) -> dict:
+    """The `serving_default` request body for uint8 images `[N, *image_shape]` (the model's
+    input: 32×32×3 for the CIFAR network, 224×224×3 for the paper's)."""
+    check_images(images, image_shape)
     return {"signature_name": SERVING_SIGNATURE,
             "instances": [{IMAGES_INPUT: image.tolist()} for image in images]}
 
@@ -83,12 +84,12 @@ def image_bytes_request(encoded_images: Sequence[bytes]) -> dict:
                           for data in encoded_images]}
 
 
-def check_images(images: np.ndarray) -> None:
-    """Raises `ImageError` unless `images` are uint8 of shape `[N, 32, 32, 3]`."""
+def check_images(images: np.ndarray, image_shape: Sequence[int] = IMAGE_SHAPE) -> None:
+    """Raises `ImageError` unless `images` are uint8 of shape `[N, *image_shape]`."""
     images = np.asarray(images)
-    if images.dtype != np.uint8 or images.shape[1:] != IMAGE_SHAPE:
-        raise ImageError(f"images must be uint8 of shape [N, 32, 32, 3], got {images.dtype} "
-                         f"{list(images.shape)}")
+    if images.dtype != np.uint8 or images.shape[1:] != tuple(image_shape):
+        raise ImageError(f"images must be uint8 of shape [N, {', '.join(map(str, image_shape))}]"
+                         f", got {images.dtype} {list(images.shape)}")
 
 
 def check_encoded_images(encoded_images: Sequence[bytes]) -> None:
@@ -99,7 +100,7 @@ def check_encoded_images(encoded_images: Sequence[bytes]) -> None:
 
 def check_encoded_image(data: bytes, name: str) -> None:
     """Raises `ImageError` unless `data` begins as a file of a format the exported model
-    decodes (`image_bytes.image_format`)."""
+    decodes (`utils.image_files.image_format`)."""
     if image_format(data) is None:
         raise ImageError(f"{name} is not a {FORMATS} image")
 
@@ -254,16 +255,16 @@ def _shut(connection: http.client.HTTPConnection, expired: threading.Event) -> N
 
 
 def grpc_request(model_name: str, images: Union[np.ndarray, Sequence[bytes]],
-                 version: Optional[int] = None):
-    """A gRPC `PredictRequest`: uint8 images `[N, 32, 32, 3]` go to `serving_default`, a list
-    of encoded PNG, JPEG or BMP images to `classify_image_bytes`."""
+                 version: Optional[int] = None, image_shape: Sequence[int] = IMAGE_SHAPE):
+    """A gRPC `PredictRequest`: uint8 images `[N, *image_shape]` go to `serving_default`, a
+    list of encoded PNG, JPEG or BMP images to `classify_image_bytes`."""
     predict_pb2, _, tf = _grpc_modules()
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     if version is not None:
         request.model_spec.version.value = version
     if isinstance(images, np.ndarray):
-        check_images(images)
+        check_images(images, image_shape)
         request.model_spec.signature_name = SERVING_SIGNATURE
         request.inputs[IMAGES_INPUT].CopyFrom(tf.make_tensor_proto(images, dtype=tf.uint8))
     else:

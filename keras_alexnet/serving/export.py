@@ -4,22 +4,27 @@ Layout: `saved_models_dir/model_name/<version>/` with integer versions, as TF Se
 its model base path. A version is written under a temporary name beside it and renamed into place,
 so TF Serving (which loads any version directory that appears) never sees a half-written export.
 
-Signatures (tag `serve`), both with the same outputs:
+Signatures (tag `serve`), both with the same outputs; S is the model's input side (32 for the
+CIFAR network, 224 for the paper's):
 
 | signature              | input                                                                 |
 |------------------------|-----------------------------------------------------------------------|
-| `serving_default`      | `images`: uint8 [None, 32, 32, 3], raw RGB pixels 0–255               |
+| `serving_default`      | `images`: uint8 [None, S, S, 3], raw RGB pixels 0–255                 |
 | `classify_image_bytes` | `image_bytes`: string [None], encoded PNG, JPEG or BMP images of any   |
 |                        | size within the export's pixel limits (per image, default 4096²; per  |
 |                        | request, default 4 × 4096²; read from the headers before decoding),   |
-|                        | decoded one at a time to RGB and resized to 32×32 (bilinear,          |
-|                        | antialiased)                                                          |
+|                        | decoded one at a time to RGB and brought to S×S (bilinear,            |
+|                        | antialiased): resized (CIFAR network), or the paper's test view,      |
+|                        | the shorter side resized to 256 and the centre 224×224 (paper's)      |
 
 | output          | dtype   | shape      | meaning                                  |
 |-----------------|---------|------------|------------------------------------------|
-| `probabilities` | float32 | [None, 10] | softmax over the classes                 |
+| `probabilities` | float32 | [None, C]  | softmax over the C classes               |
 | `class_id`      | int64   | [None]     | index of the most probable class         |
-| `class_name`    | string  | [None]     | its name (`airplane` … `truck`)          |
+| `class_name`    | string  | [None]     | its name (`airplane` … `truck` for CIFAR-10) |
+
+The class names, one a line, are also in the version's `assets.extra/class_names.txt` (a file
+TF Serving leaves alone), for clients that rank more than the first class.
 
 Both run the model with `training=False`: no augmentation, no dropout; outputs are float32 also
 for a mixed-precision model; an empty batch gets empty outputs. A request is run through the
@@ -46,8 +51,10 @@ from typing import Optional, Sequence
 import keras
 
 from keras_alexnet.config import TrainConfig
-from keras_alexnet.data.cifar10 import CLASS_NAMES, IMAGE_SHAPE
+from keras_alexnet.data.cifar10 import CLASS_NAMES
+from keras_alexnet.data.imagenet import CROP_SIZE, SHORTER_SIDE, center_crop, resize_shorter_side
 from keras_alexnet.errors import ExportError, TrainingError
+from keras_alexnet.models.paper_alexnet import PaperAlexNet
 from keras_alexnet.serving.image_bytes import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_REQUEST_PIXELS,
@@ -59,7 +66,15 @@ from keras_alexnet.serving.versions import (
     remove_abandoned_staging,
     resolve_saved_model,
 )
-from keras_alexnet.training.run_dir import FINAL_MODEL, make_directory
+from keras_alexnet.training.run_dir import (
+    CLASS_NAMES as CLASS_NAMES_FILE,
+)
+from keras_alexnet.training.run_dir import (
+    FINAL_MODEL,
+    make_directory,
+    read_class_names,
+    write_class_names,
+)
 from keras_alexnet.utils.atomic import atomic_path
 from keras_alexnet.utils.native_stderr import native_stderr_silenced
 
@@ -72,6 +87,7 @@ IMAGES_INPUT = "images"
 IMAGE_BYTES_INPUT = "image_bytes"
 OUTPUTS = ("probabilities", "class_id", "class_name")
 SERVING_CHUNK = 256  # images per model call in a signature: memory stays that of 256 images
+EXTRA_ASSETS = "assets.extra"  # files beside a SavedModel that TF Serving does not load
 
 
 def export_saved_model(model: keras.Model, saved_models_dir: str = "saved_models",
@@ -85,11 +101,12 @@ def export_saved_model(model: keras.Model, saved_models_dir: str = "saved_models
     directory appears by one rename, and an exporter that finds its number taken takes the next.
 
     Args:
-        model: A Keras model mapping float32 raw pixels to logits.
+        model: A Keras model mapping float32 raw pixels to logits; its input shape is the
+            signatures' (a `PaperAlexNet` gets the paper's test view of encoded images).
         saved_models_dir: Base directory of all exported models.
         model_name: Model directory name (TF Serving's `--model_name`).
         version: Integer version; `None` takes one more than the highest existing version.
-        class_names: Names returned in the `class_name` output.
+        class_names: Names returned in the `class_name` output, one per logit.
         max_image_pixels: `classify_image_bytes` refuses images whose header declares more
             pixels (width × height) than this, before decoding them.
         max_request_pixels: `classify_image_bytes` refuses a request whose images declare more
@@ -110,6 +127,9 @@ def export_saved_model(model: keras.Model, saved_models_dir: str = "saved_models
                         ("max_request_pixels", max_request_pixels)):
         if not isinstance(limit, int) or limit < 1:
             raise ExportError(f"{name} must be an integer >= 1, got {limit!r}")
+    if len(class_names) != model.output_shape[-1]:
+        raise ExportError(f"the model has {model.output_shape[-1]} classes but "
+                          f"{len(class_names)} class names were given")
     base = os.path.join(saved_models_dir, model_name)
     if version is not None and os.path.exists(os.path.join(base, str(version))):
         raise ExportError(f"{os.path.join(base, str(version))} already exists; "
@@ -122,6 +142,8 @@ def export_saved_model(model: keras.Model, saved_models_dir: str = "saved_models
         archive = _export_archive(model, tf, class_names, max_image_pixels, max_request_pixels)
         with native_stderr_silenced():  # a failed write is logged there too; it raises here
             archive.write_out(staging, verbose=False)
+        os.makedirs(os.path.join(staging, EXTRA_ASSETS))
+        write_class_names(os.path.join(staging, EXTRA_ASSETS, CLASS_NAMES_FILE), class_names)
         return publish(staging, base, version)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -132,6 +154,8 @@ def _export_archive(model: keras.Model, tf, class_names: Sequence[str], max_imag
                     max_request_pixels: int) -> keras.export.ExportArchive:
     """The two serving signatures around `model` (see the module docstring)."""
     names = tf.constant(list(class_names))
+    image_shape = tuple(model.input_shape[1:])
+    side = image_shape[0]
 
     def probabilities_of(images):  # `SERVING_CHUNK` images per model call, one call at a time
         chunks = (tf.shape(images)[0] + SERVING_CHUNK - 1) // SERVING_CHUNK
@@ -161,22 +185,26 @@ def _export_archive(model: keras.Model, tf, class_names: Sequence[str], max_imag
         return tf.cond(tf.shape(images)[0] > 0, run, nothing)
 
     def decode(data):  # an image `bound_request` has checked
-        image = tf.io.decode_image(data, channels=IMAGE_SHAPE[2], expand_animations=False)
-        image = tf.image.resize(image, IMAGE_SHAPE[:2], antialias=True)
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        if isinstance(model, PaperAlexNet):  # the paper's test view
+            image = center_crop(resize_shorter_side(image, round(side * SHORTER_SIDE / CROP_SIZE)),
+                                side)
+        else:
+            image = tf.image.resize(image, image_shape[:2], antialias=True)
         return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
     def classify_image_bytes(image_bytes):
         with tf.control_dependencies([bound_request(image_bytes, max_image_pixels,
                                                     max_request_pixels)]):
             images = tf.map_fn(decode, image_bytes, parallel_iterations=1,
-                               fn_output_signature=tf.TensorSpec(IMAGE_SHAPE, tf.uint8))
+                               fn_output_signature=tf.TensorSpec(image_shape, tf.uint8))
         return classify(images)
 
     archive = keras.export.ExportArchive()
     # Not `archive.track(model)`: the endpoints track the variables they use, and tracking the
     # model too would store every weight a second time (as its Keras variable).
     archive.add_endpoint(SERVING_SIGNATURE, classify,
-                         input_signature=[tf.TensorSpec((None, *IMAGE_SHAPE), tf.uint8,
+                         input_signature=[tf.TensorSpec((None, *image_shape), tf.uint8,
                                                         name=IMAGES_INPUT)])
     archive.add_endpoint(IMAGE_BYTES_SIGNATURE, classify_image_bytes,
                          input_signature=[tf.TensorSpec((None,), tf.string,
@@ -184,16 +212,19 @@ def _export_archive(model: keras.Model, tf, class_names: Sequence[str], max_imag
     return archive
 
 
-def export_or_save(model: keras.Model, config: TrainConfig) -> Optional[str]:
+def export_or_save(model: keras.Model, config: TrainConfig,
+                   class_names: Sequence[str] = CLASS_NAMES) -> Optional[str]:
     """Exports a trained model as `train()` does; returns the version directory or `None`.
 
     On the TensorFlow backend the export runs here. On another backend the model is saved as
     `final.keras` in the run directory and exported by `keras-alexnet export` in a
-    TensorFlow-backend process (TF Serving needs plain TensorFlow ops); without TensorFlow,
-    `final.keras` is left to export on a machine that has it.
+    TensorFlow-backend process (TF Serving needs plain TensorFlow ops), which reads the class
+    names from the run's `class_names.txt`; without TensorFlow, `final.keras` is left to export
+    on a machine that has it.
     """
     if keras.backend.backend() == "tensorflow":
-        return export_saved_model(model, config.saved_models_dir, config.model_name)
+        return export_saved_model(model, config.saved_models_dir, config.model_name,
+                                  class_names=class_names)
     final = os.path.join(config.output_dir, FINAL_MODEL)
     with atomic_path(final) as staging:
         model.save(staging)
@@ -210,10 +241,17 @@ def export_or_save(model: keras.Model, config: TrainConfig) -> Optional[str]:
     return exported.stdout.strip().splitlines()[-1].removeprefix("SavedModel: ")
 
 
+def saved_model_class_names(path: str) -> tuple[str, ...]:
+    """The class names of a SavedModel (or a model directory's newest version) this package
+    exported, in label order (CIFAR-10's for an export that predates `assets.extra`)."""
+    names = os.path.join(resolve_saved_model(path), EXTRA_ASSETS, CLASS_NAMES_FILE)
+    return read_class_names(names) if os.path.isfile(names) else CLASS_NAMES
+
+
 def load_saved_model(path: str, signature: str = SERVING_SIGNATURE):
     """Loads a SavedModel (or a model directory's newest version) and returns one signature.
 
-    The `serving_default` function takes `images=` uint8 `[N, 32, 32, 3]`, the
+    The `serving_default` function takes `images=` uint8 `[N, S, S, 3]`, the
     `classify_image_bytes` function `image_bytes=` string `[N]`; both return the output dict.
     """
     tf = _import_tensorflow()

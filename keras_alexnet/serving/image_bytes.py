@@ -23,30 +23,20 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from keras_alexnet.utils.image_files import (
+    BMP_MAGIC,
+    FORMATS,
+    GIF_MAGIC,
+    JPEG_END,
+    JPEG_MAGIC,
+    JPEG_SCAN,
+    PNG_END,
+    PNG_MAGIC,
+)
+
 DEFAULT_MAX_PIXELS = 4096 * 4096
 DEFAULT_MAX_REQUEST_PIXELS = 4 * DEFAULT_MAX_PIXELS
 MAX_IMAGE_FILE_BYTES = 64 * 2 ** 20  # the most bytes a client reads from one image file
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC
-JPEG_MAGIC = b"\xff\xd8\xff"
-JPEG_SCAN, JPEG_END = b"\xff\xda", b"\xff\xd9"  # the SOS and EOI markers
-GIF_MAGIC = b"GIF8"
-BMP_MAGIC = b"BM"
-# The formats the `classify_image_bytes` signature decodes, by the bytes their files begin with.
-FORMAT_MAGICS = {"PNG": PNG_MAGIC, "JPEG": JPEG_MAGIC, "BMP": BMP_MAGIC}
-FORMATS = "PNG, JPEG or BMP"
-
-
-def image_format(data: bytes) -> Optional[str]:
-    """`"PNG"`, `"JPEG"` or `"BMP"`: the format whose signature `data` begins with, one the
-    exported model decodes; `None` for anything else (a GIF, a text file, nothing).
-
-    Example:
-
-    >>> image_format(PNG_MAGIC + bytes(100)), image_format(b"GIF89a")
-    ('PNG', None)
-    """
-    return next((name for name, magic in FORMAT_MAGICS.items() if data.startswith(magic)), None)
 
 
 def checked_pixels(data, index, max_pixels: int):

@@ -13,7 +13,7 @@ from typing import Optional
 import keras
 import numpy as np
 
-from keras_alexnet.config import TrainConfig
+from keras_alexnet.config import PLATEAU_MAX_DROPS, TrainConfig
 from keras_alexnet.training.checkpoints import (
     BestCheckpoint,
     CheckpointSchedule,
@@ -44,13 +44,10 @@ def build_callbacks(config: TrainConfig, model: Optional[keras.Model] = None
     """
     run_dir = config.output_dir
     resuming = os.path.isdir(os.path.join(run_dir, BACKUP))
-    callbacks = [
-        EpochTimer(),
-        (keras.callbacks.LearningRateScheduler(learning_rate_schedule(config))
-         if config.lr_schedule == "step" else LearningRateLogger()),
-        keras.callbacks.TerminateOnNaN(),
-    ]
-    history = HistoryWriter(os.path.join(run_dir, HISTORY), resume=resuming)
+    history_path = os.path.join(run_dir, HISTORY)
+    callbacks = [EpochTimer(), _learning_rate_callback(config, history_path, resuming),
+                 keras.callbacks.TerminateOnNaN()]
+    history = HistoryWriter(history_path, resume=resuming)
     if config.checkpoint_every == 0:
         return [*callbacks, history, *_tensorboard(config)]
     schedule = CheckpointSchedule(config.checkpoint_every)
@@ -60,6 +57,19 @@ def build_callbacks(config: TrainConfig, model: Optional[keras.Model] = None
             history,
             ResumeBackup(os.path.join(run_dir, BACKUP), schedule),
             *_tensorboard(config)]
+
+
+def _learning_rate_callback(config: TrainConfig, history_path: str,
+                            resuming: bool) -> keras.callbacks.Callback:
+    """The callback that sets (step, plateau) or logs (per-step schedules) the learning rate."""
+    if config.lr_schedule == "step":
+        return keras.callbacks.LearningRateScheduler(learning_rate_schedule(config))
+    if config.lr_schedule == "plateau":
+        lowest = config.scaled_learning_rate * config.lr_decay_factor ** PLATEAU_MAX_DROPS
+        return ResumedReduceLROnPlateau(
+            history_path if resuming else None, monitor="val_accuracy", mode="max",
+            factor=config.lr_decay_factor, patience=config.lr_patience, min_lr=lowest)
+    return LearningRateLogger()
 
 
 def _tensorboard(config: TrainConfig) -> list[keras.callbacks.Callback]:
@@ -134,6 +144,48 @@ class LearningRateLogger(keras.callbacks.Callback):
         if logs is not None:
             rate = self.model.optimizer.learning_rate
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(rate))
+
+
+class ResumedReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+    """`keras.callbacks.ReduceLROnPlateau` that a resumed run continues where the interrupted
+    one left it: its best value and epochs without improvement are counted again from the
+    `history` rows of the epochs before the first one this `fit` runs (the learning rate itself
+    is restored with the optimizer state).
+
+    Args:
+        history: The run's `history.csv` to count from, or `None` (a fresh run).
+        **kwargs: `ReduceLROnPlateau`'s arguments; `mode` must be `"min"` or `"max"`.
+    """
+
+    def __init__(self, history: Optional[str] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.history = history
+        self._replayed = False
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._replayed = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._replayed:
+            return
+        self._replayed = True
+        if self.history is None or not os.path.isfile(self.history):
+            return
+        self._set_monitor_op()
+        for row in read_history_rows(self.history):
+            if int(row["epoch"]) < epoch:
+                self._count(float(row[self.monitor]), float(row["learning_rate"]))
+
+    def _count(self, value: float, learning_rate: float) -> None:
+        """What `on_epoch_end` counts for an epoch's `value` trained at `learning_rate`, without
+        touching the optimizer (the count restarts where it lowered the rate)."""
+        if self._is_improvement(value, self.best):
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience and learning_rate > np.float32(self.min_lr):
+            self.wait = 0
 
 
 class HistoryWriter(keras.callbacks.Callback):

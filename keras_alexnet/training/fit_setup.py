@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, Optional
 
 import keras
 import numpy as np
 
 from keras_alexnet.config import TrainConfig
-from keras_alexnet.data.cifar10 import PreparedData, Split
+from keras_alexnet.data import imagenet
 from keras_alexnet.data.device_pipeline import DeviceAugmentedModel
+from keras_alexnet.data.image_sets import ImageSet, RunData
 from keras_alexnet.data.pipeline import eval_dataset, train_dataset
+from keras_alexnet.evaluation.metrics import TOP_K
 from keras_alexnet.models.build import build_model
 from keras_alexnet.training.devices import place
 from keras_alexnet.training.losses import build_loss
@@ -23,8 +25,8 @@ from keras_alexnet.training.performance import Performance, dtype_policy
 logger = logging.getLogger(__name__)
 
 
-def build_trainer(config: TrainConfig, performance: Performance, data: PreparedData,
-                  augmentation: keras.layers.Layer) -> tuple[keras.Model, keras.Model]:
+def build_trainer(config: TrainConfig, performance: Performance, data: RunData,
+                  augmentation: Optional[keras.layers.Layer]) -> tuple[keras.Model, keras.Model]:
     """The model and what `fit` trains: the model itself, or, with on-device augmentation, a
     `DeviceAugmentedModel` around it; both compiled, in the run's precision and devices."""
     placement = place(config.distribution)
@@ -36,38 +38,59 @@ def build_trainer(config: TrainConfig, performance: Performance, data: PreparedD
                     "execution, augmentation on the %s", performance.accelerator.name, replicas,
                     config.batch_size, performance.mixed_precision, performance.jit_compile,
                     steps, "" if steps == 1 else "s", performance.augmentation)
-    split = data.split
     with dtype_policy(performance.mixed_precision), placement.scope:
-        model = build_model(init=config.init, dropout=config.dropout, mean=data.stats.mean,
-                            std=data.stats.std, seed=config.seed, conv1_stride=config.conv1_stride,
-                            batch_norm=config.batch_norm,
-                            width_multiplier=config.width_multiplier,
-                            dense_units=config.dense_units)
-        trainer = (DeviceAugmentedModel(model, np.concatenate([split.x_train, split.x_val]),
-                                        augmentation)
+        model = build_model(config.network, **network_arguments(config, data))
+        trainer = (DeviceAugmentedModel(model, np.concatenate([data.split.x_train,
+                                                               data.split.x_val]), augmentation)
                    if performance.augmentation == "device" else model)
         compile_for_training(trainer, config, performance,
-                             steps_per_epoch=math.ceil(len(split.x_train) / config.batch_size))
+                             steps_per_epoch=math.ceil(data.train_size / config.batch_size),
+                             num_classes=data.num_classes)
         if trainer is not model:  # best.keras then carries the optimizer state too
-            model.compile(optimizer=trainer.optimizer, loss=trainer.loss, metrics=["accuracy"])
+            model.compile(optimizer=trainer.optimizer, loss=trainer.loss,
+                          metrics=training_metrics(config, data.num_classes))
     return model, trainer
 
 
+def network_arguments(config: TrainConfig, data: RunData) -> dict[str, Any]:
+    """The arguments of `config.network`'s constructor for a run on `data`."""
+    common = {"init": config.init, "dropout": config.dropout, "mean": data.stats.mean,
+              "std": data.stats.std, "seed": config.seed}
+    if config.network == "paper":
+        return {**common, "num_classes": data.num_classes}
+    return {**common, "conv1_stride": config.conv1_stride, "batch_norm": config.batch_norm,
+            "width_multiplier": config.width_multiplier, "dense_units": config.dense_units}
+
+
+def training_metrics(config: TrainConfig, num_classes: int) -> list:
+    """Accuracy, and for the paper's network on more than `TOP_K` classes its top-5 accuracy."""
+    if config.network != "paper" or num_classes <= TOP_K:
+        return ["accuracy"]
+    return ["accuracy",
+            keras.metrics.SparseTopKCategoricalAccuracy(TOP_K, name=f"top{TOP_K}_accuracy")]
+
+
 def compile_for_training(model: keras.Model, config: TrainConfig, performance: Performance,
-                         steps_per_epoch: int) -> None:
-    """Compiles with the run's optimizer and loss, XLA and steps per execution."""
+                         steps_per_epoch: int, num_classes: int) -> None:
+    """Compiles with the run's optimizer, loss and metrics, XLA and steps per execution."""
     model.compile(optimizer=build_optimizer(config, steps_per_epoch), loss=build_loss(config),
-                  metrics=["accuracy"], jit_compile=performance.jit_compile,
+                  metrics=training_metrics(config, num_classes),
+                  jit_compile=performance.jit_compile,
                   steps_per_execution=performance.steps_per_execution)
 
 
-def fit_data(split: Split, augmentation: keras.layers.Layer, config: TrainConfig,
+def fit_data(data: RunData, augmentation: Optional[keras.layers.Layer], config: TrainConfig,
              performance: Performance) -> tuple[dict, Any]:
-    """`fit`'s data arguments, and the training dataset's pass counter (`None` on the device).
+    """`fit`'s data arguments, and the training dataset's pass counter (`None` on the device
+    and for streamed images).
 
     The data is tf.data datasets (pipeline), or indices into the device store that holds the
-    training images followed by the validation images (device).
+    training images followed by the validation images (device); streamed images go through the
+    paper's pipelines (`data.imagenet`).
     """
+    if isinstance(data, ImageSet):
+        return image_set_data(data, config), None
+    split = data.split
     if performance.augmentation == "device":
         train_size = len(split.x_train)
         return {"x": np.arange(train_size, dtype=np.int32), "y": split.y_train,
@@ -83,3 +106,19 @@ def fit_data(split: Split, augmentation: keras.layers.Layer, config: TrainConfig
                                jit_compile=not config.deterministic, next_epoch=next_epoch),
             "validation_data": eval_dataset(split.x_val, split.y_val, config.eval_batch_size),
             "shuffle": False}, next_epoch  # The training dataset shuffles itself every epoch.
+
+
+def image_set_data(data: ImageSet, config: TrainConfig) -> dict:
+    """`fit`'s data arguments for streamed images: the paper's training pipeline (its PCA jitter
+    with the training images' own eigen-decomposition) and centre-crop validation, each
+    repeated, with the steps of one pass: a folder's pipelines skip a corrupt file, so their
+    length is not known to tf.data."""
+    eigenvalues = data.stats.eigenvalues / 255.0 ** 2  # the pipeline takes them on the 0–1 scale
+    train = imagenet.train_dataset(data.train, config.batch_size, pca_stddev=config.pca_stddev,
+                                   eigenvalues=eigenvalues, eigenvectors=data.stats.eigenvectors,
+                                   shuffle_buffer=data.shuffle_buffer, seed=config.seed)
+    validation = imagenet.eval_dataset(data.validation, config.eval_batch_size)
+    return {"x": train.repeat(), "steps_per_epoch": math.ceil(data.train_size / config.batch_size),
+            "validation_data": validation.repeat(),
+            "validation_steps": math.ceil(data.validation_size / config.eval_batch_size),
+            "shuffle": False}

@@ -137,7 +137,8 @@ class LinearWarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
 def learning_rate_per_step(config: TrainConfig, steps_per_epoch: int
                            ) -> Union[float, keras.optimizers.schedules.LearningRateSchedule]:
     """The optimizer's learning rate: for `"step"` the initial value, which
-    `learning_rate_schedule`'s callback replaces each epoch; for `"cosine"`,
+    `learning_rate_schedule`'s callback replaces each epoch; for `"plateau"` the initial value,
+    which `keras.callbacks.ReduceLROnPlateau` lowers; for `"cosine"`,
     `keras.optimizers.schedules.CosineDecay` with a linear warm-up from 0 over `warmup_epochs`,
     reaching 0 at the run's last step; for `"linear"`, `LinearWarmupDecay` over the same steps.
 
@@ -148,7 +149,7 @@ def learning_rate_per_step(config: TrainConfig, steps_per_epoch: int
     0.05
     """
     peak = config.scaled_learning_rate
-    if config.lr_schedule == "step":
+    if config.lr_schedule in ("step", "plateau"):
         return peak
     total = steps_per_epoch * config.epochs
     warmup = round(config.warmup_epochs * steps_per_epoch)

@@ -9,7 +9,8 @@
 | `jit_compile` | Keras' own `"auto"`: XLA where the backend and model support it (the |
 |               | TensorFlow backend leaves it off on a CPU-only machine) |
 | `steps_per_execution` | 1 on a CPU, 32 on an accelerator (fewer callback round trips per epoch) |
-| `augmentation` | `"device"` on the JAX backend, `"pipeline"` (tf.data) on TensorFlow |
+| `augmentation` | `"device"` on the JAX backend, `"pipeline"` (tf.data) on TensorFlow; the |
+|                | paper's network streams its images: always `"pipeline"` |
 | `cpu_threads` | TensorFlow backend without a GPU or TPU: one op at a time on as many threads as |
 |               | the process may use cores (TensorFlow's own pools oversubscribed them) |
 
@@ -101,7 +102,7 @@ def resolve(config: TrainConfig, accelerator: Optional[Accelerator] = None) -> P
         jit_compile=_jit_compile(config),
         steps_per_execution=config.steps_per_execution or (
             1 if accelerator.kind == "cpu" else ACCELERATOR_STEPS_PER_EXECUTION),
-        augmentation=_augmentation(config.augmentation),
+        augmentation=_augmentation(config),
         accelerator=accelerator,
     )
 
@@ -129,8 +130,10 @@ def _jit_compile(config: TrainConfig) -> Union[bool, str]:
     return config.jit_compile
 
 
-def _augmentation(setting: str) -> str:
-    jax = keras.backend.backend() == "jax"
+def _augmentation(config: TrainConfig) -> str:
+    if config.network == "paper":  # streamed images, augmented in TensorFlow ops on any backend
+        return "pipeline"
+    setting, jax = config.augmentation, keras.backend.backend() == "jax"
     if setting == "pipeline" and jax:  # its layers would run JAX ops on tf.data's graph tensors
         raise ConfigError("TrainConfig.augmentation='pipeline' needs the TensorFlow backend; on "
                           "JAX the augmentation runs on the device ('device' or 'auto')")

@@ -16,7 +16,7 @@ import keras
 
 from keras_alexnet.config import TrainConfig, check_packages
 from keras_alexnet.data.augment import build_augmentation
-from keras_alexnet.data.cifar10 import PreparedData, prepare
+from keras_alexnet.data.image_sets import ImageSet, RunData, load_run_data
 from keras_alexnet.errors import ConfigError
 from keras_alexnet.evaluation.metrics import run_metrics
 from keras_alexnet.plots import write_figures
@@ -34,6 +34,7 @@ from keras_alexnet.training.performance import (
 )
 from keras_alexnet.training.process_state import process_state_kept
 from keras_alexnet.training.run_dir import (
+    CLASS_NAMES,
     CONFIG,
     HISTORY,
     METRICS,
@@ -42,6 +43,7 @@ from keras_alexnet.training.run_dir import (
     read_history,
     run_lock,
     stop_if_diverged,
+    write_class_names,
     write_json,
 )
 
@@ -83,7 +85,7 @@ class PhaseClock:
 
 def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
           **overrides) -> TrainResult:
-    """Trains AlexNet on CIFAR-10, tests it and exports a SavedModel.
+    """Trains AlexNet (by default the seed's, on CIFAR-10), tests it and exports a SavedModel.
 
     Writes into `config.output_dir`: `best.keras` (best validation accuracy), `history.csv`,
     `metrics.json`, `config.json` and the seed's figures as PNGs; exports under
@@ -137,13 +139,13 @@ def _train(config: TrainConfig) -> TrainResult:
         use_cpu_threads(config.cpu_threads)
     use_compilation_cache(config.compilation_cache_dir)
     keras.utils.set_random_seed(config.seed)
-    data = prepare(config)
+    data = load_run_data(config)
     clock.lap("data")
     performance = resolve(config)
-    augmentation = build_augmentation(data.stats.eigenvalues, data.stats.eigenvectors,
-                                      pad=config.pad, pca_stddev=config.pca_stddev,
-                                      seed=config.seed, cutout=config.cutout,
-                                      cutout_fill=data.stats.mean)
+    augmentation = None if isinstance(data, ImageSet) else build_augmentation(
+        data.stats.eigenvalues, data.stats.eigenvectors, pad=config.pad,
+        pca_stddev=config.pca_stddev, seed=config.seed, cutout=config.cutout,
+        cutout_fill=data.stats.mean)
     model, trainer = build_trainer(config, performance, data, augmentation)
     clock.lap("build")
 
@@ -152,18 +154,14 @@ def _train(config: TrainConfig) -> TrainResult:
     history = read_history(os.path.join(config.output_dir, HISTORY))
     stop_if_diverged(history, config.output_dir)
 
-    metrics = run_metrics(model, data.split, history, config.test_time_augmentation,
-                          performance.summary(), batch_size=config.eval_batch_size)
+    metrics = run_metrics(model, data, history, config, performance.summary())
     clock.lap("test")
     metrics["phase_seconds"] = {**clock.seconds, "checkpoint_writes": checkpoint_writes}
     write_json(os.path.join(config.output_dir, METRICS), metrics)
     if config.figures:
-        write_figures(config.output_dir, data.split.x_train, data.split.y_train, data.stats,
-                      history, metrics["confusion_matrix"], pad=config.pad,
-                      pca_stddev=config.pca_stddev, seed=config.seed,
-                      lr_schedule=config.lr_schedule)
+        write_figures(config.output_dir, data, history, metrics["confusion_matrix"], config)
     clock.lap("figures")
-    export_dir = export_or_save(model, config) if config.export else None
+    export_dir = export_or_save(model, config, data.class_names) if config.export else None
     clock.lap("export")
     return TrainResult(model, history, metrics, config.output_dir, export_dir,
                        {**metrics["phase_seconds"], **clock.seconds})
@@ -177,14 +175,16 @@ def progress_verbosity(verbose: Union[int, str]) -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
-def fit(trainer: keras.Model, model: keras.Model, data: PreparedData,
-        augmentation: keras.layers.Layer, config: TrainConfig, performance: Performance) -> float:
+def fit(trainer: keras.Model, model: keras.Model, data: RunData,
+        augmentation: Optional[keras.layers.Layer], config: TrainConfig,
+        performance: Performance) -> float:
     """Trains `trainer` for `config.epochs` epochs into the run directory (`config.json`,
-    `history.csv`, `best.keras`, the resume backup); returns the seconds the checkpoint writes
-    took. SIGTERM or SIGINT stop it after the step in progress, backed up
+    `class_names.txt`, `history.csv`, `best.keras`, the resume backup); returns the seconds the
+    checkpoint writes took. SIGTERM or SIGINT stop it after the step in progress, backed up
     (`interruption.StopOnSignal`)."""
     write_json(os.path.join(config.output_dir, CONFIG), config.to_dict())
-    data_args, next_epoch = fit_data(data.split, augmentation, config, performance)
+    write_class_names(os.path.join(config.output_dir, CLASS_NAMES), data.class_names)
+    data_args, next_epoch = fit_data(data, augmentation, config, performance)
     callbacks = build_callbacks(config, model)
     backup = find_resume_backup(callbacks)
     initial_epoch = resume_epoch(trainer, callbacks)

@@ -14,7 +14,7 @@ import os
 import shutil
 import socket
 import time
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 try:
     import fcntl
@@ -27,6 +27,7 @@ from keras_alexnet.utils.atomic import atomic_path
 
 CHECKPOINT = "best.keras"
 FINAL_MODEL = "final.keras"
+CLASS_NAMES = "class_names.txt"  # the run's classes, one a line, in label order
 HISTORY = "history.csv"
 METRICS = "metrics.json"
 CONFIG = "config.json"
@@ -90,6 +91,19 @@ def write_json(path: str, value: Any) -> None:
             json.dump(value, file, indent=2)
 
 
+def read_class_names(path: str) -> tuple[str, ...]:
+    """The class names in a `class_names.txt` file, one a line."""
+    with open(path, encoding="utf-8") as file:
+        return tuple(line.rstrip("\n") for line in file)
+
+
+def write_class_names(path: str, class_names: Sequence[str]) -> None:
+    """Writes `class_names` one a line through a temporary file renamed into place."""
+    with atomic_path(path) as staging:
+        with open(staging, "w", encoding="utf-8") as file:
+            file.writelines(f"{name}\n" for name in class_names)
+
+
 def check_run_dir(config: TrainConfig) -> None:
     """Raises `ConfigError` when `config.output_dir` holds a run that `config` would not
     continue, one that trains something else: interrupted (a backup), or finished or stopped
@@ -130,7 +144,7 @@ def remove_run(run_dir: str) -> None:
     """Removes a run's files from `run_dir`: its backup, checkpoints, history, metrics and
     config (figures are replaced as the next run draws them)."""
     shutil.rmtree(os.path.join(run_dir, BACKUP), ignore_errors=True)
-    for name in (CHECKPOINT, FINAL_MODEL, HISTORY, METRICS, CONFIG):
+    for name in (CHECKPOINT, FINAL_MODEL, HISTORY, METRICS, CONFIG, CLASS_NAMES):
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(run_dir, name))
 

@@ -1,0 +1,137 @@
+"""The data sets a paper-network run streams: a folder of images, tensorflow-datasets, CIFAR-10."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from keras_alexnet.config import TrainConfig
+from keras_alexnet.data.cifar10 import PixelStats, load_cifar10
+from keras_alexnet.data.image_sets import load_image_set, load_run_data
+from keras_alexnet.errors import DataError
+
+
+def paper_config(**values):
+    return TrainConfig.from_preset("paper", **values)
+
+
+def as_arrays(dataset):
+    images, labels = zip(*dataset.as_numpy_iterator())
+    return list(images), np.array(labels)
+
+
+def test_a_folder_is_split_by_a_seeded_permutation_and_decoded_as_its_files(cifar_image_folder):
+    data = load_image_set(paper_config(dataset=cifar_image_folder, validation_size=50))
+    assert data.class_names == tuple(sorted(os.listdir(cifar_image_folder)))
+    assert (data.train_size, data.validation_size, data.test_split) == (250, 50,
+                                                                          "held-out validation")
+    expected = {}  # every file's pixels (read with PIL) and its folder's label
+    for label, name in enumerate(data.class_names):
+        for file in os.listdir(os.path.join(cifar_image_folder, name)):
+            pixels = np.asarray(Image.open(os.path.join(cifar_image_folder, name, file)))
+            expected[pixels.tobytes()] = label
+    train_images, train_labels = as_arrays(data.train)
+    validation_images, validation_labels = as_arrays(data.validation)
+    for images, labels in ((train_images, train_labels), (validation_images, validation_labels)):
+        assert [expected[image.tobytes()] for image in images] == labels.tolist()
+    seen = {image.tobytes() for image in train_images + validation_images}
+    assert len(seen) == 300  # the two splits are disjoint and cover the folder
+    test_images, _ = as_arrays(data.test)
+    assert [image.tobytes() for image in test_images] == [i.tobytes() for i in validation_images]
+    again = load_image_set(paper_config(dataset=cifar_image_folder, validation_size=50))
+    assert [i.tobytes() for i in as_arrays(again.validation)[0]] == [
+        i.tobytes() for i in validation_images]  # seeded
+    other, _ = as_arrays(load_image_set(paper_config(dataset=cifar_image_folder,
+                                                     validation_size=50, seed=1)).validation)
+    assert {i.tobytes() for i in other} != {i.tobytes() for i in validation_images}
+
+
+def test_the_training_files_come_in_a_new_order_each_pass(cifar_image_folder):
+    data = load_image_set(paper_config(dataset=cifar_image_folder, validation_size=50))
+    first, second = ([image.tobytes() for image, _ in data.train.as_numpy_iterator()]
+                     for _ in range(2))
+    assert sorted(first) == sorted(second) and first != second
+
+
+def test_train_subset_and_a_too_large_validation_size(cifar_image_folder):
+    data = load_image_set(paper_config(dataset=cifar_image_folder, validation_size=50,
+                                       train_subset=20))
+    assert data.train_size == 20 and len(as_arrays(data.train)[1]) == 20
+    with pytest.raises(DataError, match="validation_size 300 leaves no training images"):
+        load_image_set(paper_config(dataset=cifar_image_folder, validation_size=300))
+
+
+def test_cifar10_streams_the_seeded_split_and_its_test_images(e2e_data_dir):
+    config = paper_config(data_dir=e2e_data_dir, validation_size=100)
+    data = load_image_set(config)
+    in_memory = load_run_data(config.replace(network="cifar", init="torch",
+                                             test_time_augmentation="none", lr_schedule="step"))
+    images, labels = as_arrays(data.validation)
+    np.testing.assert_array_equal(np.stack(images), in_memory.split.x_val)
+    np.testing.assert_array_equal(labels, in_memory.split.y_val)
+    assert data.test_split == "test" and data.train_size == len(in_memory.split.x_train)
+    assert len(as_arrays(data.test)[1]) == len(load_cifar10(e2e_data_dir).x_test)
+
+
+def test_pixel_statistics_are_those_of_the_first_training_images_resized(tmp_path):
+    from conftest import write_image_folder
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 64, 64, 3), dtype=np.uint8)  # already 64: no resize
+    root = write_image_folder(tmp_path / "set", images, np.arange(40) % 2, ["a", "b"])
+    data = load_image_set(paper_config(dataset=root, validation_size=10))
+    decoded = np.stack(as_arrays(data.train)[0])  # fixed by the seed: the first pass's order
+    stats = PixelStats.from_images(decoded)
+    np.testing.assert_allclose(data.stats.mean, stats.mean, rtol=1e-5)
+    np.testing.assert_allclose(data.stats.eigenvalues, stats.eigenvalues, rtol=1e-4)
+
+
+def stand_in_tfds(data_dir, name, split_sizes, examples):
+    """tfds' stand-in data for `name` (`tfds.testing.mock_data`, `examples` random examples per
+    split read) under a `dataset_info.json` that declares `split_sizes`, as a prepared copy of
+    the data set would (the stand-in data alone declares no splits)."""
+    builder = tfds.builder(name, data_dir=str(data_dir))
+    template = tfds.core.naming.ShardedFileTemplate(
+        data_dir=builder.data_dir, dataset_name=builder.name, filetype_suffix="tfrecord")
+    builder.info.set_splits(tfds.core.SplitDict([
+        tfds.core.SplitInfo(name=split, shard_lengths=[size], num_bytes=0,
+                            filename_template=template.replace(split=split))
+        for split, size in split_sizes.items()]))
+    os.makedirs(builder.data_dir, exist_ok=True)
+    builder.info.write_to_directory(builder.data_dir)
+    return tfds.testing.mock_data(num_examples=examples, data_dir=str(data_dir),
+                                  policy=tfds.testing.MockPolicy.USE_FILES)
+
+
+@pytest.mark.parametrize("name,classes,splits,expected", [
+    # imagenette and imagenet2012 have a validation split and no test split: the last
+    # `validation_size` training images validate, the validation split tests.
+    ("imagenette/320px-v2", 10, {"train": 40, "validation": 9}, (36, 4, "validation")),
+    ("imagenet2012", 1000, {"train": 40, "validation": 9}, (36, 4, "validation")),
+    # a set with both: each is what its name says
+    ("imagenette/320px-v2", 10, {"train": 40, "validation": 9, "test": 7}, (40, 9, "test")),
+])
+def test_tfds_sets_are_split_by_the_splits_they_have(tmp_path, name, classes, splits, expected):
+    with stand_in_tfds(tmp_path, name, splits, examples=3):
+        data = load_image_set(paper_config(dataset=name, data_dir=str(tmp_path),
+                                           validation_size=4))
+        assert (data.train_size, data.validation_size, data.test_split) == expected
+        assert data.num_classes == classes and len(set(data.class_names)) == classes
+        for split in (data.train, data.validation, data.test):
+            images, labels = as_arrays(split)
+            assert len(labels) == 3 and labels.dtype == np.int64
+            assert images[0].dtype == np.uint8 and images[0].shape[-1] == 3
+
+
+def test_a_tfds_set_too_small_for_validation_size_is_one_data_error(tmp_path):
+    with stand_in_tfds(tmp_path, "imagenette/320px-v2", {"train": 4, "validation": 2}, 1):
+        with pytest.raises(DataError, match="validation_size 4 leaves no training images"):
+            load_image_set(paper_config(dataset="imagenette/320px-v2", data_dir=str(tmp_path),
+                                        validation_size=4))
+
+
+def test_a_path_that_is_no_directory_is_one_data_error(tmp_path):
+    with pytest.raises(DataError, match="does not exist or is not a directory"):
+        load_image_set(paper_config(dataset=str(tmp_path / "missing")))
