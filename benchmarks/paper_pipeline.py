@@ -4,10 +4,12 @@ can the pipeline feed the step?
 Pipeline: the one `train(preset="paper")` runs (`data.image_sets` + `data.imagenet`): read and
 decode each file → shorter side to 256 → random 224×224 crop and flip → batch → PCA colour jitter.
 By default on a folder of ImageNet-sized JPEG files (500×375, CIFAR-10 images enlarged), written
-here; `--dataset` takes any folder of class folders or tensorflow-datasets name instead. Step:
+here; `--image-size 256x256` writes them as the paper stored ImageNet (down-sampled to 256×256
+once); `--dataset` takes any folder of class folders or tensorflow-datasets name instead. Step:
 `PaperAlexNet` forward, backward and SGD update on a batch already made, as `fit` runs it.
 
-    python benchmarks/paper_pipeline.py [--dataset DIR|NAME] [--images 2000] [--steps 4] [--quick]
+    python benchmarks/paper_pipeline.py [--dataset DIR|NAME] [--image-size 500x375]
+        [--images 2000] [--steps 4] [--quick]
 
 Prints one JSON line per measurement and their ratio. Not a test: the numbers depend on the
 machine.
@@ -32,21 +34,22 @@ from common import (  # noqa: E402
     images_per_second,
 )
 
-IMAGENET_SIZE = (375, 500)  # height, width of a typical ImageNet photograph
+IMAGENET_SIZE = "500x375"  # width × height of a typical ImageNet photograph
 
 
-def write_jpeg_folder(root: str, count: int, data_dir: str) -> str:
-    """`count` CIFAR-10 training images enlarged to `IMAGENET_SIZE`, as JPEG files in class
-    folders."""
+def write_jpeg_folder(root: str, count: int, data_dir: str, size: str = IMAGENET_SIZE) -> str:
+    """`count` CIFAR-10 training images enlarged to `size` (`"WIDTHxHEIGHT"`), as JPEG files in
+    class folders."""
     from PIL import Image
 
     from keras_alexnet.data.cifar10 import CLASS_NAMES
 
     images, labels, _ = cifar_train_images(data_dir, count)
+    width, height = map(int, size.split("x"))
     for index, (image, label) in enumerate(zip(images, labels)):
         folder = os.path.join(root, CLASS_NAMES[label])
         os.makedirs(folder, exist_ok=True)
-        large = Image.fromarray(image).resize(IMAGENET_SIZE[::-1], Image.BILINEAR)
+        large = Image.fromarray(image).resize((width, height), Image.BILINEAR)
         large.save(os.path.join(folder, f"{index:05d}.jpg"), quality=90)
     return root
 
@@ -96,6 +99,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
                         help="the CIFAR-10 copy the default JPEG files are made from")
     parser.add_argument("--images", type=int, default=2000, help="JPEG files to write")
+    parser.add_argument("--image-size", default=IMAGENET_SIZE,
+                        help="WIDTHxHEIGHT of the JPEG files written (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--passes", type=int, default=3,
                         help="pipeline passes; the first (tracing) is reported apart")
@@ -108,10 +113,10 @@ def main(argv=None) -> None:
 
     with tempfile.TemporaryDirectory(prefix="paper_pipeline_") as scratch:
         dataset = args.dataset or write_jpeg_folder(os.path.join(scratch, "jpeg"), args.images,
-                                                    args.data_dir)
+                                                    args.data_dir, args.image_size)
         passes = pipeline_images_per_second(dataset, args.batch_size, args.passes)
     pipeline = float(np.median(passes[1:] or passes))
-    emit("paper_pipeline", part="input_pipeline", dataset=args.dataset or "jpeg_500x375",
+    emit("paper_pipeline", part="input_pipeline", dataset=args.dataset or f"jpeg_{args.image_size}",
          batch_size=args.batch_size, images_per_second=round(pipeline, 1),
          first_pass_images_per_second=round(passes[0], 1),
          passes_images_per_second=[round(rate, 1) for rate in passes[1:]])
