@@ -63,9 +63,8 @@ class TrainConfig:
             when the validation accuracy has not improved for `lr_patience` epochs, at most
             three times; `keras.callbacks.ReduceLROnPlateau`), `"cosine"` (per step: a linear
             warm-up from 0 to `learning_rate` over `warmup_epochs`, then a cosine decay to 0 at
-            the last step) or
-            `"linear"` (per step: the same warm-up, then a straight line to 0 at the last step;
-            a triangular, one-cycle schedule).
+            the last step) or `"linear"` (per step: the same warm-up, then a straight line to 0
+            at the last step; a triangular, one-cycle schedule).
         lr_patience: Epochs without a better validation accuracy before the `"plateau"`
             schedule lowers the learning rate.
         warmup_epochs: Epochs of linear warm-up of the `"cosine"` and `"linear"` schedules.

@@ -116,6 +116,26 @@ def test_predict_top_5_names_the_five_most_probable_classes(paper_run, run_cli_h
         probabilities[expected].tolist(), abs=1e-6)
 
 
+def test_predict_names_the_top_5_of_a_model_of_another_number_of_classes(tmp_path, run_cli_here):
+    """A paper export of 12 classes (not CIFAR-10's 10): predicted locally, named by its own
+    class names."""
+    from keras_alexnet.models.build import build_model
+    from keras_alexnet.serving.export import export_saved_model
+
+    names = [f"class_{letter}" for letter in "abcdefghijkl"]
+    model = build_model("paper", num_classes=12, seed=0)
+    version = export_saved_model(model, str(tmp_path / "saved"), "twelve", class_names=names)
+    path = tmp_path / "photo.png"
+    path.write_bytes(tf.io.encode_png(np.full((30, 40, 3), 90, np.uint8)).numpy())
+    result = run_cli_here("predict", "--model", version, "--top-k", "5", "--json", path)
+    assert result.returncode == 0, result.stderr
+    probabilities = load_saved_model(version, IMAGE_BYTES_SIGNATURE)(
+        image_bytes=tf.constant([path.read_bytes()]))["probabilities"].numpy()[0]
+    (answer,) = json.loads(result.stdout)
+    assert [row["class_name"] for row in answer["top"]] == [
+        names[i] for i in np.argsort(-probabilities)[:5]]
+
+
 def test_evaluate_reports_the_runs_top5_on_its_own_data(paper_run, run_cli_here):
     metrics = json.load(open(os.path.join(paper_run["run"], "metrics.json")))
     result = run_cli_here("evaluate", os.path.join(paper_run["run"], "best.keras"), "--ten-crop",

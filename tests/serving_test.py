@@ -219,6 +219,16 @@ def row(probabilities=None, class_id=3, class_name="cat"):
     return {"probabilities": probabilities, "class_id": class_id, "class_name": class_name}
 
 
+def test_an_answer_of_another_number_of_classes_is_read_when_that_number_is_given():
+    probabilities = [0.5 / 999] * 1000
+    probabilities[7] = 0.5 + 0.5 / 999
+    body = {"predictions": [row(probabilities, class_id=7, class_name="n01")]}
+    (prediction,) = client.parse_predictions(body, 1, num_classes=1000)
+    assert prediction.class_id == 7 and len(prediction.probabilities) == 1000
+    with pytest.raises(client.ServingError, match="prediction 0 does not have 10 probabilities"):
+        client.parse_predictions(body, 1)  # CIFAR-10's ten unless told
+
+
 def streamed_forever(connection):
     connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                        b"Transfer-Encoding: chunked\r\n\r\n")

@@ -18,7 +18,7 @@ from keras_alexnet.errors import ConfigError, ImageError, KerasAlexNetError
 from keras_alexnet.serving.image_bytes import MAX_IMAGE_FILE_BYTES
 from keras_alexnet.training.run_dir import (
     BACKUP,
-    CLASS_NAMES,
+    CLASS_NAMES_FILE,
     CONFIG,
     METRICS,
     check_directory,
@@ -156,7 +156,7 @@ def run_export(args: argparse.Namespace) -> int:
     from keras_alexnet.serving.export import export_saved_model
 
     model = load_keras_model(args.model)
-    names = os.path.join(os.path.dirname(args.model), CLASS_NAMES)
+    names = os.path.join(os.path.dirname(args.model), CLASS_NAMES_FILE)
     exported = export_saved_model(model, args.saved_models_dir, args.model_name,
                                   class_names=_class_names(names),
                                   max_image_pixels=args.max_image_pixels,
@@ -201,18 +201,16 @@ def run_predict(args: argparse.Namespace) -> int:
 
     encoded = [_read_image_file(path) for path in args.images]
     if args.server:
-        predictions = client.predict(args.server, args.model_name,
-                                      client.image_bytes_request(encoded), timeout=args.timeout)
         names = _class_names(args.class_names)
+        predictions = client.predict(args.server, args.model_name,
+                                     client.image_bytes_request(encoded), timeout=args.timeout,
+                                     num_classes=len(names))
     else:
         from keras_alexnet.serving.export import saved_model_class_names
 
-        predictions = _predict_locally(args.model, args.images, encoded)
         names = (read_class_names(args.class_names) if args.class_names
                  else saved_model_class_names(args.model))
-    if predictions and len(names) != len(predictions[0].probabilities):
-        raise UserError(f"the model answers {len(predictions[0].probabilities)} classes, but "
-                        f"{len(names)} class names are known: pass --class-names")
+        predictions = _predict_locally(args.model, args.images, encoded, len(names))
     tops = [prediction.top_k(args.top_k, names) for prediction in predictions]
     if args.json:
         print(json.dumps([{"image": path, "top": [{"class_name": name, "probability": p}
@@ -247,7 +245,8 @@ def _read_image_file(path: str) -> bytes:
     return data
 
 
-def _predict_locally(model: str, paths: Sequence[str], encoded: Sequence[bytes]):
+def _predict_locally(model: str, paths: Sequence[str], encoded: Sequence[bytes],
+                     num_classes: int):
     import tensorflow as tf
 
     from keras_alexnet.serving.client import predictions_from_outputs
@@ -262,7 +261,7 @@ def _predict_locally(model: str, paths: Sequence[str], encoded: Sequence[bytes])
             # some runs; the Python error below is the one line the user gets.
             with native_stderr_silenced():
                 outputs = classify(image_bytes=tf.constant([data]))
-            predictions += predictions_from_outputs(outputs)
+            predictions += predictions_from_outputs(outputs, num_classes=num_classes)
         except tf.errors.InvalidArgumentError as error:
             reason = refusal(error.message)
             detail = (reason.split("] ", 1)[-1] if reason

@@ -45,7 +45,8 @@ class ImageSet:
     Attributes:
         name: `TrainConfig.dataset`.
         class_names: The class names in label order.
-        train: The training images (unshuffled).
+        train: The training images (in one order, or, for a folder or a tfds set, their files
+            in a new order each pass).
         validation: The validation images.
         test: The test images.
         train_size: Images in `train`.

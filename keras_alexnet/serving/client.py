@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import http.client
 import json
+import math
 import socket
 import threading
 import urllib.parse
@@ -37,7 +38,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from keras_alexnet.config import check_timeout
-from keras_alexnet.data.cifar10 import CLASS_NAMES, IMAGE_SHAPE
+from keras_alexnet.data.cifar10 import CLASS_NAMES, IMAGE_SHAPE, NUM_CLASSES
 from keras_alexnet.errors import ImageError, ServingError
 from keras_alexnet.serving.export import (
     IMAGE_BYTES_INPUT,
@@ -105,21 +106,23 @@ def check_encoded_image(data: bytes, name: str) -> None:
         raise ImageError(f"{name} is not a {FORMATS} image")
 
 
-def predictions_from_outputs(outputs: dict, count: Optional[int] = None) -> list[Prediction]:
+def predictions_from_outputs(outputs: dict, count: Optional[int] = None,
+                             num_classes: int = NUM_CLASSES) -> list[Prediction]:
     """One `Prediction` per image from a signature's batched outputs (arrays or tensors),
     checked as `parse_predictions` checks an answer (`count`: the images sent)."""
     columns = [np.asarray(outputs[name]) for name in OUTPUTS]
     rows = [{"probabilities": probabilities.tolist(), "class_id": class_id.item(),
              "class_name": name.decode(errors="replace")}
             for probabilities, class_id, name in zip(*columns)]
-    return parse_predictions({"predictions": rows}, count)
+    return parse_predictions({"predictions": rows}, count, num_classes)
 
 
-def parse_predictions(body, count: Optional[int] = None) -> list[Prediction]:
+def parse_predictions(body, count: Optional[int] = None,
+                      num_classes: int = NUM_CLASSES) -> list[Prediction]:
     """Reads a TF Serving `predict` answer, checked: one row per image sent (`count`, when
-    given), each with `len(CLASS_NAMES)` finite probabilities in [0, 1] summing to 1, and the
-    `class_id` of the largest. Raises `ServingError` for an `{"error": …}` body or any other
-    answer."""
+    given), each with `num_classes` (CIFAR-10's 10 unless given) finite probabilities in [0, 1]
+    summing to 1, and the `class_id` of the largest. Raises `ServingError` for an
+    `{"error": …}` body or any other answer."""
     if isinstance(body, dict) and "error" in body:
         raise ServingError(f"TF Serving: {str(body['error'])[:500]}")
     rows = body.get("predictions") if isinstance(body, dict) else None
@@ -128,13 +131,13 @@ def parse_predictions(body, count: Optional[int] = None) -> list[Prediction]:
     if count is not None and len(rows) != count:
         raise ServingError(f"TF Serving answered {len(rows)} predictions for {count} "
                            f"image{'' if count == 1 else 's'}")
-    return [_prediction(row, index) for index, row in enumerate(rows)]
+    return [_prediction(row, index, num_classes) for index, row in enumerate(rows)]
 
 
 PROBABILITY_SUM_TOLERANCE = 1e-3
 
 
-def _prediction(row, index: int) -> Prediction:
+def _prediction(row, index: int, num_classes: int) -> Prediction:
     """The `Prediction` of answer row `index`; `ServingError` saying what is wrong with it."""
     def wrong(what: str) -> ServingError:
         return ServingError(f"unexpected TF Serving answer: prediction {index} {what}")
@@ -142,16 +145,16 @@ def _prediction(row, index: int) -> Prediction:
     if not isinstance(row, dict):
         raise wrong("is not an object")
     probabilities, class_id = row.get("probabilities"), row.get("class_id")
-    if (not isinstance(probabilities, list) or len(probabilities) != len(CLASS_NAMES)
+    if (not isinstance(probabilities, list) or len(probabilities) != num_classes
             or not all(isinstance(p, (int, float)) and not isinstance(p, bool)
                        for p in probabilities)):
-        raise wrong(f"does not have {len(CLASS_NAMES)} probabilities")
+        raise wrong(f"does not have {num_classes} probabilities")
     values = np.asarray(probabilities, np.float64)
     if (not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 1
             or abs(values.sum() - 1) > PROBABILITY_SUM_TOLERANCE):
         raise wrong("has probabilities that are not a distribution")
     if (not isinstance(class_id, int) or isinstance(class_id, bool)
-            or not 0 <= class_id < len(CLASS_NAMES) or values[class_id] != values.max()):
+            or not 0 <= class_id < num_classes or values[class_id] != values.max()):
         raise wrong(f"has class_id {class_id!r}, not that of its largest probability")
     if not isinstance(row.get("class_name"), str):
         raise wrong("has no class_name")
@@ -168,13 +171,15 @@ ANSWER_BYTES_PER_IMAGE = 4096  # a row of 10 probabilities, indented: ~0.5 kB
 ANSWER_BYTES_BASE = 65536  # and an error message
 
 
-def answer_limit(count: int) -> int:
-    """The most bytes read of TF Serving's answer for `count` images."""
-    return ANSWER_BYTES_BASE + ANSWER_BYTES_PER_IMAGE * count
+def answer_limit(count: int, num_classes: int = NUM_CLASSES) -> int:
+    """The most bytes read of TF Serving's answer for `count` images of `num_classes` classes:
+    `ANSWER_BYTES_PER_IMAGE` for every 10 classes of each image."""
+    per_image = ANSWER_BYTES_PER_IMAGE * math.ceil(num_classes / NUM_CLASSES)
+    return ANSWER_BYTES_BASE + per_image * count
 
 
 def predict(server: str, model_name: str, payload: dict, version: Optional[int] = None,
-            timeout: float = 10.0) -> list[Prediction]:
+            timeout: float = 10.0, num_classes: int = NUM_CLASSES) -> list[Prediction]:
     """Sends a request body to TF Serving's REST API and returns one `Prediction` per instance.
 
     The whole exchange (connecting, sending, the answer's last byte) takes at most `timeout`
@@ -187,6 +192,7 @@ def predict(server: str, model_name: str, payload: dict, version: Optional[int] 
         payload: A body from `images_request` or `image_bytes_request`.
         version: A model version; `None` lets TF Serving pick its newest.
         timeout: Seconds the whole request may take.
+        num_classes: The classes the model answers (CIFAR-10's 10 unless given).
 
     Raises:
         ConfigError: `timeout` is not a positive finite number.
@@ -196,7 +202,8 @@ def predict(server: str, model_name: str, payload: dict, version: Optional[int] 
     check_timeout(timeout)
     url = predict_url(server, model_name, version)
     count = len(payload["instances"])
-    status, data = _post(url, json.dumps(payload).encode("utf-8"), timeout, answer_limit(count))
+    status, data = _post(url, json.dumps(payload).encode("utf-8"), timeout,
+                         answer_limit(count, num_classes))
     try:
         body = json.loads(data)
     except (ValueError, RecursionError):  # too deep a nesting raises RecursionError
@@ -207,7 +214,7 @@ def predict(server: str, model_name: str, payload: dict, version: Optional[int] 
                            + (f": {str(message)[:500]}" if message else ""))
     if body is None:
         raise ServingError(f"TF Serving at {url} did not answer with JSON")
-    return parse_predictions(body, count)
+    return parse_predictions(body, count, num_classes)
 
 
 def _post(url: str, body: bytes, timeout: float, limit: int) -> tuple[int, bytes]:
@@ -276,7 +283,8 @@ def grpc_request(model_name: str, images: Union[np.ndarray, Sequence[bytes]],
 
 
 def predict_grpc(target: str, model_name: str, images: Union[np.ndarray, Sequence[bytes]],
-                 version: Optional[int] = None, timeout: float = 10.0) -> list[Prediction]:
+                 version: Optional[int] = None, timeout: float = 10.0,
+                 num_classes: int = NUM_CLASSES) -> list[Prediction]:
     """Sends `grpc_request(model_name, images)` to TF Serving's gRPC port (e.g. `localhost:8500`).
 
     The answer may be at most `answer_limit(N)` bytes for N images, and is checked as
@@ -293,7 +301,7 @@ def predict_grpc(target: str, model_name: str, images: Union[np.ndarray, Sequenc
 
     check_timeout(timeout)
     request = grpc_request(model_name, images, version)
-    options = [("grpc.max_receive_message_length", answer_limit(len(images)))]
+    options = [("grpc.max_receive_message_length", answer_limit(len(images), num_classes))]
     with grpc.insecure_channel(target, options=options) as channel:
         try:
             response = service.PredictionServiceStub(channel).Predict(request, timeout=timeout)
@@ -303,7 +311,7 @@ def predict_grpc(target: str, model_name: str, images: Union[np.ndarray, Sequenc
     outputs = {name: tf.make_ndarray(tensor) for name, tensor in response.outputs.items()}
     if set(outputs) != set(OUTPUTS):
         raise ServingError(f"unexpected TF Serving answer: outputs {sorted(outputs)}")
-    return predictions_from_outputs(outputs, len(images))
+    return predictions_from_outputs(outputs, len(images), num_classes)
 
 
 def _grpc_modules():

@@ -67,9 +67,7 @@ from keras_alexnet.serving.versions import (
     resolve_saved_model,
 )
 from keras_alexnet.training.run_dir import (
-    CLASS_NAMES as CLASS_NAMES_FILE,
-)
-from keras_alexnet.training.run_dir import (
+    CLASS_NAMES_FILE,
     FINAL_MODEL,
     make_directory,
     read_class_names,

@@ -34,7 +34,7 @@ from keras_alexnet.training.performance import (
 )
 from keras_alexnet.training.process_state import process_state_kept
 from keras_alexnet.training.run_dir import (
-    CLASS_NAMES,
+    CLASS_NAMES_FILE,
     CONFIG,
     HISTORY,
     METRICS,
@@ -183,7 +183,7 @@ def fit(trainer: keras.Model, model: keras.Model, data: RunData,
     checkpoint writes took. SIGTERM or SIGINT stop it after the step in progress, backed up
     (`interruption.StopOnSignal`)."""
     write_json(os.path.join(config.output_dir, CONFIG), config.to_dict())
-    write_class_names(os.path.join(config.output_dir, CLASS_NAMES), data.class_names)
+    write_class_names(os.path.join(config.output_dir, CLASS_NAMES_FILE), data.class_names)
     data_args, next_epoch = fit_data(data, augmentation, config, performance)
     callbacks = build_callbacks(config, model)
     backup = find_resume_backup(callbacks)

@@ -27,7 +27,7 @@ from keras_alexnet.utils.atomic import atomic_path
 
 CHECKPOINT = "best.keras"
 FINAL_MODEL = "final.keras"
-CLASS_NAMES = "class_names.txt"  # the run's classes, one a line, in label order
+CLASS_NAMES_FILE = "class_names.txt"  # the run's classes, one a line, in label order
 HISTORY = "history.csv"
 METRICS = "metrics.json"
 CONFIG = "config.json"
@@ -144,7 +144,7 @@ def remove_run(run_dir: str) -> None:
     """Removes a run's files from `run_dir`: its backup, checkpoints, history, metrics and
     config (figures are replaced as the next run draws them)."""
     shutil.rmtree(os.path.join(run_dir, BACKUP), ignore_errors=True)
-    for name in (CHECKPOINT, FINAL_MODEL, HISTORY, METRICS, CONFIG, CLASS_NAMES):
+    for name in (CHECKPOINT, FINAL_MODEL, HISTORY, METRICS, CONFIG, CLASS_NAMES_FILE):
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(run_dir, name))
 
