@@ -12,7 +12,7 @@ import numpy as np
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.data.cifar10 import CLASS_NAMES
 from keras_alexnet.data.image_sets import ImageSet, RunData
-from keras_alexnet.evaluation.test_time import streamed_probabilities, test_time_augmented
+from keras_alexnet.evaluation.test_time import streamed_probabilities, test_time_views
 
 TOP_K = 5  # the paper's second measure: the true class among the five most probable
 
@@ -102,7 +102,5 @@ def test_probabilities(probabilities_of, data: RunData,
         batches = eval_dataset(data.test, config.eval_batch_size, ten_crop=mode == "ten_crop")
         return streamed_probabilities(probabilities_of, batches.as_numpy_iterator(), mode,
                                       CROP_SIZE)
-    x_test, y_test = data.split.x_test, data.split.y_test
-    single = probabilities_of(x_test)
-    augmented = test_time_augmented(probabilities_of, mode, pad=config.pad)
-    return single, single if augmented is probabilities_of else augmented(x_test), y_test
+    return (*test_time_views(probabilities_of, data.split.x_test, mode, pad=config.pad),
+            data.split.y_test)

@@ -10,6 +10,8 @@ import numpy as np
 from keras_alexnet.config import TEST_TIME_AUGMENTATIONS
 from keras_alexnet.errors import ConfigError
 
+CENTRE_CROP = 4  # the centre patch's place among `ten_crops`
+
 
 def test_time_augmented(probabilities_of: Callable[[np.ndarray], np.ndarray],
                         mode: str = "none", pad: int = 4) -> Callable[[np.ndarray], np.ndarray]:
@@ -31,18 +33,37 @@ def test_time_augmented(probabilities_of: Callable[[np.ndarray], np.ndarray],
                          f"{', '.join(TEST_TIME_AUGMENTATIONS)}, got {mode!r}")
     if mode == "none":
         return probabilities_of
-    if mode == "ten_crop":
-        return lambda images: ten_crop_probabilities(
-            probabilities_of, np.pad(images, [(0, 0), (pad, pad), (pad, pad), (0, 0)]),
-            images.shape[1])
+    return lambda images: test_time_views(probabilities_of, images, mode, pad=pad)[1]
 
-    def flip_averaged(images: np.ndarray) -> np.ndarray:
-        mirrored = np.ascontiguousarray(images[:, :, ::-1])
-        total = (np.asarray(probabilities_of(images), np.float64)
-                 + np.asarray(probabilities_of(mirrored), np.float64))
-        return (total / 2).astype(np.float32)
 
-    return flip_averaged
+def test_time_views(probabilities_of: Callable[[np.ndarray], np.ndarray], images: np.ndarray,
+                    mode: str, pad: int = 4, crop_size: Optional[int] = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The single-view and the test-time augmented class probabilities of a batch, each view
+    predicted once (the single view is the flip's unmirrored image, the ten crops' centre).
+
+    `mode` is `test_time_augmented`'s. For `"ten_crop"` with `crop_size`, `images` are squares
+    larger than the model's input (the paper's 256×256, `data.imagenet.eval_dataset(...,
+    ten_crop=True)`) and the single view is their centre `crop_size` patch; without it, they are
+    padded by `pad` and cropped back to their own size (the CIFAR network's).
+    """
+    if mode == "none":
+        single = probabilities_of(images)
+        return single, single
+    if mode == "flip":
+        single = probabilities_of(images)
+        mirrored = probabilities_of(np.ascontiguousarray(images[:, :, ::-1]))
+        total = np.asarray(single, np.float64) + np.asarray(mirrored, np.float64)
+        return single, (total / 2).astype(np.float32)
+    if crop_size is None:
+        crop_size = images.shape[1]
+        images = np.pad(images, [(0, 0), (pad, pad), (pad, pad), (0, 0)])
+    views = [np.asarray(probabilities_of(np.ascontiguousarray(patch)), dtype=np.float64)
+             for patch in ten_crops(images, crop_size)]
+    total = views[0].copy()
+    for view in views[1:]:
+        total += view
+    return views[CENTRE_CROP].astype(np.float32), (total / 10).astype(np.float32)
 
 
 def ten_crops(images: np.ndarray, crop_size: int) -> Iterator[np.ndarray]:
@@ -79,11 +100,7 @@ def ten_crop_probabilities(probabilities_of: Callable[[np.ndarray], np.ndarray],
     >>> ten_crop_probabilities(uniform, padded, 32).shape
     (5, 10)
     """
-    total = None
-    for patch in ten_crops(images, crop_size):
-        probabilities = np.asarray(probabilities_of(np.ascontiguousarray(patch)), dtype=np.float64)
-        total = probabilities if total is None else total + probabilities
-    return (total / 10).astype(np.float32)
+    return test_time_views(probabilities_of, images, "ten_crop", crop_size=crop_size)[1]
 
 
 def streamed_probabilities(probabilities_of: Callable[[np.ndarray], np.ndarray],
@@ -92,24 +109,15 @@ def streamed_probabilities(probabilities_of: Callable[[np.ndarray], np.ndarray],
     """The single-view and test-time augmented class probabilities, and the labels, of
     `(images, labels)` batches.
 
-    With `mode="ten_crop"` the batches hold squares larger than the model's input (the paper's
-    256×256, `data.imagenet.eval_dataset(..., ten_crop=True)`): the single view is their centre
-    `crop_size` patch, the augmented view the mean of their ten `crop_size` patches. Otherwise the
-    images are the single view, and `mode` is `test_time_augmented`'s.
+    `mode` and `crop_size` are `test_time_views`'; for `"ten_crop"` the batches hold squares
+    larger than the model's input and `crop_size` is required.
     """
     if mode == "ten_crop" and crop_size is None:
         raise ValueError("ten_crop needs crop_size")
     single, augmented, labels = [], [], []
     for images, batch_labels in batches:
-        if mode == "ten_crop":
-            top, left = (images.shape[1] - crop_size) // 2, (images.shape[2] - crop_size) // 2
-            view = np.ascontiguousarray(images[:, top:top + crop_size, left:left + crop_size])
-            single.append(probabilities_of(view))
-            augmented.append(ten_crop_probabilities(probabilities_of, images, crop_size))
-        else:
-            single.append(probabilities_of(images))
-            if mode != "none":
-                augmented.append(test_time_augmented(probabilities_of, mode)(images))
+        views = test_time_views(probabilities_of, images, mode, crop_size=crop_size)
+        single.append(views[0])
+        augmented.append(views[1])
         labels.append(batch_labels)
-    single = np.concatenate(single)
-    return single, np.concatenate(augmented) if augmented else single, np.concatenate(labels)
+    return np.concatenate(single), np.concatenate(augmented), np.concatenate(labels)
