@@ -22,7 +22,7 @@ from keras_alexnet.training.run_dir import (
     CONFIG,
     METRICS,
     check_directory,
-    read_class_names,
+    class_names_in,
     read_json,
 )
 from keras_alexnet.utils.image_files import FORMATS
@@ -158,7 +158,7 @@ def run_export(args: argparse.Namespace) -> int:
     model = load_keras_model(args.model)
     names = os.path.join(os.path.dirname(args.model), CLASS_NAMES_FILE)
     exported = export_saved_model(model, args.saved_models_dir, args.model_name,
-                                  class_names=_class_names(names),
+                                  class_names=class_names_in(names),
                                   max_image_pixels=args.max_image_pixels,
                                   max_request_pixels=args.max_request_pixels)
     print(f"SavedModel: {exported}")
@@ -171,13 +171,6 @@ def run_report(args: argparse.Namespace) -> int:
     for path in write_report(args.run_dir, data_dir=args.data_dir):
         print(path)
     return 0
-
-
-def _class_names(path: Optional[str]) -> Sequence[str]:
-    """The class names in a `class_names.txt` file (CIFAR-10's when there is none)."""
-    from keras_alexnet.data.cifar10 import CLASS_NAMES as CIFAR10_CLASS_NAMES
-
-    return read_class_names(path) if path and os.path.isfile(path) else CIFAR10_CLASS_NAMES
 
 
 def _check_flag(check, value: Any, flag: str) -> None:
@@ -201,14 +194,14 @@ def run_predict(args: argparse.Namespace) -> int:
 
     encoded = [_read_image_file(path) for path in args.images]
     if args.server:
-        names = _class_names(args.class_names)
+        names = class_names_in(args.class_names)
         predictions = client.predict(args.server, args.model_name,
                                      client.image_bytes_request(encoded), timeout=args.timeout,
                                      num_classes=len(names))
     else:
         from keras_alexnet.serving.export import saved_model_class_names
 
-        names = (read_class_names(args.class_names) if args.class_names
+        names = (class_names_in(args.class_names) if args.class_names
                  else saved_model_class_names(args.model))
         predictions = _predict_locally(args.model, args.images, encoded, len(names))
     tops = [prediction.top_k(args.top_k, names) for prediction in predictions]

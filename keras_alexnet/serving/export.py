@@ -69,8 +69,8 @@ from keras_alexnet.serving.versions import (
 from keras_alexnet.training.run_dir import (
     CLASS_NAMES_FILE,
     FINAL_MODEL,
+    class_names_in,
     make_directory,
-    read_class_names,
     write_class_names,
 )
 from keras_alexnet.utils.atomic import atomic_path
@@ -242,8 +242,7 @@ def export_or_save(model: keras.Model, config: TrainConfig,
 def saved_model_class_names(path: str) -> tuple[str, ...]:
     """The class names of a SavedModel (or a model directory's newest version) this package
     exported, in label order (CIFAR-10's for an export that predates `assets.extra`)."""
-    names = os.path.join(resolve_saved_model(path), EXTRA_ASSETS, CLASS_NAMES_FILE)
-    return read_class_names(names) if os.path.isfile(names) else CLASS_NAMES
+    return class_names_in(os.path.join(resolve_saved_model(path), EXTRA_ASSETS, CLASS_NAMES_FILE))
 
 
 def load_saved_model(path: str, signature: str = SERVING_SIGNATURE):

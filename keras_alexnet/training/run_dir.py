@@ -14,7 +14,7 @@ import os
 import shutil
 import socket
 import time
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 try:
     import fcntl
@@ -22,6 +22,7 @@ except ImportError:  # Windows
     fcntl = None
 
 from keras_alexnet.config import TrainConfig
+from keras_alexnet.data.cifar10 import CLASS_NAMES
 from keras_alexnet.errors import ConfigError, RunDirError, TrainingDiverged
 from keras_alexnet.utils.atomic import atomic_path
 
@@ -95,6 +96,12 @@ def read_class_names(path: str) -> tuple[str, ...]:
     """The class names in a `class_names.txt` file, one a line."""
     with open(path, encoding="utf-8") as file:
         return tuple(line.rstrip("\n") for line in file)
+
+
+def class_names_in(path: Optional[str]) -> tuple[str, ...]:
+    """The class names in the `class_names.txt` file at `path`, or CIFAR-10's where there is
+    none (a run or an export made before the file was written, or no path)."""
+    return read_class_names(path) if path and os.path.isfile(path) else CLASS_NAMES
 
 
 def write_class_names(path: str, class_names: Sequence[str]) -> None:
