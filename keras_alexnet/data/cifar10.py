@@ -96,8 +96,15 @@ class PreparedData:
 
     split: Split
     stats: PixelStats
-    class_names: tuple[str, ...] = CLASS_NAMES
-    test_split: str = "test"
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return CLASS_NAMES
+
+    @property
+    def test_split(self) -> str:
+        """Which images the test metrics come from (as `ImageSet.test_split`)."""
+        return "test"
 
     @property
     def num_classes(self) -> int:

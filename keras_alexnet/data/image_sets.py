@@ -43,7 +43,6 @@ class ImageSet:
     """A data set as three unbatched `tf.data.Dataset`s of `(uint8 HWC image, int64 label)`.
 
     Attributes:
-        name: `TrainConfig.dataset`.
         class_names: The class names in label order.
         train: The training images (in one order, or, for a folder or a tfds set, their files
             in a new order each pass).
@@ -59,7 +58,6 @@ class ImageSet:
             tfds set's files; 0: no buffer).
     """
 
-    name: str
     class_names: tuple[str, ...]
     train: Any
     validation: Any
@@ -115,7 +113,7 @@ def _cifar10(config: TrainConfig) -> ImageSet:
     prepared = prepare(config)
     split = prepared.split
     slices = tf.data.Dataset.from_tensor_slices
-    return ImageSet(CIFAR10, CLASS_NAMES, slices((split.x_train, split.y_train)),
+    return ImageSet(CLASS_NAMES, slices((split.x_train, split.y_train)),
                     slices((split.x_val, split.y_val)), slices((split.x_test, split.y_test)),
                     len(split.x_train), len(split.x_val), "test", prepared.stats,
                     len(split.x_train))
@@ -188,7 +186,7 @@ def _image_set(config: TrainConfig, class_names, train, validation, test,
         return image, tf.cast(label, tf.int64)
 
     train, validation, test = (split.map(cast) for split in (train, validation, test))
-    return ImageSet(config.dataset, tuple(class_names), train, validation, test, *sizes,
+    return ImageSet(tuple(class_names), train, validation, test, *sizes,
                     test_split, sample_stats(train), shuffle_buffer)
 
 
