@@ -22,6 +22,7 @@ from keras_alexnet.errors import (
     ImageError,
     KerasAlexNetError,
     ModelError,
+    PeerLost,
     ServingError,
     TrainingDiverged,
     TrainingError,
@@ -51,7 +52,7 @@ _LAZY = {
 
 __all__ = ["ConfigError", "DataError", "ExportError", "ImageError", "KerasAlexNetError",
            "ModelError", "ServingError", "TrainConfig", "TrainingDiverged",
-           "TrainingError", "presets", *_LAZY]
+           "PeerLost", "TrainingError", "presets", *_LAZY]
 
 
 def __getattr__(name):

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 INITS = ("torch", "paper")
 NETWORKS = ("cifar", "paper")
 CIFAR10 = "cifar10"  # the default data set, held in memory as the seed's recipe needs
-DISTRIBUTIONS = ("auto", "mirrored", "tpu", "none")
+DISTRIBUTIONS = ("auto", "mirrored", "tpu", "multi_host", "none")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 JIT_COMPILE = ("auto", True, False)  # Keras' `jit_compile` values
 AUGMENTATION_PLACES = ("auto", "pipeline", "device")
@@ -113,8 +113,10 @@ class TrainConfig:
             and one of the same config is continued from its backup or trained again.
         train_subset: Train on only the first N images of the training split (smoke runs).
         tensorboard: Also write TensorBoard logs to `output_dir/logs`.
-        distribution: `"auto"` (a TPU runtime's TPU, else all GPUs when there are several, else
-            one device), `"mirrored"`, `"tpu"` or `"none"`; `batch_size` stays the global batch.
+        distribution: `"auto"` (several processes when the environment starts this one as one
+            of them, else a TPU runtime's TPU, else all GPUs when there are several, else one
+            device), `"mirrored"`, `"tpu"`, `"multi_host"` (several processes, JAX: see
+            `training.multi_host`) or `"none"`; `batch_size` stays the global batch.
         linear_lr_scaling: Scale the learning rate by `batch_size / 128` (the linear scaling
             rule); off by default, so the learning rate is never changed silently.
         deterministic: Reproducible runs: seeded, TensorFlow op determinism on one thread per

@@ -54,6 +54,13 @@ class TrainingError(KerasAlexNetError, RuntimeError):
     """Training could not finish (the loss diverged, or the export after it failed)."""
 
 
+class PeerLost(TrainingError):
+    """Another process of a multi-host run stopped (it died, or ended with its own error), so
+    this one cannot go on (exit status 75: start every process again to resume)."""
+
+    exit_status = 75
+
+
 class TrainingDiverged(TrainingError):
     """The loss became NaN or infinite (exit status 3: not bad input; try a lower learning
     rate)."""

@@ -4,9 +4,10 @@
 Errors in what the user gave (a bad flag or value, missing or corrupt data, a missing model) end
 with one `keras-alexnet: error: …` line and exit status 2, before anything is written; a run
 whose loss diverged ends with such a line and status 3, one stopped by SIGTERM or SIGINT with a
-line saying how to resume and status 75 or 130. The parser is built here; `flags` turns
-`TrainConfig`'s fields into `train` flags and `commands` holds what each command checks and
-does.
+line saying how to resume and status 75 or 130, a process of a multi-host run whose peer stopped
+with such a line and status 75 (at once: JAX's own exit would wait for the lost peer). The parser
+is built here; `flags` turns `TrainConfig`'s fields into `train` flags and `commands` holds what
+each command checks and does.
 TensorFlow's C++ start-up messages (oneDNN, CUDA probing), which no environment variable silences
 in TF 2.21, are dropped while it is imported; Python warnings and errors still show.
 """
@@ -40,8 +41,9 @@ from keras_alexnet.cli.flags import (
     shown,
     value_parser,
 )
+from keras_alexnet.cli.watcher import needs_watcher, run_watched
 from keras_alexnet.config import MAX_TEN_CROP_PAD, PRESETS, TEST_TIME_AUGMENTATIONS, TrainConfig
-from keras_alexnet.errors import KerasAlexNetError, TrainingStopped, disk_full_reason
+from keras_alexnet.errors import KerasAlexNetError, PeerLost, TrainingStopped, disk_full_reason
 from keras_alexnet.serving.image_bytes import DEFAULT_MAX_PIXELS, DEFAULT_MAX_REQUEST_PIXELS
 from keras_alexnet.utils.native_stderr import native_stderr_silenced
 
@@ -61,6 +63,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.check(args)  # every flag, before TensorFlow or JAX is imported
+        if args.command == "train" and needs_watcher():  # another process of a multi-host run
+            return run_watched(sys.argv[1:] if argv is None else list(argv))
         if args.command == "export" and "keras" not in sys.modules:
             # A SavedModel of plain TensorFlow ops (what TF Serving runs) comes from the
             # TensorFlow backend, whatever backend trained the weights.
@@ -73,6 +77,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except TrainingStopped as stopped:
         print(f"{PROG}: {stopped}", file=sys.stderr)
         return stopped.exit_status
+    except PeerLost as lost:  # at exit JAX would wait for the lost process, then abort
+        print(f"{PROG}: error: {_one_line(lost)}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(lost.exit_status)
     except KerasAlexNetError as error:  # the user's input; anything else is a bug and raises
         print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
         return error.exit_status

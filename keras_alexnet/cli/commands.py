@@ -56,6 +56,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     result = train(args.config)
     metrics = result.metrics
+    if not metrics:  # another process than process 0 of a multi-host run, which writes the run
+        print(f"trained {_count(len(result.history['epoch']), 'epoch')}; process 0 tests and "
+              f"writes the run")
+        return 0
     print(f"{_test_summary(metrics)}, best val accuracy {metrics['best_val_accuracy']:.4f}, "
           f"{_count(metrics['epochs_completed'], 'epoch')} in {metrics['train_seconds']:.1f} s "
           f"({metrics['train_images_per_second']:.0f} images/s)")

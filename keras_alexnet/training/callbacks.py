@@ -30,12 +30,14 @@ from keras_alexnet.training.run_dir import (
 from keras_alexnet.utils.random_draws import epoch_counter, seed_states, set_counter
 
 
-def build_callbacks(config: TrainConfig, model: Optional[keras.Model] = None
-                    ) -> list[keras.callbacks.Callback]:
+def build_callbacks(config: TrainConfig, model: Optional[keras.Model] = None,
+                    writes: bool = True) -> list[keras.callbacks.Callback]:
     """The run's callbacks, in the order they must run at the end of each epoch.
 
     `model` is the model `best.keras` holds (default: the one being fit); with on-device
     augmentation it is the network inside the `DeviceAugmentedModel` that `fit` trains.
+    Without `writes` (the other processes of a multi-host run), only those that set the
+    learning rate and stop a diverged run, and a `ResumeBackup` that only restores.
 
     On a resumed run (`output_dir/backup` exists) `checkpoints.resume_epoch` restores the weights
     and the optimizer state, and `fit` starts at the epoch it returns; `HistoryWriter` keeps the
@@ -49,8 +51,10 @@ def build_callbacks(config: TrainConfig, model: Optional[keras.Model] = None
                  keras.callbacks.TerminateOnNaN()]
     history = HistoryWriter(history_path, resume=resuming)
     if config.checkpoint_every == 0:
-        return [*callbacks, history, *_tensorboard(config)]
+        return [*callbacks, history, *_tensorboard(config)] if writes else callbacks
     schedule = CheckpointSchedule(config.checkpoint_every)
+    if not writes:
+        return [*callbacks, ResumeBackup(os.path.join(run_dir, BACKUP), schedule, writes=False)]
     return [*callbacks, schedule,
             BestCheckpoint(os.path.join(run_dir, CHECKPOINT), resume=resuming, model=model,
                            schedule=schedule),
@@ -107,7 +111,8 @@ class EpochKeyedDraws(keras.callbacks.Callback):
     fit (dropout, and augmentation run on the device) to `e`'s own (`random_draws`). When the
     first epoch of this `fit` begins (a resumed run's is not 0) it also sets `next_epoch`, the
     counter of the training dataset's passes (`data.train_dataset`), which keys the shuffle
-    order and the input pipeline's augmentation; the passes then count themselves. When `fit`
+    order and the input pipeline's augmentation (or `data.device_pipeline.IndexBatches`'
+    order); the passes then count themselves. When `fit`
     shuffles arrays itself (the on-device path: image indices), Keras draws each epoch's order
     from NumPy's global generator on the JAX backend: with a `seed`, that generator is seeded
     from `(seed, e)` as epoch `e` begins.

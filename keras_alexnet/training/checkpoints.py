@@ -16,6 +16,7 @@ from typing import Callable, Iterator, Optional, Sequence
 import h5py
 import keras
 
+from keras_alexnet.training.multi_host import host_side
 from keras_alexnet.utils.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -109,6 +110,8 @@ class ResumeBackup(keras.callbacks.Callback):
     Args:
         backup_dir: Where the backup lives (removed when training completes).
         schedule: The `CheckpointSchedule`, earlier in the callback list.
+        writes: Write and remove backups; `False` only restores (the other processes of a
+            multi-host run, from process 0's backup: `multi_host.shared_run_files`).
 
     Example:
 
@@ -122,10 +125,11 @@ class ResumeBackup(keras.callbacks.Callback):
     [0, 1, 2]
     """
 
-    def __init__(self, backup_dir: str, schedule: CheckpointSchedule):
+    def __init__(self, backup_dir: str, schedule: CheckpointSchedule, writes: bool = True):
         super().__init__()
         self.backup_dir = backup_dir
         self.schedule = schedule
+        self.writes = writes
         self.latest = os.path.join(backup_dir, "latest.weights.h5")
         self.previous = os.path.join(backup_dir, "previous.weights.h5")
 
@@ -155,18 +159,19 @@ class ResumeBackup(keras.callbacks.Callback):
     def write(self, epochs: int) -> None:
         """Writes a backup of the model's present state as the end of `epochs` epochs."""
         os.makedirs(self.backup_dir, exist_ok=True)
-        with atomic_path(self.latest, previous=self.previous, fsync=True) as staging:
+        with atomic_path(self.latest, previous=self.previous, fsync=True) as staging, host_side():
             self.model.save_weights(staging)
             with h5py.File(staging, "a") as file:
                 file.attrs[BACKUP_EPOCHS] = epochs
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.schedule.due and not self.schedule.is_last(epoch):
+        if self.writes and self.schedule.due and not self.schedule.is_last(epoch):
             with self.schedule.writing():
                 self.write(epoch + 1)
 
     def on_train_end(self, logs=None):
-        shutil.rmtree(self.backup_dir, ignore_errors=True)
+        if self.writes:
+            shutil.rmtree(self.backup_dir, ignore_errors=True)
 
 
 def find_resume_backup(callbacks: Sequence[keras.callbacks.Callback]) -> Optional[ResumeBackup]:
@@ -236,7 +241,7 @@ class BestCheckpoint(keras.callbacks.Callback):
             return
         self.best = value
         writing = self.schedule.writing() if self.schedule else contextlib.nullcontext()
-        with writing, atomic_path(self.path) as staging:
+        with writing, atomic_path(self.path) as staging, host_side():
             (self.saved_model or self.model).save(staging)
             with zipfile.ZipFile(staging, "a") as archive:
                 archive.writestr(BEST_RECORD, json.dumps({"epoch": epoch, self.monitor: value}))

@@ -1,5 +1,6 @@
 """Where training runs: one device, all GPUs (`tf.distribute.MirroredStrategy`), a TPU
-(`tf.distribute.TPUStrategy`), or, on the JAX backend, `keras.distribution.DataParallel`.
+(`tf.distribute.TPUStrategy`), or, on the JAX backend, `keras.distribution.DataParallel` over the
+devices of this process or of every process of a multi-host run (`multi_host`).
 
 The recipe's batch size is the GLOBAL batch: with N replicas each one sees `batch_size / N`
 images per step, and the gradients are summed across replicas before the update, so the update is
@@ -17,6 +18,7 @@ import keras
 
 from keras_alexnet.config import DISTRIBUTIONS, check_choice
 from keras_alexnet.errors import ConfigError
+from keras_alexnet.training.multi_host import NEEDS_JAX
 
 
 @dataclasses.dataclass
@@ -32,9 +34,11 @@ def place(distribution: str = "auto") -> Placement:
     """Picks the distribution for this machine and backend.
 
     Args:
-        distribution: `"auto"` (a TPU if this is a TPU runtime, else all GPUs when there are
+        distribution: `"auto"` (every process's devices when this process has joined others,
+            `multi_host.join`; else a TPU if this is a TPU runtime, else all GPUs when there are
             several, else one device), `"mirrored"` (all local GPUs, or all local devices),
-            `"tpu"`, or `"none"` (the default device).
+            `"tpu"`, `"multi_host"` (every device of every process, JAX), or `"none"` (the
+            default device).
 
     Returns:
         A `Placement`; build and compile the model inside `placement.scope`.
@@ -61,6 +65,8 @@ def place(distribution: str = "auto") -> Placement:
 def _place_tensorflow(distribution: str) -> Placement:
     import tensorflow as tf
 
+    if distribution == "multi_host":
+        raise ConfigError(NEEDS_JAX)
     if distribution in ("auto", "tpu"):
         strategy = _tpu_strategy(required=distribution == "tpu")
         if strategy is not None:
@@ -89,6 +95,10 @@ def _tpu_strategy(required: bool):
 
 
 def _place_jax(distribution: str) -> Placement:
+    import jax
+
+    if distribution == "multi_host" or (distribution == "auto" and jax.process_count() > 1):
+        return _place_multi_host()
     if distribution == "tpu":
         devices = keras.distribution.list_devices("tpu")
         if not devices:
@@ -99,3 +109,13 @@ def _place_jax(distribution: str) -> Placement:
         return Placement("none", 1, contextlib.nullcontext())
     keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
     return Placement("data_parallel", len(devices), contextlib.nullcontext())
+
+
+def _place_multi_host() -> Placement:
+    """Every device of every process, each process feeding its own share of each global batch
+    (`multi_host.ProcessShard`), so Keras must not shard the data again."""
+    devices = keras.distribution.list_devices()
+    distribution = keras.distribution.DataParallel(devices=devices)
+    distribution.auto_shard_dataset = False
+    keras.distribution.set_distribution(distribution)
+    return Placement("multi_host", len(devices), contextlib.nullcontext())

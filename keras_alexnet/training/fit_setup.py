@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Optional
+import sys
+from typing import Any, Optional, Union
 
 import keras
 import numpy as np
 
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.data import imagenet
-from keras_alexnet.data.device_pipeline import DeviceAugmentedModel
+from keras_alexnet.data.device_pipeline import DeviceAugmentedModel, IndexBatches
 from keras_alexnet.data.image_sets import ImageSet, RunData
 from keras_alexnet.data.pipeline import eval_dataset, train_dataset
+from keras_alexnet.data.process_shard import ONE_PROCESS, ProcessShard
 from keras_alexnet.evaluation.metrics import TOP_K
 from keras_alexnet.models.build import build_model
-from keras_alexnet.training.devices import place
+from keras_alexnet.training.devices import Placement, place
 from keras_alexnet.training.losses import build_loss
 from keras_alexnet.training.optimizer import build_optimizer
 from keras_alexnet.training.performance import Performance, dtype_policy
@@ -26,10 +28,13 @@ logger = logging.getLogger(__name__)
 
 
 def build_trainer(config: TrainConfig, performance: Performance, data: RunData,
-                  augmentation: Optional[keras.layers.Layer]) -> tuple[keras.Model, keras.Model]:
+                  augmentation: Optional[keras.layers.Layer],
+                  placement: Optional[Placement] = None) -> tuple[keras.Model, keras.Model]:
     """The model and what `fit` trains: the model itself, or, with on-device augmentation, a
-    `DeviceAugmentedModel` around it; both compiled, in the run's precision and devices."""
-    placement = place(config.distribution)
+    `DeviceAugmentedModel` around it; both compiled, in the run's precision and devices
+    (`placement`, default `devices.place(config.distribution)`: on JAX, place them before the
+    augmentation is built, whose variables the train step then holds on the same devices)."""
+    placement = placement or place(config.distribution)
     if config.verbose:
         replicas = ("one replica" if placement.num_replicas == 1
                     else f"{placement.num_replicas} replicas ({placement.name})")
@@ -80,17 +85,23 @@ def compile_for_training(model: keras.Model, config: TrainConfig, performance: P
 
 
 def fit_data(data: RunData, augmentation: Optional[keras.layers.Layer], config: TrainConfig,
-             performance: Performance) -> tuple[dict, Any]:
-    """`fit`'s data arguments, and the training dataset's pass counter (`None` on the device
-    and for streamed images).
+             performance: Performance, shard: ProcessShard = ONE_PROCESS) -> tuple[dict, Any]:
+    """`fit`'s data arguments, and the training data's pass counter (`None` where `fit`
+    shuffles arrays itself, and for streamed images).
 
     The data is tf.data datasets (pipeline), or indices into the device store that holds the
-    training images followed by the validation images (device); streamed images go through the
+    training images followed by the validation images (device: arrays, or on a multi-host run
+    `IndexBatches`, this process's `shard` of each global batch); streamed images go through the
     paper's pipelines (`data.imagenet`).
     """
     if isinstance(data, ImageSet):
-        return image_set_data(data, config), None
+        return image_set_data(data, config, shard), None
     split = data.split
+    if performance.augmentation == "device" and shard.joined:
+        train = IndexBatches(0, split.y_train, config.batch_size, shard, seed=config.seed)
+        return {"x": train, "shuffle": False,
+                "validation_data": IndexBatches(len(split.x_train), split.y_val,
+                                                config.eval_batch_size, shard)}, train
     if performance.augmentation == "device":
         train_size = len(split.x_train)
         return {"x": np.arange(train_size, dtype=np.int32), "y": split.y_train,
@@ -108,17 +119,30 @@ def fit_data(data: RunData, augmentation: Optional[keras.layers.Layer], config: 
             "shuffle": False}, next_epoch  # The training dataset shuffles itself every epoch.
 
 
-def image_set_data(data: ImageSet, config: TrainConfig) -> dict:
+def image_set_data(data: ImageSet, config: TrainConfig, shard: ProcessShard = ONE_PROCESS
+                   ) -> dict:
     """`fit`'s data arguments for streamed images: the paper's training pipeline (its PCA jitter
     with the training images' own eigen-decomposition) and centre-crop validation, each
     repeated, with the steps of one pass: a folder's pipelines skip a corrupt file, so their
-    length is not known to tf.data."""
+    length is not known to tf.data. On several processes each takes every `shard.count`-th image
+    of both (the same order everywhere: seeded) and feeds its share of every global batch."""
     eigenvalues = data.stats.eigenvalues / 255.0 ** 2  # the pipeline takes them on the 0–1 scale
-    train = imagenet.train_dataset(data.train, config.batch_size, pca_stddev=config.pca_stddev,
+    train = imagenet.train_dataset(data.train.shard(shard.count, shard.index),
+                                   config.batch_size // shard.count, pca_stddev=config.pca_stddev,
                                    eigenvalues=eigenvalues, eigenvectors=data.stats.eigenvectors,
-                                   shuffle_buffer=data.shuffle_buffer, seed=config.seed)
-    validation = imagenet.eval_dataset(data.validation, config.eval_batch_size)
+                                   shuffle_buffer=data.shuffle_buffer,
+                                   seed=config.seed + shard.index)  # each its own crops
+    validation = imagenet.eval_dataset(data.validation.shard(shard.count, shard.index),
+                                       config.eval_batch_size // shard.count)
     return {"x": train.repeat(), "steps_per_epoch": math.ceil(data.train_size / config.batch_size),
             "validation_data": validation.repeat(),
             "validation_steps": math.ceil(data.validation_size / config.eval_batch_size),
             "shuffle": False}
+
+
+def progress_verbosity(verbose: Union[int, str]) -> int:
+    """`fit`'s `verbose` for the config's: `"auto"` is a progress bar on a terminal and one
+    line per epoch otherwise (a log file, CI), where a bar's redraws would fill it."""
+    if verbose != "auto":
+        return verbose
+    return 1 if sys.stdout.isatty() else 2

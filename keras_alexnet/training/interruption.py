@@ -68,16 +68,20 @@ class StopOnSignal(keras.callbacks.Callback):
         run_dir: The run directory, for the message.
         backup: The run's backup callback; `None` when it keeps none (`checkpoint_every=0`).
         model: The network whose state the backup holds (default: the model being fit).
+        processes: The run's processes; with several, none writes a backup here (process 0
+            alone could not: putting back the epoch's start state is a collective), and the
+            run resumes from the last backup written at an epoch's end.
     """
 
     def __init__(self, request: StopRequest, run_dir: str,
                  backup: Optional[ResumeBackup] = None,
-                 model: Optional[keras.Model] = None):
+                 model: Optional[keras.Model] = None, processes: int = 1):
         super().__init__()
         self.request = request
         self.run_dir = run_dir
-        self.backup = backup
+        self.backup = None if processes > 1 else backup
         self.network = model
+        self.processes = processes
         self._epoch, self._step, self._start = 0, 0, None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -96,7 +100,10 @@ class StopOnSignal(keras.callbacks.Callback):
         number = self.request.signal_number
         if number is None:
             return
-        if self.backup is None:
+        if self.processes > 1:
+            after = (f"start all {self.processes} processes again to resume from the last "
+                     f"backup written at an epoch's end")
+        elif self.backup is None:
             after = "no backup is kept (checkpoint_every=0): a rerun starts from epoch 1"
         else:
             set_training_state(self._start)

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
-import time
-from typing import Optional, Union
+from typing import Optional
 
 import keras
 
@@ -23,8 +21,17 @@ from keras_alexnet.plots import write_figures
 from keras_alexnet.serving.export import export_or_save
 from keras_alexnet.training.callbacks import EpochKeyedDraws, build_callbacks
 from keras_alexnet.training.checkpoints import CheckpointSchedule, find_resume_backup, resume_epoch
-from keras_alexnet.training.fit_setup import build_trainer, fit_data
+from keras_alexnet.training.devices import place
+from keras_alexnet.training.fit_setup import build_trainer, fit_data, progress_verbosity
 from keras_alexnet.training.interruption import StopOnSignal, stop_on_signals
+from keras_alexnet.training.multi_host import (
+    ProcessShard,
+    check_batches,
+    join,
+    peers_watched,
+    process_local,
+    shared_run_files,
+)
 from keras_alexnet.training.performance import (
     Performance,
     make_tensorflow_deterministic,
@@ -38,14 +45,14 @@ from keras_alexnet.training.run_dir import (
     CONFIG,
     HISTORY,
     METRICS,
-    check_directory,
-    check_run_dir,
+    RESUME_FILES,
     read_history,
-    run_lock,
+    run_held,
     stop_if_diverged,
     write_class_names,
     write_json,
 )
+from keras_alexnet.utils.phase_clock import PhaseClock
 
 
 @dataclasses.dataclass
@@ -54,8 +61,10 @@ class TrainResult:
 
     Attributes:
         model: The trained Keras model (the weights after the last epoch).
-        history: Per-epoch values from `history.csv`, every epoch of the run (also resumed ones).
-        metrics: The contents of `metrics.json`.
+        history: Per-epoch values from `history.csv`, every epoch of the run (also resumed ones;
+            on the other processes of a multi-host run, this call's epochs).
+        metrics: The contents of `metrics.json` (`{}` on the processes of a multi-host run
+            but process 0, which alone tests, draws and exports the run).
         run_dir: The run directory (`config.output_dir`).
         export_dir: The SavedModel version directory, or `None` when export was off.
         phase_seconds: Wall seconds of this call's phases: `data`, `build`, `fit` (of which
@@ -70,19 +79,6 @@ class TrainResult:
     phase_seconds: dict[str, float]
 
 
-class PhaseClock:
-    """Wall seconds of consecutive phases: `lap(name)` ends the phase begun at the last lap."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-        self._lap_start = time.perf_counter()
-
-    def lap(self, phase: str) -> None:
-        now = time.perf_counter()
-        self.seconds[phase] = now - self._lap_start
-        self._lap_start = now
-
-
 def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
           **overrides) -> TrainResult:
     """Trains AlexNet (by default the seed's, on CIFAR-10), tests it and exports a SavedModel.
@@ -92,7 +88,8 @@ def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
     `saved_models_dir/model_name/<version>/`. A run killed midway resumes from its last backup
     when started again with the same `output_dir` and the same config (`ConfigError` for another
     config, unless `overwrite`). One run at a time trains into an `output_dir`. Every file is
-    written atomically.
+    written atomically. On several processes (`distribution="multi_host"`), every process
+    calls it alike and process 0 writes the run (`training.multi_host`).
 
     Args:
         config: The run's `TrainConfig`; `None` is the seed recipe, or `preset`.
@@ -111,6 +108,7 @@ def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
         TrainingDiverged: The loss became NaN or infinite; the best checkpoint so far is kept.
         TrainingStopped: SIGTERM or SIGINT arrived; the run stopped after the step in progress
             and backed up the state its epoch began with, to resume from.
+        PeerLost: Another process of a multi-host run stopped.
 
     Example:
 
@@ -122,15 +120,13 @@ def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
     config = (config.replace(**overrides) if config is not None
               else TrainConfig.from_preset(preset or "seed", **overrides))
     check_packages(config)
-    if config.export:
-        check_directory(os.path.join(config.saved_models_dir, config.model_name),
-                        "model directory")
-    with run_lock(config.output_dir), process_state_kept():
-        check_run_dir(config)
-        return _train(config)
+    shard = join(config.distribution)
+    check_batches(shard, config.batch_size, config.eval_batch_size)
+    with run_held(config, shard), process_state_kept():
+        return _train(config, shard)
 
 
-def _train(config: TrainConfig) -> TrainResult:
+def _train(config: TrainConfig, shard: ProcessShard) -> TrainResult:
     """`train()` in its run directory, held."""
     clock = PhaseClock()
     if config.deterministic:
@@ -142,15 +138,19 @@ def _train(config: TrainConfig) -> TrainResult:
     data = load_run_data(config)
     clock.lap("data")
     performance = resolve(config)
+    placement = place(config.distribution)  # first: on JAX the augmentation's state is placed too
     augmentation = None if isinstance(data, ImageSet) else build_augmentation(
         data.stats.eigenvalues, data.stats.eigenvectors, pad=config.pad,
         pca_stddev=config.pca_stddev, seed=config.seed, cutout=config.cutout,
         cutout_fill=data.stats.mean)
-    model, trainer = build_trainer(config, performance, data, augmentation)
+    model, trainer = build_trainer(config, performance, data, augmentation, placement)
     clock.lap("build")
 
-    checkpoint_writes = fit(trainer, model, data, augmentation, config, performance)
+    checkpoint_writes, fitted = fit(trainer, model, data, augmentation, config, performance, shard)
     clock.lap("fit")
+    if not shard.is_writer:
+        return TrainResult(model, fitted, {}, config.output_dir, None, clock.seconds)
+    model = process_local(model) if shard.count > 1 else model
     history = read_history(os.path.join(config.output_dir, HISTORY))
     stop_if_diverged(history, config.output_dir)
 
@@ -167,31 +167,28 @@ def _train(config: TrainConfig) -> TrainResult:
                        {**metrics["phase_seconds"], **clock.seconds})
 
 
-def progress_verbosity(verbose: Union[int, str]) -> int:
-    """`fit`'s `verbose` for the config's: `"auto"` is a progress bar on a terminal and one
-    line per epoch otherwise (a log file, CI), where a bar's redraws would fill it."""
-    if verbose != "auto":
-        return verbose
-    return 1 if sys.stdout.isatty() else 2
-
-
 def fit(trainer: keras.Model, model: keras.Model, data: RunData,
         augmentation: Optional[keras.layers.Layer], config: TrainConfig,
-        performance: Performance) -> float:
+        performance: Performance, shard: ProcessShard) -> tuple[float, dict[str, list]]:
     """Trains `trainer` for `config.epochs` epochs into the run directory (`config.json`,
-    `class_names.txt`, `history.csv`, `best.keras`, the resume backup); returns the seconds the
-    checkpoint writes took. SIGTERM or SIGINT stop it after the step in progress, backed up
-    (`interruption.StopOnSignal`)."""
-    write_json(os.path.join(config.output_dir, CONFIG), config.to_dict())
-    write_class_names(os.path.join(config.output_dir, CLASS_NAMES_FILE), data.class_names)
-    data_args, next_epoch = fit_data(data, augmentation, config, performance)
-    callbacks = build_callbacks(config, model)
-    backup = find_resume_backup(callbacks)
-    initial_epoch = resume_epoch(trainer, callbacks)
-    with stop_on_signals() as request:
-        trainer.fit(**data_args, epochs=config.epochs, initial_epoch=initial_epoch,
-                    verbose=progress_verbosity(config.verbose),
-                    callbacks=[EpochKeyedDraws(next_epoch, config.seed), *callbacks,
-                               StopOnSignal(request, config.output_dir, backup, model)])
-    return sum(callback.write_seconds for callback in callbacks
-               if isinstance(callback, CheckpointSchedule))
+    `class_names.txt`, `history.csv`, `best.keras`, the resume backup: process 0's writes);
+    returns the seconds the checkpoint writes took and the epochs' logs of this call. SIGTERM
+    or SIGINT stop it after the step in progress, backed up (`interruption.StopOnSignal`)."""
+    if shard.is_writer:
+        write_json(os.path.join(config.output_dir, CONFIG), config.to_dict())
+        write_class_names(os.path.join(config.output_dir, CLASS_NAMES_FILE), data.class_names)
+    data_args, next_epoch = fit_data(data, augmentation, config, performance, shard)
+    with shared_run_files(config.output_dir, RESUME_FILES, shard) as run_dir, \
+            peers_watched(shard):
+        callbacks = build_callbacks(config.replace(output_dir=run_dir), model, shard.is_writer)
+        backup = find_resume_backup(callbacks)
+        initial_epoch = resume_epoch(trainer, callbacks)
+        with stop_on_signals() as request:
+            fitted = trainer.fit(
+                **data_args, epochs=config.epochs, initial_epoch=initial_epoch,
+                verbose=progress_verbosity(config.verbose) if shard.is_writer else 0,
+                callbacks=[EpochKeyedDraws(next_epoch, config.seed), *callbacks,
+                           StopOnSignal(request, config.output_dir, backup, model, shard.count)])
+    return (sum(callback.write_seconds for callback in callbacks
+                if isinstance(callback, CheckpointSchedule)),
+            {"epoch": fitted.epoch, **fitted.history})

@@ -1,0 +1,198 @@
+"""One run on several processes, one or more a host: JAX's distributed runtime, joined as Keras'
+`keras.distribution.initialize` joins it, and what each process does.
+
+Every process runs the same `train()` (the same `keras-alexnet train` command). They train one
+`keras.distribution.DataParallel` model over every device of every process; `batch_size` stays
+the global batch, and each process feeds its own share of every global batch
+(`data.process_shard`). Process 0 holds the run directory: it alone writes `config.json`,
+`history.csv`, `best.keras`, the backups, the test metrics, the figures and the export; the
+others write nothing but a scratch copy of a resumed run's backup, which process 0 sends them
+(`shared_run_files`), so the hosts need no shared file system. A process that dies ends the
+others' next collective with an error, which `peers_watched` turns into one `PeerLost` line.
+
+The processes find each other through the variables `keras.distribution.initialize` reads
+(`KERAS_DISTRIBUTION_JOB_ADDRESSES`, `…_NUM_PROCESSES`, `…_PROCESS_ID`), or, without them,
+through JAX's own cluster detection (a TPU pod slice, Slurm, Open MPI).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from typing import Iterator, Optional, Sequence
+
+import keras
+import numpy as np
+
+from keras_alexnet.data.process_shard import ProcessShard
+from keras_alexnet.errors import ConfigError, PeerLost
+
+JOB_ADDRESSES = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
+NUM_PROCESSES = "KERAS_DISTRIBUTION_NUM_PROCESSES"
+PROCESS_ID = "KERAS_DISTRIBUTION_PROCESS_ID"
+TPU_WORKER_HOSTNAMES = "TPU_WORKER_HOSTNAMES"  # set on every host of a Cloud TPU slice
+# How long process 0's end (test, figures, export) may keep the others waiting to leave together.
+SHUTDOWN_SECONDS = 3600
+NEEDS_JAX = ("distribution='multi_host' needs the JAX backend (KERAS_BACKEND=jax): "
+             "tf.distribute.MultiWorkerMirroredStrategy does not train Keras 3 models (their fit "
+             "fails converting its PerReplica values)")
+
+
+def cluster_in_environment() -> bool:
+    """Whether this process was started as one of several: the Keras variables name more than
+    one process, or this is a host of a multi-host TPU slice."""
+    if os.environ.get(JOB_ADDRESSES) or int(os.environ.get(NUM_PROCESSES) or 1) > 1:
+        return True
+    return "," in os.environ.get(TPU_WORKER_HOSTNAMES, "")
+
+
+def join(distribution: str) -> ProcessShard:
+    """Joins the run's processes when `distribution` is `"multi_host"`, or `"auto"` with
+    `cluster_in_environment()`; returns this process's `ProcessShard` (process 0 of 1
+    otherwise).
+    Call it before anything runs on JAX; joining again in the same process is a no-op.
+
+    Raises:
+        ConfigError: On another backend than JAX (one line); or the batch sizes do not split.
+    """
+    if distribution not in ("multi_host", "auto") or (
+            distribution == "auto" and not cluster_in_environment()):
+        return ProcessShard()
+    if keras.backend.backend() != "jax":
+        raise ConfigError(NEEDS_JAX)
+    import jax
+
+    if not jax.distributed.is_initialized():
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU devices' own
+        addresses = os.environ.get(JOB_ADDRESSES)
+        jax.distributed.initialize(
+            coordinator_address=addresses.split(",")[0] if addresses else None,
+            num_processes=_int_variable(NUM_PROCESSES),
+            process_id=_int_variable(PROCESS_ID),
+            shutdown_timeout_seconds=SHUTDOWN_SECONDS)
+    return ProcessShard(jax.process_index(), jax.process_count(), joined=True)
+
+
+def _int_variable(name: str) -> Optional[int]:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a whole number") from None
+
+
+def check_batches(shard: ProcessShard, batch_size: int, eval_batch_size: int) -> None:
+    """`ConfigError` unless both batch sizes split evenly over the processes."""
+    for name, size in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+        if size % shard.count:
+            raise ConfigError(f"{name} {size} does not split evenly over {shard.count} "
+                              f"processes; give a multiple of {shard.count}")
+
+
+def agree_to_start(shard: ProcessShard, ready: bool) -> bool:
+    """Whether process 0 is ready to train (`ready` there), told to every process; a no-op for
+    one process. Every process calls it once, at the same point."""
+    if shard.count == 1:
+        return ready
+    from jax.experimental import multihost_utils
+
+    with peers_watched(shard):
+        flag = multihost_utils.broadcast_one_to_all(np.array(int(ready), np.int32))
+    return bool(flag)
+
+
+@contextlib.contextmanager
+def host_side() -> Iterator[None]:
+    """Runs the block without the multi-process distribution, so that what process 0 alone does
+    (saving, which makes Keras objects) starts no collective the others would have to join.
+    A no-op without one."""
+    distribution = keras.distribution.distribution()
+    if distribution is None or not getattr(distribution, "_is_multi_process", False):
+        yield
+        return
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(distribution)
+
+
+def process_local(model: keras.Model) -> keras.Model:
+    """A copy of the trained `model` on this process's own device (its variables span every
+    process), with Keras' distribution unset: for process 0's test, figures and export, which
+    it does alone."""
+    weights = [keras.ops.convert_to_numpy(weight) for weight in model.weights]
+    keras.distribution.set_distribution(None)
+    copy = model.__class__.from_config(model.get_config())
+    copy.build(model.input_shape)
+    copy.set_weights(weights)
+    return copy
+
+
+@contextlib.contextmanager
+def shared_run_files(run_dir: str, names: Sequence[str], shard: ProcessShard) -> Iterator[str]:
+    """The directory to read a run's resume files from: `run_dir` itself on process 0; on the
+    others a scratch directory (removed after the block) holding the files `names` (paths
+    under `run_dir`) that process 0 has, sent to every process."""
+    if shard.count == 1:
+        yield run_dir
+        return
+    from jax.experimental import multihost_utils
+
+    contents = [_read_bytes(os.path.join(run_dir, name)) if shard.is_writer else b""
+                for name in names]
+    with peers_watched(shard):
+        sizes = multihost_utils.broadcast_one_to_all(
+            np.array([len(content) for content in contents], np.int64))
+        joined = np.frombuffer(b"".join(contents), np.uint8) if shard.is_writer else (
+            np.zeros(int(sizes.sum()), np.uint8))
+        joined = np.asarray(multihost_utils.broadcast_one_to_all(joined)).tobytes()
+    if shard.is_writer:
+        yield run_dir
+        return
+    scratch = tempfile.mkdtemp(prefix=f"keras_alexnet_process{shard.index}_")
+    try:
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        for name, start, end, size in zip(names, offsets[:-1], offsets[1:], sizes):
+            if size:
+                path = os.path.join(scratch, name)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "wb") as file:
+                    file.write(joined[int(start):int(end)])
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except FileNotFoundError:
+        return b""
+
+
+@contextlib.contextmanager
+def peers_watched(shard: ProcessShard) -> Iterator[None]:
+    """Turns the error a collective raises when another process has gone into `PeerLost`."""
+    try:
+        yield
+    except (RuntimeError, ValueError) as error:
+        if shard.count == 1 or not _is_lost_peer(error):
+            raise
+        other = f"process {1 - shard.index}" if shard.count == 2 else "another process"
+        reason = str(error).strip().splitlines()[0][:200]
+        raise PeerLost(f"{other} of {shard.count} stopped, so process {shard.index} stopped too "
+                       f"({reason}); start every process again to resume from the last "
+                       f"backup") from None
+
+
+def _is_lost_peer(error: Exception) -> bool:
+    import jax
+
+    text = str(error)
+    return isinstance(error, jax.errors.JaxRuntimeError) or "Gloo" in text or "NCCL" in text

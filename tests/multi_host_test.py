@@ -1,0 +1,294 @@
+"""One run on several processes: each process's share of the global batches, joining, the
+errors; and (slow) two `keras-alexnet train` processes on 127.0.0.1 against one, a killed one,
+and a restarted pair."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from keras_alexnet.data.device_pipeline import IndexBatches
+from keras_alexnet.data.process_shard import ProcessShard
+from keras_alexnet.errors import ConfigError, PeerLost
+from keras_alexnet.training import multi_host
+from keras_alexnet.training.run_dir import read_history
+
+CLUSTER_VARIABLES = (multi_host.JOB_ADDRESSES, multi_host.NUM_PROCESSES, multi_host.PROCESS_ID,
+                     multi_host.TPU_WORKER_HOSTNAMES)
+
+
+def test_the_shares_of_the_processes_are_the_global_batch_in_order():
+    batch = np.arange(10, 20)
+    shares = [ProcessShard(index, 2).share(batch) for index in range(2)]
+    np.testing.assert_array_equal(np.concatenate(shares), batch)
+    thirds = [ProcessShard(index, 3).share(np.arange(10)).tolist() for index in range(3)]
+    assert thirds == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]  # cut to a multiple of 3: 9 is left out
+
+
+def test_the_index_batches_of_two_processes_make_the_one_process_batches():
+    labels = np.arange(100) * 7 % 10
+    one = IndexBatches(1000, labels, 16, ProcessShard(), seed=3)
+    two = [IndexBatches(1000, labels, 16, ProcessShard(index, 2), seed=3) for index in range(2)]
+    assert len(one) == len(two[0]) == 7  # 6 batches of 16 and one of 4
+    for _ in range(3):  # three passes
+        whole = [one[step] for step in range(len(one))]
+        halves = [[shard[step] for step in range(len(one))] for shard in two]
+        indices = np.concatenate([batch[0] for batch in whole])
+        assert sorted(indices - 1000) == list(range(100))  # every image once, from `first` on
+        for step, (indices, batch_labels) in enumerate(whole):
+            np.testing.assert_array_equal(labels[indices - 1000], batch_labels)
+            np.testing.assert_array_equal(
+                np.concatenate([halves[0][step][0], halves[1][step][0]]), indices)
+        for batches in (one, *two):
+            batches.on_epoch_end()
+    first_orders = []
+    for epoch in (0, 1, 0):  # an epoch's order depends on the seed and the epoch alone
+        one.assign(epoch)
+        first_orders.append(one[0][0].tolist())
+    assert first_orders[0] == first_orders[2] != first_orders[1]
+
+
+def test_the_validation_batches_come_in_order_and_a_too_small_last_batch_is_left_out():
+    batches = IndexBatches(40, np.zeros(9, "int64"), 4, ProcessShard(1, 2))
+    assert [batch[0].tolist() for batch in batches] == [[42, 43], [46, 47]]
+    assert len(IndexBatches(40, np.zeros(10, "int64"), 4, ProcessShard(1, 2))) == 3
+
+
+def test_a_run_joins_other_processes_only_when_asked_or_started_as_one(monkeypatch):
+    for name in CLUSTER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert not multi_host.cluster_in_environment()
+    assert multi_host.join("auto") == ProcessShard()
+    assert multi_host.join("none") == ProcessShard()
+    monkeypatch.setenv(multi_host.TPU_WORKER_HOSTNAMES, "t1v-0")  # a one-host TPU
+    assert not multi_host.cluster_in_environment()
+    monkeypatch.setenv(multi_host.TPU_WORKER_HOSTNAMES, "t1v-0,t1v-1")
+    assert multi_host.cluster_in_environment()
+    monkeypatch.delenv(multi_host.TPU_WORKER_HOSTNAMES)
+    monkeypatch.setenv(multi_host.NUM_PROCESSES, "2")
+    assert multi_host.cluster_in_environment()
+
+
+def test_multi_host_on_the_tensorflow_backend_is_refused_in_one_line(run_cli_here, cifar_dir,
+                                                                     tmp_path):
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the suite runs on the TensorFlow backend")
+    result = run_cli_here("train", "--distribution", "multi_host", "--data-dir", cifar_dir,
+                          "--output-dir", tmp_path / "run", "--epochs", 1)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("keras-alexnet: error: distribution='multi_host' needs the "
+                                    "JAX backend")
+    assert "MultiWorkerMirroredStrategy" in result.stderr and not os.path.exists(tmp_path / "run")
+
+
+def test_only_the_other_processes_of_a_multi_host_run_train_under_a_watcher(monkeypatch):
+    from keras_alexnet.cli import watcher
+
+    monkeypatch.delenv(watcher.WATCHED, raising=False)
+    for process_id, watched in ((None, False), ("0", False), ("1", True), ("3", True)):
+        if process_id is None:
+            monkeypatch.delenv(multi_host.PROCESS_ID, raising=False)
+        else:
+            monkeypatch.setenv(multi_host.PROCESS_ID, process_id)
+        assert watcher.needs_watcher() is watched
+    monkeypatch.setenv(watcher.WATCHED, "1")  # the watched child runs the command itself
+    assert not watcher.needs_watcher()
+
+
+def test_batches_that_do_not_split_over_the_processes_are_refused():
+    multi_host.check_batches(ProcessShard(0, 2), 128, 1000)
+    with pytest.raises(ConfigError, match="eval_batch_size 1001 does not split evenly over 2"):
+        multi_host.check_batches(ProcessShard(0, 2), 128, 1001)
+    with pytest.raises(ConfigError, match="batch_size 128 does not split evenly over 3"):
+        multi_host.check_batches(ProcessShard(1, 3), 128, 999)
+
+
+def test_a_collective_failing_for_a_lost_peer_becomes_one_line_naming_it():
+    gloo = ValueError("UNKNOWN: Gloo AllGather failed: [pair.cc:538] Read error: Connection "
+                      "reset by peer\nmore lines")
+    for index, other in ((0, "process 1 of 2"), (1, "process 0 of 2")):
+        with pytest.raises(PeerLost) as lost, multi_host.peers_watched(ProcessShard(index, 2)):
+            raise gloo
+        assert str(lost.value).startswith(f"{other} stopped, so process {index} stopped too")
+        assert "\n" not in str(lost.value) and lost.value.exit_status == 75
+    with pytest.raises(PeerLost, match="^another process of 3"), \
+            multi_host.peers_watched(ProcessShard(2, 3)):
+        raise gloo
+    with pytest.raises(ValueError, match="a bug"), multi_host.peers_watched(ProcessShard(0, 2)):
+        raise ValueError("a bug")  # not a collective's: raised as it is
+    with pytest.raises(ValueError, match="Gloo"), multi_host.peers_watched(ProcessShard()):
+        raise gloo  # one process has no peer to lose
+
+
+# --- Two processes on this machine (JAX's CPU collectives through Gloo) -----------------------
+
+RUN = ("--train-subset", 256, "--validation-size", 100, "--epochs", 3, "--batch-size", 32,
+       "--eval-batch-size", 50, "--checkpoint-every", 1, "--no-export", "--no-figures")
+WAIT_SECONDS = 600  # the most any of these processes may take
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start(count: int, data_dir, run_dir, *extra) -> list[subprocess.Popen]:
+    """`count` `keras-alexnet train` processes of one run on the JAX backend."""
+    port = free_port()
+    processes = []
+    for index in range(count):
+        env = {**os.environ, "KERAS_BACKEND": "jax",
+               multi_host.JOB_ADDRESSES: f"127.0.0.1:{port}",
+               multi_host.NUM_PROCESSES: str(count), multi_host.PROCESS_ID: str(index)}
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "keras_alexnet.cli", "train", "--data-dir", str(data_dir),
+             "--output-dir", str(run_dir), *map(str, RUN), *extra],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True))
+    return processes
+
+
+def finish(processes: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
+    """Each process's exit status, stdout and stderr, waiting at most `WAIT_SECONDS`; any left
+    running then are killed."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    results = []
+    try:
+        for process in processes:
+            stdout, stderr = process.communicate(timeout=max(1, deadline - time.monotonic()))
+            results.append((process.returncode, stdout, stderr))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+    return results
+
+
+def load_weights(path):
+    import keras
+
+    import keras_alexnet.models.alexnet  # noqa: F401 (registers AlexNet with Keras)
+
+    return keras.saving.load_model(path, compile=False).get_weights()
+
+
+@pytest.fixture(scope="module")
+def one_process_run(e2e_data_dir, tmp_path_factory):
+    """The reference: the same run as one process of `distribution="multi_host"`, which cuts
+    the same global batches."""
+    run_dir = tmp_path_factory.mktemp("one_process") / "run"
+    [(status, _, stderr)] = finish(start(1, e2e_data_dir, run_dir))
+    assert status == 0, stderr[-3000:]
+    return run_dir
+
+
+@pytest.mark.slow
+def test_two_processes_train_one_run_equal_to_one_process_on_the_same_batches(
+        e2e_data_dir, one_process_run, tmp_path):
+    run_dir = tmp_path / "run"
+    (status0, stdout0, stderr0), (status1, stdout1, stderr1) = finish(
+        start(2, e2e_data_dir, run_dir))
+    assert (status0, status1) == (0, 0), stderr0[-3000:] + stderr1[-3000:]
+    assert "2 replicas (multi_host)" in stderr0
+    assert "test accuracy" in stdout0 and "trained 3 epochs; process 0" in stdout1
+    assert sorted(os.listdir(run_dir)) == ["best.keras", "class_names.txt", "config.json",
+                                           "history.csv", "metrics.json"]
+    two, one = read_history(run_dir / "history.csv"), read_history(one_process_run / "history.csv")
+    assert two["epoch"] == [0, 1, 2]  # one row per epoch, written once
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(two[name], one[name], rtol=0, atol=1e-5)
+    for mine, theirs in zip(load_weights(run_dir / "best.keras"),
+                            load_weights(one_process_run / "best.keras")):
+        np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-6)
+
+
+def kill_when_backed_up(processes, victim: int, run_dir) -> tuple[int, str]:
+    """Kills process `victim` once the run has a backup; returns the other's exit status and
+    stderr, and prints how long it took to stop."""
+    survivor = processes[1 - victim]
+    try:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not os.path.isfile(run_dir / "backup" / "latest.weights.h5"):
+            assert time.monotonic() < deadline and survivor.poll() is None
+            time.sleep(0.1)
+        os.killpg(processes[victim].pid, signal.SIGKILL)
+        killed = time.monotonic()
+        survivor.wait(timeout=WAIT_SECONDS)
+        print(f"process {1 - victim} stopped {time.monotonic() - killed:.2f} s after process "
+              f"{victim} was killed")
+    finally:
+        results = finish(processes)
+    status, _, stderr = results[1 - victim]
+    return status, stderr
+
+
+@pytest.mark.slow
+def test_a_killed_process_ends_the_other_in_one_line_and_the_restarted_pair_resumes(
+        e2e_data_dir, one_process_run, tmp_path):
+    run_dir = tmp_path / "run"
+    status, stderr = kill_when_backed_up(start(2, e2e_data_dir, run_dir), 1, run_dir)
+    assert status == 75
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("keras-alexnet: error: process 1 of 2 stopped, so process 0 stopped "
+                           "too (") and last.endswith("resume from the last backup")
+    before = read_history(run_dir / "history.csv")["epoch"]
+    assert before and before[-1] < 2
+
+    (status0, _, stderr0), (status1, _, stderr1) = finish(start(2, e2e_data_dir, run_dir))
+    assert (status0, status1) == (0, 0), stderr0[-3000:] + stderr1[-3000:]
+    resumed, one = read_history(run_dir / "history.csv"), read_history(one_process_run /
+                                                                        "history.csv")
+    assert resumed["epoch"] == [0, 1, 2]
+    for name in ("loss", "val_loss", "val_accuracy"):  # where an uninterrupted run would end
+        np.testing.assert_allclose(resumed[name], one[name], rtol=0, atol=1e-5)
+    for mine, theirs in zip(load_weights(run_dir / "best.keras"),
+                            load_weights(one_process_run / "best.keras")):
+        np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_when_process_0_is_killed_the_other_ends_in_one_line_naming_it(e2e_data_dir, tmp_path):
+    """Process 0 holds JAX's coordination service, whose loss JAX answers with its own fatal
+    log and an abort: the watcher of process 1 says it in one line instead."""
+    run_dir = tmp_path / "run"
+    status, stderr = kill_when_backed_up(start(2, e2e_data_dir, run_dir), 0, run_dir)
+    assert status == 75
+    errors = [line for line in stderr.splitlines() if line.startswith("keras-alexnet: error:")]
+    assert len(errors) == 1 and "process 0 of 2" in errors[0], stderr[-3000:]
+    assert "Terminating process" not in stderr and "Check failure" not in stderr
+
+
+def test_streamed_images_are_split_between_the_processes_in_shares_of_each_batch(
+        cifar_image_folder):
+    from keras_alexnet.config import TrainConfig
+    from keras_alexnet.data.image_sets import load_image_set
+    from keras_alexnet.training.fit_setup import image_set_data
+
+    config = TrainConfig.from_preset("paper", dataset=cifar_image_folder, validation_size=60,
+                                     batch_size=16, eval_batch_size=20)
+    data = load_image_set(config)
+    one = image_set_data(data, config)
+    shares = [image_set_data(data, config, ProcessShard(index, 2)) for index in range(2)]
+    assert shares[0]["steps_per_epoch"] == one["steps_per_epoch"] == 15  # ceil(240 / 16)
+    assert shares[0]["validation_steps"] == one["validation_steps"] == 3
+
+    def first_pass(arguments, steps):
+        batches = list(arguments["validation_data"].take(steps).as_numpy_iterator())
+        return np.concatenate([images for images, _ in batches]), [len(y) for _, y in batches]
+
+    whole, sizes = first_pass(one, 3)
+    halves = [first_pass(share, 3) for share in shares]
+    assert sizes == [20, 20, 20] and halves[0][1] == halves[1][1] == [10, 10, 10]
+    together = np.concatenate([halves[0][0], halves[1][0]])
+    assert sorted(map(bytes, together)) == sorted(map(bytes, whole))  # the same 60, each once
+    images, labels = next(shares[1]["x"].as_numpy_iterator())
+    assert images.shape == (8, 224, 224, 3) and labels.shape == (8,)
