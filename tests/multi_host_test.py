@@ -72,6 +72,9 @@ def test_a_run_joins_other_processes_only_when_asked_or_started_as_one(monkeypat
     monkeypatch.delenv(multi_host.TPU_WORKER_HOSTNAMES)
     monkeypatch.setenv(multi_host.NUM_PROCESSES, "2")
     assert multi_host.cluster_in_environment()
+    monkeypatch.setenv(multi_host.NUM_PROCESSES, "two")
+    with pytest.raises(ConfigError, match="KERAS_DISTRIBUTION_NUM_PROCESSES='two' is not a whole"):
+        multi_host.cluster_in_environment()
 
 
 def test_multi_host_on_the_tensorflow_backend_is_refused_in_one_line(run_cli_here, cifar_dir,
@@ -86,6 +89,21 @@ def test_multi_host_on_the_tensorflow_backend_is_refused_in_one_line(run_cli_her
     assert result.stderr.startswith("keras-alexnet: error: distribution='multi_host' needs the "
                                     "JAX backend")
     assert "MultiWorkerMirroredStrategy" in result.stderr and not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_a_multi_host_run_that_finds_no_coordinator_ends_in_one_line(tmp_path):
+    env = {name: value for name, value in os.environ.items() if name not in CLUSTER_VARIABLES}
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_alexnet.cli", "train", "--distribution", "multi_host",
+         "--output-dir", tmp_path / "run"], env={**env, "KERAS_BACKEND": "jax"},
+        capture_output=True, text=True, timeout=WAIT_SECONDS)
+    errors = [line for line in result.stderr.splitlines() if "keras-alexnet" in line]
+    assert result.returncode == 2 and errors == [
+        "keras-alexnet: error: cannot join the run's processes (coordinator_address should be "
+        "defined.); set KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_NUM_PROCESSES and "
+        "KERAS_DISTRIBUTION_PROCESS_ID on every process"]
+    assert not os.path.exists(tmp_path / "run")
 
 
 def test_only_the_other_processes_of_a_multi_host_run_train_under_a_watcher(monkeypatch):

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 
 from keras_alexnet.data.process_shard import ProcessShard
-from keras_alexnet.errors import ConfigError, PeerLost
+from keras_alexnet.errors import ConfigError, PeerLost, TrainingError
 
 JOB_ADDRESSES = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
 NUM_PROCESSES = "KERAS_DISTRIBUTION_NUM_PROCESSES"
@@ -43,19 +43,20 @@ NEEDS_JAX = ("distribution='multi_host' needs the JAX backend (KERAS_BACKEND=jax
 def cluster_in_environment() -> bool:
     """Whether this process was started as one of several: the Keras variables name more than
     one process, or this is a host of a multi-host TPU slice."""
-    if os.environ.get(JOB_ADDRESSES) or int(os.environ.get(NUM_PROCESSES) or 1) > 1:
+    if os.environ.get(JOB_ADDRESSES) or (_int_variable(NUM_PROCESSES) or 1) > 1:
         return True
     return "," in os.environ.get(TPU_WORKER_HOSTNAMES, "")
 
 
 def join(distribution: str) -> ProcessShard:
     """Joins the run's processes when `distribution` is `"multi_host"`, or `"auto"` with
-    `cluster_in_environment()`; returns this process's `ProcessShard` (process 0 of 1
-    otherwise).
-    Call it before anything runs on JAX; joining again in the same process is a no-op.
+    `cluster_in_environment()`; returns this process's `ProcessShard` (process 0 of 1, not
+    joined, otherwise). Call it before anything runs on JAX; joining again in the same process
+    is a no-op.
 
     Raises:
-        ConfigError: On another backend than JAX (one line); or the batch sizes do not split.
+        ConfigError: On another backend than JAX, or a Keras variable that is not a number.
+        TrainingError: The processes could not be joined (no coordinator found or reached).
     """
     if distribution not in ("multi_host", "auto") or (
             distribution == "auto" and not cluster_in_environment()):
@@ -67,11 +68,17 @@ def join(distribution: str) -> ProcessShard:
     if not jax.distributed.is_initialized():
         jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU devices' own
         addresses = os.environ.get(JOB_ADDRESSES)
-        jax.distributed.initialize(
-            coordinator_address=addresses.split(",")[0] if addresses else None,
-            num_processes=_int_variable(NUM_PROCESSES),
-            process_id=_int_variable(PROCESS_ID),
-            shutdown_timeout_seconds=SHUTDOWN_SECONDS)
+        try:
+            jax.distributed.initialize(
+                coordinator_address=addresses.split(",")[0] if addresses else None,
+                num_processes=_int_variable(NUM_PROCESSES),
+                process_id=_int_variable(PROCESS_ID),
+                shutdown_timeout_seconds=SHUTDOWN_SECONDS)
+        except (RuntimeError, ValueError) as error:
+            reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else error
+            raise TrainingError(f"cannot join the run's processes ({reason}); set "
+                                f"{JOB_ADDRESSES}, {NUM_PROCESSES} and {PROCESS_ID} on every "
+                                f"process") from None
     return ProcessShard(jax.process_index(), jax.process_count(), joined=True)
 
 
