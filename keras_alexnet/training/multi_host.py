@@ -26,8 +26,10 @@ from typing import Iterator, Optional, Sequence
 import keras
 import numpy as np
 
-from keras_alexnet.data.process_shard import ProcessShard
+from keras_alexnet.config import TrainConfig
+from keras_alexnet.data.process_shard import ONE_PROCESS, ProcessShard
 from keras_alexnet.errors import ConfigError, PeerLost, TrainingError
+from keras_alexnet.training.run_dir import check_directory, check_run_dir, run_lock
 
 JOB_ADDRESSES = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
 NUM_PROCESSES = "KERAS_DISTRIBUTION_NUM_PROCESSES"
@@ -110,6 +112,32 @@ def agree_to_start(shard: ProcessShard, ready: bool) -> bool:
     with peers_watched(shard):
         flag = multihost_utils.broadcast_one_to_all(np.array(int(ready), np.int32))
     return bool(flag)
+
+
+@contextlib.contextmanager
+def run_held(config: TrainConfig, shard: ProcessShard = ONE_PROCESS) -> Iterator[None]:
+    """Holds the run directory for the block: process 0 (a one-process run's only one) checks
+    that the model directory can be made, holds `config.output_dir` (`run_lock`) and checks
+    that it holds no other run (`check_run_dir`), then tells the other processes of a
+    multi-host run whether it did; they wait for that, and raise `TrainingError` if not."""
+    if not shard.is_writer:
+        if not agree_to_start(shard, True):
+            raise TrainingError(f"process 0 of {shard.count} did not start the run; its own "
+                                f"error line says why")
+        yield
+        return
+    with contextlib.ExitStack() as held:
+        try:
+            if config.export:
+                check_directory(os.path.join(config.saved_models_dir, config.model_name),
+                                "model directory")
+            held.enter_context(run_lock(config.output_dir))
+            check_run_dir(config)
+        except BaseException:
+            agree_to_start(shard, False)
+            raise
+        agree_to_start(shard, True)
+        yield
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from keras_alexnet.training.multi_host import (
     join,
     peers_watched,
     process_local,
+    run_held,
     shared_run_files,
 )
 from keras_alexnet.training.performance import (
@@ -47,7 +48,6 @@ from keras_alexnet.training.run_dir import (
     METRICS,
     RESUME_FILES,
     read_history,
-    run_held,
     stop_if_diverged,
     write_class_names,
     write_json,

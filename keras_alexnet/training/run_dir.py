@@ -23,9 +23,7 @@ except ImportError:  # Windows
 
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.data.cifar10 import CLASS_NAMES
-from keras_alexnet.data.process_shard import ONE_PROCESS, ProcessShard
-from keras_alexnet.errors import ConfigError, RunDirError, TrainingDiverged, TrainingError
-from keras_alexnet.training.multi_host import agree_to_start
+from keras_alexnet.errors import ConfigError, RunDirError, TrainingDiverged
 from keras_alexnet.utils.atomic import atomic_path
 
 CHECKPOINT = "best.keras"
@@ -159,32 +157,6 @@ def remove_run(run_dir: str) -> None:
     for name in (CHECKPOINT, FINAL_MODEL, HISTORY, METRICS, CONFIG, CLASS_NAMES_FILE):
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(run_dir, name))
-
-
-@contextlib.contextmanager
-def run_held(config: TrainConfig, shard: ProcessShard = ONE_PROCESS) -> Iterator[None]:
-    """Holds the run directory for the block: process 0 (a one-process run's only one) checks
-    that the model directory can be made, holds `config.output_dir` (`run_lock`) and checks
-    that it holds no other run (`check_run_dir`), then tells the other processes of a
-    multi-host run whether it did; they wait for that, and raise `TrainingError` if not."""
-    if not shard.is_writer:
-        if not agree_to_start(shard, True):
-            raise TrainingError(f"process 0 of {shard.count} did not start the run; its own "
-                                f"error line says why")
-        yield
-        return
-    with contextlib.ExitStack() as held:
-        try:
-            if config.export:
-                check_directory(os.path.join(config.saved_models_dir, config.model_name),
-                                "model directory")
-            held.enter_context(run_lock(config.output_dir))
-            check_run_dir(config)
-        except BaseException:
-            agree_to_start(shard, False)
-            raise
-        agree_to_start(shard, True)
-        yield
 
 
 @contextlib.contextmanager
