@@ -122,7 +122,7 @@ def main(argv=None) -> None:
          passes_images_per_second=[round(rate, 1) for rate in passes[1:]])
     step, first = step_images_per_second(args.batch_size, args.steps)
     emit("paper_pipeline", part="train_step", batch_size=args.batch_size, steps=args.steps,
-         images_per_second=round(step, 1), first_call_seconds=round(first, 1))
+         images_per_second=round(step, 2), first_call_seconds=round(first, 1))
     emit("paper_pipeline", part="ratio", pipeline_over_step=round(pipeline / step, 2))
 
 

@@ -101,8 +101,8 @@ class StopOnSignal(keras.callbacks.Callback):
         if number is None:
             return
         if self.processes > 1:
-            after = (f"start all {self.processes} processes again to resume from the last "
-                     f"backup written at an epoch's end")
+            after = (f"start the run's {self.processes} processes again to resume from the "
+                     f"last backup written at an epoch's end")
         elif self.backup is None:
             after = "no backup is kept (checkpoint_every=0): a rerun starts from epoch 1"
         else:
