@@ -512,6 +512,33 @@ def test_with_every_backup_torn_a_run_starts_again_from_its_first_epoch(tmp_path
     assert "training starts again from epoch 1" in caplog.text
 
 
+def test_callbacks_without_writes_restore_the_same_backup_and_write_nothing(tmp_path):
+    """The other processes of a multi-host run, on their copy of process 0's run directory:
+    they resume from the same state and leave the copy as it was."""
+    (tmp_path / "run").mkdir()
+    before, _, _ = interrupted_fit(tmp_path / "run")
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path / "run", copy)
+    listing = {path: path.read_bytes() for path in copy.rglob("*") if path.is_file()}
+    callbacks = build_callbacks(TrainConfig(output_dir=str(copy), checkpoint_every=1),
+                                writes=False)
+    assert [type(callback).__name__ for callback in callbacks] == [
+        "EpochTimer", "LearningRateScheduler", "TerminateOnNaN", "ResumeBackup"]
+    rng = np.random.default_rng(0)  # interrupted_fit's data
+    x, y = rng.normal(size=(64, 4)).astype("float32"), rng.integers(0, 3, 64)
+    resumed = Snapshot("begin")
+    resumed_fit(tiny_model(), x, y, batch_size=16, epochs=4, verbose=0,
+                callbacks=[*callbacks, resumed])
+    assert sorted(resumed.values) == [3]  # the latest backup ends 3 epochs
+    for restored, saved in zip(resumed.values[3], before[2]):
+        np.testing.assert_array_equal(restored, saved)
+    assert {path: path.read_bytes() for path in copy.rglob("*") if path.is_file()} == listing
+    no_backup = build_callbacks(TrainConfig(output_dir=str(copy), checkpoint_every=0),
+                                writes=False)
+    assert [type(callback).__name__ for callback in no_backup] == [
+        "EpochTimer", "LearningRateScheduler", "TerminateOnNaN"]
+
+
 def test_backups_every_second_epoch_resume_after_the_last_one_written(tmp_path):
     """Killed as epoch 3 (index 2) starts: the last backup is after epoch 2 (index 1)."""
     rng = np.random.default_rng(0)

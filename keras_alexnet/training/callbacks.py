@@ -112,10 +112,9 @@ class EpochKeyedDraws(keras.callbacks.Callback):
     first epoch of this `fit` begins (a resumed run's is not 0) it also sets `next_epoch`, the
     counter of the training dataset's passes (`data.train_dataset`), which keys the shuffle
     order and the input pipeline's augmentation (or `data.device_pipeline.IndexBatches`'
-    order); the passes then count themselves. When `fit`
-    shuffles arrays itself (the on-device path: image indices), Keras draws each epoch's order
-    from NumPy's global generator on the JAX backend: with a `seed`, that generator is seeded
-    from `(seed, e)` as epoch `e` begins.
+    order); the passes then count themselves. When `fit` shuffles arrays itself (the on-device
+    path: image indices), Keras draws each epoch's order from NumPy's global generator on the
+    JAX backend: with a `seed`, that generator is seeded from `(seed, e)` as epoch `e` begins.
 
     Args:
         next_epoch: The training dataset's pass counter; `None` when the data is not one.

@@ -113,7 +113,7 @@ def _place_jax(distribution: str) -> Placement:
 
 def _place_multi_host() -> Placement:
     """Every device of every process, each process feeding its own share of each global batch
-    (`multi_host.ProcessShard`), so Keras must not shard the data again."""
+    (`data.process_shard`), so Keras must not shard the data again."""
     devices = keras.distribution.list_devices()
     distribution = keras.distribution.DataParallel(devices=devices)
     distribution.auto_shard_dataset = False
