@@ -141,6 +141,9 @@ def test_a_collective_failing_for_a_lost_peer_becomes_one_line_naming_it():
         raise gloo
     with pytest.raises(ValueError, match="a bug"), multi_host.peers_watched(ProcessShard(0, 2)):
         raise ValueError("a bug")  # not a collective's: raised as it is
+    with pytest.raises(RuntimeError, match="RESOURCE_EXHAUSTED"), \
+            multi_host.peers_watched(ProcessShard(0, 2)):
+        raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 4 GiB")  # not a peer's
     with pytest.raises(ValueError, match="Gloo"), multi_host.peers_watched(ProcessShard()):
         raise gloo  # one process has no peer to lose
 

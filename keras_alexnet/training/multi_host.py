@@ -37,6 +37,7 @@ PROCESS_ID = "KERAS_DISTRIBUTION_PROCESS_ID"
 TPU_WORKER_HOSTNAMES = "TPU_WORKER_HOSTNAMES"  # set on every host of a Cloud TPU slice
 # How long process 0's end (test, figures, export) may keep the others waiting to leave together.
 SHUTDOWN_SECONDS = 3600
+LOST_PEER_SIGNS = ("Gloo", "NCCL", "Connection reset", "Connection closed", "UNAVAILABLE")
 NEEDS_JAX = ("distribution='multi_host' needs the JAX backend (KERAS_BACKEND=jax): "
              "tf.distribute.MultiWorkerMirroredStrategy does not train Keras 3 models (their fit "
              "fails converting its PerReplica values)")
@@ -220,14 +221,13 @@ def peers_watched(shard: ProcessShard) -> Iterator[None]:
         if shard.count == 1 or not _is_lost_peer(error):
             raise
         other = f"process {1 - shard.index}" if shard.count == 2 else "another process"
-        reason = str(error).strip().splitlines()[0][:200]
+        reason = str(error).strip().splitlines()[0][:200]  # not empty: it names the collective
         raise PeerLost(f"{other} of {shard.count} stopped, so process {shard.index} stopped too "
                        f"({reason}); start every process again to resume from the last "
                        f"backup") from None
 
 
 def _is_lost_peer(error: Exception) -> bool:
-    import jax
-
-    text = str(error)
-    return isinstance(error, jax.errors.JaxRuntimeError) or "Gloo" in text or "NCCL" in text
+    """Whether `error` is a collective's that lost its peer (Gloo on CPUs, NCCL on GPUs, or the
+    runtime's connections), not, say, a device out of memory."""
+    return any(sign in str(error) for sign in LOST_PEER_SIGNS)
