@@ -19,6 +19,10 @@ INITS = ("torch", "paper")
 NETWORKS = ("cifar", "paper")
 CIFAR10 = "cifar10"  # the default data set, held in memory as the seed's recipe needs
 DISTRIBUTIONS = ("auto", "mirrored", "tpu", "multi_host", "none")
+# What `keras.distribution.initialize` reads: a multi-host run's processes (`training.multi_host`).
+JOB_ADDRESSES = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
+NUM_PROCESSES = "KERAS_DISTRIBUTION_NUM_PROCESSES"
+PROCESS_ID = "KERAS_DISTRIBUTION_PROCESS_ID"
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 JIT_COMPILE = ("auto", True, False)  # Keras' `jit_compile` values
 AUGMENTATION_PLACES = ("auto", "pipeline", "device")

@@ -18,10 +18,9 @@ import sys
 from typing import Sequence
 
 from keras_alexnet.cli.flags import PROG
+from keras_alexnet.config import NUM_PROCESSES, PROCESS_ID
 
 WATCHED = "KERAS_ALEXNET_WATCHED"  # set in the child, which then runs the command itself
-PROCESS_ID = "KERAS_DISTRIBUTION_PROCESS_ID"
-NUM_PROCESSES = "KERAS_DISTRIBUTION_NUM_PROCESSES"
 LOST_PEER_STATUS = 75
 JAX_ENDS = "Terminating process because the JAX distributed service"
 # What JAX's coordination client writes as it ends a process whose coordinator is gone.

@@ -26,14 +26,11 @@ from typing import Iterator, Optional, Sequence
 import keras
 import numpy as np
 
-from keras_alexnet.config import TrainConfig
+from keras_alexnet.config import JOB_ADDRESSES, NUM_PROCESSES, PROCESS_ID, TrainConfig
 from keras_alexnet.data.process_shard import ONE_PROCESS, ProcessShard
 from keras_alexnet.errors import ConfigError, PeerLost, TrainingError
 from keras_alexnet.training.run_dir import check_directory, check_run_dir, run_lock
 
-JOB_ADDRESSES = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
-NUM_PROCESSES = "KERAS_DISTRIBUTION_NUM_PROCESSES"
-PROCESS_ID = "KERAS_DISTRIBUTION_PROCESS_ID"
 TPU_WORKER_HOSTNAMES = "TPU_WORKER_HOSTNAMES"  # set on every host of a Cloud TPU slice
 # How long process 0's end (test, figures, export) may keep the others waiting to leave together.
 SHUTDOWN_SECONDS = 3600
