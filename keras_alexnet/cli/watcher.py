@@ -5,7 +5,7 @@ from a thread of its own: a fatal log and an abort, before Python can report any
 those processes the command runs itself again as a child and watches it: it passes the child's
 output on without JAX's fatal log, passes SIGTERM on (SIGINT, Ctrl-C, reaches the child in the
 same process group), and when JAX ends the child says so in one `keras-alexnet: error: …` line
-(exit status 75, as for a lost peer that Python saw). The watcher starts neither JAX nor
+(`PeerLost`'s exit status, as for a lost peer that Python saw). The watcher starts neither JAX nor
 TensorFlow.
 """
 
@@ -19,9 +19,9 @@ from typing import Sequence
 
 from keras_alexnet.cli.flags import PROG
 from keras_alexnet.config import NUM_PROCESSES, PROCESS_ID
+from keras_alexnet.errors import PeerLost
 
 WATCHED = "KERAS_ALEXNET_WATCHED"  # set in the child, which then runs the command itself
-LOST_PEER_STATUS = 75
 JAX_ENDS = "Terminating process because the JAX distributed service"
 # What JAX's coordination client writes as it ends a process whose coordinator is gone.
 JAX_FATAL_LOG = (JAX_ENDS, "coordination_service_agent.cc", "Additional GRPC error information",
@@ -62,4 +62,4 @@ def run_watched(argv: Sequence[str]) -> int:
         print(f"{PROG}: error: process 0 of {count}, which coordinates the run, stopped, so "
               f"process {index} stopped too; start every process again to resume from the last "
               f"backup", file=sys.stderr)
-    return LOST_PEER_STATUS
+    return PeerLost.exit_status

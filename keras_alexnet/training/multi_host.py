@@ -75,8 +75,7 @@ def join(distribution: str) -> ProcessShard:
                 process_id=_int_variable(PROCESS_ID),
                 shutdown_timeout_seconds=SHUTDOWN_SECONDS)
         except (RuntimeError, ValueError) as error:
-            reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else error
-            raise TrainingError(f"cannot join the run's processes ({reason}); set "
+            raise TrainingError(f"cannot join the run's processes ({_first_line(error)}); set "
                                 f"{JOB_ADDRESSES}, {NUM_PROCESSES} and {PROCESS_ID} on every "
                                 f"process") from None
     return ProcessShard(jax.process_index(), jax.process_count(), joined=True)
@@ -218,13 +217,19 @@ def peers_watched(shard: ProcessShard) -> Iterator[None]:
         if shard.count == 1 or not _is_lost_peer(error):
             raise
         other = f"process {1 - shard.index}" if shard.count == 2 else "another process"
-        reason = str(error).strip().splitlines()[0][:200]  # not empty: it names the collective
         raise PeerLost(f"{other} of {shard.count} stopped, so process {shard.index} stopped too "
-                       f"({reason}); start every process again to resume from the last "
-                       f"backup") from None
+                       f"({_first_line(error, 200)}); start every process again to resume "
+                       f"from the last backup") from None
 
 
 def _is_lost_peer(error: Exception) -> bool:
     """Whether `error` is a collective's that lost its peer (Gloo on CPUs, NCCL on GPUs, or the
     runtime's connections), not, say, a device out of memory."""
     return any(sign in str(error) for sign in LOST_PEER_SIGNS)
+
+
+def _first_line(error: Exception, limit: int = 300) -> str:
+    """The first line of `error`'s message (JAX's run to many), at most `limit` characters; its
+    type's name when it has none."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:limit] if lines else type(error).__name__
