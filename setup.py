@@ -15,6 +15,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_alexnet", "keras_alexnet.*"]),
+    # The shipped presets: trained models, one directory each.
+    package_data={"keras_alexnet": ["pretrained/*/*.json", "pretrained/*/*.h5"]},
     python_requires=">=3.10",
     install_requires=[
         # The Keras CI tests (3.15); the package uses only its public API, and a new minor
@@ -26,10 +28,14 @@ setup(
         # tensorflow-datasets imports it to build CIFAR-10 but declares it only for Python < 3.9.
         "importlib_resources",
         "matplotlib",
+        # Presets store their kernels in float16 (Keras installs it too).
+        "h5py",
     ],
     extras_require={
         # gRPC client for TF Serving (keras_alexnet.serving.client.predict_grpc).
         "serving": ["tensorflow-serving-api"],
+        # Presets on the Hugging Face Hub (hf://) or Kaggle (kaggle://).
+        "hub": ["huggingface_hub", "kagglehub"],
         # The JAX backend (KERAS_BACKEND=jax): on-device augmentation without TensorFlow.
         "jax": ["jax"],
         # TensorBoard logs (tensorboard=True); TensorFlow 2.21 no longer installs it.

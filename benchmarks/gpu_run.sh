@@ -13,13 +13,13 @@
 #      defaults, timed from process start, with an empty compilation cache (cold);
 #   2. seed_torch.py --pipeline loader (the PyTorch reference): per-epoch lines and its summary;
 #   3. seed_recipe again, its programs now in the cache (warm);
-#   4. the tweaked preset in full (20 epochs, validation, test with flip TTA);
+#   4. the tweaked recipe in full (20 epochs, validation, test with flip TTA);
 #   5. seed_recipe warm with a checkpoint every epoch (the default until 2026-12-01);
 #   6. seed_recipe in mixed_bfloat16 (the precision "auto" picked on Hopper before 2026-12-01);
 #   7. train_step: batch 128 and 512, float32 and mixed, compile time apart;
 #   8. the step split up: AlexNet without augmentation, the trivial network with it (the fit loop,
 #      image lookup and augmentation alone);
-#   9. the long preset in full (60 epochs), when time is left.
+#   9. the long recipe in full (60 epochs), when time is left.
 # Everything printed is also written to $OUT/gpu_run.log when $OUT is set.
 # On one H200 (2026-11-27, an earlier list of steps) steps 1, 2, 6 and 7 took about 350 s.
 set -uo pipefail
@@ -51,13 +51,13 @@ seed_recipe() {  # seed_recipe CAP_SECONDS FLAGS...
   step "$cap" python3 benchmarks/seed_recipe.py --data-dir "$data" "${quick[@]}" "$@"
 }
 
-preset() {  # preset NAME CAP_SECONDS: the preset in full, then its metrics as one JSON line
+recipe() {  # recipe NAME CAP_SECONDS: the recipe in full, then its metrics as one JSON line
   local name=$1 cap=$2
-  step "$cap" python3 -m keras_alexnet.cli train --preset "$name" --data-dir "$data" \
+  step "$cap" python3 -m keras_alexnet.cli train --recipe "$name" --data-dir "$data" \
     --no-export --no-figures --verbose 2 --output-dir "$work/$name" "${short[@]}"
   [ -f "$work/$name/metrics.json" ] && python3 -c "import json, sys
 m = json.load(open(sys.argv[2]))
-print(json.dumps({'preset': sys.argv[1], **{k: m[k] for k in ('test_accuracy',
+print(json.dumps({'recipe': sys.argv[1], **{k: m[k] for k in ('test_accuracy',
   'test_accuracy_single_view', 'best_val_accuracy', 'train_images_per_second', 'train_seconds',
   'phase_seconds')}}))" "$name" "$work/$name/metrics.json"
 }
@@ -74,7 +74,7 @@ print(json.dumps({'preset': sys.argv[1], **{k: m[k] for k in ('test_accuracy',
     echo "skipped (PyTorch is not installed): the reference"
   fi
   seed_recipe 120 --compilation-cache-dir "$work/cache"
-  preset tweaked 200
+  recipe tweaked 200
   seed_recipe 150 --compilation-cache-dir "$work/cache" --checkpoint-every 1
   seed_recipe 150 --mixed-precision mixed_bfloat16 --compilation-cache-dir none
   step 120 python3 benchmarks/train_step.py --data-dir "$data" --steps 200 "${quick[@]}"
@@ -82,7 +82,7 @@ print(json.dumps({'preset': sys.argv[1], **{k: m[k] for k in ('test_accuracy',
     --batch-sizes 128 --no-augmentation "${quick[@]}"
   step 40 python3 benchmarks/train_step.py --data-dir "$data" --steps 300 --precisions mixed \
     --batch-sizes 128 --network trivial "${quick[@]}"
-  preset long 400
+  recipe long 400
   echo "== done in $SECONDS s"
 } 2>&1 | tee "$log"
 rm -rf "$work"

@@ -1,7 +1,7 @@
 """The paper's input pipeline beside the paper network's train step, in images/s on this machine:
 can the pipeline feed the step?
 
-Pipeline: the one `train(preset="paper")` runs (`data.image_sets` + `data.imagenet`): read and
+Pipeline: the one `train(recipe="paper")` runs (`data.image_sets` + `data.imagenet`): read and
 decode each file → shorter side to 256 → random 224×224 crop and flip → batch → PCA colour jitter.
 By default on a folder of ImageNet-sized JPEG files (500×375, CIFAR-10 images enlarged), written
 here; `--image-size 256x256` writes them as the paper stored ImageNet (down-sampled to 256×256
@@ -60,7 +60,7 @@ def pipeline_images_per_second(dataset: str, batch_size: int, passes: int) -> li
     from keras_alexnet.data.image_sets import load_image_set
     from keras_alexnet.training.fit_setup import image_set_data
 
-    config = TrainConfig.from_preset("paper", dataset=dataset, batch_size=batch_size,
+    config = TrainConfig.from_recipe("paper", dataset=dataset, batch_size=batch_size,
                                      validation_size=batch_size)
     data = load_image_set(config)
     train = image_set_data(data, config)["x"].take(math.ceil(data.train_size / batch_size))
@@ -76,7 +76,7 @@ def step_images_per_second(batch_size: int, steps: int) -> tuple[float, float]:
     from keras_alexnet.training.fit_setup import compile_for_training
     from keras_alexnet.training.performance import resolve
 
-    config = TrainConfig.from_preset("paper", batch_size=batch_size)
+    config = TrainConfig.from_recipe("paper", batch_size=batch_size)
     model = build_model("paper", num_classes=10, seed=0)
     compile_for_training(model, config, resolve(config), steps_per_epoch=steps, num_classes=10)
     rng = np.random.default_rng(0)

@@ -3,8 +3,8 @@ a time, trained on the same short budget, one JSON line per run.
 
     python benchmarks/recipes.py --data-dir DIR [--epochs 3] [--train-subset 5000] [--only NAME ...]
 
-Each run is `keras_alexnet.train(preset=…, **changes)` with the budget's epochs, training subset
-and validation size, figures and export off. Every line has the preset, the changes, the
+Each run is `keras_alexnet.train(recipe=…, **changes)` with the budget's epochs, training subset
+and validation size, figures and export off. Every line has the recipe, the changes, the
 epochs, the test accuracy (with the run's test-time augmentation) and the single-view test
 accuracy (`tweaked` tests with flip TTA; the single view is the same run without it), the best
 validation accuracy, the wall time, and the machine, backend and date. A short budget ranks the
@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import DEFAULT_DATA_DIR, emit  # noqa: E402
 
-# (name, preset, changes): the seed recipe, `tweaked`, and `tweaked` at conv1 stride 2 (a third of
+# (name, recipe, changes): the seed recipe, `tweaked`, and `tweaked` at conv1 stride 2 (a third of
 # the compute) without one of its techniques each, or with Cutout added (what `long` adds); `fast`
 # and `fast` with one technique set back to `tweaked`'s (batch 128 at its learning rate 0.05 with
 # the linear scaling rule's ratio, full width, cosine, label smoothing 0.1) or off.
@@ -52,24 +52,24 @@ VARIANTS = (
 )
 
 
-def run(name: str, preset: str, changes: dict, args: argparse.Namespace) -> None:
+def run(name: str, recipe: str, changes: dict, args: argparse.Namespace) -> None:
     import keras_alexnet
 
     budget = {"epochs": args.epochs, "train_subset": args.train_subset,
               "validation_size": args.validation_size}
-    if "warmup_epochs" not in changes and preset != "seed":
+    if "warmup_epochs" not in changes and recipe != "seed":
         budget["warmup_epochs"] = min(2.0, args.epochs / 4)  # the same share of a short run
     run_dir = tempfile.mkdtemp(prefix="recipes_")
     try:
         start = time.perf_counter()
-        result = keras_alexnet.train(preset=preset, data_dir=args.data_dir, output_dir=run_dir,
+        result = keras_alexnet.train(recipe=recipe, data_dir=args.data_dir, output_dir=run_dir,
                                      export=False, figures=False, checkpoint_every=0, verbose=0,
                                      **budget, **changes)
         wall = time.perf_counter() - start
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     metrics = result.metrics
-    emit("recipes", name=name, preset=preset, changes=changes, **budget,
+    emit("recipes", name=name, recipe=recipe, changes=changes, **budget,
          test_accuracy=metrics["test_accuracy"],
          test_accuracy_single_view=metrics["test_accuracy_single_view"],
          best_val_accuracy=round(metrics["best_val_accuracy"], 4),
@@ -90,9 +90,9 @@ def main(argv=None) -> None:
     if args.quick:
         args.epochs, args.train_subset, args.validation_size = 1, 64, 100
         args.only = args.only or ["seed", "tweaked@stride2-batch_norm"]
-    for name, preset, changes in VARIANTS:
+    for name, recipe, changes in VARIANTS:
         if args.only is None or name in args.only:
-            run(name, preset, changes, args)
+            run(name, recipe, changes, args)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,19 @@
-"""Time to accuracy: a preset trained as a user runs it, timed from process start, one JSON line
+"""Time to accuracy: a recipe trained as a user runs it, timed from process start, one JSON line
 per run; or, with `--torch`, the seed blog's PyTorch code on the same machine.
 
-    python benchmarks/time_to_accuracy.py --preset fast [--epochs N] [--seeds 0 1] [--data-dir DIR]
+    python benchmarks/time_to_accuracy.py --recipe fast [--epochs N] [--seeds 0 1] [--data-dir DIR]
     python benchmarks/time_to_accuracy.py --torch --torch-python PY [--epochs N] [--seeds 0]
 
 Every run is a fresh child process (imports, data, compilation, training, test and export all
-count, as for `keras-alexnet train`). A keras_alexnet line has the preset, epochs, seed, the test
-accuracy with the preset's test-time augmentation and in a single view, the wall seconds from
+count, as for `keras-alexnet train`). A keras_alexnet line has the recipe, epochs, seed, the test
+accuracy with the recipe's test-time augmentation and in a single view, the wall seconds from
 process start to the end of `train()` and per phase (imports, data, build, fit, test, figures,
 export), train images/s, the training's FLOPs per image (`common.training_flops_per_image`) and,
 given `--peak-gflops`, the floor those FLOPs set at that peak, and the machine, backend and
 date. `--torch` runs
 `../shared/reference/seed_torch.py` (the seed recipe, single view, no export) with `PY`, an
 interpreter that has PyTorch, and reports the same fields it can. After the runs, one `mean`
-line per preset and epochs. Not a test: the numbers depend on the machine.
+line per recipe and epochs. Not a test: the numbers depend on the machine.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ TORCH_REFERENCE = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(
                                                 "..", "shared", "reference", "seed_torch.py"))
 
 
-def run_preset(args: argparse.Namespace) -> None:
+def run_recipe(args: argparse.Namespace) -> None:
     """One keras_alexnet run in this process (the child): `train()` timed from process start."""
     import keras_alexnet
 
@@ -50,8 +50,8 @@ def run_preset(args: argparse.Namespace) -> None:
     overrides = {"epochs": args.epochs} if args.epochs else {}
     if args.train_subset:
         overrides.update(train_subset=args.train_subset, validation_size=100)
-    config = keras_alexnet.TrainConfig.from_preset(
-        args.preset, data_dir=args.data_dir, seed=args.seed, verbose=0,
+    config = keras_alexnet.TrainConfig.from_recipe(
+        args.recipe, data_dir=args.data_dir, seed=args.seed, verbose=0,
         output_dir=os.path.join(run_dir, "run"),
         saved_models_dir=os.path.join(run_dir, "saved_models"), **overrides)
     train = keras_alexnet.train  # imports Keras and TensorFlow
@@ -67,7 +67,7 @@ def run_preset(args: argparse.Namespace) -> None:
     trained_images = train_size * config.epochs
     floor = ({"floor_seconds": round(flops * trained_images / (args.peak_gflops * 1e9), 1)}
              if args.peak_gflops else {})
-    emit("time_to_accuracy", preset=args.preset, epochs=len(result.history["loss"]),
+    emit("time_to_accuracy", recipe=args.recipe, epochs=len(result.history["loss"]),
          seed=args.seed, test_accuracy=metrics["test_accuracy"],
          test_accuracy_single_view=metrics["test_accuracy_single_view"],
          wall_seconds=round(wall, 1),
@@ -88,7 +88,7 @@ def run_torch(args: argparse.Namespace, seed: int) -> dict:
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     wall = time.perf_counter() - start
     summary = json.loads(output.strip().splitlines()[-1])
-    return {"benchmark": "time_to_accuracy", "preset": "pytorch-reference",
+    return {"benchmark": "time_to_accuracy", "recipe": "pytorch-reference",
             "epochs": summary["epochs"], "seed": seed, "test_accuracy": summary["test_acc"],
             "test_accuracy_single_view": summary["test_acc"], "wall_seconds": round(wall, 1),
             "train_images_per_second": round(summary["train_images_per_s"]),
@@ -98,7 +98,7 @@ def run_torch(args: argparse.Namespace, seed: int) -> dict:
 
 def run_child(args: argparse.Namespace, seed: int) -> dict:
     """One keras_alexnet run in a fresh Python process; its JSON line."""
-    command = [sys.executable, os.path.abspath(__file__), "--child", "--preset", args.preset,
+    command = [sys.executable, os.path.abspath(__file__), "--child", "--recipe", args.recipe,
                "--seeds", str(seed), "--data-dir", args.data_dir]
     for flag, value in (("--epochs", args.epochs), ("--train-subset", args.train_subset),
                         ("--peak-gflops", args.peak_gflops)):
@@ -116,7 +116,7 @@ def mean_line(runs: list[dict]) -> dict:
                 "max": max(values)}
 
     return {"benchmark": "time_to_accuracy", "mean_of_seeds": [run["seed"] for run in runs],
-            "preset": runs[0]["preset"], "epochs": runs[0]["epochs"],
+            "recipe": runs[0]["recipe"], "epochs": runs[0]["epochs"],
             "test_accuracy": summary("test_accuracy"),
             "test_accuracy_single_view": summary("test_accuracy_single_view"),
             "wall_seconds": summary("wall_seconds")}
@@ -124,9 +124,9 @@ def mean_line(runs: list[dict]) -> dict:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="fast")
+    parser.add_argument("--recipe", default="fast")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="override the preset's epochs (its schedule scales with them)")
+                        help="override the recipe's epochs (its schedule scales with them)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     parser.add_argument("--train-subset", type=int, default=None,
@@ -151,7 +151,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.child:
         args.seed = args.seeds[0]
-        run_preset(args)
+        run_recipe(args)
         return
     runs = []
     for seed in args.seeds:

@@ -9,6 +9,7 @@ import math
 import os
 import types
 import typing
+import warnings
 from typing import Any, Optional, Union
 
 from keras_alexnet.errors import ConfigError
@@ -243,23 +244,29 @@ class TrainConfig:
         return cls(**values)
 
     @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> "TrainConfig":
-        """The config of a named recipe (see `presets()`), with `overrides` applied.
+    def from_recipe(cls, name: str, **overrides: Any) -> "TrainConfig":
+        """The config of a named recipe (see `recipes()`), with `overrides` applied.
 
-        A preset's warm-up is a share of its run: overriding `epochs` without `warmup_epochs`
+        A recipe's warm-up is a share of its run: overriding `epochs` without `warmup_epochs`
         scales the warm-up with it (and logs so at level INFO).
 
         Example:
 
-        >>> TrainConfig.from_preset("tweaked", epochs=5).warmup_epochs
+        >>> TrainConfig.from_recipe("tweaked", epochs=5).warmup_epochs
         0.5
         """
-        if name not in PRESETS:
-            raise ConfigError(f"unknown preset {name!r}; the presets are {', '.join(PRESETS)}")
-        values = {**PRESETS[name].values, **overrides}
+        if name not in RECIPES:
+            raise ConfigError(f"unknown recipe {name!r}; the recipes are {', '.join(RECIPES)}")
+        values = {**RECIPES[name].values, **overrides}
         if "warmup_epochs" not in overrides:
             values["warmup_epochs"] = _scaled_warmup(name, values.get("epochs", cls.epochs))
         return cls.from_dict(values)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "TrainConfig":
+        """Deprecated spelling of `from_recipe` (a preset is now a trained model)."""
+        warn_renamed("TrainConfig.from_preset", "TrainConfig.from_recipe")
+        return cls.from_recipe(name, **overrides)
 
     def replace(self, **overrides: Any) -> "TrainConfig":
         """Returns a copy with `overrides` applied and validated."""
@@ -312,14 +319,14 @@ def with_keras_names(values: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclasses.dataclass(frozen=True)
-class Preset:
+class Recipe:
     """A named recipe: a one-line description and the `TrainConfig` values it changes."""
 
     description: str
     values: dict[str, Any]
 
 
-# Every technique a preset uses is a TrainConfig field; a preset only sets values.
+# Every technique a recipe uses is a TrainConfig field; a recipe only sets values.
 _TWEAKED = {
     "conv1_stride": 1, "batch_norm": True, "dropout": 0.25, "global_clipnorm": None,
     "lr_schedule": "cosine", "learning_rate": 0.05, "warmup_epochs": 2.0, "nesterov": True,
@@ -345,44 +352,58 @@ _PAPER = {
 }
 # Accuracy within two CPU hours: what fast teaches, wider, with Cutout and more epochs.
 _LONG = {**_FAST, "width_multiplier": 0.75, "dense_units": 1024, "cutout": 8, "epochs": 40}
-PRESETS = {
-    "seed": Preset("the seed blog's recipe, as TrainConfig() (49 epochs, ~80 % test accuracy)", {}),
-    "tweaked": Preset("AlexNet with conv1 at stride 1 and batch norm, Nesterov SGD, warm-up + "
+RECIPES = {
+    "seed": Recipe("the seed blog's recipe, as TrainConfig() (49 epochs, ~80 % test accuracy)", {}),
+    "tweaked": Recipe("AlexNet with conv1 at stride 1 and batch norm, Nesterov SGD, warm-up + "
                       "cosine LR, label smoothing, flip test-time augmentation; 20 epochs",
                       _TWEAKED),
-    "long": Preset("fast at three-quarter width (fc6/fc7 of 1024) with Cutout 8×8; 40 epochs, "
+    "long": Recipe("fast at three-quarter width (fc6/fc7 of 1024) with Cutout 8×8; 40 epochs, "
                    "under 2 hours on a CPU", _LONG),
-    "fast": Preset("a half-width AlexNet (conv1 at stride 1, batch norm, fc6/fc7 of 512) at batch "
+    "fast": Recipe("a half-width AlexNet (conv1 at stride 1, batch norm, fc6/fc7 of 512) at batch "
                    "512 in bfloat16, one-cycle LR, label smoothing, flip test-time augmentation; "
                    "6 epochs, minutes on a CPU", _FAST),
-    "paper": Preset("the 2012 paper's network and recipe: 224×224 crops of images resized to 256, "
+    "paper": Recipe("the 2012 paper's network and recipe: 224×224 crops of images resized to 256, "
                     "flips, PCA jitter, SGD 0.01 ÷10 on plateaus, 90 epochs, ten-crop test "
                     "(pass --dataset)", _PAPER),
 }
 
 
 def _scaled_warmup(name: str, epochs: Any) -> float:
-    """The preset's `warmup_epochs` for a run of `epochs`: the same share of the run."""
-    preset = PRESETS[name].values
-    warmup = preset.get("warmup_epochs", TrainConfig.warmup_epochs)
-    preset_epochs = preset.get("epochs", TrainConfig.epochs)
-    if not warmup or epochs == preset_epochs or not isinstance(epochs, int) or epochs < 1:
+    """The recipe's `warmup_epochs` for a run of `epochs`: the same share of the run."""
+    recipe = RECIPES[name].values
+    warmup = recipe.get("warmup_epochs", TrainConfig.warmup_epochs)
+    recipe_epochs = recipe.get("epochs", TrainConfig.epochs)
+    if not warmup or epochs == recipe_epochs or not isinstance(epochs, int) or epochs < 1:
         return warmup  # nothing to scale, or a bad `epochs` that validation reports
-    scaled = warmup * epochs / preset_epochs
-    logger.info("warmup_epochs=%g, the %s preset's share of the run (%g of its %d epochs)",
-                scaled, name, warmup, preset_epochs)
+    scaled = warmup * epochs / recipe_epochs
+    logger.info("warmup_epochs=%g, the %s recipe's share of the run (%g of its %d epochs)",
+                scaled, name, warmup, recipe_epochs)
     return scaled
 
 
-def presets() -> dict[str, str]:
-    """Each preset's name with its one-line description.
+def recipes() -> dict[str, str]:
+    """Each recipe's name with its one-line description.
 
     Example:
 
-    >>> sorted(presets())
+    >>> sorted(recipes())
     ['fast', 'long', 'paper', 'seed', 'tweaked']
     """
-    return {name: preset.description for name, preset in PRESETS.items()}
+    return {name: recipe.description for name, recipe in RECIPES.items()}
+
+
+def presets() -> dict[str, str]:
+    """Deprecated spelling of `recipes()`; the trained models are `AlexNet.presets`."""
+    warn_renamed("keras_alexnet.presets()", "keras_alexnet.recipes() (trained models: "
+                 "keras_alexnet.AlexNet.presets)")
+    return recipes()
+
+
+def warn_renamed(old: str, new: str) -> None:
+    """Warns once per call site (a `FutureWarning`, shown by default) that `old` is now
+    `new`."""
+    warnings.warn(f"{old} is deprecated: use {new}; a preset is now a trained model",
+                  FutureWarning, stacklevel=3)
 
 
 def _field_types() -> dict[str, Any]:
@@ -418,7 +439,7 @@ def _check_network_fields(config: TrainConfig) -> None:
     and the fields of its recipe do not apply to the paper's network."""
     if config.network == "cifar" and config.dataset != CIFAR10:
         raise ConfigError(f"TrainConfig.dataset {config.dataset!r} needs network='paper' (the "
-                          f"CIFAR network trains on cifar10 only); use the paper preset")
+                          f"CIFAR network trains on cifar10 only); use the paper recipe")
     if config.network == "paper":
         changed = [name for name, off in CIFAR_ONLY_FIELDS.items() if getattr(config, name) != off]
         if changed:

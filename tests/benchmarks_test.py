@@ -100,7 +100,7 @@ def test_recipes_prints_one_line_per_variant_with_its_changes(cifar_dir):
     assert [line["name"] for line in lines] == ["seed", "tweaked@stride2-batch_norm"]
     seed, variant = lines
     assert COMMON <= set(seed) and (seed["epochs"], seed["train_subset"]) == (1, 64)
-    assert seed["changes"] == {} and variant["preset"] == "tweaked"
+    assert seed["changes"] == {} and variant["recipe"] == "tweaked"
     assert variant["changes"] == {"conv1_stride": 2, "batch_norm": False}
     # Without test-time augmentation the reported accuracy is the single view's.
     assert seed["test_accuracy"] == seed["test_accuracy_single_view"]
@@ -119,9 +119,9 @@ def test_hostile_inputs_reports_each_case_with_its_time_memory_and_outcome():
 
 
 def test_time_to_accuracy_reports_each_seed_from_process_start_and_their_mean(cifar_dir):
-    run, mean = run_benchmark("time_to_accuracy.py", "--data-dir", cifar_dir, "--preset", "fast",
+    run, mean = run_benchmark("time_to_accuracy.py", "--data-dir", cifar_dir, "--recipe", "fast",
                               "--seeds", "3")
-    assert COMMON <= set(run) and (run["preset"], run["epochs"], run["seed"]) == ("fast", 1, 3)
+    assert COMMON <= set(run) and (run["recipe"], run["epochs"], run["seed"]) == ("fast", 1, 3)
     phases = run["seconds"]
     assert {"imports", "data", "build", "fit", "test", "figures", "export"} <= set(phases)
     # From process start: the imports and every phase of train() fit inside the wall time.
@@ -141,3 +141,50 @@ def test_time_to_accuracy_reports_each_seed_from_process_start_and_their_mean(ci
     accuracy = mean["test_accuracy"]
     assert accuracy["min"] == accuracy["max"] == run["test_accuracy"]
     assert accuracy["mean"] == pytest.approx(run["test_accuracy"], abs=5e-5)
+
+
+def test_make_preset_writes_the_runs_model_with_its_measured_accuracy_and_command(cifar_dir,
+                                                                                  tmp_path):
+    import numpy as np
+
+    import keras_alexnet
+    from keras_alexnet import cli
+    from keras_alexnet.data.cifar10 import load_cifar10
+
+    run_dir = str(tmp_path / "run")
+    keras_alexnet.train(recipe="fast", epochs=1, width_multiplier=0.25, dense_units=32,
+                        train_subset=64, validation_size=100, batch_size=32, data_dir=cifar_dir,
+                        output_dir=run_dir, export=False, figures=False, verbose=0)
+    make = [sys.executable, os.path.join(REPO, "benchmarks", "make_preset.py"), run_dir, "tiny",
+            "--recipe", "fast", "--description", "a tiny test", "--data-dir", cifar_dir,
+            "--presets-dir", str(tmp_path / "presets")]
+    refused = subprocess.run([*make, "--max-float16-drop", "-1"], capture_output=True, text=True,
+                             timeout=600)
+    assert refused.returncode == 1 and "more than -1.0: not written" in refused.stderr
+    assert not (tmp_path / "presets" / "tiny").exists()
+    made = subprocess.run(make, capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr[-3000:]
+    metadata = json.load(open(tmp_path / "presets" / "tiny" / "metadata.json"))
+    # The command, run through the command line's parser, gives the run's config.
+    words = metadata["command"].split()
+    assert words[:4] == ["keras-alexnet", "train", "--recipe", "fast"]
+    args = cli.build_parser().parse_args(words[1:])
+    args.check(args)
+    expected = json.load(open(os.path.join(run_dir, "config.json")))
+    assert args.config.replace(output_dir=run_dir).to_dict() == expected
+    assert "--no-export" in words and "--output-dir" not in words
+    assert metadata["config"]["width_multiplier"] == 0.25 and metadata["seed"] == 0
+    # The accuracies are the shipped model's on every test image, by NumPy here.
+    model = keras_alexnet.AlexNet.from_preset(str(tmp_path / "presets" / "tiny"))
+    data = load_cifar10(cifar_dir)
+    logits = model.predict(data.x_test, verbose=0).astype(np.float64)
+    mirrored = model.predict(data.x_test[:, :, ::-1], verbose=0).astype(np.float64)
+
+    def softmax(values):
+        values = np.exp(values - values.max(axis=1, keepdims=True))
+        return values / values.sum(axis=1, keepdims=True)
+
+    assert metadata["test_accuracy_single_view"] == pytest.approx(
+        (logits.argmax(1) == data.y_test).mean())
+    assert metadata["test_accuracy"] == pytest.approx(
+        ((softmax(logits) + softmax(mirrored)).argmax(1) == data.y_test).mean())

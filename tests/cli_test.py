@@ -151,8 +151,8 @@ def test_evaluate_with_flip_tta_matches_the_mean_of_both_views(trained, small_da
 
 
 @pytest.mark.slow
-def test_train_preset_with_overrides(small_data, tmp_path):
-    result = run_cli("train", "--preset", "tweaked", "--conv1-stride", "2", "--epochs", "3",
+def test_train_recipe_with_overrides(small_data, tmp_path):
+    result = run_cli("train", "--recipe", "tweaked", "--conv1-stride", "2", "--epochs", "3",
                      "--warmup-epochs", "2", "--data-dir", small_data, "--train-subset", "64",
                      "--validation-size", "100", "--batch-size", "32", "--output-dir",
                      tmp_path / "run", "--no-export", "--no-figures", "--verbose", "0")
@@ -169,14 +169,14 @@ def test_train_preset_with_overrides(small_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_short_run_of_a_preset_scales_its_warm_up_and_says_so(small_data, tmp_path):
-    result = run_cli("train", "--preset", "tweaked", "--epochs", "1", "--conv1-stride", "2",
+def test_a_short_run_of_a_recipe_scales_its_warm_up_and_says_so(small_data, tmp_path):
+    result = run_cli("train", "--recipe", "tweaked", "--epochs", "1", "--conv1-stride", "2",
                      "--data-dir", small_data, "--train-subset", "64", "--validation-size", "100",
                      "--batch-size", "32", "--output-dir", tmp_path / "run", "--no-export",
                      "--no-figures", "--verbose", "0")
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
-        "keras-alexnet: warmup_epochs=0.1, the tweaked preset's share of the run "
+        "keras-alexnet: warmup_epochs=0.1, the tweaked recipe's share of the run "
         "(2 of its 20 epochs)"]
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["warmup_epochs"] == pytest.approx(2 / 20)
@@ -184,9 +184,9 @@ def test_a_short_run_of_a_preset_scales_its_warm_up_and_says_so(small_data, tmp_
 
 
 @pytest.mark.slow
-def test_a_short_run_of_the_fast_preset_trains_the_narrow_model_on_its_one_cycle(small_data,
+def test_a_short_run_of_the_fast_recipe_trains_the_narrow_model_on_its_one_cycle(small_data,
                                                                                  tmp_path):
-    result = run_cli("train", "--preset", "fast", "--epochs", "2", "--data-dir", small_data,
+    result = run_cli("train", "--recipe", "fast", "--epochs", "2", "--data-dir", small_data,
                      "--train-subset", "64", "--validation-size", "100", "--batch-size", "32",
                      "--output-dir", tmp_path / "run", "--no-export", "--no-figures",
                      "--verbose", "0")
@@ -214,8 +214,13 @@ def corrupt_batch(path):
     (["train", "--epochs", "many"], "argument --epochs: invalid int value: 'many'"),
     (["train", "--learning-rate", "0"], "--learning-rate must be > 0"),
     (["train", "--init", "xavier"], "argument --init: invalid choice: 'xavier'"),
-    (["train", "--preset", "fastest"], "argument --preset: invalid choice: 'fastest'"),
-    (["train", "--preset", "tweaked", "--epochs", "1", "--warmup-epochs", "2"],
+    (["train", "--recipe", "fastest"], "argument --recipe: invalid choice: 'fastest'"),
+    (["train", "--recipe", "fast", "--preset", "fast"],
+     "--preset is the old spelling of --recipe: give only --recipe"),
+    (["export", "hf://keras/alexnet_missing"],
+     "needs huggingface_hub: pip install huggingface_hub"),
+    (["evaluate", "{tmp}/no_preset"], "no model at"),
+    (["train", "--recipe", "tweaked", "--epochs", "1", "--warmup-epochs", "2"],
      "--warmup-epochs must be in"),
     (["train", "--colour", "red"], "unrecognized arguments: --colour red"),
     (["train", "--data-dir", "{tmp}/missing"], "does not exist"),
@@ -264,7 +269,7 @@ def test_a_fresh_process_prints_only_the_one_line_for_bad_input(args, message, t
 
 @pytest.mark.parametrize("args, message", [
     (["train", "--epochs", "0"], "--epochs must be >= 1, got 0"),
-    (["train", "--preset", "fast", "--width-multiplier", "0"], "--width-multiplier must be in"),
+    (["train", "--recipe", "fast", "--width-multiplier", "0"], "--width-multiplier must be in"),
     (["train", "--batch-size", "0", "--cpu-threads", "2"], "--batch-size must be >= 1, got 0"),
     (["evaluate", "model.keras", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
     (["export", "model.h5"], "the model must be a .keras file"),
@@ -357,3 +362,14 @@ def test_choice_flags_take_their_values_as_typed(tmp_path):
     assert (args.config.conv1_stride, args.config.lr_schedule) == (1, "cosine")
     with pytest.raises(cli.UserError, match="invalid choice: 'maybe'"):
         cli.build_parser().parse_args(["train", "--jit-compile", "maybe"])
+
+
+def test_the_old_preset_flag_trains_the_recipe_and_says_the_new_spelling_once(capsys):
+    from keras_alexnet import TrainConfig, cli
+
+    args = cli.build_parser().parse_args(["train", "--preset", "fast", "--dropout", "0.3"])
+    args.check(args)
+    assert args.config == TrainConfig.from_recipe("fast", dropout=0.3)
+    assert capsys.readouterr().err.splitlines() == [
+        "keras-alexnet: --preset is deprecated: use --recipe fast (a preset is now a trained "
+        "model)"]

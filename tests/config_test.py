@@ -72,28 +72,28 @@ def test_config_is_immutable_and_replace_makes_a_validated_copy():
     assert config.epochs == 49
 
 
-def test_the_seed_preset_is_the_default_config():
-    from keras_alexnet import presets
+def test_the_seed_recipe_is_the_default_config():
+    from keras_alexnet import recipes
 
-    assert TrainConfig.from_preset("seed") == TrainConfig()
-    assert set(presets()) >= {"seed", "tweaked", "long"}
-    assert all(isinstance(text, str) and text for text in presets().values())
+    assert TrainConfig.from_recipe("seed") == TrainConfig()
+    assert set(recipes()) >= {"seed", "tweaked", "long"}
+    assert all(isinstance(text, str) and text for text in recipes().values())
 
 
-def test_tweaked_and_long_presets_are_alexnets_with_the_recipes_values():
-    tweaked = TrainConfig.from_preset("tweaked")
+def test_tweaked_and_long_recipes_are_alexnets_with_the_recipes_values():
+    tweaked = TrainConfig.from_recipe("tweaked")
     assert (tweaked.conv1_stride, tweaked.batch_norm, tweaked.nesterov) == (1, True, True)
     assert (tweaked.lr_schedule, tweaked.learning_rate) == ("cosine", 0.05)
     assert (tweaked.warmup_epochs, tweaked.label_smoothing) == (2.0, 0.1)
     assert (tweaked.test_time_augmentation, tweaked.epochs) == ("flip", 20)
     assert (tweaked.dropout, tweaked.global_clipnorm, tweaked.cutout) == (0.25, None, 0)
     assert tweaked.batch_size == 128 and tweaked.pad == 4 and tweaked.pca_stddev == 0.1
-    long = TrainConfig.from_preset("long")
+    long = TrainConfig.from_recipe("long")
     assert long.cutout > 0 and 20 < long.epochs <= 100 and long.conv1_stride == 1
 
 
-def test_the_paper_preset_is_the_papers_network_and_recipe():
-    paper = TrainConfig.from_preset("paper")
+def test_the_paper_recipe_is_the_papers_network_and_recipe():
+    paper = TrainConfig.from_recipe("paper")
     assert (paper.network, paper.init, paper.dataset) == ("paper", "paper", "cifar10")
     assert (paper.learning_rate, paper.momentum, paper.weight_decay) == (0.01, 0.9, 5e-4)
     assert (paper.batch_size, paper.epochs, paper.dropout) == (128, 90, 0.5)
@@ -117,8 +117,8 @@ def test_the_network_and_the_data_set_go_together(values, message):
     assert TrainConfig(network="paper", dataset="imagenet2012", validation_size=50_000)
 
 
-def test_the_fast_preset_is_a_narrow_alexnet_in_big_bfloat16_steps_on_a_one_cycle_schedule():
-    fast = TrainConfig.from_preset("fast")
+def test_the_fast_recipe_is_a_narrow_alexnet_in_big_bfloat16_steps_on_a_one_cycle_schedule():
+    fast = TrainConfig.from_recipe("fast")
     assert (fast.conv1_stride, fast.batch_norm, fast.width_multiplier, fast.dense_units) == (
         1, True, 0.5, 512)
     assert (fast.batch_size, fast.mixed_precision, fast.epochs) == (512, "mixed_bfloat16", 6)
@@ -128,32 +128,32 @@ def test_the_fast_preset_is_a_narrow_alexnet_in_big_bfloat16_steps_on_a_one_cycl
     assert (fast.pca_stddev, fast.pad, fast.validation_size) == (0.0, 4, 2000)
     assert fast.test_time_augmentation == "flip" and not fast.linear_lr_scaling
     # More epochs stretch the whole schedule: the warm-up keeps its fifth of the run.
-    assert TrainConfig.from_preset("fast", epochs=18).warmup_epochs == pytest.approx(3.6)
+    assert TrainConfig.from_recipe("fast", epochs=18).warmup_epochs == pytest.approx(3.6)
 
 
-def test_preset_overrides_and_unknown_presets():
-    config = TrainConfig.from_preset("tweaked", epochs=5, batch_norm=False)
+def test_recipe_overrides_and_unknown_recipes():
+    config = TrainConfig.from_recipe("tweaked", epochs=5, batch_norm=False)
     assert (config.epochs, config.batch_norm, config.nesterov) == (5, False, True)
     with pytest.raises(ConfigError,
-                       match="unknown preset 'fastest'; the presets are seed, tweaked, long, fast"):
-        TrainConfig.from_preset("fastest")
+                       match="unknown recipe 'fastest'; the recipes are seed, tweaked, long, fast"):
+        TrainConfig.from_recipe("fastest")
     with pytest.raises(ConfigError, match="TrainConfig.warmup_epochs must be in"):
-        TrainConfig.from_preset("tweaked", epochs=2, warmup_epochs=2.0)
+        TrainConfig.from_recipe("tweaked", epochs=2, warmup_epochs=2.0)
 
 
-@pytest.mark.parametrize("preset, epochs, warmup, share", [
+@pytest.mark.parametrize("recipe, epochs, warmup, share", [
     ("tweaked", 1, 0.1, "2 of its 20"), ("tweaked", 5, 0.5, "2 of its 20"),
     ("long", 20, 0.6, "1.2 of its 40"), ("tweaked", 20, 2.0, None), ("long", 40, 1.2, None),
 ])
-def test_overriding_a_presets_epochs_keeps_its_warm_up_share(preset, epochs, warmup, share,
+def test_overriding_a_recipes_epochs_keeps_its_warm_up_share(recipe, epochs, warmup, share,
                                                              caplog):
     caplog.set_level("INFO", logger="keras_alexnet")
-    config = TrainConfig.from_preset(preset, epochs=epochs)
+    config = TrainConfig.from_recipe(recipe, epochs=epochs)
     assert config.warmup_epochs == pytest.approx(warmup)
     assert caplog.messages == ([] if share is None else [
-        f"warmup_epochs={warmup:g}, the {preset} preset's share of the run ({share} epochs)"])
+        f"warmup_epochs={warmup:g}, the {recipe} recipe's share of the run ({share} epochs)"])
     caplog.clear()
-    kept = TrainConfig.from_preset(preset, epochs=epochs, warmup_epochs=0.0)
+    kept = TrainConfig.from_recipe(recipe, epochs=epochs, warmup_epochs=0.0)
     assert kept.warmup_epochs == 0.0 and caplog.messages == []
 
 
@@ -181,3 +181,15 @@ def test_tensorboard_without_its_package_is_refused_before_the_run(monkeypatch):
     check_packages(TrainConfig(tensorboard=False))
     with pytest.raises(ConfigError, match="tensorboard needs TensorBoard: pip install tensorboard"):
         check_packages(TrainConfig(tensorboard=True))
+
+
+def test_the_old_preset_spellings_still_work_with_one_warning_naming_the_new():
+    import keras_alexnet
+
+    with pytest.warns(FutureWarning, match=r"TrainConfig.from_preset is deprecated: use "
+                                           r"TrainConfig.from_recipe") as caught:
+        config = TrainConfig.from_preset("tweaked", epochs=5)
+    assert len(caught) == 1 and config == TrainConfig.from_recipe("tweaked", epochs=5)
+    with pytest.warns(FutureWarning, match=r"keras_alexnet.presets\(\) is deprecated: use "
+                                           r"keras_alexnet.recipes\(\)"):
+        assert keras_alexnet.presets() == keras_alexnet.recipes()

@@ -17,6 +17,8 @@ SHARED_CIFAR = os.path.join(REPO, "..", "shared", "data", "cifar-10-batches-py")
 # Caches (JAX's compilation cache, the package's default) go to a directory of this test session,
 # in this process and the ones it starts, not into the user's ~/.cache.
 os.environ["XDG_CACHE_HOME"] = TEST_CACHE = tempfile.mkdtemp(prefix="keras_alexnet_tests_cache_")
+# Keras' cache (downloaded presets, presets exported for `predict`) too.
+os.environ["KERAS_HOME"] = os.path.join(TEST_CACHE, "keras")
 
 
 # Known third-party warnings, filtered so that a new one, ours above all, shows in the summary.

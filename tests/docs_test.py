@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from keras_alexnet import cli
-from keras_alexnet.config import PRESETS, TrainConfig
+from keras_alexnet.config import RECIPES, TrainConfig
 from keras_alexnet.models.build import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -120,18 +120,18 @@ def test_the_readmes_seed_recipe_table_is_trainconfigs_defaults():
     assert checked == 14
 
 
-def test_the_readmes_preset_table_is_the_presets():
-    table = read("README.md").split("| preset | what it is | changes from `seed` |", 1)[1]
+def test_the_readmes_recipe_table_is_the_recipes():
+    table = read("README.md").split("| recipe | what it is | changes from `seed` |", 1)[1]
     rows = {row.split("|")[1].strip().strip("`"): row.split("|")[3]
             for row in table.strip().split("\n\n", 1)[0].splitlines()[1:]}
-    assert sorted(rows) == sorted(PRESETS)
+    assert sorted(rows) == sorted(RECIPES)
     for name, changes in rows.items():
         written = {key: parse_value(value)
                    for key, value in re.findall(r"`(\w+)=([^`]+)`", changes)}
         base = re.match(r"`(\w+)` \+", changes.strip())
         if base:
-            written = {**PRESETS[base.group(1)].values, **written}
-        expected = PRESETS[name].values
+            written = {**RECIPES[base.group(1)].values, **written}
+        expected = RECIPES[name].values
         assert sorted(written) == sorted(expected), name
         assert all(same(written[key], expected[key]) for key in expected), name
 
@@ -152,8 +152,9 @@ def test_every_parameter_count_written_is_a_models():
     def count(**kwargs) -> str:
         return f"{build_model(seed=0, **kwargs).count_params():,}"
 
-    preset = TrainConfig.from_preset("tweaked")
-    seed, tweaked = count(), count(conv1_stride=preset.conv1_stride, batch_norm=preset.batch_norm)
+    tweaked_config = TrainConfig.from_recipe("tweaked")
+    seed, tweaked = count(), count(conv1_stride=tweaked_config.conv1_stride,
+                          batch_norm=tweaked_config.batch_norm)
     counts = {seed, tweaked, count(variant="paper", groups=2), count(variant="paper", groups=1)}
     assert len(counts) == 4
     texts = {page: read(page) for page in PAGES} | {"notebook": notebook_text()}
@@ -195,3 +196,25 @@ def test_every_package_name_the_notebook_and_the_docs_import_exists():
         imported = importlib.import_module(module)
         assert name is None or hasattr(imported, name) or importlib.util.find_spec(
             f"{module}.{name}"), f"{module}.{name}"
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/presets.md"])
+def test_the_presets_table_is_each_shipped_presets_metadata(page):
+    from keras_alexnet.models.catalogue import SHIPPED_DIR, shipped_presets
+
+    table = read(page).split("<!-- presets-table -->\n", 1)[1].split("\n\n", 1)[0]
+    rows = {}
+    for row in table.splitlines()[2:]:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        rows[cells[0].strip("`")] = cells
+    assert sorted(rows) == sorted(os.listdir(SHIPPED_DIR))
+    for name, metadata in shipped_presets().items():
+        _, description, params, test, single, size, command = rows[name][:7]
+        assert description == metadata["description"]
+        assert int(params.replace(",", "")) == metadata["parameter_count"]
+        assert test == f"{100 * metadata['test_accuracy']:.2f} %"
+        assert single == f"{100 * metadata['test_accuracy_single_view']:.2f} %"
+        assert command == f"`{metadata['command']}`"
+        on_disk = sum(os.path.getsize(os.path.join(SHIPPED_DIR, name, file))
+                      for file in os.listdir(os.path.join(SHIPPED_DIR, name)))
+        assert size == f"{on_disk / 1e6:.1f} MB"

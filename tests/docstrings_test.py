@@ -23,11 +23,13 @@ NOT_RUN = {
     "keras_alexnet.data.imagenet.load_tfds": "downloads Imagenette",
     "keras_alexnet.data.imagenet.train_dataset": "downloads Imagenette and trains 90 epochs",
     "keras_alexnet.data.imagenet.eval_dataset": "downloads Imagenette",
+    "keras_alexnet.serving.presets.save_to_preset": "needs a finished run",
 }
 # These read the CIFAR-10 copy at ../shared/data (CI has one; a user's machine may not).
 NEEDS_SHARED_DATA = {"keras_alexnet.data.cifar10.prepare",
                      "keras_alexnet.data.cifar10.load_cifar10",
-                     "keras_alexnet.data.image_sets.load_image_set"}
+                     "keras_alexnet.data.image_sets.load_image_set",
+                     "keras_alexnet.plots.report.write_report"}
 
 
 def docstrings_with_examples():

@@ -14,7 +14,7 @@ from keras_alexnet.errors import DataError
 
 
 def paper_config(**values):
-    return TrainConfig.from_preset("paper", **values)
+    return TrainConfig.from_recipe("paper", **values)
 
 
 def as_arrays(dataset):

@@ -326,7 +326,7 @@ def test_streamed_images_are_split_between_the_processes_in_shares_of_each_batch
     from keras_alexnet.data.image_sets import load_image_set
     from keras_alexnet.training.fit_setup import image_set_data
 
-    config = TrainConfig.from_preset("paper", dataset=cifar_image_folder, validation_size=60,
+    config = TrainConfig.from_recipe("paper", dataset=cifar_image_folder, validation_size=60,
                                      batch_size=16, eval_batch_size=20)
     data = load_image_set(config)
     one = image_set_data(data, config)

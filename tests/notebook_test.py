@@ -43,10 +43,17 @@ def test_notebook_runs_small_on_cpu(e2e_data_dir, tmp_path, monkeypatch, backend
     outputs = [output for cell in code for output in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) >= 5  # Figures 1–4 and the confusion matrix
+    # The preset's confusion matrix and four pictures; the run's Figures 1–4 and confusion matrix
+    assert len(images) >= 10
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "Not in Colab" in text and "test accuracy" in text and "exported to" in text
     assert f"Keras backend: {backend}" in text
+    # It opens with the shipped preset, measured on the test set it was given.
+    from keras_alexnet import AlexNet, evaluate
+
+    preset = AlexNet.from_preset("alexnet_long_cifar10")
+    accuracy = evaluate(preset, data_dir=e2e_data_dir, test_time_augmentation="flip")
+    assert f"alexnet_long_cifar10: test accuracy {accuracy['test_accuracy']:.2%}" in text
     with open(tmp_path / "run" / "metrics.json") as file:
         metrics = json.load(file)
     assert metrics["epochs_completed"] == 1

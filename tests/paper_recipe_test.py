@@ -1,4 +1,4 @@
-"""The paper preset end to end on a folder of CIFAR-10's own images: train → metrics with top-5
+"""The paper recipe end to end on a folder of CIFAR-10's own images: train → metrics with top-5
 → export with the paper's test view → predict and evaluate; and its bad data as one line."""
 
 import json
@@ -16,7 +16,7 @@ from keras_alexnet.evaluation.model_files import load_keras_model
 from keras_alexnet.serving.export import IMAGE_BYTES_SIGNATURE, load_saved_model
 
 pytestmark = pytest.mark.slow
-RUN = ["--preset", "paper", "--validation-size", "40", "--train-subset", "48", "--epochs", "1",
+RUN = ["--recipe", "paper", "--validation-size", "40", "--train-subset", "48", "--epochs", "1",
        "--batch-size", "16", "--eval-batch-size", "20"]
 
 
@@ -166,7 +166,7 @@ def test_bad_data_is_one_line_exit_2_and_writes_nothing(layout, message, tmp_pat
     elif layout == "empty_class":
         write_image_folder(root, images, [0] * 4, ["cat"])
         os.makedirs(root / "dog")
-    result = run_cli_here("train", "--preset", "paper", "--dataset", root, "--output-dir",
+    result = run_cli_here("train", "--recipe", "paper", "--dataset", root, "--output-dir",
                           tmp_path / "run", "--saved-models-dir", tmp_path / "sm", cwd=tmp_path)
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
@@ -175,7 +175,7 @@ def test_bad_data_is_one_line_exit_2_and_writes_nothing(layout, message, tmp_pat
 
 
 def test_a_cifar_only_option_on_the_paper_network_is_named_as_its_flag(run_cli_here, tmp_path):
-    result = run_cli_here("train", "--preset", "paper", "--batch-norm", cwd=tmp_path)
+    result = run_cli_here("train", "--recipe", "paper", "--batch-norm", cwd=tmp_path)
     assert result.returncode == 2
     assert "--batch-norm applies to the CIFAR network only" in result.stderr
 

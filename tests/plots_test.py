@@ -134,10 +134,40 @@ def test_report_command_redraws_a_finished_run(tmp_path, cifar_dir):
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(run_dir)) == sorted(
         ["best.keras", "class_names.txt", "config.json", "history.csv", "metrics.json",
-         *plots.FIGURE_FILES.values()])
+         *plots.FIGURE_FILES.values(), *plots.LEARNED_FIGURE_FILES.values()])
     # From the run's own config, data, history and metrics, the report draws the same pixels.
     for name, pixels in drawn_by_train.items():
         with Image.open(run_dir / name) as image:
             np.testing.assert_array_equal(np.asarray(image.convert("RGB")), pixels, err_msg=name)
     missing = run_cli("report", tmp_path)
-    assert missing.returncode == 2 and "is not a finished run" in missing.stderr
+    assert missing.returncode == 2 and "is neither a finished run directory" in missing.stderr
+    os.remove(run_dir / "history.csv")
+    unfinished = run_cli("report", run_dir)
+    assert unfinished.returncode == 2 and "is not a finished run: history.csv" in unfinished.stderr
+
+
+def test_the_papers_pictures_show_the_kernels_neighbours_and_top5_of_the_model():
+    from keras_alexnet import AlexNet
+    from keras_alexnet.data.cifar10 import CLASS_NAMES, Cifar10
+
+    rng = np.random.default_rng(2)
+    data = Cifar10(rng.integers(0, 256, (40, 32, 32, 3)).astype("uint8"),
+                   rng.integers(0, 10, 40), rng.integers(0, 256, (5, 32, 32, 3)).astype("uint8"),
+                   rng.integers(0, 10, 5))
+    model = AlexNet(width_multiplier=0.25, dense_units=32, seed=0)
+    figures = plots.learned_figures(model, data, CLASS_NAMES)
+    assert sorted(figures) == sorted(plots.LEARNED_FIGURE_FILES)
+    kernels = [axis for axis in figures["kernels"].axes if axis.images]
+    assert len(kernels) == 16  # conv1's filters at quarter width
+    shown = [axis.images[0].get_array() for axis in figures["neighbours"].axes]
+    training = {image.tobytes() for image in data.x_train}
+    for row in range(5):
+        np.testing.assert_array_equal(shown[row * 7], data.x_test[row])
+        assert all(np.asarray(image).astype("uint8").tobytes() in training
+                   for image in shown[row * 7 + 1:row * 7 + 7])
+    logits = model.predict(data.x_test, verbose=0).astype(np.float64)
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    bar_axes = figures["top5"].axes[5:]
+    for bars, expected in zip(bar_axes, probabilities):
+        widths = sorted((patch.get_width() for patch in bars.patches), reverse=True)
+        np.testing.assert_allclose(widths, np.sort(expected)[::-1][:5], atol=1e-5)

@@ -135,11 +135,11 @@ def test_evaluate_agrees_with_the_run_for_checkpoint_and_saved_model(run, e2e_da
     assert from_checkpoint["confusion_matrix"] == result.metrics["confusion_matrix"]
 
 
-def test_train_takes_a_config_or_a_preset_not_both(tmp_path):
+def test_train_takes_a_config_or_a_recipe_not_both(tmp_path):
     from keras_alexnet import ConfigError, TrainConfig
 
-    with pytest.raises(ConfigError, match="either a TrainConfig or a preset"):
-        train(TrainConfig(), preset="tweaked", output_dir=str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match="either a TrainConfig or a recipe"):
+        train(TrainConfig(), recipe="tweaked", output_dir=str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
 
 

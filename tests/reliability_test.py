@@ -316,7 +316,7 @@ def test_a_run_directory_resumes_only_the_config_it_was_started_with(interrupted
               if path.is_file()}
     assert backup
 
-    for other in (["--learning-rate", "0.02"], ["--preset", "tweaked", "--warmup-epochs", "0.2"]):
+    for other in (["--learning-rate", "0.02"], ["--recipe", "tweaked", "--warmup-epochs", "0.2"]):
         refused = run_cli_here(*args, *other)
         assert refused.returncode == 2, refused.stderr
         lines = refused.stderr.strip().splitlines()

@@ -42,8 +42,9 @@ from keras_alexnet.cli.flags import (
     value_parser,
 )
 from keras_alexnet.cli.watcher import needs_watcher, run_watched
-from keras_alexnet.config import MAX_TEN_CROP_PAD, PRESETS, TEST_TIME_AUGMENTATIONS, TrainConfig
+from keras_alexnet.config import MAX_TEN_CROP_PAD, RECIPES, TEST_TIME_AUGMENTATIONS, TrainConfig
 from keras_alexnet.errors import KerasAlexNetError, PeerLost, TrainingStopped, disk_full_reason
+from keras_alexnet.models.catalogue import DEFAULT_PRESET, shipped_presets
 from keras_alexnet.serving.image_bytes import DEFAULT_MAX_PIXELS, DEFAULT_MAX_REQUEST_PIXELS
 from keras_alexnet.utils.native_stderr import native_stderr_silenced
 
@@ -112,13 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = commands.add_parser(
-        "train", help="train with the seed recipe or a preset (flags override it)",
+        "train", help="train with the seed recipe or another recipe (flags override it)",
         description="Train AlexNet on CIFAR-10. Defaults are the seed recipe.")
-    train.add_argument("--preset", choices=list(PRESETS), default=None,
+    train.add_argument("--recipe", choices=list(RECIPES), default=None,
                        help="start from a named recipe; other flags override its values: "
-                            + "; ".join(f"{name}: {preset.description}"
-                                        for name, preset in PRESETS.items())
+                            + "; ".join(f"{name}: {recipe.description}"
+                                        for name, recipe in RECIPES.items())
                             .replace("%", "%%"))
+    train.add_argument("--preset", choices=list(RECIPES), default=None,
+                       help="deprecated spelling of --recipe")
     descriptions = field_descriptions()
     for field in dataclasses.fields(TrainConfig):
         add_field_flag(train, field, descriptions.get(field.name, ""))
@@ -129,8 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="test accuracy of a checkpoint or SavedModel")
     evaluate.add_argument("model", metavar="MODEL",
-                          help="a .keras checkpoint, a SavedModel version directory, or a model "
-                               "directory (its newest version is used)")
+                          help="a .keras checkpoint, a SavedModel version directory, a model "
+                               "directory (its newest version is used), or a preset "
+                               f"({', '.join(shipped_presets())}, or a preset directory)")
     evaluate.add_argument("--data-dir", default=None,
                           help="local CIFAR-10 copy (default: $KERAS_ALEXNET_DATA, else "
                                "tensorflow-datasets)")
@@ -149,10 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print all metrics as JSON")
     evaluate.set_defaults(run=run_evaluate, check=check_evaluate)
 
-    export = commands.add_parser("export", help="export a .keras model as a SavedModel (e.g. one "
-                                                "trained where TensorFlow was not installed)")
+    export = commands.add_parser("export", help="export a .keras model or a preset as a "
+                                                "SavedModel (e.g. one trained where TensorFlow "
+                                                "was not installed)")
     export.add_argument("model", metavar="MODEL",
-                        help="the trained model, a .keras file: a run's best.keras or final.keras")
+                        help="the trained model: a run's best.keras or final.keras, or a preset "
+                             f"({', '.join(shipped_presets())}, or a preset directory)")
     export.add_argument("--saved-models-dir", default="saved_models",
                         help="base directory of the exports (default: %(default)s)")
     export.add_argument("--model-name", default="alexnet_cifar10",
@@ -167,10 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
                              "%(default)s)")
     export.set_defaults(run=run_export, check=check_export)
 
-    report = commands.add_parser("report", help="draw the seed's figures for a finished run")
-    report.add_argument("run_dir", metavar="RUN_DIR", help="a train() output directory")
+    report = commands.add_parser("report", help="draw the figures of a finished run, a model or "
+                                                "a preset")
+    report.add_argument("source", metavar="RUN_DIR|MODEL",
+                        help="a train() output directory (the seed's figures, and the paper's "
+                             "pictures of what its best.keras learned), or a .keras model or "
+                             "preset (the paper's pictures only)")
     report.add_argument("--data-dir", default=None,
-                        help="the data's directory (default: the run's own)")
+                        help="the data's directory (default: the run's own, else "
+                             "tensorflow-datasets' CIFAR-10)")
+    report.add_argument("--output-dir", default=None,
+                        help="where a model's or preset's figures go (default: report)")
     report.set_defaults(run=run_report, check=lambda args: None)
 
     predict = commands.add_parser("predict",
@@ -178,9 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
                                        "Serving")
     predict.add_argument("images", nargs="+", metavar="IMAGE",
                          help="PNG, JPEG or BMP files, any size")
-    predict.add_argument("--model", default=os.path.join("saved_models", "alexnet_cifar10"),
-                         help="local SavedModel: a model directory (newest version) or a version "
-                              "directory (default: %(default)s)")
+    predict.add_argument("--model", default=None,
+                         help="local SavedModel (a model directory, whose newest version is "
+                              "used, or a version directory) or a preset (default: the shipped "
+                              f"preset {DEFAULT_PRESET})")
     predict.add_argument("--server", default=None,
                          help="TF Serving REST base URL (e.g. http://localhost:8501) instead "
                               "of --model")

@@ -15,10 +15,14 @@ from typing import Any, Optional, Sequence
 from keras_alexnet.cli.flags import PROG
 from keras_alexnet.config import TrainConfig, check_packages, check_ten_crop_pad, check_timeout
 from keras_alexnet.errors import ConfigError, ImageError, KerasAlexNetError
+from keras_alexnet.models.catalogue import (
+    DEFAULT_PRESET,
+    is_preset,
+    shipped_presets,
+)
 from keras_alexnet.serving.image_bytes import MAX_IMAGE_FILE_BYTES
 from keras_alexnet.training.run_dir import (
     BACKUP,
-    CLASS_NAMES_FILE,
     CONFIG,
     METRICS,
     check_directory,
@@ -37,13 +41,19 @@ def check_train(args: argparse.Namespace) -> None:
     """Builds the run's config into `args.config`; a bad value is named by its flag."""
     overrides = {name: value for name, value in vars(args).items()
                  if name in {f.name for f in dataclasses.fields(TrainConfig)}}
+    if args.preset:
+        if args.recipe:
+            raise UserError("--preset is the old spelling of --recipe: give only --recipe")
+        print(f"{PROG}: --preset is deprecated: use --recipe {args.preset} (a preset is now a "
+              f"trained model)", file=sys.stderr)
+        args.recipe = args.preset
     if args.resume:
-        if overrides or args.preset:
+        if overrides or args.recipe:
             raise UserError("--resume takes no other flags: the run's config.json is used")
         args.config = _resumed_config(args.resume)
         return
     try:
-        args.config = TrainConfig.from_preset(args.preset or "seed", **overrides)
+        args.config = TrainConfig.from_recipe(args.recipe or "seed", **overrides)
         check_packages(args.config)
     except ConfigError as error:
         raise UserError(re.sub(r"TrainConfig\.(\w+)",
@@ -105,7 +115,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     config = _run_config(args.model)
     data_dir = args.data_dir or (config.data_dir if config else None)
-    metrics = evaluate(args.model, data_dir=data_dir, batch_size=args.batch_size,
+    model = args.model
+    if is_preset(model):
+        from keras_alexnet.models.build import load_preset
+
+        model = load_preset(model)
+    metrics = evaluate(model, data_dir=data_dir, batch_size=args.batch_size,
                        ten_crop=args.ten_crop, ten_crop_pad=args.ten_crop_pad,
                        test_time_augmentation=args.test_time_augmentation, config=config)
     if args.json:
@@ -124,10 +139,11 @@ def _test_summary(metrics: dict) -> str:
 
 
 def check_export(args: argparse.Namespace) -> None:
-    if not args.model.endswith(".keras"):
-        raise UserError(f"the model must be a .keras file, got {args.model}")
-    if not os.path.isfile(args.model):
-        raise UserError(f"no model at {args.model}")
+    if not is_preset(args.model):
+        if not args.model.endswith(".keras"):
+            raise UserError(f"the model must be a .keras file or a preset, got {args.model}")
+        if not os.path.isfile(args.model):
+            raise UserError(f"no model at {args.model}")
     for flag, value in (("--max-image-pixels", args.max_image_pixels),
                         ("--max-request-pixels", args.max_request_pixels)):
         if value < 1:
@@ -156,13 +172,12 @@ def _json_with_flat_lists(value: Any) -> str:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from keras_alexnet.evaluation.model_files import load_keras_model
     from keras_alexnet.serving.export import export_saved_model
+    from keras_alexnet.serving.presets import model_and_class_names
 
-    model = load_keras_model(args.model)
-    names = os.path.join(os.path.dirname(args.model), CLASS_NAMES_FILE)
+    model, names = model_and_class_names(args.model)
     exported = export_saved_model(model, args.saved_models_dir, args.model_name,
-                                  class_names=class_names_in(names),
+                                  class_names=names,
                                   max_image_pixels=args.max_image_pixels,
                                   max_request_pixels=args.max_request_pixels)
     print(f"SavedModel: {exported}")
@@ -170,9 +185,9 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from keras_alexnet.plots import write_report
+    from keras_alexnet.plots.report import write_report
 
-    for path in write_report(args.run_dir, data_dir=args.data_dir):
+    for path in write_report(args.source, data_dir=args.data_dir, output_dir=args.output_dir):
         print(path)
     return 0
 
@@ -205,9 +220,10 @@ def run_predict(args: argparse.Namespace) -> int:
     else:
         from keras_alexnet.serving.export import saved_model_class_names
 
+        model = _local_saved_model(args.model)
         names = (class_names_in(args.class_names) if args.class_names
-                 else saved_model_class_names(args.model))
-        predictions = _predict_locally(args.model, args.images, encoded, len(names))
+                 else saved_model_class_names(model))
+        predictions = _predict_locally(model, args.images, encoded, len(names))
     tops = [prediction.top_k(args.top_k, names) for prediction in predictions]
     if args.json:
         print(json.dumps([{"image": path, "top": [{"class_name": name, "probability": p}
@@ -217,6 +233,21 @@ def run_predict(args: argparse.Namespace) -> int:
         for path, top in zip(args.images, tops):
             print(f"{path}: {', '.join(f'{name} {p:.3f}' for name, p in top)}")
     return 0
+
+
+def _local_saved_model(model: Optional[str]) -> str:
+    """The SavedModel `predict` runs: `--model`'s, a preset's (exported once, then cached), or
+    without `--model` the default shipped preset's, said on stderr."""
+    if model is None:
+        accuracy = shipped_presets()[DEFAULT_PRESET]["test_accuracy"]
+        print(f"{PROG}: no --model: using the shipped preset {DEFAULT_PRESET} ({accuracy:.2%} "
+              f"on CIFAR-10's test images)", file=sys.stderr)
+        model = DEFAULT_PRESET
+    if not is_preset(model):
+        return model
+    from keras_alexnet.serving.presets import preset_saved_model
+
+    return preset_saved_model(model)
 
 
 def _read_image_file(path: str) -> bytes:

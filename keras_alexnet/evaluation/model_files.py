@@ -5,12 +5,11 @@ from __future__ import annotations
 import importlib
 import json
 import zipfile
-from typing import Optional
 
 import keras
 
 from keras_alexnet.errors import ModelError
-from keras_alexnet.models.alexnet import DENSE_UNITS
+from keras_alexnet.models.preset_files import declared_weights_floor
 
 # The modules whose classes a `.keras` file of this package names (networks, layers, augmentation,
 # initializers, optimizer, schedule, loss); importing them registers the classes with Keras.
@@ -68,21 +67,7 @@ def check_keras_archive(path: str) -> None:
         raise ModelError(f"{path} is not a readable .keras model: {error}") from error
     if not isinstance(config, dict) or config.get("registered_name") not in KERAS_MODEL_CLASSES:
         return  # another Keras model: loaded as Keras loads it, in safe mode
-    declared = _declared_weights_floor(config.get("config"))
+    declared = declared_weights_floor(config.get("config"))
     if declared is None or 4 * declared > stored_bytes:
         raise ModelError(f"{path} declares a network larger than the weights it stores "
                          f"({stored_bytes} bytes); it is damaged or not a trained model")
-
-
-def _declared_weights_floor(config) -> Optional[int]:
-    """A floor on the weights a model config declares (fc7's and fc8's kernels, and the
-    paper network's fc6); `None` for sizes that are not positive integers."""
-    try:
-        classes, dense = int(config["num_classes"]), int(config.get("dense_units", DENSE_UNITS))
-        height, width = (int(side) for side in config.get("input_shape", (32, 32, 3))[:2])
-    except (TypeError, ValueError, KeyError, AttributeError):
-        return None
-    if min(classes, dense, height, width) < 1:
-        return None
-    fc6 = DENSE_UNITS * 256 * (height // 64) * (width // 64) if "input_shape" in config else 0
-    return dense * (dense + classes) + fc6

@@ -8,7 +8,8 @@ import keras
 
 from keras_alexnet.data.cifar10 import IMAGE_SHAPE, NUM_CLASSES
 from keras_alexnet.models.initializers import LayerInitializers
-from keras_alexnet.models.layers import check_head, conv_relu, dense, standardize
+from keras_alexnet.models.layers import DENSE_UNITS, check_head, conv_relu, dense, standardize
+from keras_alexnet.models.preset_files import PresetMixin
 
 # Per-channel mean and std of CIFAR-10's training pixels on the raw 0–255 scale (the published
 # 0–1 values ×255). `train()` passes the statistics of its own training split instead.
@@ -19,14 +20,13 @@ CIFAR10_STD = (62.993, 62.089, 66.705)
 # (name, filters, pool after) of the five convolutions; every kernel is 3×3, conv1 has stride 2.
 CONV_LAYERS = (("conv1", 64, True), ("conv2", 192, True), ("conv3", 384, False),
                ("conv4", 256, False), ("conv5", 256, True))
-DENSE_UNITS = 4096
 # Filter counts scaled by a width multiplier are rounded to a multiple of this (CPU kernels run
 # channel blocks of 16).
 FILTER_ROUNDING = 16
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
-class AlexNet(keras.Model):
+class AlexNet(PresetMixin, keras.Model):
     """AlexNet for 32×32 images: five 3×3 convolutions, three dense layers, raw pixels in.
 
     The seed's CIFAR-10 adaptation of Krizhevsky et al. (2012): conv1 64 3×3/2 → max-pool 2 →

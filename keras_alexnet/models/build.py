@@ -1,13 +1,23 @@
-"""`build_model()`: either network by name, with its own defaults."""
+"""`build_model()`: either network by name, with its own defaults; `load_preset()`: either
+network trained, from a preset."""
 
 from __future__ import annotations
 
 import inspect
+from typing import Optional
 
 import keras
 
+from keras_alexnet.errors import ModelError
 from keras_alexnet.models.alexnet import AlexNet
 from keras_alexnet.models.paper_alexnet import PaperAlexNet
+from keras_alexnet.models.preset_files import (
+    CONFIG_FILE,
+    load_network,
+    preset_directory,
+    read_preset_json,
+    registered_name,
+)
 
 NETWORKS = {"cifar": AlexNet, "paper": PaperAlexNet}
 
@@ -43,3 +53,32 @@ def build_model(variant: str = "cifar", **kwargs) -> keras.Model:
         raise ValueError(f"the {variant} network ({network.__name__}) does not take "
                          f"{', '.join(unknown)}; it takes {', '.join(accepted)}")
     return network(**kwargs)
+
+
+def load_preset(preset: str, sha256: Optional[str] = None,
+                dtype: Optional[str] = None) -> keras.Model:
+    """The trained network of a preset, whichever of the two it is (`AlexNet.from_preset` and
+    `PaperAlexNet.from_preset` take only their own).
+
+    Args:
+        preset: A shipped preset's name, a preset directory, an `https://` URL (with
+            `sha256`), `hf://…` or `kaggle://…`; see `AlexNet.from_preset`.
+        sha256: The archive's SHA-256, for an `https://` URL.
+        dtype: The dtype policy to compute in; `None`: the preset's (float32).
+
+    Raises:
+        ModelError: As `AlexNet.from_preset`, or a config of neither network.
+
+    Example:
+
+    >>> load_preset("alexnet_fast_cifar10").name
+    'alexnet_cifar10'
+    """
+    directory = preset_directory(preset, sha256)
+    config = read_preset_json(directory, CONFIG_FILE, preset)
+    networks = {registered_name(network): network for network in NETWORKS.values()}
+    network = networks.get(config.get("registered_name"))
+    if network is None:
+        raise ModelError(f"preset {preset!r} holds no network of this package "
+                         f"({config.get('registered_name')!r})")
+    return load_network(network, directory, config, preset, dtype)

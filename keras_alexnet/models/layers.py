@@ -8,6 +8,9 @@ from typing import Callable, Optional, Sequence
 import keras
 from keras import ops
 
+# fc6 and fc7's width in both networks (the paper's).
+DENSE_UNITS = 4096
+
 
 def standardize(images, mean: Sequence[float], std: Sequence[float]):
     """Per-channel `(images - mean) / std` in float32, the first layer of both networks."""

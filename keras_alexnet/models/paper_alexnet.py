@@ -7,15 +7,16 @@ from typing import Optional, Sequence
 
 import keras
 
-from keras_alexnet.models.alexnet import DENSE_UNITS
 from keras_alexnet.models.initializers import LayerInitializers
 from keras_alexnet.models.layers import (
+    DENSE_UNITS,
     LocalResponseNormalization,
     check_head,
     conv_relu,
     dense,
     standardize,
 )
+from keras_alexnet.models.preset_files import PresetMixin
 
 # The paper's network: (name, filters, kernel, stride, split across the two GPUs, LRN, pool after).
 # conv3 is the one convolution that reads the maps of both GPUs.
@@ -33,7 +34,7 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
-class PaperAlexNet(keras.Model):
+class PaperAlexNet(PresetMixin, keras.Model):
     """The network of Krizhevsky, Sutskever & Hinton (2012), for 224×224 images and 1000 classes.
 
     conv1 96 11×11/4 → ReLU → LRN → max-pool 3×3/2 → conv2 256 5×5 → ReLU → LRN → max-pool 3×3/2 →

@@ -144,7 +144,7 @@ def learning_rate_per_step(config: TrainConfig, steps_per_epoch: int
 
     Example:
 
-    >>> schedule = learning_rate_per_step(TrainConfig.from_preset("tweaked"), steps_per_epoch=313)
+    >>> schedule = learning_rate_per_step(TrainConfig.from_recipe("tweaked"), steps_per_epoch=313)
     >>> round(float(schedule(313 * 2)), 6)                # the peak, after two warm-up epochs
     0.05
     """

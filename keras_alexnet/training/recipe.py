@@ -12,7 +12,7 @@ from typing import Optional
 
 import keras
 
-from keras_alexnet.config import TrainConfig, check_packages
+from keras_alexnet.config import TrainConfig, check_packages, warn_renamed
 from keras_alexnet.data.augment import build_augmentation
 from keras_alexnet.data.image_sets import ImageSet, RunData, load_run_data
 from keras_alexnet.errors import ConfigError
@@ -79,8 +79,8 @@ class TrainResult:
     phase_seconds: dict[str, float]
 
 
-def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
-          **overrides) -> TrainResult:
+def train(config: Optional[TrainConfig] = None, *, recipe: Optional[str] = None,
+          preset: Optional[str] = None, **overrides) -> TrainResult:
     """Trains AlexNet (by default the seed's, on CIFAR-10), tests it and exports a SavedModel.
 
     Writes into `config.output_dir`: `best.keras` (best validation accuracy), `history.csv`,
@@ -92,8 +92,9 @@ def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
     calls it alike and process 0 writes the run (`training.multi_host`).
 
     Args:
-        config: The run's `TrainConfig`; `None` is the seed recipe, or `preset`.
-        preset: Start from a named recipe instead (`keras_alexnet.presets()`); not with `config`.
+        config: The run's `TrainConfig`; `None` is the seed recipe, or `recipe`.
+        recipe: Start from a named recipe instead (`keras_alexnet.recipes()`); not with `config`.
+        preset: Deprecated spelling of `recipe`.
         **overrides: `TrainConfig` fields to change, e.g. `epochs=1, train_subset=512`.
 
     Returns:
@@ -112,13 +113,16 @@ def train(config: Optional[TrainConfig] = None, *, preset: Optional[str] = None,
 
     Example:
 
-    >>> result = train(preset="tweaked", data_dir="../shared/data/cifar-10-batches-py")
+    >>> result = train(recipe="tweaked", data_dir="../shared/data/cifar-10-batches-py")
     >>> result.metrics["test_accuracy"], result.export_dir
     """
-    if config is not None and preset is not None:
-        raise ConfigError("pass either a TrainConfig or a preset, not both")
+    if preset is not None:
+        warn_renamed("train(preset=...)", "train(recipe=...)")
+        recipe = recipe or preset
+    if config is not None and recipe is not None:
+        raise ConfigError("pass either a TrainConfig or a recipe, not both")
     config = (config.replace(**overrides) if config is not None
-              else TrainConfig.from_preset(preset or "seed", **overrides))
+              else TrainConfig.from_recipe(recipe or "seed", **overrides))
     check_packages(config)
     shard = join(config.distribution)
     check_batches(shard, config.batch_size, config.eval_batch_size)

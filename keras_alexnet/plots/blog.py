@@ -1,7 +1,8 @@
-"""The seed blog's figures, drawn from the package's own data, layers and run outputs (matplotlib).
+"""The seed blog's figures (Figures 1–4 and the confusion matrix), drawn from the package's own
+data, layers and run outputs (matplotlib).
 
 Each function returns a `matplotlib.figure.Figure`; `save_figure` writes it as a PNG.
-`write_report` draws all of them for a run directory (`keras-alexnet report RUN_DIR`).
+`write_blog_figures` draws all of them for a run directory (`keras-alexnet report RUN_DIR`).
 """
 
 from __future__ import annotations
@@ -156,8 +157,8 @@ def save_figure(figure: plt.Figure, path: str) -> str:
     return path
 
 
-def write_report(run_dir: str, data_dir: Optional[str] = None) -> list[str]:
-    """Draws every figure of a finished run into `run_dir`; returns the PNG paths.
+def write_blog_figures(run_dir: str, data_dir: Optional[str] = None) -> list[str]:
+    """Draws the seed blog's figures of a finished run into `run_dir`; returns the PNG paths.
 
     Figures 1–3 (CIFAR-10 runs) use the run's data (`data_dir`, default: the one in
     `config.json`) and its training split's PCA; Figure 4 uses `history.csv`; the confusion

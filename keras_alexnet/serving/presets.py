@@ -1,0 +1,106 @@
+"""Presets at both ends of serving: any finished run saved as a preset (`save_to_preset`), and a
+preset exported once as a SavedModel, so `predict` and TF Serving need no training."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional, Sequence, Union
+
+import keras
+
+from keras_alexnet.data.cifar10 import CLASS_NAMES
+from keras_alexnet.errors import ModelError
+from keras_alexnet.evaluation.model_files import load_keras_model
+from keras_alexnet.models import preset_files
+from keras_alexnet.models.build import load_preset
+from keras_alexnet.models.catalogue import METADATA_FILE, is_preset
+from keras_alexnet.serving.export import export_saved_model
+from keras_alexnet.serving.versions import existing_versions
+from keras_alexnet.training.run_dir import CLASS_NAMES_FILE, class_names_in
+from keras_alexnet.utils.download import keras_cache_dir
+
+BEST_CHECKPOINT = "best.keras"
+
+
+def save_to_preset(model_or_run_dir: Union[keras.Model, str], directory: str,
+                   class_names: Optional[Sequence[str]] = None,
+                   metadata: Optional[dict[str, Any]] = None, weights_dtype: str = "float32",
+                   overwrite: bool = False) -> str:
+    """Writes a model, a `.keras` file or a run directory's best model as a preset directory
+    (`config.json`, `model.weights.h5`, `metadata.json`), which `from_preset` loads.
+
+    Args:
+        model_or_run_dir: An `AlexNet` or `PaperAlexNet`, a `.keras` file, or a `train()` output
+            directory (its `best.keras` and `class_names.txt`).
+        directory: Where the preset goes; it must not exist unless `overwrite`.
+        class_names: The class of each output; default: the run's, else CIFAR-10's for a
+            10-class model.
+        metadata: More `metadata.json` entries.
+        weights_dtype: `"float32"` (bit for bit) or `"float16"` (kernels in half the bytes).
+        overwrite: Replace a preset already at `directory`.
+
+    Returns:
+        `directory`.
+
+    Raises:
+        ModelError: No readable model at the path, or `directory` exists.
+
+    Example:
+
+    >>> save_to_preset("runs/alexnet_cifar10", "my_alexnet")
+    'my_alexnet'
+    >>> keras_alexnet.AlexNet.from_preset("my_alexnet")
+    """
+    model = model_or_run_dir
+    if isinstance(model_or_run_dir, str):
+        path = model_or_run_dir
+        if os.path.isdir(path):
+            path = os.path.join(path, BEST_CHECKPOINT)
+        if not os.path.isfile(path):
+            raise ModelError(f"no model at {path}: give a model, a .keras file or a run directory")
+        model = load_keras_model(path)
+        if class_names is None:
+            class_names = class_names_in(os.path.join(os.path.dirname(path), CLASS_NAMES_FILE))
+    if class_names is None and model.output_shape[-1] == len(CLASS_NAMES):
+        class_names = CLASS_NAMES
+    return preset_files.save_to_preset(model, directory, class_names, metadata, weights_dtype,
+                                       overwrite)
+
+
+def preset_saved_model(preset: str) -> str:
+    """The SavedModel of a preset: exported on first use into Keras' cache
+    (`~/.keras/keras_alexnet/saved_models/<its weights' sha256>/model/1`), then reused."""
+    directory = preset_files.preset_directory(preset)
+    metadata = preset_files.read_preset_json(directory, METADATA_FILE, preset)
+    digest = str(metadata.get("weights_sha256", ""))
+    if len(digest) != 64:
+        raise ModelError(f"preset {preset!r}: its {METADATA_FILE} has no weights_sha256")
+    base = os.path.join(keras_cache_dir("saved_models"), digest)
+    model_dir = os.path.join(base, "model")
+    if not existing_versions(model_dir):
+        model = load_preset(preset)
+        export_saved_model(model, base, "model", class_names=preset_class_names(metadata, model))
+    return model_dir
+
+
+def preset_class_names(metadata: dict[str, Any], model: keras.Model) -> Sequence[str]:
+    """A preset's class names: its metadata's, else CIFAR-10's for a 10-class model."""
+    names = metadata.get("class_names")
+    if isinstance(names, list) and len(names) == model.output_shape[-1]:
+        return names
+    if model.output_shape[-1] == len(CLASS_NAMES):
+        return CLASS_NAMES
+    raise ModelError(f"the preset's metadata names no class for each of its "
+                     f"{model.output_shape[-1]} outputs")
+
+
+def model_and_class_names(model: str) -> tuple[keras.Model, Sequence[str]]:
+    """The Keras model of a preset (with its metadata's class names) or at a `.keras` path
+    (with its run's)."""
+    if is_preset(model):
+        directory = preset_files.preset_directory(model)
+        metadata = preset_files.read_preset_json(directory, METADATA_FILE, model)
+        network = load_preset(model)
+        return network, preset_class_names(metadata, network)
+    names = class_names_in(os.path.join(os.path.dirname(model), CLASS_NAMES_FILE))
+    return load_keras_model(model), names
