@@ -17,7 +17,8 @@ setup(
     packages=find_packages(include=["keras_alexnet", "keras_alexnet.*"]),
     # The shipped presets: trained models, one directory each.
     package_data={"keras_alexnet": ["pretrained/*/*.json", "pretrained/*/*.h5"]},
-    python_requires=">=3.10",
+    # Keras 3.15 (below) needs Python 3.11 or newer.
+    python_requires=">=3.11",
     install_requires=[
         # The Keras CI tests (3.15); the package uses only its public API, and a new minor
         # version joins the range once the suite passes on it.

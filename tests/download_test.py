@@ -8,6 +8,7 @@ import os
 import sys
 import tarfile
 import threading
+import types
 import zipfile
 
 import numpy as np
@@ -136,3 +137,27 @@ def test_a_hub_handle_without_its_library_says_what_to_install(handle, package, 
     monkeypatch.setitem(sys.modules, package, None)  # as if not installed
     with pytest.raises(ModelError, match=f"needs {package}: pip install {package}"):
         AlexNet.from_preset(handle)
+
+
+@pytest.mark.parametrize("handle, package, function, argument", [
+    ("hf://keras/alexnet_tiny", "huggingface_hub", "snapshot_download", "repo_id"),
+    ("kaggle://keras/alexnet/keras/tiny", "kagglehub", "model_download", "handle")])
+def test_a_hub_handle_is_fetched_by_its_library_into_a_directory(handle, package, function,
+                                                                 argument, model, tmp_path,
+                                                                 monkeypatch):
+    """The hubs' own libraries (not installed here, and no network) stand in as modules whose
+    download function returns a local preset directory, as theirs return their cache's."""
+    directory = str(tmp_path / "hub_cache" / "alexnet_tiny")
+    save_to_preset(model, directory)
+    calls = []
+
+    def download(**kwargs):
+        calls.append(kwargs)
+        return directory
+
+    monkeypatch.setitem(sys.modules, package, types.SimpleNamespace(**{function: download}))
+    loaded = AlexNet.from_preset(handle)
+    assert calls == [{argument: handle.split("://", 1)[1]}]
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype("uint8")
+    np.testing.assert_array_equal(loaded.predict(images, verbose=0),
+                                  model.predict(images, verbose=0))

@@ -2,6 +2,8 @@
 fc8's weights in NumPy, conv1's kernels applied by hand, neighbours by brute force, Grad-CAM's
 channel weights by finite differences."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -89,3 +91,30 @@ def test_grad_cam_heat_map_is_the_weighted_maps_at_the_images_size(model):
     cell = 32 // low.shape[0]
     peak = np.unravel_index(np.argmax(cam.heatmap), cam.heatmap.shape)
     assert low[peak[0] // cell, peak[1] // cell] >= 0.7 * low.max()  # the hot cell stays hot
+
+
+@pytest.mark.slow
+def test_grad_cam_on_jax_gives_the_tensorflow_backends_answer(model, tmp_path):
+    """The gradient is taken by each backend's own autodiff; both must agree."""
+    import json
+    import subprocess
+    import sys
+
+    pytest.importorskip("jax")
+    model.save_to_preset(str(tmp_path / "preset"))
+    np.save(tmp_path / "image.npy", IMAGES[5])
+    script = (
+        "import json, sys, numpy as np, keras_alexnet\n"
+        "from keras_alexnet.evaluation.learned import grad_cam\n"
+        "cam = grad_cam(keras_alexnet.AlexNet.from_preset(sys.argv[1]), np.load(sys.argv[2]))\n"
+        "print(json.dumps({'class_id': cam.class_id,"
+        " 'weights': cam.channel_weights.tolist(), 'heatmap': cam.heatmap.tolist()}))\n")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "preset"),
+                             str(tmp_path / "image.npy")], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    on_jax = json.loads(result.stdout.strip().splitlines()[-1])
+    here = grad_cam(model, IMAGES[5])
+    assert on_jax["class_id"] == here.class_id
+    np.testing.assert_allclose(on_jax["weights"], here.channel_weights, atol=1e-4)
+    np.testing.assert_allclose(on_jax["heatmap"], here.heatmap, atol=1e-3)

@@ -30,6 +30,7 @@ from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from keras_alexnet.models.build import build_model
+from keras_alexnet.models.catalogue import SHIPPED_DIR
 from keras_alexnet.serving import client
 from keras_alexnet.serving.export import export_saved_model, load_saved_model
 
@@ -323,6 +324,11 @@ def test_predict_command_bad_input_is_one_line(export_dir, image_files, tmp_path
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "broken.png").write_bytes(open(image_files[0], "rb").read()[:40])
     (tmp_path / "bomb.png").write_bytes(png_bomb(5000, 4000))
+    damaged = tmp_path / "damaged_preset"  # a shipped preset that lost its weights
+    damaged.mkdir()
+    for name in ("config.json", "metadata.json"):
+        (damaged / name).write_bytes(open(os.path.join(SHIPPED_DIR, "alexnet_fast_cifar10",
+                                                       name), "rb").read())
     cases = [
         (["predict", tmp_path / "notes.txt", "--model", export_dir],
          "notes.txt is not a PNG, JPEG or BMP"),
@@ -334,6 +340,8 @@ def test_predict_command_bad_input_is_one_line(export_dir, image_files, tmp_path
         (["predict", tmp_path / "bomb.png", "--model", export_dir],
          "bomb.png declares 5000 × 4000 pixels, more than the limit of 16777216"),
         (["predict", image_files[0], "--model", tmp_path], "no SavedModel at"),
+        (["predict", image_files[0], "--model", damaged],
+         "damaged_preset' has no model.weights.h5"),
         (["predict", image_files[0], "--server", "http://127.0.0.1:9"], "cannot reach TF Serving"),
         (["predict", image_files[0], "--server", "http://127.0.0.1:9", "--timeout", "nan"],
          "--timeout must be a positive finite number of seconds, got nan"),

@@ -66,9 +66,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.check(args)  # every flag, before TensorFlow or JAX is imported
         if args.command == "train" and needs_watcher():  # another process of a multi-host run
             return run_watched(sys.argv[1:] if argv is None else list(argv))
-        if args.command == "export" and "keras" not in sys.modules:
-            # A SavedModel of plain TensorFlow ops (what TF Serving runs) comes from the
-            # TensorFlow backend, whatever backend trained the weights.
+        if args.command in ("export", "predict") and "keras" not in sys.modules:
+            # A SavedModel of plain TensorFlow ops (what TF Serving runs, and `predict` with a
+            # preset exports once) comes from the TensorFlow backend, whatever backend trained
+            # the weights.
             os.environ["KERAS_BACKEND"] = "tensorflow"
         _import_tensorflow_quietly()
         return args.run(args)

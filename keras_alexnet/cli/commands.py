@@ -15,11 +15,7 @@ from typing import Any, Optional, Sequence
 from keras_alexnet.cli.flags import PROG
 from keras_alexnet.config import TrainConfig, check_packages, check_ten_crop_pad, check_timeout
 from keras_alexnet.errors import ConfigError, ImageError, KerasAlexNetError
-from keras_alexnet.models.catalogue import (
-    DEFAULT_PRESET,
-    is_preset,
-    shipped_presets,
-)
+from keras_alexnet.models.catalogue import DEFAULT_PRESET, is_preset, shipped_presets
 from keras_alexnet.serving.image_bytes import MAX_IMAGE_FILE_BYTES
 from keras_alexnet.training.run_dir import (
     BACKUP,
@@ -243,11 +239,9 @@ def _local_saved_model(model: Optional[str]) -> str:
         print(f"{PROG}: no --model: using the shipped preset {DEFAULT_PRESET} ({accuracy:.2%} "
               f"on CIFAR-10's test images)", file=sys.stderr)
         model = DEFAULT_PRESET
-    if not is_preset(model):
-        return model
-    from keras_alexnet.serving.presets import preset_saved_model
+    from keras_alexnet.serving.presets import saved_model_of
 
-    return preset_saved_model(model)
+    return saved_model_of(model)
 
 
 def _read_image_file(path: str) -> bytes:

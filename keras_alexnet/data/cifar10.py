@@ -226,10 +226,14 @@ class _BatchUnpickler(pickle.Unpickler):
     """Resolves only the globals a CIFAR-10 batch needs: numpy array reconstruction, and
     `_codecs.encode`, with which Python 3 pickles `bytes` at protocol 2 (a pure function)."""
 
+    # The function NumPy pickles its arrays with, found through the pickle protocol: NumPy 1
+    # names it `numpy.core.multiarray._reconstruct`, NumPy 2 `numpy._core.multiarray…`, and a
+    # batch may name either.
+    _RECONSTRUCT = np.zeros(0).__reduce__()[0]
     _ALLOWED = {
         ("_codecs", "encode"): codecs.encode,
-        ("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
+        ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+        ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
     }

@@ -6,6 +6,7 @@ is). `PresetMixin` gives both networks `from_preset` and `presets`; `save_to_pre
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import hashlib
 import json
@@ -41,7 +42,7 @@ class _PresetCatalogue:
     `Backbone.presets`."""
 
     def __get__(self, instance, owner) -> dict[str, dict[str, Any]]:
-        return {name: metadata for name, metadata in shipped_presets().items()
+        return {name: copy.deepcopy(metadata) for name, metadata in shipped_presets().items()
                 if metadata["class_name"] == owner.__name__}
 
 

@@ -83,6 +83,11 @@ def preset_saved_model(preset: str) -> str:
     return model_dir
 
 
+def saved_model_of(model: str) -> str:
+    """A SavedModel path as it is, or a preset's SavedModel (`preset_saved_model`)."""
+    return preset_saved_model(model) if is_preset(model) else model
+
+
 def preset_class_names(metadata: dict[str, Any], model: keras.Model) -> Sequence[str]:
     """A preset's class names: its metadata's, else CIFAR-10's for a 10-class model."""
     names = metadata.get("class_names")
