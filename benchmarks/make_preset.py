@@ -26,6 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import DEFAULT_DATA_DIR, context, emit  # noqa: E402
 
+# Where the run's files went: left out of the command, recorded with their defaults.
+RUN_LOCATION_FIELDS = ("output_dir", "saved_models_dir")
 PRESETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "keras_alexnet", "pretrained")
 
@@ -38,7 +40,7 @@ def training_command(config, recipe: str) -> str:
     base = TrainConfig.from_recipe(recipe, epochs=config.epochs)  # its warm-up scaled alike
     changed = [field.name for field in dataclasses.fields(config)
                if getattr(config, field.name) != getattr(base, field.name)
-               and field.name not in ("output_dir", "saved_models_dir")]
+               and field.name not in RUN_LOCATION_FIELDS]
     if config.epochs != TrainConfig.from_recipe(recipe).epochs:
         changed.insert(0, "epochs")
     return " ".join(["keras-alexnet train --recipe", recipe,
@@ -114,7 +116,9 @@ def main() -> None:
         metadata = {
             "description": args.description, "recipe": args.recipe,
             "command": training_command(config, args.recipe), "seed": config.seed,
-            "config": config.to_dict(), **measured["float16"],
+            "config": {**config.to_dict(),
+                       **{name: getattr(TrainConfig, name) for name in RUN_LOCATION_FIELDS}},
+            **measured["float16"],
             "test_time_augmentation": view, "test_images": 10_000,
             "float32_weights": measured["float32"],
             "trained": {
