@@ -70,16 +70,15 @@ def save_to_preset(model_or_run_dir: Union[keras.Model, str], directory: str,
 def preset_saved_model(preset: str) -> str:
     """The SavedModel of a preset: exported on first use into Keras' cache
     (`~/.keras/keras_alexnet/saved_models/<its weights' sha256>/model/1`), then reused."""
-    directory = preset_files.preset_directory(preset)
-    metadata = preset_files.read_preset_json(directory, METADATA_FILE, preset)
+    metadata = _preset_metadata(preset)
     digest = str(metadata.get("weights_sha256", ""))
     if len(digest) != 64:
         raise ModelError(f"preset {preset!r}: its {METADATA_FILE} has no weights_sha256")
     base = os.path.join(keras_cache_dir("saved_models"), digest)
     model_dir = os.path.join(base, "model")
     if not existing_versions(model_dir):
-        model = load_preset(preset)
-        export_saved_model(model, base, "model", class_names=preset_class_names(metadata, model))
+        model, class_names = _preset_network(preset, metadata)
+        export_saved_model(model, base, "model", class_names=class_names)
     return model_dir
 
 
@@ -103,9 +102,17 @@ def model_and_class_names(model: str) -> tuple[keras.Model, Sequence[str]]:
     """The Keras model of a preset (with its metadata's class names) or at a `.keras` path
     (with its run's)."""
     if is_preset(model):
-        directory = preset_files.preset_directory(model)
-        metadata = preset_files.read_preset_json(directory, METADATA_FILE, model)
-        network = load_preset(model)
-        return network, preset_class_names(metadata, network)
+        return _preset_network(model, _preset_metadata(model))
     names = class_names_in(os.path.join(os.path.dirname(model), CLASS_NAMES_FILE))
     return load_keras_model(model), names
+
+
+def _preset_metadata(preset: str) -> dict[str, Any]:
+    return preset_files.read_preset_json(preset_files.preset_directory(preset), METADATA_FILE,
+                                         preset)
+
+
+def _preset_network(preset: str, metadata: dict[str, Any]) -> tuple[keras.Model, Sequence[str]]:
+    """A preset's network with its class names."""
+    network = load_preset(preset)
+    return network, preset_class_names(metadata, network)
