@@ -59,6 +59,13 @@ def pytest_unconfigure(config):
     shutil.rmtree(TEST_CACHE, ignore_errors=True)
 
 
+def softmax(logits):
+    """Row-wise softmax in float64 NumPy: the probabilities a model's logits stand for."""
+    logits = np.asarray(logits, np.float64)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
 def write_cifar_dir(path, per_batch=120, test_size=100, seed=0):
     """Writes a CIFAR-10 "python version" directory of random images; returns (x_train, y_train).
 

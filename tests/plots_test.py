@@ -2,7 +2,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import run_cli, softmax
 from PIL import Image
 
 from keras_alexnet import plots
@@ -165,8 +165,7 @@ def test_the_papers_pictures_show_the_kernels_neighbours_and_top5_of_the_model()
         np.testing.assert_array_equal(shown[row * 7], data.x_test[row])
         assert all(np.asarray(image).astype("uint8").tobytes() in training
                    for image in shown[row * 7 + 1:row * 7 + 7])
-    logits = model.predict(data.x_test, verbose=0).astype(np.float64)
-    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    probabilities = softmax(model.predict(data.x_test, verbose=0))
     bar_axes = figures["top5"].axes[5:]
     for bars, expected in zip(bar_axes, probabilities):
         widths = sorted((patch.get_width() for patch in bars.patches), reverse=True)

@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import SHARED_CIFAR, run_cli
+from conftest import SHARED_CIFAR, run_cli, softmax
 from PIL import Image
 
 import keras_alexnet
@@ -69,13 +69,8 @@ def test_a_shipped_preset_loads_predicts_deterministically_and_saves_again_bit_f
 
 def flip_averaged_accuracy(model, x, y):
     """Accuracy of the argmax of each image's and its mirror image's mean softmax, in NumPy."""
-    def softmax(logits):
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
-
-    single = softmax(model.predict(x, batch_size=1000, verbose=0).astype(np.float64))
-    mirrored = softmax(model.predict(x[:, :, ::-1], batch_size=1000, verbose=0)
-                       .astype(np.float64))
+    single = softmax(model.predict(x, batch_size=1000, verbose=0))
+    mirrored = softmax(model.predict(x[:, :, ::-1], batch_size=1000, verbose=0))
     return (single.argmax(1) == y).mean(), (((single + mirrored) / 2).argmax(1) == y).mean()
 
 
@@ -109,8 +104,7 @@ def test_predict_without_a_model_uses_the_default_preset_and_says_so(tmp_path):
     result = run_cli("predict", *paths, "--json")
     assert result.returncode == 0, result.stderr
     assert result.stderr.count(f"no --model: using the shipped preset {DEFAULT_PRESET}") == 1
-    logits = AlexNet.from_preset(DEFAULT_PRESET).predict(IMAGES[:3], verbose=0).astype(np.float64)
-    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    probabilities = softmax(AlexNet.from_preset(DEFAULT_PRESET).predict(IMAGES[:3], verbose=0))
     names = metadata_of(DEFAULT_PRESET)["class_names"]
     for answer, expected in zip(json.loads(result.stdout), probabilities):
         (top,) = answer["top"]
@@ -128,8 +122,7 @@ def test_export_of_a_preset_serves_its_probabilities(tmp_path):
     exported = result.stdout.strip().rsplit(" ", 1)[-1]
     serve = tf.saved_model.load(exported).signatures["serving_default"]
     outputs = serve(images=tf.constant(IMAGES))
-    logits = AlexNet.from_preset(name).predict(IMAGES, verbose=0).astype(np.float64)
-    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    expected = softmax(AlexNet.from_preset(name).predict(IMAGES, verbose=0))
     np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-5)
     names = metadata_of(name)["class_names"]
     assert [value.decode() for value in outputs["class_name"].numpy()] == \
