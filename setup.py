@@ -17,14 +17,16 @@ setup(
     packages=find_packages(include=["keras_alexnet", "keras_alexnet.*"]),
     # The shipped presets: trained models, one directory each.
     package_data={"keras_alexnet": ["pretrained/*/*.json", "pretrained/*/*.h5"]},
-    # Keras 3.15 (below) needs Python 3.11 or newer.
+    # Keras 3.13 (below) needs Python 3.11 or newer.
     python_requires=">=3.11",
     install_requires=[
-        # The Keras CI tests (3.15); the package uses only its public API, and a new minor
-        # version joins the range once the suite passes on it.
-        "keras>=3.15,<3.16",
-        "numpy",
-        "tensorflow>=2.16",
+        # Each lower bound is the oldest release CI tests (the oldest stack .ci/run installs);
+        # no upper bounds: CI tests the newest releases too. Keras 3.13 is Colab's.
+        "keras>=3.13",
+        "numpy>=1.26",
+        # Older releases pin protobuf below 6, which tensorflow-datasets' metadata protos
+        # (tensorflow-metadata 1.21) need: `import tensorflow_datasets` fails beside them.
+        "tensorflow>=2.20",
         "tensorflow-datasets",
         # tensorflow-datasets imports it to build CIFAR-10 but declares it only for Python < 3.9.
         "importlib_resources",
@@ -38,7 +40,7 @@ setup(
         # Presets on the Hugging Face Hub (hf://) or Kaggle (kaggle://).
         "hub": ["huggingface_hub", "kagglehub"],
         # The JAX backend (KERAS_BACKEND=jax): on-device augmentation without TensorFlow.
-        "jax": ["jax"],
+        "jax": ["jax>=0.4.34"],
         # TensorBoard logs (tensorboard=True); TensorFlow 2.21 no longer installs it.
         "tensorboard": ["tensorboard"],
         "test": ["pytest", "nbclient", "nbformat", "ipykernel", "tensorflow-serving-api", "jax",

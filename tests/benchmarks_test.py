@@ -9,7 +9,8 @@ import sys
 import pytest
 from conftest import REPO, softmax
 
-pytestmark = pytest.mark.slow  # every test here trains or starts processes
+# Every test here trains or starts processes, each importing a backend of its own.
+pytestmark = [pytest.mark.slow, pytest.mark.large]
 
 COMMON = {"benchmark", "device", "device_kind", "backend", "keras", "date", "cpu_count"}
 

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import run_cli, with_distinct_weights, write_cifar_dir
+from conftest import TINY_MODEL, TINY_NETWORK, run_cli, with_distinct_weights, write_cifar_dir
 
 from keras_alexnet import AlexNet  # noqa: F401  (registers the package's classes with Keras)
 from keras_alexnet.data.cifar10 import load_cifar10
@@ -32,8 +32,8 @@ def trained(small_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     result = run_cli("train", "--data-dir", small_data, "--epochs", "2", "--train-subset", "64",
                      "--validation-size", "100", "--batch-size", "32", "--lr-decay-epoch", "1",
-                     "--output-dir", root / "run", "--saved-models-dir", root / "saved_models",
-                     "--verbose", "0")
+                     *TINY_NETWORK, "--output-dir", root / "run", "--saved-models-dir",
+                     root / "saved_models", "--verbose", "0")
     return root, result
 
 
@@ -121,7 +121,8 @@ def test_evaluate_ten_crop_averages_the_ten_padded_crops(small_data, run_cli_her
     model whose crops get clearly different answers."""
     data = load_cifar10(small_data)
     path = str(tmp_path / "distinct.keras")
-    with_distinct_weights(build_model(seed=0, batch_norm=True), data.x_test).save(path)
+    with_distinct_weights(build_model(seed=0, batch_norm=True, **TINY_MODEL), data.x_test).save(
+        path)
     ten = json.loads(run_cli_here("evaluate", path, "--data-dir", small_data, "--json",
                                   "--ten-crop", "--ten-crop-pad", "2").stdout)
     padded = np.pad(data.x_test, ((0, 0), (2, 2), (2, 2), (0, 0)))
@@ -154,8 +155,9 @@ def test_evaluate_with_flip_tta_matches_the_mean_of_both_views(trained, small_da
 def test_train_recipe_with_overrides(small_data, tmp_path):
     result = run_cli("train", "--recipe", "tweaked", "--conv1-stride", "2", "--epochs", "3",
                      "--warmup-epochs", "2", "--data-dir", small_data, "--train-subset", "64",
-                     "--validation-size", "100", "--batch-size", "32", "--output-dir",
-                     tmp_path / "run", "--no-export", "--no-figures", "--verbose", "0")
+                     "--validation-size", "100", "--batch-size", "32", *TINY_NETWORK,
+                     "--output-dir", tmp_path / "run", "--no-export", "--no-figures", "--verbose",
+                     "0")
     assert result.returncode == 0, result.stderr
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (config["conv1_stride"], config["epochs"], config["batch_norm"]) == (2, 3, True)
@@ -172,8 +174,8 @@ def test_train_recipe_with_overrides(small_data, tmp_path):
 def test_a_short_run_of_a_recipe_scales_its_warm_up_and_says_so(small_data, tmp_path):
     result = run_cli("train", "--recipe", "tweaked", "--epochs", "1", "--conv1-stride", "2",
                      "--data-dir", small_data, "--train-subset", "64", "--validation-size", "100",
-                     "--batch-size", "32", "--output-dir", tmp_path / "run", "--no-export",
-                     "--no-figures", "--verbose", "0")
+                     "--batch-size", "32", *TINY_NETWORK, "--output-dir", tmp_path / "run",
+                     "--no-export", "--no-figures", "--verbose", "0")
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
         "keras-alexnet: warmup_epochs=0.1, the tweaked recipe's share of the run "

@@ -26,14 +26,43 @@ THIRD_PARTY_WARNINGS = (
     # Keras' TensorFlow backend converts tensors with `np.array(x)`; NumPy 2 flags TensorFlow's
     # `__array__` without a `copy` keyword (hundreds of times a suite).
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning",
+    # On Python 3.13, TensorFlow's AutoGraph (through gast) passes its annotations to the ast
+    # nodes' constructors (hundreds of times a suite).
+    "ignore:.*got an unexpected keyword argument '___pyct_anno':DeprecationWarning",
 )
 SLOWEST_TESTS_SHOWN = 15
+# The network of the tests' small command-line runs: the seed's layers at a quarter of their
+# widths, fc6 and fc7 of 64 (162,522 parameters against 23 million): what a run does to
+# its files, signals and processes does not depend on the network's size.
+TINY_MODEL = {"width_multiplier": 0.25, "dense_units": 64}
+TINY_NETWORK = tuple(part for name, value in TINY_MODEL.items()
+                     for part in ("--" + name.replace("_", "-"), str(value)))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-large", action="store_true",
+                     help="also run the tests marked large (CI does; a laptop's run leaves them)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skips the tests marked large unless --run-large (keras-hub's habit)."""
+    if config.getoption("--run-large"):
+        return
+    skip = pytest.mark.skip(reason="large: CI runs it (--run-large)")
+    for item in items:
+        if "large" in item.keywords:
+            item.add_marker(skip)
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: trains, exports or starts processes (seconds to a "
                                        "minute each); `pytest -m 'not slow' tests` leaves them "
                                        "out for a quick check, CI runs everything")
+    config.addinivalue_line("markers", "large: a full-size network, several processes or the "
+                                       "notebook (GBs of memory, a minute or more); skipped "
+                                       "unless --run-large, which CI gives")
+    config.addinivalue_line("markers", "stack: run on every stack CI tests (.ci/stack), with the "
+                                       "tests that are not slow")
     for line in THIRD_PARTY_WARNINGS:
         config.addinivalue_line("filterwarnings", line)
     if config.option.durations is None:  # `--durations N` on the command line wins

@@ -6,6 +6,7 @@ import os
 import keras
 import numpy as np
 import pytest
+from conftest import TINY_MODEL
 
 from keras_alexnet import train
 from keras_alexnet.data.augment import build_augmentation
@@ -73,7 +74,8 @@ def test_train_step_with_augmentation_compiles_under_xla():
     stored = images(64)
 
     def trained(jit_compile, augmentation):
-        trainer = DeviceAugmentedModel(build_model(dropout=0.0, seed=0), stored, augmentation)
+        trainer = DeviceAugmentedModel(build_model(dropout=0.0, seed=0, **TINY_MODEL), stored,
+                                       augmentation)
         trainer.compile(optimizer="sgd", jit_compile=jit_compile,
                         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         trainer.fit(np.arange(64), np.arange(64) % 10, batch_size=32, epochs=1, shuffle=False,
@@ -81,7 +83,8 @@ def test_train_step_with_augmentation_compiles_under_xla():
         assert trainer.jit_compile is jit_compile
         return keras.ops.convert_to_numpy(trainer.network.get_layer("fc8").kernel)
 
-    initial = keras.ops.convert_to_numpy(build_model(dropout=0.0, seed=0).get_layer("fc8").kernel)
+    initial = keras.ops.convert_to_numpy(
+        build_model(dropout=0.0, seed=0, **TINY_MODEL).get_layer("fc8").kernel)
     augment = lambda: build_augmentation(EIGENVALUES, EIGENVECTORS, seed=0)  # noqa: E731
     xla = trained(True, augment())
     step = np.abs(xla - initial).max()
@@ -93,7 +96,8 @@ def test_train_step_with_augmentation_compiles_under_xla():
 @pytest.mark.slow
 def test_train_with_device_augmentation_checkpoints_and_exports_the_bare_model(cifar_dir, tmp_path):
     result = train(data_dir=cifar_dir, epochs=1, train_subset=64, validation_size=100,
-                   batch_size=32, augmentation="device", output_dir=str(tmp_path / "run"),
+                   batch_size=32, augmentation="device", **TINY_MODEL,
+                   output_dir=str(tmp_path / "run"),
                    saved_models_dir=str(tmp_path / "sm"), figures=False, verbose=0)
     assert result.metrics["performance"]["augmentation"] == "device"
     checkpoint = keras.saving.load_model(str(tmp_path / "run" / "best.keras"), safe_mode=True)
@@ -111,7 +115,8 @@ def test_train_with_device_augmentation_checkpoints_and_exports_the_bare_model(c
 @pytest.mark.slow
 def test_mixed_precision_run_restores_the_global_policy(cifar_dir, tmp_path):
     result = train(data_dir=cifar_dir, epochs=1, train_subset=32, validation_size=100,
-                   batch_size=32, mixed_precision="mixed_bfloat16", export=False, figures=False,
+                   batch_size=32, mixed_precision="mixed_bfloat16", **TINY_MODEL, export=False,
+                   figures=False,
                    output_dir=str(tmp_path / "run"), verbose=0)
     assert result.model.get_layer("conv2").compute_dtype == "bfloat16"
     assert result.model.get_layer("fc8").compute_dtype == "float32"
@@ -130,7 +135,7 @@ def test_the_recipe_techniques_train_on_the_device_path():
 
     config = TrainConfig(batch_norm=True, cutout=8, label_smoothing=0.1, nesterov=True,
                          lr_schedule="cosine", epochs=2, global_clipnorm=None)
-    model = build_model(batch_norm=True, seed=0)
+    model = build_model(batch_norm=True, seed=0, **TINY_MODEL)
     augmentation = build_augmentation(EIGENVALUES, EIGENVECTORS, seed=0, cutout=8,
                                       cutout_fill=(125.0, 123.0, 114.0))
     trainer = DeviceAugmentedModel(model, images(32), augmentation)

@@ -89,20 +89,24 @@ def report(tmp_path_factory):
     return {**json.loads(line[len("REPORT "):]), "stderr": result.stderr}
 
 
+@pytest.mark.large
 def test_auto_picks_one_device_on_a_cpu_machine_and_mirrored_uses_both(report):
     assert report["auto"] == "none" and report["none"] == 1
     assert report["replicas"] == 2
 
 
+@pytest.mark.large
 def test_each_replica_gets_half_of_the_global_batch(report):
     assert report["per_replica_batches"] == [64, 64]
 
 
+@pytest.mark.large
 def test_one_mirrored_step_equals_one_single_device_step(report):
     assert report["max_weight_change"] > 1e-4  # the step did move the weights
     assert report["max_weight_difference"] < 1e-5
 
 
+@pytest.mark.large
 def test_train_runs_under_mirrored_strategy(report):
     """`train(distribution="mirrored")` builds and trains its model on both replicas: its
     variables are mirrored, and the run says so."""

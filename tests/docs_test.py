@@ -44,10 +44,13 @@ def cli_flags() -> set[str]:
 
 
 def benchmark_flags() -> set[str]:
+    """The flags of the benchmark scripts, and of this test suite (conftest.py's options)."""
     flags = set()
-    for path in glob.glob(os.path.join(REPO, "benchmarks", "*.py")):
+    for path in glob.glob(os.path.join(REPO, "benchmarks", "*.py")) + [
+            os.path.join(REPO, "tests", "conftest.py")]:
         with open(path, encoding="utf-8") as file:
-            flags.update(re.findall(r"add_argument\(\s*\"(--[a-z0-9-]+)\"", file.read()))
+            flags.update(re.findall(r"add(?:_argument|option)\(\s*\"(--[a-z0-9-]+)\"",
+                                    file.read()))
     return flags
 
 

@@ -93,6 +93,7 @@ def test_center_crop():
                                   np.arange(35).reshape(5, 7)[1:4, 2:5])
 
 
+@pytest.mark.large
 @pytest.mark.slow
 def test_imagenette_through_tfds_trains_the_paper_model_one_step():
     """tfds' own stand-in data for imagenette (downloading is impossible here), then one step."""

@@ -14,7 +14,8 @@ from conftest import run_cli
 
 from keras_alexnet.training.run_dir import read_history
 
-pytestmark = pytest.mark.slow  # every test here trains or starts processes
+# Every test here trains or starts processes, each importing a backend of its own.
+pytestmark = [pytest.mark.slow, pytest.mark.large]
 
 pytest.importorskip("jax")
 

@@ -212,6 +212,7 @@ def one_process_run(e2e_data_dir, tmp_path_factory):
     return run_dir
 
 
+@pytest.mark.large
 @pytest.mark.slow
 def test_two_processes_train_one_run_equal_to_one_process_on_the_same_batches(
         e2e_data_dir, one_process_run, tmp_path):
@@ -258,6 +259,7 @@ def kill_when_backed_up(processes, victim: int, run_dir) -> tuple[int, str]:
     return status, stderr
 
 
+@pytest.mark.large
 @pytest.mark.slow
 def test_a_killed_process_ends_the_other_in_one_line_and_the_restarted_pair_resumes(
         e2e_data_dir, one_process_run, tmp_path):
@@ -282,6 +284,7 @@ def test_a_killed_process_ends_the_other_in_one_line_and_the_restarted_pair_resu
         np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-6)
 
 
+@pytest.mark.large
 @pytest.mark.slow
 def test_when_process_0_is_killed_the_other_ends_in_one_line_naming_it(e2e_data_dir, tmp_path):
     """Process 0 holds JAX's coordination service, whose loss JAX answers with its own fatal
@@ -294,6 +297,7 @@ def test_when_process_0_is_killed_the_other_ends_in_one_line_naming_it(e2e_data_
     assert "Terminating process" not in stderr and "Check failure" not in stderr
 
 
+@pytest.mark.large
 @pytest.mark.slow
 def test_sigterm_stops_every_process_in_one_line_each_keeping_the_backup(e2e_data_dir, tmp_path):
     run_dir = tmp_path / "run"

@@ -11,7 +11,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-pytestmark = pytest.mark.slow  # every test here trains or starts processes
+# Every test here trains or starts processes; every stack CI tests runs them.
+pytestmark = [pytest.mark.slow, pytest.mark.large, pytest.mark.stack]
 
 NOTEBOOK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "colab",
                         "keras_alexnet.ipynb")
@@ -24,8 +25,19 @@ def test_committed_notebook_has_no_outputs_and_one_parameters_cell():
     assert sum("parameters" in cell.metadata.get("tags", []) for cell in code) == 1
 
 
+@pytest.fixture(scope="module")
+def preset_accuracy(e2e_data_dir):
+    """The long preset's flip test accuracy on the test set the notebook is given, measured here
+    once for both backends' runs."""
+    from keras_alexnet import AlexNet, evaluate
+
+    preset = AlexNet.from_preset("alexnet_long_cifar10")
+    return evaluate(preset, data_dir=e2e_data_dir, test_time_augmentation="flip")["test_accuracy"]
+
+
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
-def test_notebook_runs_small_on_cpu(e2e_data_dir, tmp_path, monkeypatch, backend):
+def test_notebook_runs_small_on_cpu(e2e_data_dir, preset_accuracy, tmp_path, monkeypatch,
+                                    backend):
     """On TensorFlow (the notebook's choice without a GPU) and on JAX (its choice on a GPU, which
     it makes by setting `KERAS_BACKEND` before Keras starts, as the kernel's environment does
     here)."""
@@ -49,11 +61,7 @@ def test_notebook_runs_small_on_cpu(e2e_data_dir, tmp_path, monkeypatch, backend
     assert "Not in Colab" in text and "test accuracy" in text and "exported to" in text
     assert f"Keras backend: {backend}" in text
     # It opens with the shipped preset, measured on the test set it was given.
-    from keras_alexnet import AlexNet, evaluate
-
-    preset = AlexNet.from_preset("alexnet_long_cifar10")
-    accuracy = evaluate(preset, data_dir=e2e_data_dir, test_time_augmentation="flip")
-    assert f"alexnet_long_cifar10: test accuracy {accuracy['test_accuracy']:.2%}" in text
+    assert f"alexnet_long_cifar10: test accuracy {preset_accuracy:.2%}" in text
     with open(tmp_path / "run" / "metrics.json") as file:
         metrics = json.load(file)
     assert metrics["epochs_completed"] == 1

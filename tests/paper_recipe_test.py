@@ -46,6 +46,7 @@ def held_out(paths):
     return np.stack(images), np.array(labels)
 
 
+@pytest.mark.large
 def test_metrics_are_the_ten_crop_top1_and_top5_of_the_held_out_images(paper_run):
     metrics = json.load(open(os.path.join(paper_run["run"], "metrics.json")))
     model = load_keras_model(os.path.join(paper_run["run"], "best.keras"))  # the one epoch
@@ -74,6 +75,7 @@ def test_metrics_are_the_ten_crop_top1_and_top5_of_the_held_out_images(paper_run
         "held-out validation", "ten_crop")
 
 
+@pytest.mark.large
 def test_history_has_top5_and_the_runs_classes_are_the_folders(paper_run):
     header = open(os.path.join(paper_run["run"], "history.csv")).readline().strip().split(",")
     assert {"top5_accuracy", "val_top5_accuracy", "learning_rate"} <= set(header)
@@ -81,6 +83,7 @@ def test_history_has_top5_and_the_runs_classes_are_the_folders(paper_run):
     assert classes == sorted(os.listdir(paper_run["folder"]))
 
 
+@pytest.mark.large
 def test_the_export_takes_224_images_and_encoded_images_in_the_papers_test_view(paper_run):
     version = os.path.join(paper_run["saved"], "alexnet_paper", "1")
     serve = load_saved_model(version)
@@ -99,6 +102,7 @@ def test_the_export_takes_224_images_and_encoded_images_in_the_papers_test_view(
     assert by_bytes["class_name"].numpy()[0].decode() == names[int(by_pixels["class_id"][0])]
 
 
+@pytest.mark.large
 def test_predict_top_5_names_the_five_most_probable_classes(paper_run, run_cli_here, tmp_path):
     version = os.path.join(paper_run["saved"], "alexnet_paper", "1")
     image = np.random.default_rng(1).integers(0, 256, (40, 50, 3), dtype=np.uint8)
@@ -136,6 +140,7 @@ def test_predict_names_the_top_5_of_a_model_of_another_number_of_classes(tmp_pat
         names[i] for i in np.argsort(-probabilities)[:5]]
 
 
+@pytest.mark.large
 def test_evaluate_reports_the_runs_top5_on_its_own_data(paper_run, run_cli_here):
     metrics = json.load(open(os.path.join(paper_run["run"], "metrics.json")))
     result = run_cli_here("evaluate", os.path.join(paper_run["run"], "best.keras"), "--ten-crop",
@@ -146,6 +151,7 @@ def test_evaluate_reports_the_runs_top5_on_its_own_data(paper_run, run_cli_here)
         assert evaluated[name] == pytest.approx(metrics[name], abs=1e-5)
 
 
+@pytest.mark.large
 def test_evaluating_the_export_without_its_run_says_what_to_evaluate(paper_run, run_cli_here):
     result = run_cli_here("evaluate", os.path.join(paper_run["saved"], "alexnet_paper"))
     assert result.returncode == 2
@@ -180,13 +186,14 @@ def test_a_cifar_only_option_on_the_paper_network_is_named_as_its_flag(run_cli_h
     assert "--batch-norm applies to the CIFAR network only" in result.stderr
 
 
+@pytest.mark.large
 def test_best_keras_reloads_as_the_paper_network_for_the_folders_classes(paper_run):
     model = load_keras_model(os.path.join(paper_run["run"], "best.keras"))
     assert model.output_shape == (None, 10) and model.input_shape == (None, 224, 224, 3)
     assert keras.saving.get_registered_name(type(model)) == "keras_alexnet>PaperAlexNet"
 
 
-
+@pytest.mark.large
 def test_an_interrupted_paper_run_resumes_from_its_backup(cifar_image_folder, tmp_path,
                                                           monkeypatch):
     from keras_alexnet import cli

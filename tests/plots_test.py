@@ -2,7 +2,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import run_cli, softmax
+from conftest import TINY_MODEL, run_cli, softmax
 from PIL import Image
 
 from keras_alexnet import plots
@@ -124,7 +124,7 @@ def test_report_command_redraws_a_finished_run(tmp_path, cifar_dir):
 
     run_dir = tmp_path / "run"
     train(data_dir=cifar_dir, epochs=1, train_subset=64, validation_size=100, batch_size=32,
-          output_dir=str(run_dir), export=False, verbose=0)
+          **TINY_MODEL, output_dir=str(run_dir), export=False, verbose=0)
     drawn_by_train = {}
     for name in plots.FIGURE_FILES.values():
         with Image.open(run_dir / name) as image:

@@ -9,6 +9,7 @@ import keras
 import matplotlib.image
 import numpy as np
 import pytest
+from conftest import TINY_MODEL
 
 from keras_alexnet import TrainConfig, plots, train
 from keras_alexnet.data.cifar10 import PixelStats, load_cifar10, split_train_validation
@@ -35,8 +36,8 @@ def run(e2e_data_dir, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:  # the same expectations on any machine
         patch.setattr(performance, "find_accelerator", lambda: Accelerator("cpu", "CPU"))
         result = train(data_dir=e2e_data_dir, epochs=1, train_subset=512, validation_size=500,
-                       output_dir=str(root / "run"), saved_models_dir=str(root / "saved_models"),
-                       verbose=0)
+                       **TINY_MODEL, output_dir=str(root / "run"),
+                       saved_models_dir=str(root / "saved_models"), verbose=0)
     return result, load_cifar10(e2e_data_dir)
 
 
@@ -82,7 +83,7 @@ def test_run_directory_holds_metrics_history_and_checkpoint(run):
     with open(os.path.join(result.run_dir, "config.json")) as file:
         saved = TrainConfig.from_dict(json.load(file))
     given = {"epochs": 1, "train_subset": 512, "validation_size": 500, "verbose": 0,
-             "output_dir": result.run_dir}
+             "output_dir": result.run_dir, **TINY_MODEL}
     assert {name: getattr(saved, name) for name in given} == given
     assert saved.replace(**{name: getattr(TrainConfig(), name) for name in given},
                          data_dir=None, saved_models_dir="saved_models") == TrainConfig()
@@ -94,7 +95,8 @@ def test_run_directory_holds_metrics_history_and_checkpoint(run):
 def test_training_moved_the_weights_and_checkpoint_is_the_model(run):
     result, data = run
     stats = PixelStats.from_images(split_train_validation(data, 500, 0, 512).x_train)
-    initial = build_model(seed=0, mean=stats.mean, std=stats.std)  # train()'s own initialisation
+    initial = build_model(seed=0, mean=stats.mean, std=stats.std,  # train()'s initialisation
+                          **TINY_MODEL)
     for name in ("conv1", "conv3", "fc6", "fc8"):
         before = initial.get_layer(name).kernel.numpy()
         after = result.model.get_layer(name).kernel.numpy()
@@ -163,7 +165,7 @@ def test_when_the_best_epoch_is_not_the_last_metrics_and_export_hold_the_last(ci
                         lambda *args, **kwargs: [BestIsTheFirstEpoch(), *build(*args, **kwargs)])
     result = train(data_dir=cifar_dir, epochs=2, train_subset=64, validation_size=100,
                    batch_size=32, learning_rate=0.05, checkpoint_every=1, tensorboard=True,
-                   figures=False, output_dir=str(tmp_path / "run"),
+                   **TINY_MODEL, figures=False, output_dir=str(tmp_path / "run"),
                    saved_models_dir=str(tmp_path / "sm"), verbose=0)
     best_path = str(tmp_path / "run" / "best.keras")
     assert read_best_record(best_path) == {"epoch": 0, "val_accuracy": 0.9}
@@ -201,8 +203,8 @@ def test_train_leaves_the_process_as_it_found_it(cifar_dir, tmp_path):
 
     numpy_state = np.random.get_state()
     train(data_dir=cifar_dir, epochs=1, train_subset=32, validation_size=100, batch_size=32,
-          deterministic=True, mixed_precision="mixed_bfloat16", seed=5, figures=False,
-          export=False, output_dir=str(tmp_path / "run"), verbose=0)
+          deterministic=True, mixed_precision="mixed_bfloat16", seed=5, **TINY_MODEL,
+          figures=False, export=False, output_dir=str(tmp_path / "run"), verbose=0)
     assert keras.config.dtype_policy().name == "float32"
     assert not tensorflow_config.is_op_determinism_enabled()
     assert np.array_equal(np.random.get_state()[1], numpy_state[1])

@@ -13,7 +13,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from conftest import interrupt_at, run_cli, write_cifar_dir
+from conftest import TINY_MODEL, TINY_NETWORK, interrupt_at, run_cli, write_cifar_dir
 
 from keras_alexnet import TrainConfig
 from keras_alexnet.models.build import build_model
@@ -39,7 +39,8 @@ def data_dir(tmp_path_factory):
 
 def small_run_args(data_dir, run_dir, *extra):
     return ["train", "--data-dir", data_dir, "--train-subset", "256", "--validation-size", "100",
-            "--batch-size", "32", "--output-dir", run_dir, "--no-export", "--verbose", "2", *extra]
+            "--batch-size", "32", *TINY_NETWORK, "--output-dir", run_dir, "--no-export",
+            "--verbose", "2", *extra]
 
 
 # Runs the command with one more callback that writes a marker file and then waits, to be killed
@@ -157,8 +158,8 @@ def test_one_run_at_a_time_in_a_directory_and_another_config_only_when_overwriti
 
 
 def saved_weights(path):
-    """The weights in a `FINAL_WEIGHTS` file of the seed's network."""
-    model = build_model(seed=0)
+    """The weights in a `FINAL_WEIGHTS` file of the small runs' network."""
+    model = build_model(seed=0, **TINY_MODEL)
     model.load_weights(path)
     return model.get_weights()
 
@@ -194,8 +195,8 @@ def test_a_deterministic_run_killed_three_times_ends_exactly_as_an_uninterrupted
     assert without_timings(histories[1]) == without_timings(histories[0])
     weights = [saved_weights(tmp_path / f"{name}.weights.h5") for name in ("straight", "resumed")]
     assert max(np.abs(a - b).max() for a, b in zip(*weights)) == 0
-    assert not all(np.array_equal(a, b) for a, b in zip(weights[0], build_model(seed=0)
-                                                         .get_weights()))  # training moved them
+    assert not all(np.array_equal(a, b) for a, b in zip(weights[0], build_model(
+        seed=0, **TINY_MODEL).get_weights()))  # training moved them
     metrics = [json.loads((run / "metrics.json").read_text()) for run in (straight, resumed)]
     for values in metrics:
         for timing in ("train_seconds", "train_images_per_second", "phase_seconds"):
@@ -263,8 +264,8 @@ def test_resume_of_a_run_killed_before_its_first_backup_starts_it_again(data_dir
     automatic schedule, no backup yet: `--resume` trains it from the start, and says so."""
     run_dir = tmp_path / "run"
     config = TrainConfig(data_dir=data_dir, train_subset=64, validation_size=100, batch_size=32,
-                         epochs=2, output_dir=str(run_dir), export=False, figures=False,
-                         verbose=0)
+                         epochs=2, **TINY_MODEL, output_dir=str(run_dir), export=False,
+                         figures=False, verbose=0)
     run_dir.mkdir()
     (run_dir / "config.json").write_text(json.dumps(config.to_dict()))
     (run_dir / "history.csv").write_text("epoch,loss\n0,2.3\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import os
 import re
 import typing
@@ -74,9 +75,11 @@ def value_parser(kind: type, optional: bool):
 
 
 def field_descriptions() -> dict[str, str]:
-    """Each field's description from `TrainConfig`'s docstring `Args:` section."""
-    args = (TrainConfig.__doc__ or "").split("Args:", 1)[-1].split("Example:", 1)[0]
-    found = re.findall(r"^\s{8}(\w+): (.*?)(?=^\s{8}\w+: |\Z)", args, flags=re.M | re.S)
+    """Each field's description from `TrainConfig`'s docstring `Args:` section (its indentation
+    made the same first: Python 3.13 strips a docstring's common indentation, 3.11 keeps it)."""
+    docstring = inspect.cleandoc(TrainConfig.__doc__ or "")
+    args = docstring.split("Args:", 1)[-1].split("Example:", 1)[0]
+    found = re.findall(r"^ {4}(\w+): (.*?)(?=^ {4}\w+: |\Z)", args, flags=re.M | re.S)
     as_typed = {"`None`": "none", "`True`": "true", "`False`": "false"}
     return {name: " ".join(re.sub("|".join(as_typed), lambda word: as_typed[word.group()], text)
                            .replace("`", "").split()).replace("%", "%%")
