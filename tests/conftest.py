@@ -31,9 +31,9 @@ THIRD_PARTY_WARNINGS = (
     "ignore:.*got an unexpected keyword argument '___pyct_anno':DeprecationWarning",
 )
 SLOWEST_TESTS_SHOWN = 15
-# The network of the tests' small command-line runs: the seed's layers at a quarter of their
-# widths, fc6 and fc7 of 64 (162,522 parameters against 23 million): what a run does to
-# its files, signals and processes does not depend on the network's size.
+# The network of the tests' small runs, in-process and on the command line: the seed's layers
+# at a quarter of their widths, fc6 and fc7 of 64 (162,522 parameters against 23 million): what
+# a run does to its files, signals and processes does not depend on the network's size.
 TINY_MODEL = {"width_multiplier": 0.25, "dense_units": 64}
 TINY_NETWORK = tuple(part for name, value in TINY_MODEL.items()
                      for part in ("--" + name.replace("_", "-"), str(value)))
