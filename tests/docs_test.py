@@ -43,8 +43,8 @@ def cli_flags() -> set[str]:
             for flag in action.option_strings}
 
 
-def benchmark_flags() -> set[str]:
-    """The flags of the benchmark scripts, and of this test suite (conftest.py's options)."""
+def script_flags() -> set[str]:
+    """The flags of the benchmark scripts and of the test suite (conftest.py's options)."""
     flags = set()
     for path in glob.glob(os.path.join(REPO, "benchmarks", "*.py")) + [
             os.path.join(REPO, "tests", "conftest.py")]:
@@ -59,7 +59,7 @@ def test_every_flag_the_pages_show_exists():
              re.findall(r"(?<![\w-])(--[a-z][a-z0-9_-]*)", read(page))}
     shown |= set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9_-]*)", notebook_text()))
     assert "--max-request-pixels" in cli_flags()
-    assert sorted(shown - cli_flags() - benchmark_flags() - OTHER_PROGRAMS_FLAGS) == []
+    assert sorted(shown - cli_flags() - script_flags() - OTHER_PROGRAMS_FLAGS) == []
 
 
 def parse_value(text: str):
