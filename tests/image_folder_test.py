@@ -1,7 +1,9 @@
 """A directory of class folders as a data set: what is listed, what is skipped, what is refused."""
 
+import io
 import logging
 import os
+import struct
 
 import numpy as np
 import pytest
@@ -59,3 +61,43 @@ def test_a_folder_that_is_not_a_classification_set_is_one_data_error(tmp_path, l
 def test_a_missing_directory_is_one_data_error(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         read_image_folder(str(tmp_path / "nowhere"))
+
+
+def png_declaring(width, height):
+    """A whole 1 × 1 PNG whose header says `width` × `height` (what the check reads)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = struct.pack(">II", width, height)
+    return bytes(data)
+
+
+def test_devices_fifos_and_images_over_the_pixel_limit_are_skipped_and_counted(tmp_path, caplog):
+    save_png(str(tmp_path / "cat" / "good.png"))
+    save_png(str(tmp_path / "dog" / "good.png"))
+    (tmp_path / "cat" / "zero.png").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "dog" / "pipe.png")
+    (tmp_path / "dog" / "bomb.png").write_bytes(png_declaring(20_000, 20_000))
+    (tmp_path / "dog" / "limit.png").write_bytes(png_declaring(4096, 4096))  # at the limit
+    with caplog.at_level(logging.WARNING):
+        folder = read_image_folder(str(tmp_path))
+    assert sorted(os.path.relpath(path, tmp_path) for path in folder.paths) == [
+        "cat/good.png", "dog/good.png", "dog/limit.png"]
+    assert folder.skipped == {"not a regular file": 2, "too large": 1}
+    assert "skipped 3 file(s)" in caplog.text and "1 too large" in caplog.text
+
+
+@pytest.mark.parametrize("name,message", [
+    ("two\nlines", "has a line break in its name"),
+    (b"caf\xe9", "is not named in UTF-8"),
+])
+def test_a_class_folder_name_that_cannot_be_one_line_of_class_names_is_refused(
+        tmp_path, name, message):
+    save_png(str(tmp_path / "cat" / "a.png"))
+    folder = os.path.join(os.fsencode(tmp_path), name) if isinstance(name, bytes) else (
+        str(tmp_path / name))
+    os.makedirs(folder)
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(os.path.join(os.fsdecode(folder),
+                                                                     "a.png"))
+    with pytest.raises(DataError, match=message):
+        read_image_folder(str(tmp_path))

@@ -135,3 +135,20 @@ def test_a_tfds_set_too_small_for_validation_size_is_one_data_error(tmp_path):
 def test_a_path_that_is_no_directory_is_one_data_error(tmp_path):
     with pytest.raises(DataError, match="does not exist or is not a directory"):
         load_image_set(paper_config(dataset=str(tmp_path / "missing")))
+
+
+def test_files_whose_names_are_not_utf8_are_read(tmp_path):
+    values = {}
+    for label, name in enumerate(("ant", "bee")):
+        os.makedirs(tmp_path / name)
+        for index in range(4):
+            value = 10 * label + index
+            file = os.path.join(os.fsencode(tmp_path / name), b"caf\xe9%d.png" % index)
+            Image.fromarray(np.full((5, 5, 3), value, np.uint8)).save(os.fsdecode(file))
+            values[value] = label
+    data = load_image_set(paper_config(dataset=str(tmp_path), validation_size=2))
+    images, labels = as_arrays(data.train)
+    held_out, held_out_labels = as_arrays(data.validation)
+    read = [int(image[0, 0, 0]) for image in images + held_out]
+    assert sorted(read) == sorted(values)
+    assert [values[value] for value in read] == labels.tolist() + held_out_labels.tolist()

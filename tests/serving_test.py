@@ -226,7 +226,7 @@ def test_an_answer_of_another_number_of_classes_is_read_when_that_number_is_give
     body = {"predictions": [row(probabilities, class_id=7, class_name="n01")]}
     (prediction,) = client.parse_predictions(body, 1, num_classes=1000)
     assert prediction.class_id == 7 and len(prediction.probabilities) == 1000
-    with pytest.raises(client.ServingError, match="prediction 0 does not have 10 probabilities"):
+    with pytest.raises(client.ServingError, match="prediction 0 has 1000 probabilities, not one for each of the 10 class names"):
         client.parse_predictions(body, 1)  # CIFAR-10's ten unless told
 
 
@@ -263,7 +263,7 @@ def answers(body):
              b'0.1], "class_id": 1, "class_name": "automobile"}]}'),
      "prediction 0 has probabilities that are not a distribution"),
     (answers({"predictions": [row([0.5] * 10)]}), "probabilities that are not a distribution"),
-    (answers({"predictions": [row([0.1] * 12)]}), "prediction 0 does not have 10 probabilities"),
+    (answers({"predictions": [row([0.1] * 12)]}), "prediction 0 has 12 probabilities, not one for each of the 10 "),
     (answers({"predictions": [row(class_name=None)]}), "prediction 0 has no class_name"),
     (answers(5), "unexpected TF Serving answer: 5"),
     (answers(b"[" * 60_000), "did not answer with JSON"),
@@ -324,6 +324,7 @@ def test_predict_command_bad_input_is_one_line(export_dir, image_files, tmp_path
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "broken.png").write_bytes(open(image_files[0], "rb").read()[:40])
     (tmp_path / "bomb.png").write_bytes(png_bomb(5000, 4000))
+    (tmp_path / "eleven.txt").write_text("".join(f"class {i}\n" for i in range(11)))
     damaged = tmp_path / "damaged_preset"  # a shipped preset that lost its weights
     damaged.mkdir()
     for name in ("config.json", "metadata.json"):
@@ -340,6 +341,8 @@ def test_predict_command_bad_input_is_one_line(export_dir, image_files, tmp_path
         (["predict", tmp_path / "bomb.png", "--model", export_dir],
          "bomb.png declares 5000 × 4000 pixels, more than the limit of 16777216"),
         (["predict", image_files[0], "--model", tmp_path], "no SavedModel at"),
+        (["predict", image_files[0], "--model", export_dir, "--class-names",
+          tmp_path / "eleven.txt"], f"eleven.txt names 11 classes; the model {export_dir}"),
         (["predict", image_files[0], "--model", damaged],
          "damaged_preset' has no model.weights.h5"),
         (["predict", image_files[0], "--server", "http://127.0.0.1:9"], "cannot reach TF Serving"),

@@ -8,7 +8,6 @@ import dataclasses
 import json
 import os
 import re
-import stat
 import sys
 from typing import Any, Optional, Sequence
 
@@ -25,7 +24,7 @@ from keras_alexnet.training.run_dir import (
     class_names_in,
     read_json,
 )
-from keras_alexnet.utils.image_files import FORMATS
+from keras_alexnet.utils.image_files import FORMATS, NotARegularFile, open_regular_file
 from keras_alexnet.utils.native_stderr import native_stderr_silenced
 
 
@@ -217,8 +216,12 @@ def run_predict(args: argparse.Namespace) -> int:
         from keras_alexnet.serving.export import saved_model_class_names
 
         model = _local_saved_model(args.model)
-        names = (class_names_in(args.class_names) if args.class_names
-                 else saved_model_class_names(model))
+        names = saved_model_class_names(model)
+        if args.class_names:
+            given, names = names, class_names_in(args.class_names)
+            if len(names) != len(given):
+                raise UserError(f"--class-names {args.class_names} names {len(names)} classes; "
+                                f"the model {model} has {len(given)}")
         predictions = _predict_locally(model, args.images, encoded, len(names))
     tops = [prediction.top_k(args.top_k, names) for prediction in predictions]
     if args.json:
@@ -251,14 +254,13 @@ def _read_image_file(path: str) -> bytes:
 
     too_large = UserError(f"{path} is larger than {MAX_IMAGE_FILE_BYTES // 2 ** 20} MiB, the "
                           f"most an image file may be")
-    try:  # without blocking: opening a FIFO would wait for a writer
-        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb", buffering=0) as file:
-            found = os.fstat(file.fileno())
-            if not stat.S_ISREG(found.st_mode):
-                raise UserError(f"{path} is not a regular file")
-            if found.st_size > MAX_IMAGE_FILE_BYTES:
+    try:
+        with open_regular_file(path) as file:
+            if os.fstat(file.fileno()).st_size > MAX_IMAGE_FILE_BYTES:
                 raise too_large
             data = file.read(MAX_IMAGE_FILE_BYTES + 1)
+    except NotARegularFile as error:
+        raise UserError(str(error)) from error
     except OSError as error:
         raise UserError(f"cannot read {path}: {error.strerror or error}") from error
     if len(data) > MAX_IMAGE_FILE_BYTES:  # it grew after fstat

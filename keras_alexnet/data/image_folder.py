@@ -8,10 +8,13 @@ flowers/
 ```
 
 The classes are the sub-folders, in sorted order (their index is the label); each one's files
-are found at any depth. Every file is checked from its first bytes and its end
-(`utils.image_files.image_file_problem`) before training: a file that is not a PNG, JPEG or BMP
-image, or is cut short, is skipped and counted; a class folder with no image, or a directory with
-fewer than two classes, is a `DataError`.
+are found at any depth, whatever bytes their names are. Every file is checked from its header
+and its end (`utils.image_files.image_file_problem`) before training: one that is not a regular
+file (a FIFO, a link to a device), not a PNG, JPEG or BMP image, cut short, or declaring more
+pixels than the exported model's default limit (`DEFAULT_MAX_PIXELS`) is skipped and counted in
+one warning; a class folder with no image or with a name that is not one line of UTF-8 (it is
+written to `class_names.txt` and the export), or a directory with fewer than two classes, is a
+`DataError`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import os
 import numpy as np
 
 from keras_alexnet.errors import DataError
-from keras_alexnet.utils.image_files import FORMATS, image_file_problem
+from keras_alexnet.utils.image_files import DEFAULT_MAX_PIXELS, FORMATS, image_file_problem
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def read_image_folder(root: str) -> ImageFolder:
 
     Raises:
         DataError: `root` is not a directory, has fewer than two class folders, or a class
-            folder holds no readable image.
+            folder holds no readable image or has a name that is not one line of UTF-8.
 
     Example:
 
@@ -78,6 +81,7 @@ def read_image_folder(root: str) -> ImageFolder:
                         f"classification data set needs at least two sub-folders of images")
     paths, labels, skipped = [], [], collections.Counter()
     for label, name in enumerate(class_names):
+        _check_class_name(root, name)
         found = _class_images(os.path.join(root, name), skipped)
         if not found:
             raise DataError(f"class folder {os.path.join(root, name)} holds no {FORMATS} image")
@@ -89,6 +93,19 @@ def read_image_folder(root: str) -> ImageFolder:
     return ImageFolder(tuple(paths), np.asarray(labels, np.int64), class_names, dict(skipped))
 
 
+def _check_class_name(root: str, name: str) -> None:
+    """`DataError` unless the class folder's name can be one line of `class_names.txt`."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(f"class folder {os.fsencode(os.path.join(root, name))!r} is not named "
+                        f"in UTF-8; rename it (class names are written to class_names.txt "
+                        f"and the export)") from None
+    if len(name.splitlines()) != 1:
+        raise DataError(f"class folder {os.path.join(root, name)!r} has a line break in its "
+                        f"name; rename it (class_names.txt holds one class name a line)")
+
+
 def _class_images(folder: str, skipped: collections.Counter) -> list[str]:
     """The whole images under `folder` (any depth, sorted); counts the others in `skipped`."""
     images = []
@@ -98,7 +115,7 @@ def _class_images(folder: str, skipped: collections.Counter) -> list[str]:
             if name.startswith("."):
                 continue
             path = os.path.join(directory, name)
-            problem = image_file_problem(path)
+            problem = image_file_problem(path, DEFAULT_MAX_PIXELS)
             if problem is None:
                 images.append(path)
             else:

@@ -124,7 +124,8 @@ def _folder(config: TrainConfig) -> ImageSet:
 
     folder = read_image_folder(os.path.expanduser(config.dataset))
     train, validation = _held_out(len(folder.paths), config)
-    paths, labels = np.asarray(folder.paths), folder.labels
+    # The names' own bytes: a tensor of `str` paths would fail on a name that is not UTF-8.
+    paths, labels = np.asarray([os.fsencode(path) for path in folder.paths], object), folder.labels
 
     def images(indices: np.ndarray, shuffle: bool = False):
         files = tf.data.Dataset.from_tensor_slices((paths[indices], labels[indices]))

@@ -148,7 +148,8 @@ def _prediction(row, index: int, num_classes: int) -> Prediction:
     if (not isinstance(probabilities, list) or len(probabilities) != num_classes
             or not all(isinstance(p, (int, float)) and not isinstance(p, bool)
                        for p in probabilities)):
-        raise wrong(f"does not have {num_classes} probabilities")
+        raise wrong(f"has {len(probabilities) if isinstance(probabilities, list) else 'no'} "
+                    f"probabilities, not one for each of the {num_classes} class names")
     values = np.asarray(probabilities, np.float64)
     if (not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 1
             or abs(values.sum() - 1) > PROBABILITY_SUM_TOLERANCE):

@@ -25,6 +25,7 @@ from typing import Optional
 
 from keras_alexnet.utils.image_files import (
     BMP_MAGIC,
+    DEFAULT_MAX_PIXELS,
     FORMATS,
     GIF_MAGIC,
     JPEG_END,
@@ -34,7 +35,6 @@ from keras_alexnet.utils.image_files import (
     PNG_MAGIC,
 )
 
-DEFAULT_MAX_PIXELS = 4096 * 4096
 DEFAULT_MAX_REQUEST_PIXELS = 4 * DEFAULT_MAX_PIXELS
 MAX_IMAGE_FILE_BYTES = 64 * 2 ** 20  # the most bytes a client reads from one image file
 
