@@ -226,7 +226,8 @@ def test_an_answer_of_another_number_of_classes_is_read_when_that_number_is_give
     body = {"predictions": [row(probabilities, class_id=7, class_name="n01")]}
     (prediction,) = client.parse_predictions(body, 1, num_classes=1000)
     assert prediction.class_id == 7 and len(prediction.probabilities) == 1000
-    with pytest.raises(client.ServingError, match="prediction 0 has 1000 probabilities, not one for each of the 10 class names"):
+    with pytest.raises(client.ServingError,
+                       match="prediction 0 has 1000 probabilities, not one for each of the 10 "):
         client.parse_predictions(body, 1)  # CIFAR-10's ten unless told
 
 
@@ -263,7 +264,8 @@ def answers(body):
              b'0.1], "class_id": 1, "class_name": "automobile"}]}'),
      "prediction 0 has probabilities that are not a distribution"),
     (answers({"predictions": [row([0.5] * 10)]}), "probabilities that are not a distribution"),
-    (answers({"predictions": [row([0.1] * 12)]}), "prediction 0 has 12 probabilities, not one for each of the 10 "),
+    (answers({"predictions": [row([0.1] * 12)]}),
+     "prediction 0 has 12 probabilities, not one for each of the 10 "),
     (answers({"predictions": [row(class_name=None)]}), "prediction 0 has no class_name"),
     (answers(5), "unexpected TF Serving answer: 5"),
     (answers(b"[" * 60_000), "did not answer with JSON"),
