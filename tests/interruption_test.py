@@ -13,13 +13,24 @@ from keras_alexnet.training.checkpoints import CheckpointSchedule, ResumeBackup
 from keras_alexnet.training.interruption import StopOnSignal, StopRequest, stop_on_signals
 
 
-def test_signals_are_recorded_inside_the_block_and_act_as_before_after_it():
+def test_signals_are_recorded_while_deferred_and_stop_at_once_elsewhere_in_the_block():
     before = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
     with stop_on_signals() as request:
-        os.kill(os.getpid(), signal.SIGTERM)  # would end this process outside the block
+        with request.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)  # would end this process outside the block
         assert request.signal_number == signal.SIGTERM
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)  # a second signal stops at once
+    assert {number: signal.getsignal(number) for number in before} == before
+    with pytest.raises(TrainingStopped) as stopped:
+        with stop_on_signals() as request:
+            request.enter("while testing", "run it again")
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+            except Exception:  # a library's broad handler on the way does not swallow it
+                pytest.fail("the stop was caught as an Exception")
+    assert str(stopped.value) == "stopped by SIGINT while testing; run it again"
+    assert stopped.value.exit_status == 130
     assert {number: signal.getsignal(number) for number in before} == before
 
 

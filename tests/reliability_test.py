@@ -46,7 +46,9 @@ def small_run_args(data_dir, run_dir, *extra):
 # Runs the command with one more callback that writes a marker file and then waits, to be killed
 # there, where $PAUSE_AT says: "E,B" after batch B of epoch E (0-based), "E,begin" as epoch E
 # begins (after the last epoch's backup); with $SIGNAL (SIGTERM, SIGINT) it sends itself that
-# signal there instead of waiting. $FINAL_WEIGHTS, when set, receives the trained weights.
+# signal there instead of waiting. With $SIGNAL_IN (a function `train()` calls outside `fit`:
+# load_run_data, run_metrics, export_or_save) it sends itself $SIGNAL as that function begins.
+# $FINAL_WEIGHTS, when set, receives the trained weights.
 HOOKED_CLI = """
 import os, signal, sys, time, keras
 from keras_alexnet import cli
@@ -79,6 +81,15 @@ def train(*args, **kwargs):
         result.model.save_weights(os.environ["FINAL_WEIGHTS"])
     return result
 
+def signalling(function):
+    def call(*args, **kwargs):
+        os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL"]))
+        return function(*args, **kwargs)
+    return call
+
+if os.environ.get("SIGNAL_IN"):
+    name = os.environ["SIGNAL_IN"]
+    setattr(recipe, name, signalling(getattr(recipe, name)))
 if os.environ.get("PAUSE_AT"):
     build = recipe.build_callbacks
     recipe.build_callbacks = lambda *args, **kwargs: build(*args, **kwargs) + [PauseAt()]
@@ -87,12 +98,14 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
-def start_hooked(args, tmp_path, pause_at=None, final_weights=None, signal_name=None):
+def start_hooked(args, tmp_path, pause_at=None, final_weights=None, signal_name=None,
+                 signal_in=None):
     """Starts the CLI; with `pause_at`, returns once the pause is reached."""
     marker = tmp_path / "paused"
     marker.unlink(missing_ok=True)
     env = {**os.environ, "MARKER": str(marker), "PAUSE_AT": pause_at or "",
-           "FINAL_WEIGHTS": str(final_weights or ""), "SIGNAL": signal_name or ""}
+           "FINAL_WEIGHTS": str(final_weights or ""), "SIGNAL": signal_name or "",
+           "SIGNAL_IN": signal_in or ""}
     process = subprocess.Popen([sys.executable, "-c", HOOKED_CLI, *map(str, args)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 600
@@ -243,6 +256,57 @@ def test_sigterm_and_sigint_stop_after_the_step_back_up_and_resume_exactly(data_
     weights = [saved_weights(tmp_path / f"{name}.weights.h5") for name in ("straight", "stopped")]
     assert max(np.abs(a - b).max() for a, b in zip(*weights)) == 0
     assert not (stopped / "backup").exists()
+
+
+def layer_weights(path):
+    """The arrays under a Keras `.weights.h5` file's `layers` group (the optimizer's left out),
+    read with h5py."""
+    arrays = {}
+    with h5py.File(path) as file:
+        file["layers"].visititems(lambda name, item: arrays.__setitem__(name, item[()])
+                                  if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+def test_a_signal_outside_fit_stops_in_one_line_and_the_same_command_finishes_the_run(
+        data_dir, tmp_path):
+    """SIGTERM while the data loads stops a run that trained nothing; SIGTERM in the test after
+    `fit`, then SIGINT in the export of the rerun, each stop in one line with their status, and
+    the same command then finishes the run from the last epoch's backup without training."""
+    run_dir = tmp_path / "run"
+    args = small_run_args(data_dir, run_dir, "--epochs", "2", "--no-figures", "--export",
+                          "--saved-models-dir", tmp_path / "exports")
+    again = "run the same command again to finish it (test, figures, export) without training"
+    for signal_name, signal_in, status, line in [
+            ("SIGTERM", "load_run_data", 75, "stopped by SIGTERM while loading the data; it "
+             "trained nothing: the same command starts (or resumes) the run again"),
+            ("SIGTERM", "run_metrics", 75, "stopped by SIGTERM after training, while testing; "
+             f"its trained state is backed up: {again} again"),
+            ("SIGINT", "export_or_save", 130, "stopped by SIGINT after training, while "
+             f"exporting; its trained state is backed up: {again} again")]:
+        process = start_hooked(args, tmp_path, signal_name=signal_name, signal_in=signal_in)
+        output, errors = process.communicate(timeout=600)
+        assert process.returncode == status, errors
+        assert errors.strip().splitlines()[-1] == f"keras-alexnet: {line}", errors
+        assert "Traceback" not in errors and not (tmp_path / "exports").exists()
+        if signal_in == "load_run_data":
+            assert not run_dir.exists()  # held for the run, removed again: nothing was written
+        elif signal_in == "run_metrics":
+            assert "Epoch 2/2" in output and not (run_dir / "metrics.json").exists()
+            history = (run_dir / "history.csv").read_bytes()
+            trained = layer_weights(run_dir / "backup" / "latest.weights.h5")
+        else:
+            assert "Epoch" not in output  # nothing trained again
+    output = run_hooked(args, tmp_path, final_weights=tmp_path / "final.weights.h5")
+    assert "Epoch" not in output
+    assert (run_dir / "history.csv").read_bytes() == history
+    final = layer_weights(tmp_path / "final.weights.h5")
+    assert sorted(final) == sorted(trained)
+    assert all(np.array_equal(final[name], trained[name]) for name in trained)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs_completed"] == 2 and 0 <= metrics["test_accuracy"] <= 1
+    assert os.listdir(tmp_path / "exports" / "alexnet_cifar10") == ["1"]
+    assert not (run_dir / "backup").exists()
 
 
 def test_resume_flag_refuses_what_it_cannot_resume(data_dir, tmp_path, run_cli_here):
@@ -500,7 +564,8 @@ def test_a_torn_latest_backup_resumes_from_the_one_before(tmp_path, caplog, tear
         np.testing.assert_array_equal(restored, saved)
     assert "latest.weights.h5 cannot be read" in caplog.text
     assert read_history(str(tmp_path / "history.csv"))["epoch"] == [0, 1, 2, 3]
-    assert not (tmp_path / "backup").exists()
+    with h5py.File(tmp_path / "backup" / "latest.weights.h5") as backup:  # the trained state,
+        assert backup.attrs["keras_alexnet_epochs"] == 4  # kept until the run completes
 
 
 def test_with_every_backup_torn_a_run_starts_again_from_its_first_epoch(tmp_path, caplog):
@@ -558,7 +623,8 @@ def test_backups_every_second_epoch_resume_after_the_last_one_written(tmp_path):
 
 def test_the_automatic_schedule_backs_up_nothing_in_a_run_shorter_than_a_minute(tmp_path):
     """The default: a few-second run killed as epoch 3 starts has no backup, so it starts over;
-    the last epoch still writes `best.keras`, with the model after it."""
+    the last epoch still writes `best.keras`, with the model after it, and the backup of the
+    trained state (removed when the run completes: `train()` does)."""
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(64, 4)).astype("float32"), rng.integers(0, 3, 64)
     config = TrainConfig(output_dir=str(tmp_path))
@@ -571,7 +637,7 @@ def test_the_automatic_schedule_backs_up_nothing_in_a_run_shorter_than_a_minute(
     resumed_fit(model, x, y, batch_size=16, epochs=4, validation_data=(x, y), verbose=0,
                 callbacks=[*build_callbacks(config), after])
     assert sorted(after.values) == [0, 1, 2, 3]
-    assert sorted(os.listdir(tmp_path)) == ["best.keras", "history.csv"]
+    assert sorted(os.listdir(tmp_path)) == ["backup", "best.keras", "history.csv"]
     best = keras.saving.load_model(str(tmp_path / "best.keras"))
     for saved, trained in zip(best.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(saved, trained)

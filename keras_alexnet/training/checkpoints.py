@@ -8,7 +8,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
 import zipfile
 from typing import Callable, Iterator, Optional, Sequence
@@ -93,9 +92,11 @@ BACKUP_EPOCHS = "keras_alexnet_epochs"  # in a backup file: the epochs its weigh
 
 
 class ResumeBackup(keras.callbacks.Callback):
-    """Backs up the weights and optimizer state at the epochs `schedule` makes due, except the
-    last (the run then completes, and the backup is removed), so that a killed run resumes:
-    `restore()` before `fit`, then `fit(initial_epoch=…)` with what it returns. Like
+    """Backs up the weights and optimizer state at the epochs `schedule` makes due (the last
+    always), so that a killed run resumes: `restore()` before `fit`, then
+    `fit(initial_epoch=…)` with what it returns. The last epoch's backup is the trained state a
+    run stopped after `fit` (in its test or export) finishes from; the run removes it when it
+    completes (`run_dir.remove_backup`). Like
     `keras.callbacks.BackupAndRestore`, with public Keras API only, and backups that survive a
     kill or a full disk at any moment.
 
@@ -108,9 +109,9 @@ class ResumeBackup(keras.callbacks.Callback):
     again (their `history.csv` rows are replaced).
 
     Args:
-        backup_dir: Where the backup lives (removed when training completes).
+        backup_dir: Where the backup lives.
         schedule: The `CheckpointSchedule`, earlier in the callback list.
-        writes: Write and remove backups; `False` only restores (the other processes of a
+        writes: Write backups; `False` only restores (the other processes of a
             multi-host run, from process 0's backup: `multi_host.shared_run_files`).
 
     Example:
@@ -165,13 +166,9 @@ class ResumeBackup(keras.callbacks.Callback):
                 file.attrs[BACKUP_EPOCHS] = epochs
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.writes and self.schedule.due and not self.schedule.is_last(epoch):
+        if self.writes and self.schedule.due:
             with self.schedule.writing():
                 self.write(epoch + 1)
-
-    def on_train_end(self, logs=None):
-        if self.writes:
-            shutil.rmtree(self.backup_dir, ignore_errors=True)
 
 
 def find_resume_backup(callbacks: Sequence[keras.callbacks.Callback]) -> Optional[ResumeBackup]:

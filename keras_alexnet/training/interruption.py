@@ -1,11 +1,15 @@
 """Stopping a run cleanly when asked: SIGTERM (what batch schedulers, Kubernetes and preemptible
-VMs send before they kill) or SIGINT (Ctrl-C).
+VMs send before they kill) or SIGINT (Ctrl-C), anywhere in `train()`.
 
-While `fit` runs inside `stop_on_signals()`, either signal only records the request;
+While `fit` runs (`StopRequest.deferred()`), either signal only records the request;
 `StopOnSignal` then ends `fit` at the end of the step in progress, writes a backup of the state
 the interrupted epoch began with and raises `TrainingStopped`. The resumed run trains that epoch
 again from the same state, so it ends as an uninterrupted run would (bit for bit with
-`deterministic=True`). A second signal stops at once (`KeyboardInterrupt`).
+`deterministic=True`). Before and after `fit` (loading the data, testing, drawing, exporting:
+each writes its files whole or not at all) the signal stops the run at once with
+`TrainingStopped`, saying in which phase and what the same command does next
+(`StopRequest.enter`): after `fit` the last epoch's backup holds the trained state, so it
+finishes the run without training again. A second signal stops at once (`KeyboardInterrupt`).
 """
 
 from __future__ import annotations
@@ -26,26 +30,60 @@ from keras_alexnet.training.checkpoints import (
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 EXIT_STATUS = {signal.SIGTERM: 75, signal.SIGINT: 130}  # 75: EX_TEMPFAIL, try again
+BEFORE_TRAINING = "it trained nothing: the same command starts (or resumes) the run again"
+
+
+class _StopNow(BaseException):
+    """Raised by the signal handler outside `fit`; a `BaseException`, so that no library's
+    `except Exception` on the way mistakes it for its own error."""
 
 
 @dataclasses.dataclass
 class StopRequest:
-    """The signal that asked the run to stop, once one has."""
+    """The signal that asked the run to stop, once one has, and what the run is doing.
+
+    Attributes:
+        signal_number: The signal, once one arrived.
+        phase: What a signal outside `fit` interrupts, as the message says it
+            (`"while loading the data"`).
+        next_step: What running the same command again does then.
+        deferring: Whether a signal only records the request (during `fit`).
+    """
 
     signal_number: Optional[int] = None
+    phase: str = "before training"
+    next_step: str = BEFORE_TRAINING
+    deferring: bool = False
+
+    def enter(self, phase: str, next_step: Optional[str] = None) -> None:
+        """The run now does `phase`; a signal from now on says `next_step` (kept unless given)."""
+        self.phase = phase
+        self.next_step = next_step or self.next_step
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """For the block (`fit`), a signal is only recorded, for `StopOnSignal` to act on."""
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
 
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[StopRequest]:
-    """For the block, SIGTERM and SIGINT set the yielded `StopRequest` instead of ending the
-    process (a second one raises `KeyboardInterrupt`); the handlers before are put back after.
-    Outside the main thread, where Python cannot set handlers, the signals act as before."""
+    """For the block, SIGTERM and SIGINT raise `TrainingStopped` (exit status 75 or 130) naming
+    the request's phase, or inside `StopRequest.deferred()` set the yielded request instead (a
+    second signal raises `KeyboardInterrupt`); the handlers before are put back after. Outside
+    the main thread, where Python cannot set handlers, the signals act as before."""
     request = StopRequest()
 
     def record(number, frame):
         if request.signal_number is not None:
             raise KeyboardInterrupt
         request.signal_number = number
+        if not request.deferring:
+            raise _StopNow
 
     try:
         previous = {number: signal.signal(number, record) for number in STOP_SIGNALS}
@@ -53,6 +91,10 @@ def stop_on_signals() -> Iterator[StopRequest]:
         previous = {}
     try:
         yield request
+    except _StopNow:
+        number = request.signal_number
+        raise TrainingStopped(f"stopped by {signal.Signals(number).name} {request.phase}; "
+                              f"{request.next_step}", EXIT_STATUS[number]) from None
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)

@@ -7,6 +7,7 @@ TensorFlow; only the SavedModel export needs it (`export.export_or_save`).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Optional
 
@@ -23,7 +24,7 @@ from keras_alexnet.training.callbacks import EpochKeyedDraws, build_callbacks
 from keras_alexnet.training.checkpoints import CheckpointSchedule, find_resume_backup, resume_epoch
 from keras_alexnet.training.devices import place
 from keras_alexnet.training.fit_setup import build_trainer, fit_data, progress_verbosity
-from keras_alexnet.training.interruption import StopOnSignal, stop_on_signals
+from keras_alexnet.training.interruption import StopOnSignal, StopRequest, stop_on_signals
 from keras_alexnet.training.multi_host import (
     ProcessShard,
     check_batches,
@@ -48,11 +49,14 @@ from keras_alexnet.training.run_dir import (
     METRICS,
     RESUME_FILES,
     read_history,
+    remove_backup,
     stop_if_diverged,
     write_class_names,
     write_json,
 )
 from keras_alexnet.utils.phase_clock import PhaseClock
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -124,15 +128,17 @@ def train(config: Optional[TrainConfig] = None, *, recipe: Optional[str] = None,
     config = (config.replace(**overrides) if config is not None
               else TrainConfig.from_recipe(recipe or "seed", **overrides))
     check_packages(config)
-    shard = join(config.distribution)
-    check_batches(shard, config.batch_size, config.eval_batch_size)
-    with run_held(config, shard), process_state_kept():
-        return _train(config, shard)
+    with stop_on_signals() as request:
+        shard = join(config.distribution)
+        check_batches(shard, config.batch_size, config.eval_batch_size)
+        with run_held(config, shard), process_state_kept():
+            return _train(config, shard, request)
 
 
-def _train(config: TrainConfig, shard: ProcessShard) -> TrainResult:
-    """`train()` in its run directory, held."""
+def _train(config: TrainConfig, shard: ProcessShard, request: StopRequest) -> TrainResult:
+    """`train()` in its run directory, held; `request` names each phase for a stop message."""
     clock = PhaseClock()
+    request.enter("while loading the data")
     if config.deterministic:
         make_tensorflow_deterministic()
     else:
@@ -141,6 +147,7 @@ def _train(config: TrainConfig, shard: ProcessShard) -> TrainResult:
     keras.utils.set_random_seed(config.seed)
     data = load_run_data(config)
     clock.lap("data")
+    request.enter("while building the model")
     performance = resolve(config)
     placement = place(config.distribution)  # first: on JAX the augmentation's state is placed too
     augmentation = None if isinstance(data, ImageSet) else build_augmentation(
@@ -150,10 +157,12 @@ def _train(config: TrainConfig, shard: ProcessShard) -> TrainResult:
     model, trainer = build_trainer(config, performance, data, augmentation, placement)
     clock.lap("build")
 
-    checkpoint_writes, fitted = fit(trainer, model, data, augmentation, config, performance, shard)
+    checkpoint_writes, fitted = fit(trainer, model, data, augmentation, config, performance, shard,
+                                    request)
     clock.lap("fit")
     if not shard.is_writer:
         return TrainResult(model, fitted, {}, config.output_dir, None, clock.seconds)
+    request.enter("after training, while testing", _after_training(config, shard))
     model = process_local(model) if shard.count > 1 else model
     history = read_history(os.path.join(config.output_dir, HISTORY))
     stop_if_diverged(history, config.output_dir)
@@ -162,22 +171,37 @@ def _train(config: TrainConfig, shard: ProcessShard) -> TrainResult:
     clock.lap("test")
     metrics["phase_seconds"] = {**clock.seconds, "checkpoint_writes": checkpoint_writes}
     write_json(os.path.join(config.output_dir, METRICS), metrics)
+    request.enter("after training, while drawing the figures")
     if config.figures:
         write_figures(config.output_dir, data, history, metrics["confusion_matrix"], config)
     clock.lap("figures")
+    request.enter("after training, while exporting")
     export_dir = export_or_save(model, config, data.class_names) if config.export else None
     clock.lap("export")
+    remove_backup(config.output_dir)  # the run is complete
     return TrainResult(model, history, metrics, config.output_dir, export_dir,
                        {**metrics["phase_seconds"], **clock.seconds})
 
 
+def _after_training(config: TrainConfig, shard: ProcessShard) -> str:
+    """What the same command does after a stop once `fit` has ended."""
+    again = (f"start the run's {shard.count} processes again" if shard.count > 1
+             else "run the same command again")
+    if config.checkpoint_every == 0:
+        return f"no backup is kept (checkpoint_every=0): {again} to train it again"
+    return (f"its trained state is backed up: {again} to finish it (test, figures, export) "
+            f"without training again")
+
+
 def fit(trainer: keras.Model, model: keras.Model, data: RunData,
         augmentation: Optional[keras.layers.Layer], config: TrainConfig,
-        performance: Performance, shard: ProcessShard) -> tuple[float, dict[str, list]]:
+        performance: Performance, shard: ProcessShard,
+        request: StopRequest) -> tuple[float, dict[str, list]]:
     """Trains `trainer` for `config.epochs` epochs into the run directory (`config.json`,
     `class_names.txt`, `history.csv`, `best.keras`, the resume backup: process 0's writes);
-    returns the seconds the checkpoint writes took and the epochs' logs of this call. SIGTERM
-    or SIGINT stop it after the step in progress, backed up (`interruption.StopOnSignal`)."""
+    returns the seconds the checkpoint writes took and the epochs' logs of this call. A signal
+    in `request` stops it after the step in progress, backed up (`interruption.StopOnSignal`).
+    A run whose backup ends its last epoch (it was stopped after `fit`) trains nothing."""
     if shard.is_writer:
         write_json(os.path.join(config.output_dir, CONFIG), config.to_dict())
         write_class_names(os.path.join(config.output_dir, CLASS_NAMES_FILE), data.class_names)
@@ -187,7 +211,11 @@ def fit(trainer: keras.Model, model: keras.Model, data: RunData,
         callbacks = build_callbacks(config.replace(output_dir=run_dir), model, shard.is_writer)
         backup = find_resume_backup(callbacks)
         initial_epoch = resume_epoch(trainer, callbacks)
-        with stop_on_signals() as request:
+        if initial_epoch >= config.epochs:
+            logger.info("the run's %d epochs are trained (its backup holds them): finishing it",
+                        config.epochs)
+            return 0.0, {"epoch": []}
+        with request.deferred():
             fitted = trainer.fit(
                 **data_args, epochs=config.epochs, initial_epoch=initial_epoch,
                 verbose=progress_verbosity(config.verbose) if shard.is_writer else 0,

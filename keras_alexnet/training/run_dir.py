@@ -150,10 +150,15 @@ def check_run_dir(config: TrainConfig) -> None:
                       f"--output-dir, or --overwrite that run")
 
 
+def remove_backup(run_dir: str) -> None:
+    """Removes a run's resume backup: the run completed, or resuming it would not help."""
+    shutil.rmtree(os.path.join(run_dir, BACKUP), ignore_errors=True)
+
+
 def remove_run(run_dir: str) -> None:
     """Removes a run's files from `run_dir`: its backup, checkpoints, history, metrics and
     config (figures are replaced as the next run draws them)."""
-    shutil.rmtree(os.path.join(run_dir, BACKUP), ignore_errors=True)
+    remove_backup(run_dir)
     for name in (CHECKPOINT, FINAL_MODEL, HISTORY, METRICS, CONFIG, CLASS_NAMES_FILE):
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(run_dir, name))
@@ -280,7 +285,7 @@ def stop_if_diverged(history: dict[str, list[float]], run_dir: str) -> None:
     checkpoint and removing the backup (resuming from it would only diverge again)."""
     if math.isfinite(history["loss"][-1]):
         return
-    shutil.rmtree(os.path.join(run_dir, BACKUP), ignore_errors=True)
+    remove_backup(run_dir)
     best = os.path.join(run_dir, CHECKPOINT)
     kept = (f"the last good checkpoint is {best}" if os.path.isfile(best)
             else "no checkpoint was saved")
