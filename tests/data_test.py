@@ -5,7 +5,7 @@ import tarfile
 
 import numpy as np
 import pytest
-from conftest import SHARED_CIFAR, write_batch, write_cifar_dir
+from conftest import SHARED_CIFAR, stand_in_tfds, write_batch, write_cifar_dir
 
 from keras_alexnet.data.cifar10 import PixelStats, load_cifar10, split_train_validation
 from keras_alexnet.data.pipeline import train_dataset
@@ -195,13 +195,13 @@ def test_real_copy_matches_its_published_checks():
     np.testing.assert_allclose(stats.mean / 255, [0.491400, 0.482158, 0.446531], atol=1e-5)
 
 
-def test_tensorflow_datasets_is_the_default_source(monkeypatch):
-    """`tfds.testing.mock_data` is tensorflow-datasets' own stand-in for the download, which this
-    machine cannot make; the loading code under it is the real one."""
-    import tensorflow_datasets as tfds
-
+def test_tensorflow_datasets_is_the_default_source(monkeypatch, tmp_path):
+    """`tfds.testing.mock_data` over a prepared copy's `dataset_info.json` is tensorflow-datasets'
+    own stand-in for the download, which this machine cannot make; the loading code under it is
+    the real one."""
     monkeypatch.delenv("KERAS_ALEXNET_DATA", raising=False)
-    with tfds.testing.mock_data(num_examples=20):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))  # tfds' default data directory
+    with stand_in_tfds(tmp_path, "cifar10", {"train": 50_000, "test": 10_000}, examples=20):
         data = load_cifar10()
     assert data.x_train.shape == (20, 32, 32, 3) and data.x_train.dtype == np.uint8
     assert data.x_test.shape == (20, 32, 32, 3) and data.y_test.dtype == np.int64

@@ -4,8 +4,9 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 from PIL import Image
+
+from conftest import stand_in_tfds
 
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.data.cifar10 import PixelStats, load_cifar10
@@ -86,23 +87,6 @@ def test_pixel_statistics_are_those_of_the_first_training_images_resized(tmp_pat
     stats = PixelStats.from_images(decoded)
     np.testing.assert_allclose(data.stats.mean, stats.mean, rtol=1e-5)
     np.testing.assert_allclose(data.stats.eigenvalues, stats.eigenvalues, rtol=1e-4)
-
-
-def stand_in_tfds(data_dir, name, split_sizes, examples):
-    """tfds' stand-in data for `name` (`tfds.testing.mock_data`, `examples` random examples per
-    split read) under a `dataset_info.json` that declares `split_sizes`, as a prepared copy of
-    the data set would (the stand-in data alone declares no splits)."""
-    builder = tfds.builder(name, data_dir=str(data_dir))
-    template = tfds.core.naming.ShardedFileTemplate(
-        data_dir=builder.data_dir, dataset_name=builder.name, filetype_suffix="tfrecord")
-    builder.info.set_splits(tfds.core.SplitDict([
-        tfds.core.SplitInfo(name=split, shard_lengths=[size], num_bytes=0,
-                            filename_template=template.replace(split=split))
-        for split, size in split_sizes.items()]))
-    os.makedirs(builder.data_dir, exist_ok=True)
-    builder.info.write_to_directory(builder.data_dir)
-    return tfds.testing.mock_data(num_examples=examples, data_dir=str(data_dir),
-                                  policy=tfds.testing.MockPolicy.USE_FILES)
 
 
 @pytest.mark.parametrize("name,classes,splits,expected", [

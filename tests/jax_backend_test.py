@@ -57,15 +57,15 @@ built = len(compilations)
 data_dir, run_dir, saved_models_dir, out = sys.argv[1:5]
 if len(sys.argv) > 8:  # killed as epoch argv[8] begins, after the backup of the one before
     import os
-    from keras_alexnet.training import recipe
+    from keras_alexnet.training import fit_setup, recipe
 
     class Kill(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == int(sys.argv[8]):
                 os._exit(9)
 
-    build = recipe.build_callbacks
-    recipe.build_callbacks = lambda *args, **kwargs: [*build(*args, **kwargs), Kill()]
+    build = fit_setup.build_callbacks
+    fit_setup.build_callbacks = lambda *args, **kwargs: [*build(*args, **kwargs), Kill()]
 result = keras_alexnet.train(data_dir=data_dir, epochs=int(sys.argv[6]), train_subset=64,
                              validation_size=100, batch_size=32, output_dir=run_dir,
                              saved_models_dir=saved_models_dir, figures=False, verbose=0,

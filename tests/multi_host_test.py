@@ -106,11 +106,11 @@ def test_a_multi_host_run_that_finds_no_coordinator_ends_in_one_line(tmp_path):
     assert not os.path.exists(tmp_path / "run")
 
 
-def test_only_the_other_processes_of_a_multi_host_run_train_under_a_watcher(monkeypatch):
+def test_every_process_of_a_multi_host_run_trains_under_a_watcher(monkeypatch):
     from keras_alexnet.cli import watcher
 
     monkeypatch.delenv(watcher.WATCHED, raising=False)
-    for process_id, watched in ((None, False), ("0", False), ("1", True), ("3", True)):
+    for process_id, watched in ((None, False), ("", False), ("0", True), ("1", True)):
         if process_id is None:
             monkeypatch.delenv(multi_host.PROCESS_ID, raising=False)
         else:
@@ -161,17 +161,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start(count: int, data_dir, run_dir, *extra) -> list[subprocess.Popen]:
-    """`count` `keras-alexnet train` processes of one run on the JAX backend."""
-    port = free_port()
+def start(count: int, data_dir, run_dir, *extra, only=None, port=None,
+          own_flags=None) -> list[subprocess.Popen]:
+    """`count` `keras-alexnet train` processes of one run on the JAX backend (those of
+    `only`'s process ids, if given), joining at `port` (a free one by default), each with the
+    flags `own_flags` gives its id, if any, after `extra`."""
+    port = port or free_port()
     processes = []
-    for index in range(count):
+    for index in range(count) if only is None else only:
         env = {**os.environ, "KERAS_BACKEND": "jax",
                multi_host.JOB_ADDRESSES: f"127.0.0.1:{port}",
                multi_host.NUM_PROCESSES: str(count), multi_host.PROCESS_ID: str(index)}
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "keras_alexnet.cli", "train", "--data-dir", str(data_dir),
-             "--output-dir", str(run_dir), *map(str, RUN), *extra],
+             "--output-dir", str(run_dir), *map(str, RUN), *extra,
+             *map(str, (own_flags or {}).get(index, ()))],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             start_new_session=True))
     return processes
@@ -349,3 +353,23 @@ def test_streamed_images_are_split_between_the_processes_in_shares_of_each_batch
     assert sorted(map(bytes, together)) == sorted(map(bytes, whole))  # the same 60, each once
     images, labels = next(shares[1]["x"].as_numpy_iterator())
     assert images.shape == (8, 224, 224, 3) and labels.shape == (8,)
+
+
+def test_images_that_do_not_divide_among_the_processes_still_fill_every_batch(
+        cifar_image_folder):
+    """41 training and 45 held-out images on 2 processes: 21 and 20, 23 and 22 each. Every
+    process's batches are full, so the processes always feed global batches of one size."""
+    from keras_alexnet.config import TrainConfig
+    from keras_alexnet.data.image_sets import load_image_set
+    from keras_alexnet.training.fit_setup import image_set_data
+
+    config = TrainConfig.from_recipe("paper", dataset=cifar_image_folder, validation_size=45,
+                                     train_subset=41, batch_size=16, eval_batch_size=20)
+    data = load_image_set(config)
+    for index in range(2):
+        share = image_set_data(data, config, ProcessShard(index, 2))
+        assert (share["steps_per_epoch"], share["validation_steps"]) == (3, 3)
+        train = [len(labels) for _, labels in share["x"].take(6).as_numpy_iterator()]
+        held_out = [len(labels) for _, labels in
+                    share["validation_data"].take(6).as_numpy_iterator()]
+        assert train == [8] * 6 and held_out == [10] * 6  # two passes each

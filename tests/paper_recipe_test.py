@@ -197,20 +197,21 @@ def test_best_keras_reloads_as_the_paper_network_for_the_folders_classes(paper_r
 def test_an_interrupted_paper_run_resumes_from_its_backup(cifar_image_folder, tmp_path,
                                                           monkeypatch):
     from keras_alexnet import cli
-    from keras_alexnet.training import recipe
+    from keras_alexnet.training import fit_setup, recipe
 
     run = tmp_path / "run"
     args = ["train", *RUN, "--epochs", "2", "--dataset", cifar_image_folder, "--output-dir", run,
             "--saved-models-dir", tmp_path / "saved", "--checkpoint-every", "1", "--no-figures"]
-    build = recipe.build_callbacks
+    build = fit_setup.build_callbacks
     with monkeypatch.context() as patch:
-        patch.setattr(recipe, "build_callbacks", lambda *a, **k: [*build(*a, **k), interrupt_at(1)])
+        patch.setattr(fit_setup, "build_callbacks",
+                      lambda *a, **k: [*build(*a, **k), interrupt_at(1)])
         assert cli.main([str(arg) for arg in args]) == 130
     first_epoch = open(run / "history.csv").read().splitlines()
     assert len(first_epoch) == 2 and os.path.isdir(run / "backup")
     backup = keras.saving.load_model(run / "best.keras", compile=False).get_weights()
     resumed = []
-    monkeypatch.setattr(recipe, "build_callbacks", lambda *a, **k: [
+    monkeypatch.setattr(fit_setup, "build_callbacks", lambda *a, **k: [
         *build(*a, **k), keras.callbacks.LambdaCallback(
             on_train_begin=lambda logs: resumed.append(resumed_model[0].get_weights()))])
     resumed_model = []

@@ -157,11 +157,11 @@ def test_when_the_best_epoch_is_not_the_last_metrics_and_export_hold_the_last(ci
                                                                               monkeypatch):
     """best.keras keeps the best epoch (0); metrics.json and the SavedModel are the model after
     the last epoch (as the seed reports it). TensorBoard's logs hold the epochs' losses."""
-    from keras_alexnet.training import recipe
+    from keras_alexnet.training import fit_setup
     from keras_alexnet.training.checkpoints import read_best_record
 
-    build = recipe.build_callbacks
-    monkeypatch.setattr(recipe, "build_callbacks",
+    build = fit_setup.build_callbacks
+    monkeypatch.setattr(fit_setup, "build_callbacks",
                         lambda *args, **kwargs: [BestIsTheFirstEpoch(), *build(*args, **kwargs)])
     result = train(data_dir=cifar_dir, epochs=2, train_subset=64, validation_size=100,
                    batch_size=32, learning_rate=0.05, checkpoint_every=1, tensorboard=True,

@@ -52,7 +52,7 @@ def small_run_args(data_dir, run_dir, *extra):
 HOOKED_CLI = """
 import os, signal, sys, time, keras
 from keras_alexnet import cli
-from keras_alexnet.training import recipe
+from keras_alexnet.training import fit_setup, recipe
 
 class PauseAt(keras.callbacks.Callback):
     def __init__(self):
@@ -91,8 +91,8 @@ if os.environ.get("SIGNAL_IN"):
     name = os.environ["SIGNAL_IN"]
     setattr(recipe, name, signalling(getattr(recipe, name)))
 if os.environ.get("PAUSE_AT"):
-    build = recipe.build_callbacks
-    recipe.build_callbacks = lambda *args, **kwargs: build(*args, **kwargs) + [PauseAt()]
+    build = fit_setup.build_callbacks
+    fit_setup.build_callbacks = lambda *args, **kwargs: build(*args, **kwargs) + [PauseAt()]
 trained, recipe.train = recipe.train, train
 sys.exit(cli.main(sys.argv[1:]))
 """
@@ -348,12 +348,12 @@ def interrupted_run(data_dir, tmp_path_factory):
     """A 2-epoch CLI training interrupted (Ctrl-C) as its second epoch begins, after the first
     epoch's backup: its run directory."""
     from keras_alexnet import cli
-    from keras_alexnet.training import recipe
+    from keras_alexnet.training import fit_setup
 
     run_dir = tmp_path_factory.mktemp("interrupted") / "run"
-    build = recipe.build_callbacks
+    build = fit_setup.build_callbacks
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(recipe, "build_callbacks",
+        patch.setattr(fit_setup, "build_callbacks",
                       lambda *a, **k: [*build(*a, **k), interrupt_at(1)])
         assert cli.main([str(arg) for arg in interrupted_args(data_dir, run_dir)]) == 130
     return run_dir

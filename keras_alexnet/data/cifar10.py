@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 
 from keras_alexnet.config import TrainConfig
+from keras_alexnet.data.tfds_download import prepare_tfds
 from keras_alexnet.errors import DataError
 
 CLASS_NAMES = (
@@ -174,6 +175,7 @@ def split_train_validation(data: Cifar10, validation_size: int, seed: int,
 def _load_tfds() -> Cifar10:
     import tensorflow_datasets as tfds
 
+    prepare_tfds("cifar10")
     try:
         splits = tfds.load("cifar10", split=["train", "test"], as_supervised=True)
         (x_train, y_train), (x_test, y_test) = [

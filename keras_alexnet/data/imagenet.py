@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from keras_alexnet.data.tfds_download import prepare_tfds
 from keras_alexnet.errors import DataError
 
 SHORTER_SIDE = 256
@@ -55,6 +56,8 @@ def load_tfds(name: str, split: str, data_dir: Optional[str] = None, download: b
     """
     import tensorflow_datasets as tfds
 
+    if download:
+        prepare_tfds(name, data_dir)
     try:
         dataset, info = tfds.load(name, split=split, data_dir=data_dir, download=download,
                                   as_supervised=True, with_info=True, shuffle_files=shuffle_files,

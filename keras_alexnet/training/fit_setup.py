@@ -1,10 +1,12 @@
-"""What `fit` trains and feeds: the model in the run's precision and devices, compiled, and the
-training and validation data, as tf.data pipelines or as indices into the device's store."""
+"""What `fit` trains and feeds — the model in the run's precision and devices, compiled, and the
+training and validation data, as tf.data pipelines or as indices into the device's store — and
+`fit` itself in the run directory, with its callbacks, backups and stop on a signal."""
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 from typing import Any, Optional, Union
 
@@ -19,10 +21,21 @@ from keras_alexnet.data.pipeline import eval_dataset, train_dataset
 from keras_alexnet.data.process_shard import ONE_PROCESS, ProcessShard
 from keras_alexnet.evaluation.metrics import TOP_K
 from keras_alexnet.models.build import build_model
+from keras_alexnet.training.callbacks import EpochKeyedDraws, build_callbacks
+from keras_alexnet.training.checkpoints import CheckpointSchedule, find_resume_backup, resume_epoch
 from keras_alexnet.training.devices import Placement, place
+from keras_alexnet.training.interruption import StopOnSignal, StopRequest
 from keras_alexnet.training.losses import build_loss
+from keras_alexnet.training.multi_host import peers_watched, shared_run_files
 from keras_alexnet.training.optimizer import build_optimizer
 from keras_alexnet.training.performance import Performance, dtype_policy
+from keras_alexnet.training.run_dir import (
+    CLASS_NAMES_FILE,
+    CONFIG,
+    RESUME_FILES,
+    write_class_names,
+    write_json,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -125,14 +138,20 @@ def image_set_data(data: ImageSet, config: TrainConfig, shard: ProcessShard = ON
     with the training images' own eigen-decomposition) and centre-crop validation, each
     repeated, with the steps of one pass: a folder's pipelines skip a corrupt file, so their
     length is not known to tf.data. On several processes each takes every `shard.count`-th image
-    of both (the same order everywhere: seeded) and feeds its share of every global batch."""
+    of both (the same order everywhere: seeded) and feeds its share of every global batch,
+    repeated before it is batched: every batch is full, so the processes' batches match however
+    the images divide among them."""
+    def share(dataset):
+        dataset = dataset.shard(shard.count, shard.index)
+        return dataset.repeat() if shard.count > 1 else dataset
+
     eigenvalues = data.stats.eigenvalues / 255.0 ** 2  # the pipeline takes them on the 0–1 scale
-    train = imagenet.train_dataset(data.train.shard(shard.count, shard.index),
+    train = imagenet.train_dataset(share(data.train),
                                    config.batch_size // shard.count, pca_stddev=config.pca_stddev,
                                    eigenvalues=eigenvalues, eigenvectors=data.stats.eigenvectors,
                                    shuffle_buffer=data.shuffle_buffer,
                                    seed=config.seed + shard.index)  # each its own crops
-    validation = imagenet.eval_dataset(data.validation.shard(shard.count, shard.index),
+    validation = imagenet.eval_dataset(share(data.validation),
                                        config.eval_batch_size // shard.count)
     return {"x": train.repeat(), "steps_per_epoch": math.ceil(data.train_size / config.batch_size),
             "validation_data": validation.repeat(),
@@ -146,3 +165,36 @@ def progress_verbosity(verbose: Union[int, str]) -> int:
     if verbose != "auto":
         return verbose
     return 1 if sys.stdout.isatty() else 2
+
+
+def fit(trainer: keras.Model, model: keras.Model, data: RunData,
+        augmentation: Optional[keras.layers.Layer], config: TrainConfig,
+        performance: Performance, shard: ProcessShard,
+        request: StopRequest) -> tuple[float, dict[str, list]]:
+    """Trains `trainer` for `config.epochs` epochs into the run directory (`config.json`,
+    `class_names.txt`, `history.csv`, `best.keras`, the resume backup: process 0's writes);
+    returns the seconds the checkpoint writes took and the epochs' logs of this call. A signal
+    in `request` stops it after the step in progress, backed up (`interruption.StopOnSignal`).
+    A run whose backup ends its last epoch (it was stopped after `fit`) trains nothing."""
+    if shard.is_writer:
+        write_json(os.path.join(config.output_dir, CONFIG), config.to_dict())
+        write_class_names(os.path.join(config.output_dir, CLASS_NAMES_FILE), data.class_names)
+    data_args, next_epoch = fit_data(data, augmentation, config, performance, shard)
+    with shared_run_files(config.output_dir, RESUME_FILES, shard) as run_dir, \
+            peers_watched(shard):
+        callbacks = build_callbacks(config.replace(output_dir=run_dir), model, shard.is_writer)
+        backup = find_resume_backup(callbacks)
+        initial_epoch = resume_epoch(trainer, callbacks)
+        if initial_epoch >= config.epochs:
+            logger.info("the run's %d epochs are trained (its backup holds them): finishing it",
+                        config.epochs)
+            return 0.0, {"epoch": []}
+        with request.deferred():
+            fitted = trainer.fit(
+                **data_args, epochs=config.epochs, initial_epoch=initial_epoch,
+                verbose=progress_verbosity(config.verbose) if shard.is_writer else 0,
+                callbacks=[EpochKeyedDraws(next_epoch, config.seed), *callbacks,
+                           StopOnSignal(request, config.output_dir, backup, model, shard.count)])
+    return (sum(callback.write_seconds for callback in callbacks
+                if isinstance(callback, CheckpointSchedule)),
+            {"epoch": fitted.epoch, **fitted.history})

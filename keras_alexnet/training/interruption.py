@@ -100,6 +100,17 @@ def stop_on_signals() -> Iterator[StopRequest]:
             signal.signal(number, handler)
 
 
+def after_training(checkpoint_every: Optional[int], processes: int) -> str:
+    """What the same command does after a stop once `fit` has ended: finish the run from the
+    last epoch's backup, or, with no backup kept, train again."""
+    again = (f"start the run's {processes} processes again" if processes > 1
+             else "run the same command again")
+    if checkpoint_every == 0:
+        return f"no backup is kept (checkpoint_every=0): {again} to train it again"
+    return (f"its trained state is backed up: {again} to finish it (test, figures, export) "
+            f"without training again")
+
+
 class StopOnSignal(keras.callbacks.Callback):
     """Ends `fit` at the end of the training or validation step in progress once `request` holds
     a signal: writes to `backup` the weights and optimizer state the epoch began with (kept in

@@ -18,15 +18,26 @@ through JAX's own cluster detection (a TPU pod slice, Slurm, Open MPI).
 from __future__ import annotations
 
 import contextlib
+import inspect
+import json
 import os
 import shutil
+import socket
 import tempfile
 from typing import Iterator, Optional, Sequence
 
 import keras
 import numpy as np
 
-from keras_alexnet.config import JOB_ADDRESSES, NUM_PROCESSES, PROCESS_ID, TrainConfig
+from keras_alexnet.config import (
+    HEARTBEAT_SECONDS,
+    JOB_ADDRESSES,
+    JOIN_SECONDS,
+    NUM_PROCESSES,
+    PROCESS_ID,
+    RUN_ONLY_FIELDS,
+    TrainConfig,
+)
 from keras_alexnet.data.process_shard import ONE_PROCESS, ProcessShard
 from keras_alexnet.errors import ConfigError, PeerLost, TrainingError
 from keras_alexnet.training.run_dir import check_directory, check_run_dir, run_lock
@@ -35,6 +46,9 @@ TPU_WORKER_HOSTNAMES = "TPU_WORKER_HOSTNAMES"  # set on every host of a Cloud TP
 # How long process 0's end (test, figures, export) may keep the others waiting to leave together.
 SHUTDOWN_SECONDS = 3600
 LOST_PEER_SIGNS = ("Gloo", "NCCL", "Connection reset", "Connection closed", "UNAVAILABLE")
+# What each process may set for itself (its paths, its output): not what is trained, nor
+# what the processes do together (the validation batches, the backups).
+PER_PROCESS_FIELDS = RUN_ONLY_FIELDS - {"eval_batch_size", "checkpoint_every"}
 NEEDS_JAX = ("distribution='multi_host' needs the JAX backend (KERAS_BACKEND=jax): "
              "tf.distribute.MultiWorkerMirroredStrategy does not train Keras 3 models (their fit "
              "fails converting its PerReplica values)")
@@ -68,17 +82,66 @@ def join(distribution: str) -> ProcessShard:
     if not jax.distributed.is_initialized():
         jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU devices' own
         addresses = os.environ.get(JOB_ADDRESSES)
+        if addresses and _int_variable(PROCESS_ID) == 0:
+            _check_port_free(addresses.split(",")[0])
         try:
             jax.distributed.initialize(
                 coordinator_address=addresses.split(",")[0] if addresses else None,
                 num_processes=_int_variable(NUM_PROCESSES),
-                process_id=_int_variable(PROCESS_ID),
-                shutdown_timeout_seconds=SHUTDOWN_SECONDS)
+                process_id=_int_variable(PROCESS_ID), initialization_timeout=JOIN_SECONDS,
+                **_taken_by(jax.distributed.initialize,
+                            heartbeat_timeout_seconds=HEARTBEAT_SECONDS,
+                            shutdown_timeout_seconds=SHUTDOWN_SECONDS))
         except (RuntimeError, ValueError) as error:
             raise TrainingError(f"cannot join the run's processes ({_first_line(error)}); set "
                                 f"{JOB_ADDRESSES}, {NUM_PROCESSES} and {PROCESS_ID} on every "
                                 f"process") from None
     return ProcessShard(jax.process_index(), jax.process_count(), joined=True)
+
+
+def _check_port_free(address: str) -> None:
+    """`ConfigError` when the port of `address`, where process 0 serves JAX's coordination
+    service on every interface, is taken on this host (JAX would crash on it)."""
+    port = int(address.rsplit(":", 1)[-1])
+    dual = socket.has_dualstack_ipv6()
+    try:
+        socket.create_server(("::" if dual else "", port), dualstack_ipv6=dual,
+                             family=socket.AF_INET6 if dual else socket.AF_INET).close()
+    except OSError as error:
+        raise ConfigError(f"process 0 cannot coordinate the run at {address}: port {port} is "
+                          f"taken on this host ({os.strerror(error.errno or 0)}); give "
+                          f"{JOB_ADDRESSES} a free port") from None
+
+
+def agree_on_config(shard: ProcessShard, config: TrainConfig) -> None:
+    """`ConfigError` on every process when one was started with settings that change what is
+    trained other than process 0's (it names the process and the settings); a no-op for one
+    process. Every process calls it once, right after `join`."""
+    if shard.count == 1:
+        return
+    from jax.experimental import multihost_utils
+
+    mine = np.frombuffer(json.dumps(config.to_dict(), sort_keys=True).encode(), np.uint8)
+    with peers_watched(shard):
+        lengths = np.asarray(multihost_utils.process_allgather(np.array(len(mine), np.int32)))
+        padded = np.zeros(int(lengths.max()), np.uint8)
+        padded[:len(mine)] = mine
+        rows = np.asarray(multihost_utils.process_allgather(padded))
+    first, *others = [json.loads(row[:length].tobytes()) for row, length in zip(rows, lengths)]
+    for index, other in enumerate(others, start=1):
+        differences = [f"{name} {first.get(name)!r}→{value!r}" for name, value in other.items()
+                       if name not in PER_PROCESS_FIELDS and first.get(name) != value]
+        if differences:
+            raise ConfigError(f"process {index} of {shard.count} was started with other settings "
+                              f"than process 0 ({', '.join(differences)}); start every process "
+                              f"with the same flags")
+
+
+def _taken_by(function, **arguments) -> dict:
+    """The `arguments` that `function` takes (JAX before 0.5 has no heartbeat or shutdown
+    timeouts)."""
+    parameters = inspect.signature(function).parameters
+    return {name: value for name, value in arguments.items() if name in parameters}
 
 
 def _int_variable(name: str) -> Optional[int]:

@@ -7,7 +7,6 @@ TensorFlow; only the SavedModel export needs it (`export.export_or_save`).
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from typing import Optional
 
@@ -15,27 +14,23 @@ import keras
 
 from keras_alexnet.config import TrainConfig, check_packages, warn_renamed
 from keras_alexnet.data.augment import build_augmentation
-from keras_alexnet.data.image_sets import ImageSet, RunData, load_run_data
+from keras_alexnet.data.image_sets import ImageSet, load_run_data
 from keras_alexnet.errors import ConfigError
 from keras_alexnet.evaluation.metrics import run_metrics
 from keras_alexnet.plots import write_figures
 from keras_alexnet.serving.export import export_or_save
-from keras_alexnet.training.callbacks import EpochKeyedDraws, build_callbacks
-from keras_alexnet.training.checkpoints import CheckpointSchedule, find_resume_backup, resume_epoch
 from keras_alexnet.training.devices import place
-from keras_alexnet.training.fit_setup import build_trainer, fit_data, progress_verbosity
-from keras_alexnet.training.interruption import StopOnSignal, StopRequest, stop_on_signals
+from keras_alexnet.training.fit_setup import build_trainer, fit
+from keras_alexnet.training.interruption import StopRequest, after_training, stop_on_signals
 from keras_alexnet.training.multi_host import (
     ProcessShard,
+    agree_on_config,
     check_batches,
     join,
-    peers_watched,
     process_local,
     run_held,
-    shared_run_files,
 )
 from keras_alexnet.training.performance import (
-    Performance,
     make_tensorflow_deterministic,
     resolve,
     use_compilation_cache,
@@ -43,20 +38,14 @@ from keras_alexnet.training.performance import (
 )
 from keras_alexnet.training.process_state import process_state_kept
 from keras_alexnet.training.run_dir import (
-    CLASS_NAMES_FILE,
-    CONFIG,
     HISTORY,
     METRICS,
-    RESUME_FILES,
     read_history,
     remove_backup,
     stop_if_diverged,
-    write_class_names,
     write_json,
 )
 from keras_alexnet.utils.phase_clock import PhaseClock
-
-logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -130,6 +119,7 @@ def train(config: Optional[TrainConfig] = None, *, recipe: Optional[str] = None,
     check_packages(config)
     with stop_on_signals() as request:
         shard = join(config.distribution)
+        agree_on_config(shard, config)
         check_batches(shard, config.batch_size, config.eval_batch_size)
         with run_held(config, shard), process_state_kept():
             return _train(config, shard, request)
@@ -162,7 +152,8 @@ def _train(config: TrainConfig, shard: ProcessShard, request: StopRequest) -> Tr
     clock.lap("fit")
     if not shard.is_writer:
         return TrainResult(model, fitted, {}, config.output_dir, None, clock.seconds)
-    request.enter("after training, while testing", _after_training(config, shard))
+    request.enter("after training, while testing",
+                  after_training(config.checkpoint_every, shard.count))
     model = process_local(model) if shard.count > 1 else model
     history = read_history(os.path.join(config.output_dir, HISTORY))
     stop_if_diverged(history, config.output_dir)
@@ -181,46 +172,3 @@ def _train(config: TrainConfig, shard: ProcessShard, request: StopRequest) -> Tr
     remove_backup(config.output_dir)  # the run is complete
     return TrainResult(model, history, metrics, config.output_dir, export_dir,
                        {**metrics["phase_seconds"], **clock.seconds})
-
-
-def _after_training(config: TrainConfig, shard: ProcessShard) -> str:
-    """What the same command does after a stop once `fit` has ended."""
-    again = (f"start the run's {shard.count} processes again" if shard.count > 1
-             else "run the same command again")
-    if config.checkpoint_every == 0:
-        return f"no backup is kept (checkpoint_every=0): {again} to train it again"
-    return (f"its trained state is backed up: {again} to finish it (test, figures, export) "
-            f"without training again")
-
-
-def fit(trainer: keras.Model, model: keras.Model, data: RunData,
-        augmentation: Optional[keras.layers.Layer], config: TrainConfig,
-        performance: Performance, shard: ProcessShard,
-        request: StopRequest) -> tuple[float, dict[str, list]]:
-    """Trains `trainer` for `config.epochs` epochs into the run directory (`config.json`,
-    `class_names.txt`, `history.csv`, `best.keras`, the resume backup: process 0's writes);
-    returns the seconds the checkpoint writes took and the epochs' logs of this call. A signal
-    in `request` stops it after the step in progress, backed up (`interruption.StopOnSignal`).
-    A run whose backup ends its last epoch (it was stopped after `fit`) trains nothing."""
-    if shard.is_writer:
-        write_json(os.path.join(config.output_dir, CONFIG), config.to_dict())
-        write_class_names(os.path.join(config.output_dir, CLASS_NAMES_FILE), data.class_names)
-    data_args, next_epoch = fit_data(data, augmentation, config, performance, shard)
-    with shared_run_files(config.output_dir, RESUME_FILES, shard) as run_dir, \
-            peers_watched(shard):
-        callbacks = build_callbacks(config.replace(output_dir=run_dir), model, shard.is_writer)
-        backup = find_resume_backup(callbacks)
-        initial_epoch = resume_epoch(trainer, callbacks)
-        if initial_epoch >= config.epochs:
-            logger.info("the run's %d epochs are trained (its backup holds them): finishing it",
-                        config.epochs)
-            return 0.0, {"epoch": []}
-        with request.deferred():
-            fitted = trainer.fit(
-                **data_args, epochs=config.epochs, initial_epoch=initial_epoch,
-                verbose=progress_verbosity(config.verbose) if shard.is_writer else 0,
-                callbacks=[EpochKeyedDraws(next_epoch, config.seed), *callbacks,
-                           StopOnSignal(request, config.output_dir, backup, model, shard.count)])
-    return (sum(callback.write_seconds for callback in callbacks
-                if isinstance(callback, CheckpointSchedule)),
-            {"epoch": fitted.epoch, **fitted.history})
