@@ -10,6 +10,7 @@ survive it and how much memory that takes. One JSON line per case: `seconds` (th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -396,6 +397,166 @@ def sigterm_in_training(work: str):
     return case
 
 
+def folder_of(hostile):
+    """A case that lists (and for `read=True` decodes) a folder of two classes of three PNGs
+    each into which `hostile(folder)` put something; its outcome is what was skipped, or the
+    error line."""
+    def prepare(work: str, read: bool = False):
+        import numpy as np
+        from PIL import Image
+
+        from keras_alexnet.data.image_folder import read_image_folder
+        from keras_alexnet.errors import DataError
+
+        folder = os.path.join(work, "folder")
+        for name in ("cat", "dog"):
+            os.makedirs(os.path.join(folder, name))
+            for index in range(3):
+                Image.fromarray(np.full((8, 8, 3), index, np.uint8)).save(
+                    os.path.join(folder, name, f"{index}.png"))
+        hostile(folder)
+
+        def run():
+            try:
+                listed = read_image_folder(folder)
+            except DataError as error:
+                return f"DataError: {error}"
+            return f"{len(listed.paths)} images, skipped {listed.skipped}"
+        return run
+    return prepare
+
+
+def dev_zero_link(folder: str) -> None:
+    os.symlink("/dev/zero", os.path.join(folder, "cat", "zero.png"))
+
+
+def fifo_image(folder: str) -> None:
+    os.mkfifo(os.path.join(folder, "dog", "pipe.png"))
+
+
+def declared_20000px_png(folder: str) -> None:
+    with open(os.path.join(folder, "dog", "bomb.png"), "wb") as file:
+        file.write(png_bomb(20000, 20000))
+
+
+def newline_class(folder: str) -> None:
+    os.rename(os.path.join(folder, "dog"), os.path.join(folder, "dog\nhouse"))
+
+
+def names_not_utf8(work: str):
+    """A paper-recipe data set of a folder whose files are named `caf\\xe9N.png`; the case reads
+    every image through the training pipeline."""
+    import numpy as np
+    from PIL import Image
+
+    from keras_alexnet.config import TrainConfig
+    from keras_alexnet.data.image_sets import load_image_set
+
+    folder = os.fsencode(os.path.join(work, "folder"))
+    for name in (b"cat", b"dog"):
+        os.makedirs(os.path.join(folder, name))
+        for index in range(4):
+            Image.fromarray(np.full((8, 8, 3), index, np.uint8)).save(
+                os.fsdecode(os.path.join(folder, name, b"caf\xe9%d.png" % index)))
+    config = TrainConfig.from_recipe("paper", dataset=os.fsdecode(folder), validation_size=2)
+
+    def run():
+        data = load_image_set(config)
+        return f"read {sum(1 for _ in data.train) + sum(1 for _ in data.validation)} images"
+    return run
+
+
+def class_names_of_another_length(work: str):
+    """`predict` with an exported 10-class model and a `--class-names` file of 11 names."""
+    from keras_alexnet.serving.export import export_saved_model
+
+    export_saved_model(small_model(), work, "m")
+    with open(os.path.join(work, "eleven.txt"), "w") as file:
+        file.writelines(f"class {index}\n" for index in range(11))
+    with open(os.path.join(work, "image.png"), "wb") as file:
+        file.write(png_bomb(32, 32))
+    return command("predict", "{work}/image.png", "--model", "{work}/m", "--class-names",
+                   "{work}/eleven.txt")(work)
+
+
+def sigterm_in_the_test(work: str):
+    """A one-epoch CLI run whose test (after `fit`) gets SIGTERM, then the same command again;
+    its outcome is both exit statuses and whether the second trained."""
+    import contextlib
+    import io
+
+    from keras_alexnet.training import recipe
+
+    run = command(*SMALL_RUN[:-4], "--no-figures", "--saved-models-dir", "{work}/sm",
+                  "--verbose", "2")(work)
+    metrics = recipe.run_metrics
+
+    def signalled(*args, **kwargs):
+        recipe.run_metrics = metrics
+        os.kill(os.getpid(), signal.SIGTERM)
+        return metrics(*args, **kwargs)
+
+    def case():
+        recipe.run_metrics = signalled
+        first = run()
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output):
+            second = run()
+        trained = "trained again" if "Epoch" in output.getvalue() else "did not train again"
+        return f"{first}; the same command: {second}, {trained}"
+    return case
+
+
+def processes(*, only=(0, 1), own_flags=None, port_taken=False, stop_process=None):
+    """A case that starts processes `only` of a two-process JAX run of `SMALL_RUN` (process 1
+    with `own_flags`; the coordinator's port held by another socket; or `stop_process` stopped
+    with SIGSTOP 20 s in); its outcome is each one's exit status, seconds and last error line,
+    and the largest peak memory among them."""
+    import socket
+
+    def prepare(work: str):
+        def run():
+            with contextlib.ExitStack() as held:
+                listener = held.enter_context(socket.create_server(("127.0.0.1", 0)))
+                port = listener.getsockname()[1]
+                if not port_taken:
+                    listener.close()
+                started = time.perf_counter()
+                children = [_process(index, port, work, own_flags if index else None)
+                            for index in only]
+                if stop_process is not None:
+                    time.sleep(20)
+                    os.killpg(children[stop_process].pid, signal.SIGSTOP)
+                ended = [_ended(child, started) for child in children]
+                if stop_process is not None:
+                    os.killpg(children[stop_process].pid, signal.SIGKILL)
+            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            return "; ".join(ended) + f"; largest process peak {peak:.0f} MB"
+        return run
+    return prepare
+
+
+def _process(index: int, port: int, work: str, own_flags) -> subprocess.Popen:
+    env = {**os.environ, "KERAS_BACKEND": "jax",
+           "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{port}",
+           "KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": str(index)}
+    arguments = [arg.format(work=work, data=DEFAULT_DATA_DIR) for arg in SMALL_RUN]
+    return subprocess.Popen([sys.executable, "-m", "keras_alexnet.cli", *arguments,
+                             "--epochs", "30", *(own_flags or ())], env=env, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def _ended(child: subprocess.Popen, started: float) -> str:
+    try:
+        _, stderr = child.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        return "still running after 300 s"
+    errors = [line for line in stderr.splitlines() if line.startswith("keras-alexnet: error")]
+    return (f"exit {child.returncode} after {time.perf_counter() - started:.1f} s"
+            f"{': ' + errors[-1][22:] if errors else ''}")
+
+
 SMALL_RUN = ("train", "--data-dir", "{data}", "--train-subset", "64", "--validation-size", "100",
              "--epochs", "1", "--output-dir", "{work}/run", "--no-export", "--no-figures",
              "--verbose", "0")
@@ -432,6 +593,21 @@ CASES = {
         "export", "{work}/tiny.keras", "--saved-models-dir", "{work}",
         "--model-name", "m"))),
     "sigterm_in_training": sigterm_in_training,
+    "sigterm_in_the_test_after_training": sigterm_in_the_test,
+    "folder_link_to_dev_zero": folder_of(dev_zero_link),
+    "folder_fifo": folder_of(fifo_image),
+    "folder_png_declaring_20000px": folder_of(declared_20000px_png),
+    "folder_class_name_with_a_newline": folder_of(newline_class),
+    "folder_names_not_utf8": names_not_utf8,
+    "predict_class_names_of_another_length": class_names_of_another_length,
+    "tfds_set_without_network": command("train", "--recipe", "paper", "--dataset", "mnist",
+                                        "--data-dir", "{work}/tfds", "--output-dir",
+                                        "{work}/run"),
+    "processes_with_other_epochs": processes(own_flags=["--epochs", "3"]),
+    "process_0_alone": processes(only=(0,)),
+    "process_1_alone": processes(only=(1,)),
+    "coordinator_port_taken": processes(port_taken=True),
+    "process_1_stopped_by_sigstop": processes(stop_process=1),
     "keras_file_declaring_100000_classes": keras_file_declaring(num_classes=100_000),
     "server_answers_without_end": hostile_server(endless_answer),
     "server_answers_a_byte_a_second": hostile_server(one_byte_a_second),

@@ -4,9 +4,8 @@ import os
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import stand_in_tfds
+from PIL import Image
 
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.data.cifar10 import PixelStats, load_cifar10

@@ -174,7 +174,7 @@ def start(count: int, data_dir, run_dir, *extra, only=None, port=None,
                multi_host.NUM_PROCESSES: str(count), multi_host.PROCESS_ID: str(index)}
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "keras_alexnet.cli", "train", "--data-dir", str(data_dir),
-             "--output-dir", str(run_dir), *map(str, RUN), *extra,
+             "--output-dir", str(run_dir), *map(str, (*RUN, *extra)),
              *map(str, (own_flags or {}).get(index, ()))],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             start_new_session=True))
@@ -353,6 +353,98 @@ def test_streamed_images_are_split_between_the_processes_in_shares_of_each_batch
     assert sorted(map(bytes, together)) == sorted(map(bytes, whole))  # the same 60, each once
     images, labels = next(shares[1]["x"].as_numpy_iterator())
     assert images.shape == (8, 224, 224, 3) and labels.shape == (8,)
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("keras-alexnet: error:")]
+
+
+def assert_one_line_without_jax_log(status, stderr, expected_status, message):
+    assert status == expected_status, stderr[-3000:]
+    assert error_lines(stderr) == [f"keras-alexnet: error: {message}"], stderr[-3000:]
+    assert "Check failure" not in stderr and "Terminating process" not in stderr
+
+
+@pytest.mark.large
+@pytest.mark.slow
+def test_processes_started_with_other_settings_stop_at_once_naming_them(e2e_data_dir, tmp_path):
+    started = time.monotonic()
+    results = finish(start(2, e2e_data_dir, tmp_path / "run",
+                           own_flags={1: ["--epochs", 2, "--seed", 7]}))
+    print(f"both ended {time.monotonic() - started:.1f} s after they started")
+    for status, _, stderr in results:
+        assert_one_line_without_jax_log(
+            status, stderr, 2, "process 1 of 2 was started with other settings than process 0 "
+            "(epochs 3→2, seed 0→7); start every process with the same flags")
+    assert not os.path.exists(tmp_path / "run")  # nothing written
+
+
+@pytest.mark.large
+@pytest.mark.slow
+def test_a_process_that_never_comes_or_a_taken_port_ends_the_others_in_one_line(e2e_data_dir,
+                                                                               tmp_path):
+    """Run side by side: process 0 alone, process 1 alone, and both with the coordinator's
+    port held by another program."""
+    from keras_alexnet.config import JOIN_SECONDS
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        alone = [start(2, e2e_data_dir, tmp_path / f"alone{index}", only=[index])
+                 for index in range(2)]
+        blocked = start(2, e2e_data_dir, tmp_path / "blocked", port=port)
+        results = [finish(processes) for processes in (*alone, blocked)]
+        print(f"all ended {time.monotonic() - started:.1f} s after they started")
+    for index, [(status, _, stderr)] in enumerate(results[:2]):
+        assert_one_line_without_jax_log(
+            status, stderr, 75, f"the run's 2 processes did not all join within {JOIN_SECONDS} "
+            f"s (process {index} waited for them at 127.0.0.1:"
+            f"{stderr.split('127.0.0.1:')[1].split(')')[0]}); start all 2, each with its own "
+            f"KERAS_DISTRIBUTION_PROCESS_ID (0 to 1)")
+    (status0, _, stderr0), (status1, _, stderr1) = results[2]
+    assert_one_line_without_jax_log(
+        status0, stderr0, 2, f"process 0 cannot coordinate the run at 127.0.0.1:{port}: port "
+        f"{port} is taken on this host (Address already in use); give "
+        f"KERAS_DISTRIBUTION_JOB_ADDRESSES a free port")
+    assert status1 == 75 and "did not all join" in error_lines(stderr1)[0]
+    assert not [path for path in os.listdir(tmp_path)]  # no run directory was made
+
+
+@pytest.mark.large
+@pytest.mark.slow
+def test_a_hung_process_ends_the_other_in_one_line_naming_it(e2e_data_dir, tmp_path):
+    from keras_alexnet.config import HEARTBEAT_SECONDS
+
+    run_dir = tmp_path / "run"
+    processes = start(2, e2e_data_dir, run_dir, "--epochs", 30)
+    try:
+        when_backed_up(processes, run_dir)
+        os.killpg(processes[1].pid, signal.SIGSTOP)  # hung: alive, silent
+        stopped = time.monotonic()
+        processes[0].wait(timeout=WAIT_SECONDS)
+        seconds = time.monotonic() - stopped
+        print(f"process 0 ended {seconds:.1f} s after process 1 was stopped")
+        os.killpg(processes[1].pid, signal.SIGCONT)
+    finally:
+        results = finish(processes)
+    status, _, stderr = results[0]
+    assert_one_line_without_jax_log(
+        status, stderr, 75, f"process 1 of 2 stopped answering for {HEARTBEAT_SECONDS} s (hung, "
+        f"stopped or cut off), so process 0 stopped too; start every process again to resume "
+        f"from the last backup")
+    assert seconds < HEARTBEAT_SECONDS + 30
+
+
+@pytest.mark.large
+@pytest.mark.slow
+def test_two_processes_train_on_images_that_do_not_divide_between_them(cifar_image_folder,
+                                                                       tmp_path):
+    results = finish(start(2, "unused", tmp_path / "run", "--recipe", "paper", "--dataset",
+                           cifar_image_folder, "--train-subset", 41, "--validation-size", 45,
+                           "--epochs", 1, "--batch-size", 16, "--eval-batch-size", 20))
+    for status, _, stderr in results:
+        assert status == 0, stderr[-3000:]
+    assert read_history(tmp_path / "run" / "history.csv")["epoch"] == [0]
 
 
 def test_images_that_do_not_divide_among_the_processes_still_fill_every_batch(
