@@ -510,8 +510,9 @@ def sigterm_in_the_test(work: str):
 def processes(*, only=(0, 1), own_flags=None, port_taken=False, stop_process=None):
     """A case that starts processes `only` of a two-process JAX run of `SMALL_RUN` (process 1
     with `own_flags`; the coordinator's port held by another socket; or `stop_process` stopped
-    with SIGSTOP 20 s in); its outcome is each one's exit status, seconds and last error line,
-    and the largest peak memory among them."""
+    with SIGSTOP 20 s in, then killed once the others ended); its outcome is each other one's
+    exit status, seconds (from the start, or from the SIGSTOP) and last error line, and the
+    largest peak memory among them."""
     import socket
 
     def prepare(work: str):
@@ -527,9 +528,12 @@ def processes(*, only=(0, 1), own_flags=None, port_taken=False, stop_process=Non
                 if stop_process is not None:
                     time.sleep(20)
                     os.killpg(children[stop_process].pid, signal.SIGSTOP)
-                ended = [_ended(child, started) for child in children]
+                    started = time.perf_counter()  # the others' seconds count from here
+                ended = [_ended(child, started) for index, child in zip(only, children)
+                         if index != stop_process]
                 if stop_process is not None:
                     os.killpg(children[stop_process].pid, signal.SIGKILL)
+                    children[stop_process].communicate()
             peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
             return "; ".join(ended) + f"; largest process peak {peak:.0f} MB"
         return run

@@ -1,13 +1,14 @@
 """`keras-alexnet train` as one process of a multi-host run, under a watcher.
 
 JAX ends a process from a thread of its own, with a fatal log and an abort before Python can
-report anything, when the processes do not all join in time (`JOIN_SECONDS`), when one stops
-answering (`HEARTBEAT_SECONDS`: hung, stopped, cut off), or on the other processes when process
-0, which holds JAX's coordination service, dies. So every process of such a run (named by the
-Keras variables) runs the command again as a child and watches it: it passes the child's output
-on without JAX's log, passes SIGTERM on (SIGINT, Ctrl-C, reaches the child in the same process
-group), and when JAX ends the child says why in one `keras-alexnet: error: …` line (`PeerLost`'s
-exit status, as for a lost peer that Python saw). The watcher starts neither JAX nor TensorFlow.
+report anything, when the processes do not all join in time (`config.JOIN_SECONDS`), when one
+stops answering (`config.HEARTBEAT_SECONDS`: hung, stopped, cut off), or on the other processes
+when process 0, which holds JAX's coordination service, dies. So every process of such a run
+(named by the Keras variables) runs the command again as a child and watches it: it passes the
+child's output on without JAX's log, passes SIGTERM on (SIGINT, Ctrl-C, reaches the child in the
+same process group), and when JAX ends the child says why in one `keras-alexnet: error: …` line
+(`PeerLost`'s exit status, as for a lost peer that Python saw). The watcher starts neither JAX
+nor TensorFlow.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from typing import Sequence
 
 from keras_alexnet.cli.flags import PROG
 from keras_alexnet.config import (
-    HEARTBEAT_SECONDS,
     JOB_ADDRESSES,
     JOIN_SECONDS,
     NUM_PROCESSES,
@@ -92,7 +92,7 @@ def why_jax_ended(log: str, index: str, count: str, address: str) -> str:
 
     >>> why_jax_ended("… UNAVAILABLE: The following tasks are unhealthy (stopped sending "
     ...               "heartbeats):\\n1\\nThe tasks have crashed. …", "0", "2", "10.0.0.1:1234")
-    'process 1 of 2 stopped answering for 30 s (hung, stopped or cut off), so process 0 ...'
+    "process 1 of 2 stopped answering JAX's heartbeat (hung, stopped or cut off), so ..."
     """
     if "RegisterTask" in log:
         last = int(count) - 1 if count.isdigit() else "…"
@@ -102,8 +102,8 @@ def why_jax_ended(log: str, index: str, count: str, address: str) -> str:
     unhealthy = re.search(r"stopped sending heartbeats\):\s*((?:\d+\s*)+)", log)
     if unhealthy:
         silent = " and ".join(unhealthy.group(1).split())
-        return (f"process {silent} of {count} stopped answering for {HEARTBEAT_SECONDS} s (hung, "
-                f"stopped or cut off), so process {index} stopped too; {AGAIN}")
+        return (f"process {silent} of {count} stopped answering JAX's heartbeat (hung, stopped or "
+                f"cut off), so process {index} stopped too; {AGAIN}")
     if index == "0":
         return f"another process of {count} stopped, so process 0 stopped too; {AGAIN}"
     return (f"process 0 of {count}, which coordinates the run, stopped, so process {index} "
