@@ -100,8 +100,9 @@ def train(config: Optional[TrainConfig] = None, *, recipe: Optional[str] = None,
         RunDirError: Another process trains into `output_dir`, it or `saved_models_dir`
             cannot be created, or a resumed run's `history.csv` was damaged outside the package.
         TrainingDiverged: The loss became NaN or infinite; the best checkpoint so far is kept.
-        TrainingStopped: SIGTERM or SIGINT arrived; the run stopped after the step in progress
-            and backed up the state its epoch began with, to resume from.
+        TrainingStopped: SIGTERM or SIGINT arrived: in `fit` the run stopped after the step in
+            progress, backed up at its epoch's start; elsewhere at once (after `fit`, the same
+            call then finishes the run without training again).
         PeerLost: Another process of a multi-host run stopped.
 
     Example:
