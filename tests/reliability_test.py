@@ -268,6 +268,7 @@ def layer_weights(path):
     return arrays
 
 
+@pytest.mark.large  # four command-line runs in fresh processes
 def test_a_signal_outside_fit_stops_in_one_line_and_the_same_command_finishes_the_run(
         data_dir, tmp_path):
     """SIGTERM while the data loads stops a run that trained nothing; SIGTERM in the test after

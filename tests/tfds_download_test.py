@@ -71,6 +71,7 @@ def can_reach(host, port=443):
         return False
 
 
+@pytest.mark.large  # the command in a fresh process
 @pytest.mark.skipif(can_reach("storage.googleapis.com"),
                     reason="this machine can reach MNIST's download host: it would download it")
 def test_a_set_that_cannot_be_downloaded_is_one_line_and_leaves_nothing(tmp_path):
