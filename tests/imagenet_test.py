@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
+from conftest import stand_in_tfds
 
 from keras_alexnet.data.imagenet import (
     IMAGENET_EIGENVALUES,
@@ -95,11 +95,13 @@ def test_center_crop():
 
 @pytest.mark.large
 @pytest.mark.slow
-def test_imagenette_through_tfds_trains_the_paper_model_one_step():
-    """tfds' own stand-in data for imagenette (downloading is impossible here), then one step."""
-    with tfds.testing.mock_data(num_examples=4):
-        dataset, info = load_tfds("imagenette/320px-v2", "train")
-        validation, _ = load_tfds("imagenette/320px-v2", "validation")
+def test_imagenette_through_tfds_trains_the_paper_model_one_step(tmp_path):
+    """tfds' own stand-in data for imagenette over a prepared copy's `dataset_info.json`
+    (downloading is impossible here), then one step."""
+    splits = {"train": 9469, "validation": 3925}
+    with stand_in_tfds(tmp_path, "imagenette/320px-v2", splits, examples=4):
+        dataset, info = load_tfds("imagenette/320px-v2", "train", str(tmp_path))
+        validation, _ = load_tfds("imagenette/320px-v2", "validation", str(tmp_path))
         train = train_dataset(dataset, 4, seed=0)
         images, labels = next(iter(train))
         assert images.shape == (4, 224, 224, 3)

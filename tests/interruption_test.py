@@ -95,3 +95,13 @@ def test_without_a_backup_a_stop_says_a_rerun_starts_again():
     assert stopped.value.exit_status == 130
     assert str(stopped.value) == ("stopped by SIGINT in epoch 1 at step 1 of 4; no backup is "
                                   "kept (checkpoint_every=0): a rerun starts from epoch 1")
+
+
+def test_handlers_a_library_put_in_their_place_are_taken_back():
+    """`jax.distributed.initialize` installs a SIGTERM handler of its own (its preemption
+    notice), which would swallow the signal; `reclaim` puts the run's back."""
+    with pytest.raises(TrainingStopped):
+        with stop_on_signals() as request:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # what such a library does
+            request.reclaim()
+            os.kill(os.getpid(), signal.SIGTERM)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import signal
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import keras
 
@@ -54,11 +54,19 @@ class StopRequest:
     phase: str = "before training"
     next_step: str = BEFORE_TRAINING
     deferring: bool = False
+    handler: Optional[Callable] = None
 
     def enter(self, phase: str, next_step: Optional[str] = None) -> None:
         """The run now does `phase`; a signal from now on says `next_step` (kept unless given)."""
         self.phase = phase
         self.next_step = next_step or self.next_step
+
+    def reclaim(self) -> None:
+        """Takes SIGTERM and SIGINT back from a library that installed its own handlers (JAX's
+        preemption notice, when its distributed runtime starts)."""
+        if self.handler is not None:
+            for number in STOP_SIGNALS:
+                signal.signal(number, self.handler)
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:
@@ -87,6 +95,7 @@ def stop_on_signals() -> Iterator[StopRequest]:
 
     try:
         previous = {number: signal.signal(number, record) for number in STOP_SIGNALS}
+        request.handler = record
     except ValueError:  # not the main thread
         previous = {}
     try:

@@ -120,6 +120,7 @@ def train(config: Optional[TrainConfig] = None, *, recipe: Optional[str] = None,
     check_packages(config)
     with stop_on_signals() as request:
         shard = join(config.distribution)
+        request.reclaim()  # JAX's distributed runtime installs a SIGTERM handler of its own
         agree_on_config(shard, config)
         check_batches(shard, config.batch_size, config.eval_batch_size)
         with run_held(config, shard), process_state_kept():
