@@ -390,17 +390,17 @@ def test_a_process_that_never_comes_or_a_taken_port_ends_the_others_in_one_line(
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         started = time.monotonic()
-        alone = [start(2, e2e_data_dir, tmp_path / f"alone{index}", only=[index])
-                 for index in range(2)]
+        ports = [free_port(), free_port()]
+        alone = [start(2, e2e_data_dir, tmp_path / f"alone{index}", only=[index],
+                       port=ports[index]) for index in range(2)]
         blocked = start(2, e2e_data_dir, tmp_path / "blocked", port=port)
         results = [finish(processes) for processes in (*alone, blocked)]
         print(f"all ended {time.monotonic() - started:.1f} s after they started")
     for index, [(status, _, stderr)] in enumerate(results[:2]):
         assert_one_line_without_jax_log(
             status, stderr, 75, f"the run's 2 processes did not all join within {JOIN_SECONDS} "
-            f"s (process {index} waited for them at 127.0.0.1:"
-            f"{stderr.split('127.0.0.1:')[1].split(')')[0]}); start all 2, each with its own "
-            f"KERAS_DISTRIBUTION_PROCESS_ID (0 to 1)")
+            f"s (process {index} waited for them at 127.0.0.1:{ports[index]}); start all 2, "
+            f"each with its own KERAS_DISTRIBUTION_PROCESS_ID (0 to 1)")
     (status0, _, stderr0), (status1, _, stderr1) = results[2]
     assert_one_line_without_jax_log(
         status0, stderr0, 2, f"process 0 cannot coordinate the run at 127.0.0.1:{port}: port "
