@@ -35,7 +35,7 @@ setup(
         "h5py",
     ],
     extras_require={
-        # gRPC client for TF Serving (keras_alexnet.serving.client.predict_grpc).
+        # gRPC client for TF Serving (keras_alexnet.serving.grpc_client.predict_grpc).
         "serving": ["tensorflow-serving-api"],
         # Presets on the Hugging Face Hub (hf://) or Kaggle (kaggle://).
         "hub": ["huggingface_hub", "kagglehub"],

@@ -185,6 +185,35 @@ def imported_package_names(source: str) -> list[tuple[str, str]]:
     return found
 
 
+def used_module_attributes(source: str) -> list[tuple[str, str]]:
+    """`(module, attribute)` for each `name.attribute` in Python source whose `name` a
+    `from keras_alexnet… import name` bound to one of the package's modules."""
+    def is_module(module: str, name: str) -> bool:
+        package = importlib.import_module(module)
+        return hasattr(package, "__path__") and bool(
+            importlib.util.find_spec(f"{module}.{name}"))
+
+    tree = ast.parse(source)
+    modules = {alias.asname or alias.name: f"{node.module}.{alias.name}"
+               for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+               and (node.module or "").startswith("keras_alexnet") for alias in node.names
+               if is_module(node.module, alias.name)}
+    return [(modules[node.value.id], node.attr) for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            and node.value.id in modules]
+
+
+def test_every_function_the_docs_call_on_a_package_module_exists():
+    """`from keras_alexnet import serving` then `serving.predict(…)` fails only when run."""
+    blocks = [block for page in PAGES
+              for block in re.findall(r"```python\n(.*?)```", read(page), flags=re.S)]
+    used = [found for block in blocks for found in used_module_attributes(block)]
+    assert ("keras_alexnet.serving.grpc_client", "predict_grpc") in used
+    missing = [f"{module}.{name}" for module, name in used
+               if not hasattr(importlib.import_module(module), name)]
+    assert missing == []
+
+
 def test_every_package_name_the_notebook_and_the_docs_import_exists():
     """Also in the cells only Colab runs (TF Serving) and the docs' code blocks, which no test
     executes: a moved or renamed module is found here."""

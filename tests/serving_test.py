@@ -31,7 +31,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from keras_alexnet.models.build import build_model
 from keras_alexnet.models.catalogue import SHIPPED_DIR
-from keras_alexnet.serving import client
+from keras_alexnet.serving import client, grpc_client
 from keras_alexnet.serving.export import export_saved_model, load_saved_model
 
 
@@ -438,12 +438,12 @@ def grpc_server(export_dir):
 
 
 def test_grpc_request_names_the_signature_and_typed_inputs(test_images):
-    by_pixels = client.grpc_request("alexnet_cifar10", test_images, version=2)
+    by_pixels = grpc_client.grpc_request("alexnet_cifar10", test_images, version=2)
     assert by_pixels.model_spec.signature_name == "serving_default"
     assert by_pixels.model_spec.version.value == 2
     assert tf.make_ndarray(by_pixels.inputs["images"]).dtype == np.uint8
     assert [d.size for d in by_pixels.inputs["images"].tensor_shape.dim] == [3, 32, 32, 3]
-    by_bytes = client.grpc_request("alexnet_cifar10", [png_bytes(test_images[0])])
+    by_bytes = grpc_client.grpc_request("alexnet_cifar10", [png_bytes(test_images[0])])
     assert by_bytes.model_spec.signature_name == "classify_image_bytes"
     assert by_bytes.inputs["image_bytes"].dtype == tf.string.as_datatype_enum
 
@@ -451,16 +451,59 @@ def test_grpc_request_names_the_signature_and_typed_inputs(test_images):
 def test_predict_grpc_matches_the_keras_model_and_reports_failures(grpc_server, keras_model,
                                                                    test_images):
     expected = keras_probabilities(keras_model, test_images)
-    by_pixels = client.predict_grpc(grpc_server, "alexnet_cifar10", test_images)
-    by_bytes = client.predict_grpc(grpc_server, "alexnet_cifar10",
+    by_pixels = grpc_client.predict_grpc(grpc_server, "alexnet_cifar10", test_images)
+    by_bytes = grpc_client.predict_grpc(grpc_server, "alexnet_cifar10",
                                     [png_bytes(i) for i in test_images])
     for predictions in (by_pixels, by_bytes):
         np.testing.assert_allclose([p.probabilities for p in predictions], expected, atol=1e-5)
         assert [p.class_id for p in predictions] == expected.argmax(1).tolist()
     with pytest.raises(client.ServingError, match="NOT_FOUND: Servable not found"):
-        client.predict_grpc(grpc_server, "resnet", test_images)
+        grpc_client.predict_grpc(grpc_server, "resnet", test_images)
     with pytest.raises(client.ServingError, match="UNAVAILABLE|DEADLINE_EXCEEDED"):
-        client.predict_grpc("127.0.0.1:9", "alexnet_cifar10", test_images, timeout=2)
+        grpc_client.predict_grpc("127.0.0.1:9", "alexnet_cifar10", test_images, timeout=2)
+
+
+class RecordingGrpc(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """A gRPC PredictionService (a TEST DOUBLE) that keeps each request and answers class 3 with
+    certainty for every image it was sent."""
+
+    def __init__(self):
+        self.requests = []
+
+    def Predict(self, request, context):
+        self.requests.append(request)
+        count = tf.make_ndarray(request.inputs["images"]).shape[0]
+        response = predict_pb2.PredictResponse()
+        outputs = {"probabilities": np.eye(10, dtype=np.float32)[[3] * count],
+                   "class_id": np.full(count, 3), "class_name": np.array([b"cat"] * count)}
+        for name, value in outputs.items():
+            response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
+        return response
+
+
+def test_predict_grpc_sends_the_paper_networks_224_pixel_images():
+    from concurrent import futures
+
+    import grpc
+
+    recording = RecordingGrpc()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(recording, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    images = np.random.default_rng(1).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
+    try:
+        predictions = grpc_client.predict_grpc(f"127.0.0.1:{port}", "alexnet_imagenette",
+                                               images, image_shape=(224, 224, 3))
+        with pytest.raises(client.ImageError, match=re.escape("shape [N, 224, 224, 3]")):
+            grpc_client.predict_grpc(f"127.0.0.1:{port}", "alexnet_imagenette", images[:, :32],
+                                     image_shape=(224, 224, 3))
+    finally:
+        server.stop(None)
+    assert [p.class_name for p in predictions] == ["cat", "cat"]
+    [request] = recording.requests
+    assert request.model_spec.signature_name == "serving_default"
+    np.testing.assert_array_equal(tf.make_ndarray(request.inputs["images"]), images)
 
 
 class HostileGrpc(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -498,7 +541,7 @@ def test_a_grpc_answer_too_large_or_wrong_is_one_serving_error(outputs, message,
     server.start()
     try:
         with pytest.raises(client.ServingError, match=re.escape(message)):
-            client.predict_grpc(f"127.0.0.1:{port}", "alexnet_cifar10", test_images[:1],
+            grpc_client.predict_grpc(f"127.0.0.1:{port}", "alexnet_cifar10", test_images[:1],
                                  timeout=30)
     finally:
         server.stop(None)

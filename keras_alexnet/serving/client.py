@@ -6,9 +6,8 @@ encoded images of `classify_image_bytes`) travel as `{"b64": "<base64>"}`. The a
 `{"predictions": [ {output_name: value}, … ]}`, or `{"error": "<message>"}` with an HTTP error
 status.
 
-gRPC (port 8500): `predict_grpc` sends a `tensorflow.serving.PredictRequest` through
-`tensorflow-serving-api`, installed with `pip install '.[serving]'` from the repository root
-(or `pip install tensorflow-serving-api`).
+gRPC (port 8500): `serving.grpc_client.predict_grpc` sends the same requests through
+`tensorflow-serving-api`.
 
 TF Serving has no package for the machines this project is built on, so the tests check these
 payloads against the formats of TF Serving's REST API documentation and run the HTTP and gRPC
@@ -33,7 +32,7 @@ import math
 import socket
 import threading
 import urllib.parse
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -260,66 +259,3 @@ def _shut(connection: http.client.HTTPConnection, expired: threading.Event) -> N
     if connection.sock is not None:
         with contextlib.suppress(OSError):
             connection.sock.shutdown(socket.SHUT_RDWR)
-
-
-def grpc_request(model_name: str, images: Union[np.ndarray, Sequence[bytes]],
-                 version: Optional[int] = None, image_shape: Sequence[int] = IMAGE_SHAPE):
-    """A gRPC `PredictRequest`: uint8 images `[N, *image_shape]` go to `serving_default`, a
-    list of encoded PNG, JPEG or BMP images to `classify_image_bytes`."""
-    predict_pb2, _, tf = _grpc_modules()
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model_name
-    if version is not None:
-        request.model_spec.version.value = version
-    if isinstance(images, np.ndarray):
-        check_images(images, image_shape)
-        request.model_spec.signature_name = SERVING_SIGNATURE
-        request.inputs[IMAGES_INPUT].CopyFrom(tf.make_tensor_proto(images, dtype=tf.uint8))
-    else:
-        check_encoded_images(images)
-        request.model_spec.signature_name = IMAGE_BYTES_SIGNATURE
-        request.inputs[IMAGE_BYTES_INPUT].CopyFrom(tf.make_tensor_proto(list(images),
-                                                                        dtype=tf.string))
-    return request
-
-
-def predict_grpc(target: str, model_name: str, images: Union[np.ndarray, Sequence[bytes]],
-                 version: Optional[int] = None, timeout: float = 10.0,
-                 num_classes: int = NUM_CLASSES) -> list[Prediction]:
-    """Sends `grpc_request(model_name, images)` to TF Serving's gRPC port (e.g. `localhost:8500`).
-
-    The answer may be at most `answer_limit(N)` bytes for N images, and is checked as
-    `parse_predictions` checks a REST answer.
-
-    Raises:
-        ConfigError: `timeout` is not a positive finite number.
-        ServingError: `tensorflow-serving-api` is missing, or the call fails (unreachable server,
-            unknown model, timeout, bad input, an answer too large), with gRPC's status code and
-            details, or the answer is not one valid prediction per image.
-    """
-    _, service, tf = _grpc_modules()
-    import grpc  # installed with tensorflow-serving-api
-
-    check_timeout(timeout)
-    request = grpc_request(model_name, images, version)
-    options = [("grpc.max_receive_message_length", answer_limit(len(images), num_classes))]
-    with grpc.insecure_channel(target, options=options) as channel:
-        try:
-            response = service.PredictionServiceStub(channel).Predict(request, timeout=timeout)
-        except grpc.RpcError as error:
-            raise ServingError(f"TF Serving gRPC at {target}: {error.code().name}: "
-                               f"{error.details()}") from error
-    outputs = {name: tf.make_ndarray(tensor) for name, tensor in response.outputs.items()}
-    if set(outputs) != set(OUTPUTS):
-        raise ServingError(f"unexpected TF Serving answer: outputs {sorted(outputs)}")
-    return predictions_from_outputs(outputs, len(images), num_classes)
-
-
-def _grpc_modules():
-    try:
-        import tensorflow as tf
-        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-    except ImportError as error:
-        raise ServingError("gRPC needs tensorflow-serving-api: pip install "
-                           "tensorflow-serving-api") from error
-    return predict_pb2, prediction_service_pb2_grpc, tf
