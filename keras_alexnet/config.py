@@ -79,7 +79,8 @@ class TrainConfig:
         label_smoothing: Weight ε of the uniform distribution mixed into the one-hot targets.
         global_clipnorm: Maximum global L2 norm of the loss gradient; `None` disables clipping.
         validation_size: Training images held out for validation (of CIFAR-10's 50,000; of
-            another data set's training split when it has no validation split of its own).
+            another data set's training split when it has no validation split of its own; a
+            folder holds out as many again as its test images).
         pad: Zero padding (pixels per side) before the random crop back to 32×32 (the CIFAR
             network's augmentation, and its ten test crops).
         pca_stddev: Standard deviation σ of the PCA colour jitter coefficients α.
@@ -127,8 +128,10 @@ class TrainConfig:
         linear_lr_scaling: Scale the learning rate by `batch_size / 128` (the linear scaling
             rule); off by default, so the learning rate is never changed silently.
         deterministic: Reproducible runs: seeded, TensorFlow op determinism on one thread per
-            op, XLA off, and the augmentation run batch after batch (several times slower). A
-            run killed and resumed then ends bit for bit as an uninterrupted one (TensorFlow).
+            op, XLA off, and the augmentation run batch after batch (several times slower); the
+            streamed images' crops, flips and jitter are keyed to (seed, epoch, image). A run
+            killed and resumed then ends bit for bit as an uninterrupted one (TensorFlow), except
+            on streamed images, whose files a resumed run reads in another order.
         mixed_precision: `"auto"` (float32 on H100/H200-class GPUs, where it was measured
             faster for this model at batch 128; bfloat16 on other GPUs of compute capability
             >= 8 and TPUs; float16 on T4/V100-class GPUs; float32 on a CPU), `"float32"`,

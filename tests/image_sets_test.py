@@ -25,21 +25,20 @@ def as_arrays(dataset):
 def test_a_folder_is_split_by_a_seeded_permutation_and_decoded_as_its_files(cifar_image_folder):
     data = load_image_set(paper_config(dataset=cifar_image_folder, validation_size=50))
     assert data.class_names == tuple(sorted(os.listdir(cifar_image_folder)))
-    assert (data.train_size, data.validation_size, data.test_split) == (250, 50,
-                                                                          "held-out validation")
+    assert (data.train_size, data.validation_size, data.test_size, data.test_split) == (
+        200, 50, 50, "held-out test")
     expected = {}  # every file's pixels (read with PIL) and its folder's label
     for label, name in enumerate(data.class_names):
         for file in os.listdir(os.path.join(cifar_image_folder, name)):
             pixels = np.asarray(Image.open(os.path.join(cifar_image_folder, name, file)))
             expected[pixels.tobytes()] = label
-    train_images, train_labels = as_arrays(data.train)
-    validation_images, validation_labels = as_arrays(data.validation)
-    for images, labels in ((train_images, train_labels), (validation_images, validation_labels)):
+    splits = [as_arrays(split) for split in (data.train, data.validation, data.test)]
+    for images, labels in splits:
         assert [expected[image.tobytes()] for image in images] == labels.tolist()
-    seen = {image.tobytes() for image in train_images + validation_images}
-    assert len(seen) == 300  # the two splits are disjoint and cover the folder
-    test_images, _ = as_arrays(data.test)
-    assert [image.tobytes() for image in test_images] == [i.tobytes() for i in validation_images]
+    assert [len(labels) for _, labels in splits] == [200, 50, 50]
+    seen = {image.tobytes() for images, _ in splits for image in images}
+    assert len(seen) == 300  # the three splits are disjoint and cover the folder
+    validation_images = splits[1][0]
     again = load_image_set(paper_config(dataset=cifar_image_folder, validation_size=50))
     assert [i.tobytes() for i in as_arrays(again.validation)[0]] == [
         i.tobytes() for i in validation_images]  # seeded
@@ -59,8 +58,8 @@ def test_train_subset_and_a_too_large_validation_size(cifar_image_folder):
     data = load_image_set(paper_config(dataset=cifar_image_folder, validation_size=50,
                                        train_subset=20))
     assert data.train_size == 20 and len(as_arrays(data.train)[1]) == 20
-    with pytest.raises(DataError, match="validation_size 300 leaves no training images"):
-        load_image_set(paper_config(dataset=cifar_image_folder, validation_size=300))
+    with pytest.raises(DataError, match="validation_size 150 leaves no training images"):
+        load_image_set(paper_config(dataset=cifar_image_folder, validation_size=150))
 
 
 def test_cifar10_streams_the_seeded_split_and_its_test_images(e2e_data_dir):
@@ -91,16 +90,17 @@ def test_pixel_statistics_are_those_of_the_first_training_images_resized(tmp_pat
 @pytest.mark.parametrize("name,classes,splits,expected", [
     # imagenette and imagenet2012 have a validation split and no test split: the last
     # `validation_size` training images validate, the validation split tests.
-    ("imagenette/320px-v2", 10, {"train": 40, "validation": 9}, (36, 4, "validation")),
-    ("imagenet2012", 1000, {"train": 40, "validation": 9}, (36, 4, "validation")),
+    ("imagenette/320px-v2", 10, {"train": 40, "validation": 9}, (36, 4, 9, "validation")),
+    ("imagenet2012", 1000, {"train": 40, "validation": 9}, (36, 4, 9, "validation")),
     # a set with both: each is what its name says
-    ("imagenette/320px-v2", 10, {"train": 40, "validation": 9, "test": 7}, (40, 9, "test")),
+    ("imagenette/320px-v2", 10, {"train": 40, "validation": 9, "test": 7}, (40, 9, 7, "test")),
 ])
 def test_tfds_sets_are_split_by_the_splits_they_have(tmp_path, name, classes, splits, expected):
     with stand_in_tfds(tmp_path, name, splits, examples=3):
         data = load_image_set(paper_config(dataset=name, data_dir=str(tmp_path),
                                            validation_size=4))
-        assert (data.train_size, data.validation_size, data.test_split) == expected
+        assert (data.train_size, data.validation_size, data.test_size,
+                data.test_split) == expected
         assert data.num_classes == classes and len(set(data.class_names)) == classes
         for split in (data.train, data.validation, data.test):
             images, labels = as_arrays(split)
@@ -130,8 +130,8 @@ def test_files_whose_names_are_not_utf8_are_read(tmp_path):
             Image.fromarray(np.full((5, 5, 3), value, np.uint8)).save(os.fsdecode(file))
             values[value] = label
     data = load_image_set(paper_config(dataset=str(tmp_path), validation_size=2))
-    images, labels = as_arrays(data.train)
-    held_out, held_out_labels = as_arrays(data.validation)
-    read = [int(image[0, 0, 0]) for image in images + held_out]
+    splits = [as_arrays(split) for split in (data.train, data.validation, data.test)]
+    read = [int(image[0, 0, 0]) for images, _ in splits for image in images]
     assert sorted(read) == sorted(values)
-    assert [values[value] for value in read] == labels.tolist() + held_out_labels.tolist()
+    assert [values[value] for value in read] == [
+        label for _, labels in splits for label in labels.tolist()]

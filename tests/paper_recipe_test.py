@@ -1,6 +1,7 @@
 """The paper recipe end to end on a folder of CIFAR-10's own images: train → metrics with top-5
 → export with the paper's test view → predict and evaluate; and its bad data as one line."""
 
+import csv
 import json
 import os
 
@@ -8,10 +9,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import interrupt_at, write_image_folder
+from conftest import interrupt_at, run_cli, write_image_folder
+from PIL import Image
 
-from keras_alexnet.config import TrainConfig
-from keras_alexnet.data.image_sets import load_image_set
 from keras_alexnet.evaluation.model_files import load_keras_model
 from keras_alexnet.serving.export import IMAGE_BYTES_SIGNATURE, load_saved_model
 
@@ -40,10 +40,17 @@ def paper_run(tmp_path_factory, cifar_image_folder):
 
 
 def held_out(paths):
-    """The held-out images (uint8, 32×32) and labels, as the run's config splits the folder."""
-    config = TrainConfig.from_dict(json.load(open(os.path.join(paths["run"], "config.json"))))
-    images, labels = zip(*load_image_set(config).test.as_numpy_iterator())
-    return np.stack(images), np.array(labels)
+    """The held-out test images (uint8, 32×32) and labels, read here with PIL: the last
+    `validation_size` of the seeded permutation of the folder's files (classes sorted, then
+    each class's files)."""
+    config = json.load(open(os.path.join(paths["run"], "config.json")))
+    files = [(os.path.join(paths["folder"], name, file), label)
+             for label, name in enumerate(sorted(os.listdir(paths["folder"])))
+             for file in sorted(os.listdir(os.path.join(paths["folder"], name)))]
+    order = np.random.RandomState(config["seed"]).permutation(len(files))
+    test = [files[index] for index in order[-config["validation_size"]:]]
+    return (np.stack([np.asarray(Image.open(path)) for path, _ in test]),
+            np.array([label for _, label in test]))
 
 
 @pytest.mark.large
@@ -72,7 +79,8 @@ def test_metrics_are_the_ten_crop_top1_and_top5_of_the_held_out_images(paper_run
     true_class = np.clip(ten_crop[np.arange(len(labels)), labels], 1e-12, 1)  # the loss's floor
     assert metrics["test_loss"] == pytest.approx(-np.mean(np.log(true_class)), rel=1e-4)
     assert (metrics["test_split"], metrics["test_time_augmentation"]) == (
-        "held-out validation", "ten_crop")
+        "held-out test", "ten_crop")
+    assert metrics["test_size"] == len(labels) == 40
 
 
 @pytest.mark.large
@@ -224,3 +232,22 @@ def test_an_interrupted_paper_run_resumes_from_its_backup(cifar_image_folder, tm
     history = open(run / "history.csv").read().splitlines()
     assert history[:2] == first_epoch and len(history) == 3
     assert json.load(open(run / "metrics.json"))["epochs_completed"] == 2
+
+
+@pytest.mark.large
+def test_two_deterministic_paper_runs_with_one_seed_have_the_same_history(cifar_image_folder,
+                                                                          tmp_path):
+    """Fresh processes (op determinism is set before TensorFlow starts); every crop, flip and
+    jitter of the streamed pipeline is keyed to (seed, epoch, image), whatever its threads."""
+    histories = []
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        done = run_cli("train", *RUN, "--epochs", "2", "--dataset", cifar_image_folder,
+                       "--output-dir", tmp_path / name, "--saved-models-dir", tmp_path / "saved",
+                       "--seed", seed, "--deterministic", "--no-figures")
+        assert done.returncode == 0, done.stderr[-2000:]
+        rows = list(csv.DictReader(open(tmp_path / name / "history.csv")))
+        histories.append([{column: value for column, value in row.items()
+                           if not column.endswith("_seconds")} for row in rows])  # timings
+    assert len(histories[0]) == 2 and "val_accuracy" in histories[0][0]
+    assert histories[0] == histories[1]
+    assert histories[0] != histories[2]

@@ -59,7 +59,7 @@ def test_run_directory_holds_metrics_history_and_checkpoint(run):
     assert metrics["test_top5_accuracy"] == pytest.approx(
         np.mean((top5 == data.y_test[:, None]).any(axis=1)))
     assert metrics["test_top5_accuracy_single_view"] == metrics["test_top5_accuracy"]
-    assert metrics["test_split"] == "test"
+    assert (metrics["test_split"], metrics["test_size"]) == ("test", len(data.y_test))
     logits = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
     log_probabilities = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     assert metrics["test_loss"] == pytest.approx(

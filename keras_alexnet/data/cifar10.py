@@ -108,6 +108,11 @@ class PreparedData:
         return "test"
 
     @property
+    def test_size(self) -> int:
+        """Images the test metrics come from."""
+        return len(self.split.x_test)
+
+    @property
     def num_classes(self) -> int:
         return len(self.class_names)
 

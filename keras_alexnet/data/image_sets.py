@@ -6,8 +6,9 @@ a folder of images, as training, validation and test splits of `(uint8 image, in
 - a tfds name with `validation` and `test` splits: `train`, `validation`, `test`.
 - a tfds name with one of them (`imagenet2012`, `imagenette`): `train` less its last
   `validation_size` images, which validate; the test images are the split it has.
-- a directory of class folders (`data.image_folder`): a seeded permutation of its images less
-  the last `validation_size`, which validate and are also the test images.
+- a directory of class folders (`data.image_folder`): a seeded permutation of its images; its
+  last `validation_size` are the test images, the `validation_size` before them validate, the
+  rest train (as the test images never choose the checkpoint or drive the schedule).
 
 `train_subset` keeps the first N training images. `ImageSet.test_split` says which images the
 test metrics come from. The pixel statistics (mean, std, the RGB covariance's eigen-decomposition
@@ -50,8 +51,9 @@ class ImageSet:
         test: The test images.
         train_size: Images in `train`.
         validation_size: Images in `validation`.
+        test_size: Images in `test`.
         test_split: Where `test` comes from: `"test"`, `"validation"` (a tfds set's) or
-            `"held-out validation"` (a folder's, the same images as `validation`).
+            `"held-out test"` (a folder's, held out apart from `validation`).
         stats: The training images' `PixelStats`.
         shuffle_buffer: Decoded images the training pipeline shuffles (`train` itself is read
             in a new order each pass where it is shuffled before decoding: a folder's files, a
@@ -64,6 +66,7 @@ class ImageSet:
     test: Any
     train_size: int
     validation_size: int
+    test_size: int
     test_split: str
     stats: PixelStats
     shuffle_buffer: int
@@ -87,7 +90,8 @@ def load_image_set(config: TrainConfig) -> ImageSet:
 
     Raises:
         DataError: The data set is missing, not image classification, too small for
-            `validation_size`, or (a folder) has fewer than two classes or an empty class.
+            `validation_size` (a folder: twice `validation_size`), or (a folder) has fewer
+            than two classes or an empty class.
 
     Example:
 
@@ -115,7 +119,8 @@ def _cifar10(config: TrainConfig) -> ImageSet:
     slices = tf.data.Dataset.from_tensor_slices
     return ImageSet(CLASS_NAMES, slices((split.x_train, split.y_train)),
                     slices((split.x_val, split.y_val)), slices((split.x_test, split.y_test)),
-                    len(split.x_train), len(split.x_val), "test", prepared.stats,
+                    len(split.x_train), len(split.x_val), len(split.x_test), "test",
+                    prepared.stats,
                     len(split.x_train))
 
 
@@ -123,7 +128,7 @@ def _folder(config: TrainConfig) -> ImageSet:
     import tensorflow as tf
 
     folder = read_image_folder(os.path.expanduser(config.dataset))
-    train, validation = _held_out(len(folder.paths), config)
+    train, validation, test = _held_out(len(folder.paths), config)
     # The names' own bytes: a tensor of `str` paths would fail on a name that is not UTF-8.
     paths, labels = np.asarray([os.fsencode(path) for path in folder.paths], object), folder.labels
 
@@ -135,19 +140,21 @@ def _folder(config: TrainConfig) -> ImageSet:
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                 .ignore_errors(log_warning=True))  # a file whole but corrupt inside
 
-    held_out = images(validation)
-    return _image_set(config, folder.class_names, images(train, shuffle=True), held_out, held_out,
-                      (len(train), len(validation)), "held-out validation", shuffle_buffer=0)
+    return _image_set(config, folder.class_names, images(train, shuffle=True),
+                      images(validation), images(test), (len(train), len(validation), len(test)),
+                      "held-out test", shuffle_buffer=0)
 
 
-def _held_out(count: int, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the training and validation images of a set without a validation split."""
-    if config.validation_size >= count:
-        raise DataError(f"validation_size {config.validation_size} leaves no training images "
-                        f"(the data set {config.dataset} has {count})")
+def _held_out(count: int, config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of the training, validation and test images of a folder: a seeded permutation
+    whose last `validation_size` test and the `validation_size` before them validate."""
+    size = config.validation_size
+    if 2 * size >= count:
+        raise DataError(f"validation_size {size} leaves no training images (the data set "
+                        f"{config.dataset} has {count}, of which {size} validate and {size} test)")
     order = np.random.RandomState(config.seed).permutation(count)
-    train = order[:-config.validation_size]
-    return train[:config.train_subset], order[-config.validation_size:]
+    train, validation, test = order[:-2 * size], order[-2 * size:-size], order[-size:]
+    return train[:config.train_subset], validation, test
 
 
 def _tfds(config: TrainConfig) -> ImageSet:
@@ -167,6 +174,7 @@ def _tfds(config: TrainConfig) -> ImageSet:
         train_split, validation_split = f"train[:{train_size}]", f"train[{train_size}:]"
     else:
         raise DataError(f"{name} has no validation or test split to test on")
+    test_size = splits[test_split].num_examples
     if config.train_subset is not None and config.train_subset < train_size:
         train_size = config.train_subset
         train_split = f"train[:{train_size}]"
@@ -174,13 +182,13 @@ def _tfds(config: TrainConfig) -> ImageSet:
     validation, _ = load_tfds(name, validation_split, data_dir)
     test, _ = load_tfds(name, test_split, data_dir)
     return _image_set(config, tuple(info.features["label"].names), train, validation, test,
-                      (train_size, validation_size), test_split, TFDS_SHUFFLE_BUFFER)
+                      (train_size, validation_size, test_size), test_split,
+                      TFDS_SHUFFLE_BUFFER)
 
 
 def _image_set(config: TrainConfig, class_names, train, validation, test,
-               sizes: tuple[int, int], test_split: str, shuffle_buffer: int) -> ImageSet:
-    """The `ImageSet` of these splits (labels as int64), `sizes` its training and validation
-    image counts."""
+               sizes: tuple[int, int, int], test_split: str, shuffle_buffer: int) -> ImageSet:
+    """The `ImageSet` of these splits (labels as int64), `sizes` their image counts."""
     import tensorflow as tf
 
     def cast(image, label):

@@ -2,7 +2,8 @@
 
 Training: resize the shorter side to 256, random 224×224 crop, horizontal flip, pixels on the raw
 0–255 scale (what both networks take), then PCA colour jitter in `mode="paper"` (Δ = V·(λ ⊙ α),
-α ~ N(0, 0.1), with ImageNet's 0–1-scale eigenvalues ×255) per batch.
+α ~ N(0, 0.1), with ImageNet's 0–1-scale eigenvalues ×255) per batch; every draw stateless, keyed
+to (seed, epoch, image or batch).
 Evaluation: the same resize and the centre 224×224 crop, or, for the paper's 10-crop test, the
 centre 256×256 square from which `evaluation.ten_crop_probabilities` takes its ten 224×224 patches.
 Everything is tf.data and TensorFlow ops (no Keras layer), so the pipelines feed `fit` on any
@@ -80,25 +81,20 @@ def decode_image_file(path):
     return image
 
 
-def pca_jitter(eigenvalues: Sequence[float], eigenvectors: Sequence[Sequence[float]],
-               stddev: float, seed: Optional[int]):
+def pca_jitter(images, key, eigenvalues: Sequence[float],
+               eigenvectors: Sequence[Sequence[float]], stddev: float):
     """The paper's PCA colour jitter of a float32 0–255 batch, in TensorFlow ops: per image
-    Δ = V·(255·λ ⊙ α), α ~ N(0, `stddev`), added to every pixel, clipped to 0–255 (as
-    `augment.PCAColorJitter(mode="paper")` on 0–255 pixels, with λ on the 0–1 scale)."""
+    Δ = V·(255·λ ⊙ α), α ~ N(0, `stddev`) drawn from the stateless `key` (two int64), added to
+    every pixel, clipped to 0–255 (as `augment.PCAColorJitter(mode="paper")` on 0–255 pixels,
+    with λ on the 0–1 scale)."""
     import tensorflow as tf
 
-    generator = (tf.random.Generator.from_seed(seed) if seed is not None
-                 else tf.random.Generator.from_non_deterministic_state())
     # Δ = V·(s ⊙ α) = α · (V·diag(s))ᵀ for a row vector α.
     projection = tf.constant((np.asarray(eigenvectors, np.float64)
                               * (np.asarray(eigenvalues) * 255.0)).T, tf.float32)
-
-    def jitter(images):
-        alpha = generator.normal((tf.shape(images)[0], 3), stddev=stddev)
-        delta = tf.matmul(alpha, projection)
-        return tf.clip_by_value(images + delta[:, None, None, :], 0.0, 255.0)
-
-    return jitter
+    alpha = tf.random.stateless_normal((tf.shape(images)[0], 3), key, stddev=stddev)
+    delta = tf.matmul(alpha, projection)
+    return tf.clip_by_value(images + delta[:, None, None, :], 0.0, 255.0)
 
 
 def resize_shorter_side(image, size: int = SHORTER_SIDE):
@@ -128,8 +124,17 @@ def train_dataset(dataset, batch_size: int, crop_size: int = CROP_SIZE,
                   shorter_side: int = SHORTER_SIDE, pca_stddev: float = 0.1,
                   eigenvalues: Sequence[float] = IMAGENET_EIGENVALUES,
                   eigenvectors: Sequence[Sequence[float]] = IMAGENET_EIGENVECTORS,
-                  shuffle_buffer: int = 10_000, seed: Optional[int] = None):
+                  shuffle_buffer: int = 10_000, seed: Optional[int] = None, next_epoch=None):
     """The paper's training pipeline: shuffle → resize → random crop + flip → batch → PCA jitter.
+
+    Each pass over the returned dataset is one epoch, numbered by the `next_epoch` counter,
+    which the pass reads and advances when it starts. Every draw is stateless, keyed to the
+    seed, the epoch and the image's place in the pass (its crop and flip) or the batch's (its
+    jitter), and the shuffle buffer's order to the seed and the epoch: the same seed draws the
+    same values however the parallel maps are scheduled, and a pipeline whose `next_epoch`
+    starts at `e` (a resumed run's) draws what an uninterrupted one drew in pass `e`, as long
+    as `dataset` gives the same images in the same order (a folder's and a tfds set's own file
+    order is seeded per pass it is read, so a resumed run reads its files in another order).
 
     Args:
         dataset: `(uint8 image, label)` pairs, e.g. from `load_tfds`.
@@ -142,7 +147,10 @@ def train_dataset(dataset, batch_size: int, crop_size: int = CROP_SIZE,
             by 255 for the pipeline's 0–255 pixels).
         eigenvectors: The matching eigenvectors (columns).
         shuffle_buffer: Images in the shuffle buffer; 0 for none (`dataset` comes shuffled).
-        seed: Seed of the shuffle, crops, flips and jitter.
+        seed: Seed of the shuffle, crops, flips and jitter; `None` draws one.
+        next_epoch: An int64 `tf.Variable` holding the number of the next pass; `None` starts a
+            fresh one at 0. `training.callbacks.EpochKeyedDraws` sets it to the epoch `fit`
+            starts at.
 
     Returns:
         A `tf.data.Dataset` of `(float32 [batch, crop, crop, 3] on 0–255, int64 labels)`.
@@ -157,22 +165,38 @@ def train_dataset(dataset, batch_size: int, crop_size: int = CROP_SIZE,
 
     if crop_size > shorter_side:
         raise ValueError(f"crop_size {crop_size} is larger than shorter_side {shorter_side}")
-    jitter = pca_jitter(eigenvalues, eigenvectors, pca_stddev, seed)
+    seed = int(np.random.default_rng().integers(2**31)) if seed is None else seed
+    next_epoch = tf.Variable(0, dtype=tf.int64) if next_epoch is None else next_epoch
+    fold_in = tf.random.experimental.stateless_fold_in
 
-    def crop_and_flip(image, label):
+    def crop_and_flip(index, image, label, epoch_key):
+        crop_key, flip_key = tf.unstack(
+            tf.random.experimental.stateless_split(fold_in(epoch_key, index), 2))
         image = resize_shorter_side(image, shorter_side)
-        image = tf.image.random_crop(image, (crop_size, crop_size, 3), seed=seed)
-        return tf.image.random_flip_left_right(image, seed=seed), label
+        image = tf.image.stateless_random_crop(image, (crop_size, crop_size, 3), crop_key)
+        return tf.image.stateless_random_flip_left_right(image, flip_key), label
 
-    if shuffle_buffer:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    return (
-        dataset.map(crop_and_flip, num_parallel_calls=tf.data.AUTOTUNE)
-        .batch(batch_size)
-        .map(lambda images, labels: (jitter(images) if pca_stddev else images, labels),
-             num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    def jitter(index, images, labels, epoch_key):
+        if not pca_stddev:
+            return images, labels
+        return pca_jitter(images, fold_in(epoch_key, index), eigenvalues, eigenvectors,
+                          pca_stddev), labels
+
+    def one_pass(_):  # runs as a pass starts, after the previous pass's last batch
+        epoch = next_epoch.assign_add(1) - 1
+        image_key, batch_key, order_key = (fold_in(tf.constant([seed, stream], tf.int64), epoch)
+                                           for stream in range(3))
+        order_seed = tf.random.stateless_uniform((), order_key, minval=None, maxval=None,
+                                                 dtype=tf.int64)
+        images = dataset.shuffle(shuffle_buffer, order_seed) if shuffle_buffer else dataset
+        return (images.enumerate()
+                .map(lambda i, pair: crop_and_flip(i, *pair, image_key),
+                     num_parallel_calls=tf.data.AUTOTUNE)
+                .batch(batch_size).enumerate()
+                .map(lambda i, batch: jitter(i, *batch, batch_key),
+                     num_parallel_calls=tf.data.AUTOTUNE))
+
+    return tf.data.Dataset.from_tensors(0).flat_map(one_pass).prefetch(tf.data.AUTOTUNE)
 
 
 def eval_dataset(dataset, batch_size: int, crop_size: int = CROP_SIZE,

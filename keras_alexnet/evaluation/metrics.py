@@ -71,8 +71,8 @@ def run_metrics(model: keras.Model, data: RunData,
                 history: dict[str, list[float]], config: TrainConfig, performance: dict) -> dict:
     """A run's `metrics.json`: the test metrics (with `config.test_time_augmentation`, predicted
     `config.eval_batch_size` images at a time), the single-view accuracies, which images were
-    tested, and the run's best validation accuracy, epochs, training time and speed (from its
-    `history`) and fast-path settings (`performance`)."""
+    tested and how many, and the run's best validation accuracy, epochs, training time and
+    speed (from its `history`) and fast-path settings (`performance`)."""
     probabilities_of = partial(predict_probabilities, model, batch_size=config.eval_batch_size)
     single, augmented, labels = test_probabilities(probabilities_of, data, config)
     single_view = test_metrics(single, labels, data.class_names)
@@ -83,6 +83,7 @@ def run_metrics(model: keras.Model, data: RunData,
            for name in ("test_accuracy", "test_top5_accuracy") if name in single_view},
         "test_time_augmentation": config.test_time_augmentation,
         "test_split": data.test_split,
+        "test_size": data.test_size,
         "best_val_accuracy": max(history["val_accuracy"]),
         "epochs_completed": len(history["epoch"]),
         "train_seconds": float(np.sum(epoch_seconds)),

@@ -100,7 +100,7 @@ def compile_for_training(model: keras.Model, config: TrainConfig, performance: P
 def fit_data(data: RunData, augmentation: Optional[keras.layers.Layer], config: TrainConfig,
              performance: Performance, shard: ProcessShard = ONE_PROCESS) -> tuple[dict, Any]:
     """`fit`'s data arguments, and the training data's pass counter (`None` where `fit`
-    shuffles arrays itself, and for streamed images).
+    shuffles arrays itself).
 
     The data is tf.data datasets (pipeline), or indices into the device store that holds the
     training images followed by the validation images (device: arrays, or on a multi-host run
@@ -108,7 +108,8 @@ def fit_data(data: RunData, augmentation: Optional[keras.layers.Layer], config: 
     paper's pipelines (`data.imagenet`).
     """
     if isinstance(data, ImageSet):
-        return image_set_data(data, config, shard), None
+        next_epoch = pass_counter()
+        return image_set_data(data, config, shard, next_epoch), next_epoch
     split = data.split
     if performance.augmentation == "device" and shard.joined:
         train = IndexBatches(0, split.y_train, config.batch_size, shard, seed=config.seed)
@@ -122,9 +123,7 @@ def fit_data(data: RunData, augmentation: Optional[keras.layers.Layer], config: 
                 "validation_data": (np.arange(train_size, train_size + len(split.x_val),
                                               dtype=np.int32), split.y_val),
                 "validation_batch_size": config.eval_batch_size}, None
-    import tensorflow as tf
-
-    next_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    next_epoch = pass_counter()
     return {"x": train_dataset(split.x_train, split.y_train, config.batch_size, augmentation,
                                config.seed, deterministic=config.deterministic,
                                jit_compile=not config.deterministic, next_epoch=next_epoch),
@@ -132,8 +131,15 @@ def fit_data(data: RunData, augmentation: Optional[keras.layers.Layer], config: 
             "shuffle": False}, next_epoch  # The training dataset shuffles itself every epoch.
 
 
-def image_set_data(data: ImageSet, config: TrainConfig, shard: ProcessShard = ONE_PROCESS
-                   ) -> dict:
+def pass_counter():
+    """A training dataset's pass counter: the number of its next pass, from 0."""
+    import tensorflow as tf
+
+    return tf.Variable(0, dtype=tf.int64, trainable=False)
+
+
+def image_set_data(data: ImageSet, config: TrainConfig, shard: ProcessShard = ONE_PROCESS,
+                   next_epoch=None) -> dict:
     """`fit`'s data arguments for streamed images: the paper's training pipeline (its PCA jitter
     with the training images' own eigen-decomposition) and centre-crop validation, each
     repeated, with the steps of one pass: a folder's pipelines skip a corrupt file, so their
@@ -150,7 +156,8 @@ def image_set_data(data: ImageSet, config: TrainConfig, shard: ProcessShard = ON
                                    config.batch_size // shard.count, pca_stddev=config.pca_stddev,
                                    eigenvalues=eigenvalues, eigenvectors=data.stats.eigenvectors,
                                    shuffle_buffer=data.shuffle_buffer,
-                                   seed=config.seed + shard.index)  # each its own crops
+                                   seed=config.seed + shard.index,  # each its own crops
+                                   next_epoch=next_epoch)
     validation = imagenet.eval_dataset(share(data.validation),
                                        config.eval_batch_size // shard.count)
     return {"x": train.repeat(), "steps_per_epoch": math.ceil(data.train_size / config.batch_size),
