@@ -20,6 +20,7 @@ NOT_RUN = {
     "keras_alexnet.data.device_pipeline.DeviceAugmentedModel": "trains 49 epochs",
     "keras_alexnet.evaluation.evaluate.evaluate": "needs an exported model",
     "keras_alexnet.serving.client": "needs a TF Serving server",
+    "keras_alexnet.serving.grpc_client": "needs a TF Serving server",
     "keras_alexnet.data.imagenet.load_tfds": "downloads Imagenette",
     "keras_alexnet.data.imagenet.train_dataset": "downloads Imagenette and trains 90 epochs",
     "keras_alexnet.data.imagenet.eval_dataset": "downloads Imagenette",

@@ -1,0 +1,73 @@
+"""Loading `.keras` model files safely: the archive checked before anything is built."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import zipfile
+
+import keras
+
+from keras_alexnet.errors import ModelError
+from keras_alexnet.models.preset_files import declared_weights_floor
+
+# The modules whose classes a `.keras` file of this package names (networks, layers, augmentation,
+# initializers, optimizer, schedule, loss); importing them registers the classes with Keras.
+REGISTERING_MODULES = ("keras_alexnet.data.augment", "keras_alexnet.models.alexnet",
+                       "keras_alexnet.models.paper_alexnet", "keras_alexnet.training.losses",
+                       "keras_alexnet.training.optimizer")
+
+
+def register_classes() -> None:
+    """Registers every class a `.keras` file of this package may name with Keras."""
+    for module in REGISTERING_MODULES:
+        importlib.import_module(module)
+
+
+def load_keras_model(path: str) -> keras.Model:
+    """Loads a `.keras` model of this package in safe mode (no `Lambda` code runs), after
+    `check_keras_archive`.
+
+    Raises:
+        ModelError: `path` is not a readable `.keras` model of this package.
+    """
+    check_keras_archive(path)
+    register_classes()
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as error:
+        # TypeError: an unknown class or function, or a known class given bad arguments
+        raise ModelError(f"{path} is not a readable .keras model: "
+                         f"{' '.join(str(error).split())[:300]}") from error
+
+
+KERAS_MODEL_CLASSES = ("keras_alexnet>AlexNet", "keras_alexnet>PaperAlexNet")
+WEIGHTS_MEMBER = "model.weights.h5"  # in a .keras archive: the weights, float32
+
+
+def check_keras_archive(path: str) -> None:
+    """Checks, without building anything, that `path` is a `.keras` archive and, when it holds
+    one of this package's networks, that its stored weights are as large as its config declares
+    (a small file declaring a huge network is refused before any memory is taken for it).
+
+    Raises:
+        ModelError: It is not a zip archive, lacks `config.json` or the weights, or declares
+            more weights than it stores.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+            stored_bytes = archive.getinfo(WEIGHTS_MEMBER).file_size
+    except zipfile.BadZipFile as error:
+        raise ModelError(f"{path} is not a .keras model (not a zip archive)") from error
+    except KeyError as error:
+        raise ModelError(f"{path} is not a .keras model (it lacks config.json or "
+                         f"{WEIGHTS_MEMBER})") from error
+    except (OSError, ValueError) as error:
+        raise ModelError(f"{path} is not a readable .keras model: {error}") from error
+    if not isinstance(config, dict) or config.get("registered_name") not in KERAS_MODEL_CLASSES:
+        return  # another Keras model: loaded as Keras loads it, in safe mode
+    declared = declared_weights_floor(config.get("config"))
+    if declared is None or 4 * declared > stored_bytes:
+        raise ModelError(f"{path} declares a network larger than the weights it stores "
+                         f"({stored_bytes} bytes); it is damaged or not a trained model")
