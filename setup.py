@@ -5,8 +5,8 @@ import re
 from setuptools import find_packages, setup
 
 # The one place the version is written is the package itself.
-with open("keras_alexnet/__init__.py", encoding="utf-8") as init:
-    VERSION = re.search(r'^__version__ = "([^"]+)"', init.read(), re.M).group(1)
+with open("keras_alexnet/version.py", encoding="utf-8") as version:
+    VERSION = re.search(r'^__version__ = "([^"]+)"', version.read(), re.M).group(1)
 
 setup(
     name="keras_alexnet",

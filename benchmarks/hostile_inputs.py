@@ -190,7 +190,7 @@ def torn_backup(work: str):
 def cut_history(work: str):
     """A history.csv cut mid-line; the case is reading it."""
     from keras_alexnet.errors import RunDirError
-    from keras_alexnet.training.run_dir import read_history
+    from keras_alexnet.run_dir import read_history
 
     path = os.path.join(work, "history.csv")
     with open(path, "w") as file:
@@ -310,7 +310,7 @@ def superscript_version(work: str) -> None:
 
 HOLD_RUN_DIR = """
 import sys, time
-from keras_alexnet.training.run_dir import run_lock
+from keras_alexnet.run_dir import run_lock
 with run_lock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(600)

@@ -93,9 +93,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from keras_alexnet.config import TrainConfig
-    from keras_alexnet.evaluation.model_files import load_keras_model
+    from keras_alexnet.models.model_files import load_keras_model
     from keras_alexnet.models.preset_files import METADATA_FILE, save_to_preset
-    from keras_alexnet.training.run_dir import class_names_in, read_json
+    from keras_alexnet.run_dir import class_names_in, read_json
 
     config = TrainConfig.from_dict(read_json(os.path.join(args.run_dir, "config.json")))
     metrics_path = os.path.join(args.run_dir, "metrics.json")

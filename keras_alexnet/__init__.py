@@ -33,8 +33,7 @@ from keras_alexnet.errors import (
     TrainingDiverged,
     TrainingError,
 )
-
-__version__ = "0.1.0"
+from keras_alexnet.version import __version__ as __version__
 
 _LAZY = {
     "AlexNet": "keras_alexnet.models.alexnet",
@@ -101,7 +100,7 @@ class _RegisterWhenKerasIsImported(importlib.abc.MetaPathFinder):
 
 
 def _register_classes() -> None:
-    from keras_alexnet.evaluation.model_files import register_classes
+    from keras_alexnet.models.model_files import register_classes
 
     register_classes()
 

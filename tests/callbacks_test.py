@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
+from keras_alexnet.run_dir import write_history
 from keras_alexnet.training.callbacks import ResumedReduceLROnPlateau
-from keras_alexnet.training.run_dir import write_history
 
 VAL_ACCURACY = [0.1, 0.2, 0.2, 0.2, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3]
 # patience 2, ×0.1, at most three drops from 0.1: the rate each epoch trained at, worked by hand.

@@ -17,7 +17,7 @@ from conftest import TINY_MODEL, TINY_NETWORK, run_cli, with_distinct_weights, w
 from keras_alexnet import AlexNet  # noqa: F401  (registers the package's classes with Keras)
 from keras_alexnet.data.cifar10 import load_cifar10
 from keras_alexnet.models.build import build_model
-from keras_alexnet.training.run_dir import read_history
+from keras_alexnet.run_dir import read_history
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ from keras_alexnet.evaluation import metrics as evaluation_metrics
 from keras_alexnet.evaluation import test_time
 from keras_alexnet.evaluation.evaluate import evaluate, evaluate_dataset
 from keras_alexnet.evaluation.metrics import predict_probabilities
-from keras_alexnet.evaluation.model_files import load_keras_model
 from keras_alexnet.evaluation.test_time import ten_crop_probabilities, ten_crops
 from keras_alexnet.models.alexnet import AlexNet
 from keras_alexnet.models.build import build_model
+from keras_alexnet.models.model_files import load_keras_model
 
 
 def test_test_metrics_counts_and_averages():

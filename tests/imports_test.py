@@ -82,15 +82,38 @@ def test_export_owns_the_signature_contract_and_the_client_imports_it():
     assert "keras_alexnet.serving.client" not in graph["keras_alexnet.serving.export"]
 
 
-def test_the_networks_and_the_data_import_nothing_of_the_later_stages():
-    """The folders are the pipeline: `models` and `data` stand on `config`, `errors` and
-    `utils` alone (and models on data's CIFAR-10 constants), never on training, evaluation,
-    serving or the command line."""
-    later = ("keras_alexnet.training", "keras_alexnet.evaluation", "keras_alexnet.serving",
-             "keras_alexnet.cli", "keras_alexnet.plots")
-    for module, imported in import_graph().items():
-        if module.startswith(("keras_alexnet.models.", "keras_alexnet.data.")):
-            assert not [name for name in imported if name.startswith(later)], module
+# The package's layers from the bottom: each module imports only its own layer and those
+# below it. The package's `__init__` (its public names) stands on top of them all.
+LAYERS = ("errors", "version", "utils", "config", "data", "models", "run_dir", "serving",
+          "evaluation", "plots", "training", "cli")
+
+
+def layer(module: str) -> int:
+    """The layer of a `keras_alexnet.<part>…` module; the package itself is above them all."""
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 1 else len(LAYERS)
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Every `(module, imported)` whose imported module lies in a higher layer."""
+    return sorted((module, name) for module, imported in graph.items() for name in imported
+                  if layer(name) > layer(module))
+
+
+def test_the_layer_check_finds_a_planted_upward_import():
+    graph = {"keras_alexnet.serving.export": {"keras_alexnet.run_dir",
+                                              "keras_alexnet.training.recipe"},
+             "keras_alexnet.models.alexnet": {"keras_alexnet.data.cifar10"}}
+    assert upward_imports(graph) == [("keras_alexnet.serving.export",
+                                      "keras_alexnet.training.recipe")]
+
+
+def test_every_subpackage_imports_only_the_layers_below_it():
+    """utils → config → data → models → run_dir → serving → evaluation → plots → training →
+    cli: no module imports a later stage (imports inside functions count)."""
+    graph = import_graph()
+    assert {module.split(".")[1] for module in graph if "." in module} == set(LAYERS)
+    assert upward_imports(graph) == []
 
 
 def test_training_tells_its_story_in_under_200_lines():

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from keras_alexnet.training.run_dir import read_history
+from keras_alexnet.run_dir import read_history
 
 # Every test here trains or starts processes, each importing a backend of its own.
 pytestmark = [pytest.mark.slow, pytest.mark.large]

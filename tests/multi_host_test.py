@@ -15,8 +15,8 @@ import pytest
 from keras_alexnet.data.device_pipeline import IndexBatches
 from keras_alexnet.data.process_shard import ProcessShard
 from keras_alexnet.errors import ConfigError, PeerLost
+from keras_alexnet.run_dir import read_history
 from keras_alexnet.training import multi_host
-from keras_alexnet.training.run_dir import read_history
 
 CLUSTER_VARIABLES = (multi_host.JOB_ADDRESSES, multi_host.NUM_PROCESSES, multi_host.PROCESS_ID,
                      multi_host.TPU_WORKER_HOSTNAMES)

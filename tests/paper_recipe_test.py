@@ -12,7 +12,7 @@ import tensorflow as tf
 from conftest import interrupt_at, run_cli, write_image_folder
 from PIL import Image
 
-from keras_alexnet.evaluation.model_files import load_keras_model
+from keras_alexnet.models.model_files import load_keras_model
 from keras_alexnet.serving.export import IMAGE_BYTES_SIGNATURE, load_saved_model
 
 pytestmark = pytest.mark.slow

@@ -16,9 +16,9 @@ from keras_alexnet.data.cifar10 import PixelStats, load_cifar10, split_train_val
 from keras_alexnet.evaluation.evaluate import evaluate
 from keras_alexnet.evaluation.metrics import predict_probabilities
 from keras_alexnet.models.build import build_model
+from keras_alexnet.run_dir import read_history
 from keras_alexnet.training import performance
 from keras_alexnet.training.performance import Accelerator
-from keras_alexnet.training.run_dir import read_history
 
 pytestmark = pytest.mark.slow  # every test here trains or starts processes
 

@@ -17,6 +17,7 @@ from conftest import TINY_MODEL, TINY_NETWORK, interrupt_at, run_cli, write_cifa
 
 from keras_alexnet import TrainConfig
 from keras_alexnet.models.build import build_model
+from keras_alexnet.run_dir import read_history
 from keras_alexnet.training.callbacks import build_callbacks
 from keras_alexnet.training.checkpoints import (
     BestCheckpoint,
@@ -25,7 +26,6 @@ from keras_alexnet.training.checkpoints import (
     resume_epoch,
 )
 from keras_alexnet.training.optimizer import TorchSGD
-from keras_alexnet.training.run_dir import read_history
 
 pytestmark = pytest.mark.slow  # every test here trains or starts processes
 
@@ -726,7 +726,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_best(tmp_path, monkeypatch
 
 
 def test_a_failed_metrics_write_keeps_the_old_file(tmp_path, monkeypatch):
-    from keras_alexnet.training import run_dir
+    from keras_alexnet import run_dir
 
     path = tmp_path / "metrics.json"
     run_dir.write_json(str(path), {"test_accuracy": 0.5})

@@ -11,7 +11,7 @@ import pytest
 
 from keras_alexnet import TrainConfig
 from keras_alexnet.errors import ConfigError, RunDirError
-from keras_alexnet.training.run_dir import (
+from keras_alexnet.run_dir import (
     check_run_dir,
     make_directory,
     read_history,
@@ -93,7 +93,7 @@ def test_another_config_into_a_finished_run_is_refused_unless_overwritten(tmp_pa
 
 HOLD = """
 import sys, time
-from keras_alexnet.training.run_dir import run_lock
+from keras_alexnet.run_dir import run_lock
 with run_lock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(120)

@@ -15,8 +15,7 @@ from keras_alexnet.cli.flags import PROG
 from keras_alexnet.config import TrainConfig, check_packages, check_ten_crop_pad, check_timeout
 from keras_alexnet.errors import ConfigError, ImageError, KerasAlexNetError
 from keras_alexnet.models.catalogue import DEFAULT_PRESET, is_preset, shipped_presets
-from keras_alexnet.serving.image_bytes import MAX_IMAGE_FILE_BYTES
-from keras_alexnet.training.run_dir import (
+from keras_alexnet.run_dir import (
     BACKUP,
     CONFIG,
     METRICS,
@@ -24,6 +23,7 @@ from keras_alexnet.training.run_dir import (
     class_names_in,
     read_json,
 )
+from keras_alexnet.serving.image_bytes import MAX_IMAGE_FILE_BYTES
 from keras_alexnet.utils.image_files import FORMATS, NotARegularFile, open_regular_file
 from keras_alexnet.utils.native_stderr import native_stderr_silenced
 

@@ -14,8 +14,8 @@ from keras_alexnet.data.cifar10 import IMAGE_SHAPE, load_cifar10
 from keras_alexnet.data.image_sets import load_image_set
 from keras_alexnet.errors import ModelError
 from keras_alexnet.evaluation.metrics import predict_probabilities, test_metrics, test_probabilities
-from keras_alexnet.evaluation.model_files import load_keras_model
 from keras_alexnet.evaluation.test_time import streamed_probabilities, test_time_augmented
+from keras_alexnet.models.model_files import load_keras_model
 
 
 def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,

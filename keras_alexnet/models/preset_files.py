@@ -20,7 +20,6 @@ import h5py
 import keras
 import numpy as np
 
-from keras_alexnet import __version__
 from keras_alexnet.errors import ModelError
 from keras_alexnet.models.catalogue import (
     CONFIG_FILE,
@@ -31,6 +30,7 @@ from keras_alexnet.models.catalogue import (
 )
 from keras_alexnet.models.layers import DENSE_UNITS
 from keras_alexnet.utils.download import preset_source
+from keras_alexnet.version import __version__
 
 WEIGHTS_DTYPES = ("float32", "float16")
 # Smallest bytes a stored weight can take (float16), for the size check before building.

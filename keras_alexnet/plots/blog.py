@@ -18,7 +18,7 @@ from keras_alexnet.config import TrainConfig
 from keras_alexnet.data.cifar10 import CLASS_NAMES, PreparedData
 from keras_alexnet.data.image_sets import RunData, load_run_data
 from keras_alexnet.errors import RunDirError
-from keras_alexnet.training.run_dir import CONFIG, HISTORY, METRICS, read_history, read_json
+from keras_alexnet.run_dir import CONFIG, HISTORY, METRICS, read_history, read_json
 from keras_alexnet.utils.atomic import atomic_path
 
 FIGURE_FILES = {

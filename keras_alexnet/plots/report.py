@@ -12,8 +12,8 @@ from keras_alexnet.errors import RunDirError
 from keras_alexnet.models.catalogue import is_preset
 from keras_alexnet.plots.blog import write_blog_figures
 from keras_alexnet.plots.paper import write_learned_figures
+from keras_alexnet.run_dir import CONFIG, read_json
 from keras_alexnet.serving.presets import BEST_CHECKPOINT, model_and_class_names
-from keras_alexnet.training.run_dir import CONFIG, read_json
 
 
 def write_report(source: str, data_dir: Optional[str] = None,

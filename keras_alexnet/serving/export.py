@@ -39,6 +39,7 @@ naming its total (`keras_alexnet.serving.image_bytes`). TF Serving's REST API ca
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -54,7 +55,15 @@ from keras_alexnet.config import TrainConfig
 from keras_alexnet.data.cifar10 import CLASS_NAMES
 from keras_alexnet.data.imagenet import CROP_SIZE, SHORTER_SIDE, center_crop, resize_shorter_side
 from keras_alexnet.errors import ExportError, TrainingError
+from keras_alexnet.models.model_files import load_keras_model
 from keras_alexnet.models.paper_alexnet import PaperAlexNet
+from keras_alexnet.run_dir import (
+    CLASS_NAMES_FILE,
+    FINAL_MODEL,
+    class_names_in,
+    make_directory,
+    write_class_names,
+)
 from keras_alexnet.serving.image_bytes import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_REQUEST_PIXELS,
@@ -65,13 +74,6 @@ from keras_alexnet.serving.versions import (
     publish,
     remove_abandoned_staging,
     resolve_saved_model,
-)
-from keras_alexnet.training.run_dir import (
-    CLASS_NAMES_FILE,
-    FINAL_MODEL,
-    class_names_in,
-    make_directory,
-    write_class_names,
 )
 from keras_alexnet.utils.atomic import atomic_path
 from keras_alexnet.utils.native_stderr import native_stderr_silenced
@@ -215,10 +217,9 @@ def export_or_save(model: keras.Model, config: TrainConfig,
     """Exports a trained model as `train()` does; returns the version directory or `None`.
 
     On the TensorFlow backend the export runs here. On another backend the model is saved as
-    `final.keras` in the run directory and exported by `keras-alexnet export` in a
-    TensorFlow-backend process (TF Serving needs plain TensorFlow ops), which reads the class
-    names from the run's `class_names.txt`; without TensorFlow, `final.keras` is left to export
-    on a machine that has it.
+    `final.keras` in the run directory and exported by `export_keras_file` in a fresh process
+    on the TensorFlow backend (TF Serving needs plain TensorFlow ops); without TensorFlow,
+    `final.keras` is left to export on a machine that has it (`keras-alexnet export`).
     """
     if keras.backend.backend() == "tensorflow":
         return export_saved_model(model, config.saved_models_dir, config.model_name,
@@ -231,12 +232,38 @@ def export_or_save(model: keras.Model, config: TrainConfig,
                        "model is %s: on a machine with TensorFlow run: keras-alexnet export %s",
                        final, final)
         return None
-    command = [sys.executable, "-m", "keras_alexnet.cli", "export", final,
-               "--saved-models-dir", config.saved_models_dir, "--model-name", config.model_name]
-    exported = subprocess.run(command, capture_output=True, text=True, check=False)
+    return export_in_tensorflow_process(final, config.saved_models_dir, config.model_name,
+                                        class_names)
+
+
+def export_keras_file(path: str, saved_models_dir: str, model_name: str,
+                      class_names: Sequence[str]) -> str:
+    """`export_saved_model` of the `.keras` model at `path`; returns the version directory."""
+    return export_saved_model(load_keras_model(path), saved_models_dir, model_name,
+                              class_names=class_names)
+
+
+# `export_keras_file` called in a child process, its arguments and result as JSON.
+_EXPORT_IN_CHILD = ("import json, sys\n"
+                    "from keras_alexnet.serving.export import export_keras_file\n"
+                    "print(json.dumps(export_keras_file(*json.loads(sys.argv[1]))))")
+
+
+def export_in_tensorflow_process(path: str, saved_models_dir: str, model_name: str,
+                                 class_names: Sequence[str]) -> str:
+    """`export_keras_file` in a fresh Python process on the TensorFlow backend (a process
+    imports one Keras backend); returns the version directory.
+
+    Raises:
+        TrainingError: The export failed (its error's last lines).
+    """
+    arguments = json.dumps([path, saved_models_dir, model_name, list(class_names)])
+    exported = subprocess.run([sys.executable, "-c", _EXPORT_IN_CHILD, arguments],
+                              env={**os.environ, "KERAS_BACKEND": "tensorflow"},
+                              capture_output=True, text=True, check=False)
     if exported.returncode != 0:
-        raise TrainingError(f"exporting {final} failed: {exported.stderr.strip()[-2000:]}")
-    return exported.stdout.strip().splitlines()[-1].removeprefix("SavedModel: ")
+        raise TrainingError(f"exporting {path} failed: {exported.stderr.strip()[-2000:]}")
+    return json.loads(exported.stdout.strip().splitlines()[-1])
 
 
 def saved_model_class_names(path: str) -> tuple[str, ...]:

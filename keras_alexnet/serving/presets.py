@@ -10,13 +10,13 @@ import keras
 
 from keras_alexnet.data.cifar10 import CLASS_NAMES
 from keras_alexnet.errors import ModelError
-from keras_alexnet.evaluation.model_files import load_keras_model
 from keras_alexnet.models import preset_files
 from keras_alexnet.models.build import load_preset
 from keras_alexnet.models.catalogue import METADATA_FILE, is_preset
+from keras_alexnet.models.model_files import load_keras_model
+from keras_alexnet.run_dir import CLASS_NAMES_FILE, class_names_in
 from keras_alexnet.serving.export import export_saved_model
 from keras_alexnet.serving.versions import existing_versions
-from keras_alexnet.training.run_dir import CLASS_NAMES_FILE, class_names_in
 from keras_alexnet.utils.download import keras_cache_dir
 
 BEST_CHECKPOINT = "best.keras"

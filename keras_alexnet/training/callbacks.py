@@ -14,19 +14,19 @@ import keras
 import numpy as np
 
 from keras_alexnet.config import PLATEAU_MAX_DROPS, TrainConfig
-from keras_alexnet.training.checkpoints import (
-    BestCheckpoint,
-    CheckpointSchedule,
-    ResumeBackup,
-)
-from keras_alexnet.training.optimizer import learning_rate_schedule
-from keras_alexnet.training.run_dir import (
+from keras_alexnet.run_dir import (
     BACKUP,
     CHECKPOINT,
     HISTORY,
     read_history_rows,
     write_history,
 )
+from keras_alexnet.training.checkpoints import (
+    BestCheckpoint,
+    CheckpointSchedule,
+    ResumeBackup,
+)
+from keras_alexnet.training.optimizer import learning_rate_schedule
 from keras_alexnet.utils.random_draws import epoch_counter, seed_states, set_counter
 
 

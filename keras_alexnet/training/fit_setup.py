@@ -21,6 +21,13 @@ from keras_alexnet.data.pipeline import eval_dataset, train_dataset
 from keras_alexnet.data.process_shard import ONE_PROCESS, ProcessShard
 from keras_alexnet.evaluation.metrics import TOP_K
 from keras_alexnet.models.build import build_model
+from keras_alexnet.run_dir import (
+    CLASS_NAMES_FILE,
+    CONFIG,
+    RESUME_FILES,
+    write_class_names,
+    write_json,
+)
 from keras_alexnet.training.callbacks import EpochKeyedDraws, build_callbacks
 from keras_alexnet.training.checkpoints import CheckpointSchedule, find_resume_backup, resume_epoch
 from keras_alexnet.training.devices import Placement, place
@@ -29,13 +36,6 @@ from keras_alexnet.training.losses import build_loss
 from keras_alexnet.training.multi_host import peers_watched, shared_run_files
 from keras_alexnet.training.optimizer import build_optimizer
 from keras_alexnet.training.performance import Performance, dtype_policy
-from keras_alexnet.training.run_dir import (
-    CLASS_NAMES_FILE,
-    CONFIG,
-    RESUME_FILES,
-    write_class_names,
-    write_json,
-)
 
 logger = logging.getLogger(__name__)
 

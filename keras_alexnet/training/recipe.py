@@ -18,6 +18,14 @@ from keras_alexnet.data.image_sets import ImageSet, load_run_data
 from keras_alexnet.errors import ConfigError
 from keras_alexnet.evaluation.metrics import run_metrics
 from keras_alexnet.plots import write_figures
+from keras_alexnet.run_dir import (
+    HISTORY,
+    METRICS,
+    read_history,
+    remove_backup,
+    stop_if_diverged,
+    write_json,
+)
 from keras_alexnet.serving.export import export_or_save
 from keras_alexnet.training.devices import place
 from keras_alexnet.training.fit_setup import build_trainer, fit
@@ -37,14 +45,6 @@ from keras_alexnet.training.performance import (
     use_cpu_threads,
 )
 from keras_alexnet.training.process_state import process_state_kept
-from keras_alexnet.training.run_dir import (
-    HISTORY,
-    METRICS,
-    read_history,
-    remove_backup,
-    stop_if_diverged,
-    write_json,
-)
 from keras_alexnet.utils.phase_clock import PhaseClock
 
 
