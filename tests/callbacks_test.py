@@ -48,3 +48,33 @@ def test_without_the_history_a_resumed_run_would_wait_again():
     """The control: the stock callback restarts its count, and drops later than it should."""
     resumed = [logs["learning_rate"] for logs in plateau_run(5, 0.01)]
     assert not np.allclose(resumed, EXPECTED_RATES[5:], rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode,values", [
+    ("max", [0.50, 0.52, 0.60, 0.62, 0.62, 0.70, 0.66, 0.76, 0.755]),
+    ("min", [2.00, 1.98, 1.90, 1.88, 1.88, 1.70, 1.75, 1.60, 1.595]),
+])
+def test_a_resumed_count_is_the_stock_callbacks_own_with_a_min_delta(mode, values, tmp_path):
+    """Changes within `min_delta` (0.05) are no improvement, in either direction: the count
+    replayed from the history equals what Keras' `ReduceLROnPlateau` counted epoch by epoch."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    stock = keras.callbacks.ReduceLROnPlateau(monitor="m", mode=mode, min_delta=0.05,
+                                              patience=100)
+    stock.set_model(model)
+    stock.on_train_begin()
+    counted = []
+    for epoch, value in enumerate(values):
+        stock.on_epoch_end(epoch, {"m": value})
+        counted.append((stock.best, stock.wait))
+    path = str(tmp_path / "history.csv")
+    write_history(path, [{"epoch": epoch, "m": value, "learning_rate": 0.1}
+                         for epoch, value in enumerate(values)])
+    for start in range(1, len(values) + 1):
+        resumed = ResumedReduceLROnPlateau(path, monitor="m", mode=mode, min_delta=0.05,
+                                           patience=100)
+        resumed.set_model(model)
+        resumed.on_train_begin()
+        resumed.on_epoch_begin(start)
+        assert (resumed.best, resumed.wait) == pytest.approx(counted[start - 1])
+    assert [wait for _, wait in counted] == [0, 1, 0, 1, 2, 0, 1, 0, 1]

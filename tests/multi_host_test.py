@@ -336,10 +336,12 @@ def test_streamed_images_are_split_between_the_processes_in_shares_of_each_batch
 
     config = TrainConfig.from_recipe("paper", dataset=cifar_image_folder, validation_size=60,
                                      batch_size=16, eval_batch_size=20)
-    data = load_image_set(config)
-    one = image_set_data(data, config)
-    shares = [image_set_data(data, config, ProcessShard(index, 2)) for index in range(2)]
-    assert shares[0]["steps_per_epoch"] == one["steps_per_epoch"] == 15  # ceil(240 / 16)
+    # Each process its own data set (its file order seeded alike), as on separate hosts.
+    one = image_set_data(load_image_set(config), config)
+    shares = [image_set_data(load_image_set(config), config, ProcessShard(index, 2))
+              for index in range(2)]
+    # 300 images less 60 validation and 60 test: ceil(180 / 16) steps
+    assert shares[0]["steps_per_epoch"] == one["steps_per_epoch"] == 12
     assert shares[0]["validation_steps"] == one["validation_steps"] == 3
 
     def first_pass(arguments, steps):
@@ -351,8 +353,14 @@ def test_streamed_images_are_split_between_the_processes_in_shares_of_each_batch
     assert sizes == [20, 20, 20] and halves[0][1] == halves[1][1] == [10, 10, 10]
     together = np.concatenate([halves[0][0], halves[1][0]])
     assert sorted(map(bytes, together)) == sorted(map(bytes, whole))  # the same 60, each once
-    images, labels = next(shares[1]["x"].as_numpy_iterator())
-    assert images.shape == (8, 224, 224, 3) and labels.shape == (8,)
+    # Training: each process half of every global batch (every other file of one order).
+    global_batches = one["x"].take(3).as_numpy_iterator()
+    share_batches = [share["x"].take(3).as_numpy_iterator() for share in shares]
+    for (_, labels), (images0, labels0), (images1, labels1) in zip(global_batches,
+                                                                   *share_batches):
+        assert images0.shape == images1.shape == (8, 224, 224, 3)
+        assert labels0.tolist() == labels[0::2].tolist()
+        assert labels1.tolist() == labels[1::2].tolist()
 
 
 def error_lines(stderr: str) -> list[str]:

@@ -17,9 +17,22 @@ def test_seed_states_are_the_seed_generators_and_set_counter_keeps_their_seeds()
     states = seed_states(model)
     assert len(states) == 2 and all(v.name == "seed_generator_state" for v in states)
     set_counter(states, 5 * EPOCH_SPAN)
-    assert [v.numpy().tolist() for v in states] == [
+    assert sorted(v.numpy().tolist() for v in states) == [
         [1, 5 * 2**20], [2, 5 * 2**20]]
     assert epoch_counter(4096) == 0 and epoch_counter(3) == 3 * 2**20
+
+
+def test_seed_states_finds_the_generators_of_layers_nested_in_layers_and_lists():
+    """Keras names each generator's state variable `seed_generator_state`: every one of a model
+    with a nested model, Keras' own random layers and the package's augmentation."""
+    from keras_alexnet.data.augment import RandomPadCrop
+
+    inner = keras.Sequential([keras.layers.RandomFlip(seed=3), RandomPadCrop(4, seed=4)])
+    model = keras.Sequential([keras.Input((32, 32, 3)), inner, keras.layers.Flatten(),
+                              keras.layers.Dropout(0.5, seed=5), keras.layers.Dense(3)])
+    named = [v for v in model.non_trainable_variables if v.name == "seed_generator_state"]
+    found = seed_states(model)
+    assert len(named) == 3 and sorted(map(id, found)) == sorted(map(id, named))
 
 
 def masks(model, callback, epochs):

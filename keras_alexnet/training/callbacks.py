@@ -176,7 +176,6 @@ class ResumedReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
         self._replayed = True
         if self.history is None or not os.path.isfile(self.history):
             return
-        self._set_monitor_op()
         for row in read_history_rows(self.history):
             if int(row["epoch"]) < epoch:
                 self._count(float(row[self.monitor]), float(row["learning_rate"]))
@@ -184,12 +183,18 @@ class ResumedReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
     def _count(self, value: float, learning_rate: float) -> None:
         """What `on_epoch_end` counts for an epoch's `value` trained at `learning_rate`, without
         touching the optimizer (the count restarts where it lowered the rate)."""
-        if self._is_improvement(value, self.best):
+        if self.best is None or self._improves(value, self.best):
             self.best, self.wait = value, 0
             return
         self.wait += 1
         if self.wait >= self.patience and learning_rate > np.float32(self.min_lr):
             self.wait = 0
+
+    def _improves(self, value: float, best: float) -> bool:
+        """Keras' rule for `mode="min"` or `"max"`: better than `best` by more than
+        `min_delta` (whose sign Keras flips in place for `"min"`)."""
+        delta = abs(self.min_delta)
+        return value < best - delta if self.mode == "min" else value > best + delta
 
 
 class HistoryWriter(keras.callbacks.Callback):

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 import tempfile
 from typing import Iterator, Optional, Sequence
 
@@ -206,7 +207,8 @@ def host_side() -> Iterator[None]:
     (saving, which makes Keras objects) starts no collective the others would have to join.
     A no-op without one."""
     distribution = keras.distribution.distribution()
-    if distribution is None or not getattr(distribution, "_is_multi_process", False):
+    if (distribution is None or keras.backend.backend() != "jax"
+            or sys.modules["jax"].process_count() == 1):  # several processes: JAX only
         yield
         return
     keras.distribution.set_distribution(None)

@@ -15,6 +15,7 @@ from keras import ops
 
 from keras_alexnet.config import TrainConfig, check_momentum, check_weight_decay
 from keras_alexnet.models.initializers import HostZeros
+from keras_alexnet.utils.library_internals import variable_slot
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
@@ -77,9 +78,7 @@ class TorchSGD(keras.optimizers.Optimizer):
         gradient = ops.cast(gradient, variable.dtype)
         if self.coupled_weight_decay:
             gradient = gradient + ops.cast(self.coupled_weight_decay, variable.dtype) * variable
-        # How Keras' own optimizers find a variable's slot (the backends pass their own
-        # variable objects to `update_step`).
-        buffer = self.momentums[self._get_variable_index(variable)]
+        buffer = variable_slot(self, self.momentums, variable)
         momentum = ops.cast(self.momentum, variable.dtype)
         self.assign(buffer, momentum * buffer + gradient)
         step = gradient + momentum * buffer if self.nesterov else buffer

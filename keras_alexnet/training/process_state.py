@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import random
-import sys
-from typing import Iterator, Optional
+from typing import Iterator
 
 import keras
 import numpy as np
+
+from keras_alexnet.utils.library_internals import (
+    disable_tensorflow_op_determinism,
+    tensorflow_op_determinism,
+)
 
 
 @contextlib.contextmanager
@@ -33,7 +37,7 @@ def process_state_kept() -> Iterator[None]:
     policy = keras.config.dtype_policy()
     distribution = keras.distribution.distribution()
     python_random, numpy_random = random.getstate(), np.random.get_state()
-    determinism = _tensorflow_op_determinism()
+    determinism = tensorflow_op_determinism()
     try:
         yield
     finally:
@@ -41,16 +45,6 @@ def process_state_kept() -> Iterator[None]:
         keras.distribution.set_distribution(distribution)
         random.setstate(python_random)
         np.random.set_state(numpy_random)
-        if _tensorflow_op_determinism() and not determinism:
-            from tensorflow.python.framework import config  # no public switch back off
+        if tensorflow_op_determinism() and not determinism:
+            disable_tensorflow_op_determinism()
 
-            config.disable_op_determinism()
-
-
-def _tensorflow_op_determinism() -> Optional[bool]:
-    """Whether TensorFlow's op determinism is on; `None` before TensorFlow is imported (off)."""
-    if "tensorflow" not in sys.modules:
-        return None
-    from tensorflow.python.framework import config
-
-    return config.is_op_determinism_enabled()

@@ -20,8 +20,23 @@ COUNTER_LIMIT = 2**32  # JAX keeps seed states as uint32
 
 
 def seed_states(layer: keras.layers.Layer) -> list[keras.Variable]:
-    """The state variables of every `SeedGenerator` in `layer` and the layers inside it."""
-    return [v for v in layer.non_trainable_variables if v.name == "seed_generator_state"]
+    """The state variables of every `keras.random.SeedGenerator` in `layer` and the layers
+    inside it, found among their attributes (and the lists, tuples and dicts they hold)."""
+    states, seen, pending = [], set(), [layer]
+    while pending:
+        value = pending.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, keras.random.SeedGenerator):
+            states.append(value.state)
+        elif isinstance(value, keras.layers.Layer):
+            pending.extend(vars(value).values())
+        elif isinstance(value, (list, tuple)):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+    return states
 
 
 def set_counter(states: list[keras.Variable], counter) -> list:
