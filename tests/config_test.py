@@ -193,3 +193,13 @@ def test_the_old_preset_spellings_still_work_with_one_warning_naming_the_new():
     with pytest.warns(FutureWarning, match=r"keras_alexnet.presets\(\) is deprecated: use "
                                            r"keras_alexnet.recipes\(\)"):
         assert keras_alexnet.presets() == keras_alexnet.recipes()
+
+
+def test_the_docstring_lists_every_field_with_the_help_written_beside_it():
+    doc = " ".join(TrainConfig.__doc__.split())
+    assert doc.index("Args: epochs: Number of passes over the training split.") < doc.index(
+        "Example:")
+    assert ("global_clipnorm: Maximum global L2 norm of the loss gradient; `None` disables "
+            "clipping.") in doc
+    for field in dataclasses.fields(TrainConfig):
+        assert f"{field.name}: {' '.join(field.metadata['help'].split())}" in doc, field.name

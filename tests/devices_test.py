@@ -124,7 +124,7 @@ def test_learning_rate_is_only_rescaled_on_request():
 
 
 def test_unknown_distribution_is_rejected():
-    from keras_alexnet.config import ConfigError
+    from keras_alexnet.errors import ConfigError
     from keras_alexnet.training.devices import place
 
     with pytest.raises(ConfigError, match="TrainConfig.distribution must be one of"):

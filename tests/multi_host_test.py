@@ -393,7 +393,7 @@ def test_a_process_that_never_comes_or_a_taken_port_ends_the_others_in_one_line(
                                                                                tmp_path):
     """Run side by side: process 0 alone, process 1 alone, and both with the coordinator's
     port held by another program."""
-    from keras_alexnet.config import JOIN_SECONDS
+    from keras_alexnet.training.cluster import JOIN_SECONDS
 
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
@@ -421,7 +421,7 @@ def test_a_process_that_never_comes_or_a_taken_port_ends_the_others_in_one_line(
 @pytest.mark.large
 @pytest.mark.slow
 def test_a_hung_process_ends_the_other_in_one_line_naming_it(e2e_data_dir, tmp_path):
-    from keras_alexnet.config import HEARTBEAT_SECONDS
+    from keras_alexnet.training.cluster import HEARTBEAT_SECONDS
 
     run_dir = tmp_path / "run"
     processes = start(2, e2e_data_dir, run_dir, "--epochs", 30)

@@ -7,7 +7,8 @@ import sys
 import keras
 import pytest
 
-from keras_alexnet.config import ConfigError, TrainConfig
+from keras_alexnet.config import TrainConfig
+from keras_alexnet.errors import ConfigError
 from keras_alexnet.training.performance import (
     Accelerator,
     cpu_has_bfloat16,

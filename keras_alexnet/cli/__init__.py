@@ -42,8 +42,9 @@ from keras_alexnet.cli.flags import (
     value_parser,
 )
 from keras_alexnet.cli.watcher import needs_watcher, run_watched
-from keras_alexnet.config import MAX_TEN_CROP_PAD, RECIPES, TEST_TIME_AUGMENTATIONS, TrainConfig
+from keras_alexnet.config import RECIPES, TEST_TIME_AUGMENTATIONS, TrainConfig
 from keras_alexnet.errors import KerasAlexNetError, PeerLost, TrainingStopped, disk_full_reason
+from keras_alexnet.evaluation.test_time import MAX_TEN_CROP_PAD
 from keras_alexnet.models.catalogue import DEFAULT_PRESET, shipped_presets
 from keras_alexnet.serving.image_bytes import DEFAULT_MAX_PIXELS, DEFAULT_MAX_REQUEST_PIXELS
 from keras_alexnet.utils.native_stderr import native_stderr_silenced

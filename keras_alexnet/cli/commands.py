@@ -12,8 +12,9 @@ import sys
 from typing import Any, Optional, Sequence
 
 from keras_alexnet.cli.flags import PROG
-from keras_alexnet.config import TrainConfig, check_packages, check_ten_crop_pad, check_timeout
+from keras_alexnet.config import TrainConfig, check_packages, check_timeout
 from keras_alexnet.errors import ConfigError, ImageError, KerasAlexNetError
+from keras_alexnet.evaluation.test_time import check_ten_crop_pad
 from keras_alexnet.models.catalogue import DEFAULT_PRESET, is_preset, shipped_presets
 from keras_alexnet.run_dir import (
     BACKUP,

@@ -1,11 +1,10 @@
 """The command line's name and `TrainConfig`'s fields as `train` flags: each field's flag, type,
-choices, default as it is typed, and help from the field's description in the docstring."""
+choices, default as it is typed, and its help."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import os
 import re
 import typing
@@ -75,12 +74,8 @@ def value_parser(kind: type, optional: bool):
 
 
 def field_descriptions() -> dict[str, str]:
-    """Each field's description from `TrainConfig`'s docstring `Args:` section (its indentation
-    made the same first: Python 3.13 strips a docstring's common indentation, 3.11 keeps it)."""
-    docstring = inspect.cleandoc(TrainConfig.__doc__ or "")
-    args = docstring.split("Args:", 1)[-1].split("Example:", 1)[0]
-    found = re.findall(r"^ {4}(\w+): (.*?)(?=^ {4}\w+: |\Z)", args, flags=re.M | re.S)
+    """Each field's help, as the command line shows it (`None` as `none`, no backticks)."""
     as_typed = {"`None`": "none", "`True`": "true", "`False`": "false"}
-    return {name: " ".join(re.sub("|".join(as_typed), lambda word: as_typed[word.group()], text)
-                           .replace("`", "").split()).replace("%", "%%")
-            for name, text in found}
+    return {field.name: re.sub("|".join(as_typed), lambda word: as_typed[word.group()],
+                               field.metadata["help"]).replace("`", "").replace("%", "%%")
+            for field in dataclasses.fields(TrainConfig)}

@@ -21,13 +21,8 @@ import sys
 from typing import Sequence
 
 from keras_alexnet.cli.flags import PROG
-from keras_alexnet.config import (
-    JOB_ADDRESSES,
-    JOIN_SECONDS,
-    NUM_PROCESSES,
-    PROCESS_ID,
-)
 from keras_alexnet.errors import PeerLost
+from keras_alexnet.training.cluster import JOB_ADDRESSES, JOIN_SECONDS, NUM_PROCESSES, PROCESS_ID
 
 WATCHED = "KERAS_ALEXNET_WATCHED"  # set in the child, which then runs the command itself
 JAX_ENDS = "Terminating process because the JAX distributed service"

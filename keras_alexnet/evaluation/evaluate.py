@@ -9,12 +9,16 @@ from typing import Callable, Optional, Sequence, Union
 import keras
 import numpy as np
 
-from keras_alexnet.config import TrainConfig, check_ten_crop_pad
+from keras_alexnet.config import TrainConfig
 from keras_alexnet.data.cifar10 import IMAGE_SHAPE, load_cifar10
 from keras_alexnet.data.image_sets import load_image_set
 from keras_alexnet.errors import ModelError
 from keras_alexnet.evaluation.metrics import predict_probabilities, test_metrics, test_probabilities
-from keras_alexnet.evaluation.test_time import streamed_probabilities, test_time_augmented
+from keras_alexnet.evaluation.test_time import (
+    check_ten_crop_pad,
+    streamed_probabilities,
+    test_time_augmented,
+)
 from keras_alexnet.models.model_files import load_keras_model
 
 

@@ -10,6 +10,8 @@ import numpy as np
 from keras_alexnet.config import TEST_TIME_AUGMENTATIONS
 from keras_alexnet.errors import ConfigError
 
+MAX_TEN_CROP_PAD = 16  # the ten crops' padding: corners at most half an image off
+
 CENTRE_CROP = 4  # the centre patch's place among `ten_crops`
 
 
@@ -121,3 +123,10 @@ def streamed_probabilities(probabilities_of: Callable[[np.ndarray], np.ndarray],
         augmented.append(views[1])
         labels.append(batch_labels)
     return np.concatenate(single), np.concatenate(augmented), np.concatenate(labels)
+
+
+def check_ten_crop_pad(pad: int, name: str = "ten_crop_pad") -> None:
+    """Raises `ConfigError`, naming the value `name`, unless `pad` is in
+    0..`MAX_TEN_CROP_PAD`."""
+    if not 0 <= pad <= MAX_TEN_CROP_PAD:
+        raise ConfigError(f"{name} must be in 0..{MAX_TEN_CROP_PAD}, got {pad}")

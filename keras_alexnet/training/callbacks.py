@@ -13,7 +13,7 @@ from typing import Optional
 import keras
 import numpy as np
 
-from keras_alexnet.config import PLATEAU_MAX_DROPS, TrainConfig
+from keras_alexnet.config import TrainConfig
 from keras_alexnet.run_dir import (
     BACKUP,
     CHECKPOINT,
@@ -28,6 +28,8 @@ from keras_alexnet.training.checkpoints import (
 )
 from keras_alexnet.training.optimizer import learning_rate_schedule
 from keras_alexnet.utils.random_draws import epoch_counter, seed_states, set_counter
+
+PLATEAU_MAX_DROPS = 3  # the paper divided its learning rate by 10 three times
 
 
 def build_callbacks(config: TrainConfig, model: Optional[keras.Model] = None,

@@ -30,18 +30,17 @@ from typing import Iterator, Optional, Sequence
 import keras
 import numpy as np
 
-from keras_alexnet.config import (
+from keras_alexnet.config import RUN_ONLY_FIELDS, TrainConfig
+from keras_alexnet.data.process_shard import ONE_PROCESS, ProcessShard
+from keras_alexnet.errors import ConfigError, PeerLost, TrainingError
+from keras_alexnet.run_dir import check_directory, check_run_dir, run_lock
+from keras_alexnet.training.cluster import (
     HEARTBEAT_SECONDS,
     JOB_ADDRESSES,
     JOIN_SECONDS,
     NUM_PROCESSES,
     PROCESS_ID,
-    RUN_ONLY_FIELDS,
-    TrainConfig,
 )
-from keras_alexnet.data.process_shard import ONE_PROCESS, ProcessShard
-from keras_alexnet.errors import ConfigError, PeerLost, TrainingError
-from keras_alexnet.run_dir import check_directory, check_run_dir, run_lock
 
 TPU_WORKER_HOSTNAMES = "TPU_WORKER_HOSTNAMES"  # set on every host of a Cloud TPU slice
 # How long process 0's end (test, figures, export) may keep the others waiting to leave together.
