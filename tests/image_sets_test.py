@@ -8,8 +8,7 @@ from conftest import stand_in_tfds
 from PIL import Image
 
 from keras_alexnet.config import TrainConfig
-from keras_alexnet.data.cifar10 import PixelStats, load_cifar10
-from keras_alexnet.data.image_sets import load_image_set, load_run_data
+from keras_alexnet.data.image_sets import load_image_set
 from keras_alexnet.errors import DataError
 
 
@@ -63,28 +62,47 @@ def test_train_subset_and_a_too_large_validation_size(cifar_image_folder):
 
 
 def test_cifar10_streams_the_seeded_split_and_its_test_images(e2e_data_dir):
+    """The validation images are the last 100 of NumPy's permutation seeded 0 of the training
+    images (CIFAR-10's 50,000), read here from the batch files."""
+    import pickle
+
     config = paper_config(data_dir=e2e_data_dir, validation_size=100)
     data = load_image_set(config)
-    in_memory = load_run_data(config.replace(network="cifar", init="torch",
-                                             test_time_augmentation="none", lr_schedule="step"))
-    images, labels = as_arrays(data.validation)
-    np.testing.assert_array_equal(np.stack(images), in_memory.split.x_val)
-    np.testing.assert_array_equal(labels, in_memory.split.y_val)
-    assert data.test_split == "test" and data.train_size == len(in_memory.split.x_train)
-    assert len(as_arrays(data.test)[1]) == len(load_cifar10(e2e_data_dir).x_test)
+    batches = [pickle.load(open(os.path.join(e2e_data_dir, f"data_batch_{i}"), "rb"),
+                           encoding="bytes") for i in range(1, 6)]
+    pixels = np.concatenate([batch[b"data"] for batch in batches]).reshape(-1, 3, 32, 32)
+    labels = np.concatenate([batch[b"labels"] for batch in batches])
+    held_out = np.random.RandomState(0).permutation(len(labels))[-100:]
+    test = pickle.load(open(os.path.join(e2e_data_dir, "test_batch"), "rb"), encoding="bytes")
+    images, validation_labels = as_arrays(data.validation)
+    np.testing.assert_array_equal(np.stack(images), pixels[held_out].transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(validation_labels, labels[held_out])
+    test_size = len(test[b"labels"])
+    assert (data.train_size, data.validation_size, data.test_size) == (len(labels) - 100, 100,
+                                                                      test_size)
+    assert data.test_split == "test"
+    np.testing.assert_array_equal(as_arrays(data.test)[1], test[b"labels"])
 
 
-def test_pixel_statistics_are_those_of_the_first_training_images_resized(tmp_path):
+def test_pixel_statistics_are_those_of_the_training_images_resized_to_64(tmp_path):
+    """Images of 96×128 become 64×85 (the shorter side 64, antialiased), then their centre
+    64×64, truncated to uint8; the mean, covariance and its eigenvalues computed here."""
+    import tensorflow as tf
     from conftest import write_image_folder
 
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (40, 64, 64, 3), dtype=np.uint8)  # already 64: no resize
+    images = rng.integers(0, 256, (40, 96, 128, 3), dtype=np.uint8)
+    images[:, :, :64] //= 2  # the left part darker: a crop taken elsewhere would differ
     root = write_image_folder(tmp_path / "set", images, np.arange(40) % 2, ["a", "b"])
     data = load_image_set(paper_config(dataset=root, validation_size=10))
-    decoded = np.stack(as_arrays(data.train)[0])  # fixed by the seed: the first pass's order
-    stats = PixelStats.from_images(decoded)
-    np.testing.assert_allclose(data.stats.mean, stats.mean, rtol=1e-5)
-    np.testing.assert_allclose(data.stats.eigenvalues, stats.eigenvalues, rtol=1e-4)
+    train = np.stack(as_arrays(data.train)[0])
+    resized = tf.clip_by_value(tf.image.resize(train.astype("float32"), (64, 85),
+                                               antialias=True), 0, 255).numpy()
+    pixels = resized[:, :, 10:74].astype(np.uint8).reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(data.stats.mean, pixels.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(data.stats.std, pixels.std(axis=0, ddof=1), rtol=1e-4)
+    np.testing.assert_allclose(data.stats.eigenvalues, np.linalg.eigvalsh(np.cov(pixels.T)),
+                               rtol=1e-4)
 
 
 @pytest.mark.parametrize("name,classes,splits,expected", [

@@ -9,6 +9,7 @@ import pytest
 
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.errors import ConfigError
+from keras_alexnet.training import performance
 from keras_alexnet.training.performance import (
     Accelerator,
     cpu_has_bfloat16,
@@ -140,7 +141,11 @@ def test_cpu_bfloat16_is_read_from_the_cpus_flags(flags, native, tmp_path):
     assert cpu_has_bfloat16(str(tmp_path / "absent")) is True  # nothing to read: no claim
 
 
-def test_mixed_bfloat16_on_this_cpu_warns_only_where_the_cpu_lacks_it(recwarn):
+@pytest.mark.parametrize("native, warnings", [(True, 0), (False, 1)])
+def test_mixed_bfloat16_on_a_cpu_warns_only_where_the_cpu_lacks_it(monkeypatch, recwarn, native,
+                                                                   warnings):
+    monkeypatch.setattr(performance, "cpu_has_bfloat16", lambda: native)
     resolve(TrainConfig(mixed_precision="mixed_bfloat16"), CPU)
+    resolve(TrainConfig(mixed_precision="mixed_bfloat16"), A100)  # a GPU: never
     warned = [str(w.message) for w in recwarn if "bfloat16 instructions" in str(w.message)]
-    assert len(warned) == (0 if cpu_has_bfloat16() else 1)
+    assert len(warned) == warnings

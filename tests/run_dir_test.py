@@ -42,9 +42,13 @@ def interrupted_run(tmp_path, **values):
 
 def test_the_same_training_may_resume_with_other_paths_and_output(tmp_path):
     config = interrupted_run(tmp_path, learning_rate=0.02)
-    check_run_dir(config.replace(data_dir="elsewhere", verbose=0, figures=False, export=False,
-                                   eval_batch_size=50, checkpoint_every=3,
-                                   compilation_cache_dir=None))
+    other_paths = config.replace(data_dir="elsewhere", verbose=0, figures=False, export=False,
+                                 eval_batch_size=50, checkpoint_every=3,
+                                 compilation_cache_dir=None)
+    check_run_dir(other_paths)  # no error: the backup is this training's
+    assert (tmp_path / "backup").is_dir()
+    with pytest.raises(ConfigError, match="weight_decay"):  # the same check, with one change
+        check_run_dir(other_paths.replace(weight_decay=1e-3))  # that is training's own
 
 
 @pytest.mark.parametrize("change, shown", [

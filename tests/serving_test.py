@@ -148,9 +148,23 @@ def test_parse_predictions_reads_answers_and_raises_on_error_bodies():
         client.parse_predictions({"outputs": {}})
 
 
-def test_predict_url():
-    assert client.predict_url("http://h:8501/", "m") == "http://h:8501/v1/models/m:predict"
-    assert client.predict_url("http://h:8501", "m", 3) == "http://h:8501/v1/models/m/versions/3:predict"
+@pytest.mark.parametrize("version, path", [(None, "/v1/models/m:predict"),
+                                           (3, "/v1/models/m/versions/3:predict")])
+def test_predict_posts_to_tf_servings_rest_path_of_the_model_and_version(version, path):
+    """TF Serving's REST API: POST /v1/models/NAME[/versions/N]:predict, as the server reads
+    the request line (the server's URL given with a trailing slash)."""
+    request_lines = []
+
+    def answer(connection):
+        connection.sendall(http_answer(json.dumps({"predictions": [row()]}).encode()))
+
+    server = ScriptedServer(answer, request_lines)
+    try:
+        (prediction,) = client.predict(server.url + "/", "m", {"instances": [[0]]}, version,
+                                       timeout=10)
+    finally:
+        server.close()
+    assert request_lines == [f"POST {path} HTTP/1.1"] and prediction.class_name == "cat"
 
 
 def test_both_signatures_over_rest_match_the_keras_model(server, keras_model, test_images):
@@ -184,8 +198,9 @@ class ScriptedServer:
     """A loopback server that reads one HTTP request and answers with `script(connection)`: what
     a broken or hostile server sends (a TEST DOUBLE, not TF Serving)."""
 
-    def __init__(self, script):
+    def __init__(self, script, request_lines=None):
         self.script = script
+        self.request_lines = [] if request_lines is None else request_lines
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.thread = threading.Thread(target=self.serve, daemon=True)
@@ -198,6 +213,7 @@ class ScriptedServer:
             while b"\r\n\r\n" not in request:
                 request += connection.recv(65536)
             head, body = request.split(b"\r\n\r\n", 1)
+            self.request_lines.append(head.split(b"\r\n", 1)[0].decode())
             length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
             while len(body) < length:
                 body += connection.recv(65536)
