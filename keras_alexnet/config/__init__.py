@@ -2,15 +2,10 @@
 the named recipes, the values its fields choose from, and the checks they share."""
 
 from keras_alexnet.config.choices import (
-    AUGMENTATION_PLACES,
     CIFAR10,
     DEFAULT_COMPILATION_CACHE,
     DISTRIBUTIONS,
     INITS,
-    JIT_COMPILE,
-    LR_SCHEDULES,
-    NETWORKS,
-    PRECISIONS,
     TEST_TIME_AUGMENTATIONS,
 )
 from keras_alexnet.config.migration import warn_renamed, with_keras_names
@@ -26,9 +21,8 @@ from keras_alexnet.config.validation import (
 )
 
 __all__ = [
-    "AUGMENTATION_PLACES", "CIFAR10", "CIFAR_ONLY_FIELDS", "DEFAULT_COMPILATION_CACHE",
-    "DISTRIBUTIONS", "INITS", "JIT_COMPILE", "LR_SCHEDULES", "NETWORKS", "PRECISIONS", "RECIPES",
-    "REFERENCE_BATCH_SIZE", "RUN_ONLY_FIELDS", "Recipe", "TEST_TIME_AUGMENTATIONS", "TrainConfig",
-    "check_choice", "check_momentum", "check_packages", "check_timeout", "check_weight_decay",
-    "presets", "recipes", "warn_renamed", "with_keras_names",
+    "CIFAR10", "CIFAR_ONLY_FIELDS", "DEFAULT_COMPILATION_CACHE", "DISTRIBUTIONS", "INITS",
+    "RECIPES", "REFERENCE_BATCH_SIZE", "RUN_ONLY_FIELDS", "Recipe", "TEST_TIME_AUGMENTATIONS",
+    "TrainConfig", "check_choice", "check_momentum", "check_packages", "check_timeout",
+    "check_weight_decay", "presets", "recipes", "warn_renamed", "with_keras_names",
 ]
