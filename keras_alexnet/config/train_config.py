@@ -165,8 +165,8 @@ class TrainConfig:
         "Reproducible runs: seeded, TensorFlow op determinism on one thread per op, XLA off, and "
         "the augmentation run batch after batch (several times slower); the streamed images' "
         "crops, flips and jitter are keyed to (seed, epoch, image). A run killed and resumed then "
-        "ends bit for bit as an uninterrupted one (TensorFlow), except on streamed images, whose "
-        "files a resumed run reads in another order.")
+        "ends bit for bit as an uninterrupted one (TensorFlow), except on streamed images, which "
+        "a resumed run batches in another order.")
     verbose: Union[int, str] = option("auto",
         "Progress output, as Keras' `fit(verbose=…)`: 0 (silent), 1 (progress bar), 2 (one line "
         "per epoch), or `'auto'`: a progress bar on a terminal, one line per epoch otherwise (a "

@@ -3,7 +3,7 @@
 Training: resize the shorter side to 256, random 224×224 crop, horizontal flip, pixels on the raw
 0–255 scale (what both networks take), then PCA colour jitter in `mode="paper"` (Δ = V·(λ ⊙ α),
 α ~ N(0, 0.1), with ImageNet's 0–1-scale eigenvalues ×255) per batch; every draw stateless, keyed
-to (seed, epoch, image or batch).
+to (seed, epoch, image).
 Evaluation: the same resize and the centre 224×224 crop, or, for the paper's 10-crop test, the
 centre 256×256 square from which `evaluation.ten_crop_probabilities` takes its ten 224×224 patches.
 Everything is tf.data and TensorFlow ops (no Keras layer), so the pipelines feed `fit` on any
@@ -81,10 +81,10 @@ def decode_image_file(path):
     return image
 
 
-def pca_jitter(images, key, eigenvalues: Sequence[float],
-               eigenvectors: Sequence[Sequence[float]], stddev: float):
+def pca_jitter(images, alphas, eigenvalues: Sequence[float],
+               eigenvectors: Sequence[Sequence[float]]):
     """The paper's PCA colour jitter of a float32 0–255 batch, in TensorFlow ops: per image
-    Δ = V·(255·λ ⊙ α), α ~ N(0, `stddev`) drawn from the stateless `key` (two int64), added to
+    Δ = V·(255·λ ⊙ α), with its row of `alphas` ([N, 3], drawn from N(0, σ)) as α, added to
     every pixel, clipped to 0–255 (as `augment.PCAColorJitter(mode="paper")` on 0–255 pixels,
     with λ on the 0–1 scale)."""
     import tensorflow as tf
@@ -92,8 +92,7 @@ def pca_jitter(images, key, eigenvalues: Sequence[float],
     # Δ = V·(s ⊙ α) = α · (V·diag(s))ᵀ for a row vector α.
     projection = tf.constant((np.asarray(eigenvectors, np.float64)
                               * (np.asarray(eigenvalues) * 255.0)).T, tf.float32)
-    alpha = tf.random.stateless_normal((tf.shape(images)[0], 3), key, stddev=stddev)
-    delta = tf.matmul(alpha, projection)
+    delta = tf.matmul(alphas, projection)
     return tf.clip_by_value(images + delta[:, None, None, :], 0.0, 255.0)
 
 
@@ -128,13 +127,13 @@ def train_dataset(dataset, batch_size: int, crop_size: int = CROP_SIZE,
     """The paper's training pipeline: shuffle → resize → random crop + flip → batch → PCA jitter.
 
     Each pass over the returned dataset is one epoch, numbered by the `next_epoch` counter,
-    which the pass reads and advances when it starts. Every draw is stateless, keyed to the
-    seed, the epoch and the image's place in the pass (its crop and flip) or the batch's (its
-    jitter), and the shuffle buffer's order to the seed and the epoch: the same seed draws the
-    same values however the parallel maps are scheduled, and a pipeline whose `next_epoch`
-    starts at `e` (a resumed run's) draws what an uninterrupted one drew in pass `e`, as long
-    as `dataset` gives the same images in the same order (a folder's and a tfds set's own file
-    order is seeded per pass it is read, so a resumed run reads its files in another order).
+    which the pass reads and advances when it starts. An image's crop, flip and jitter are
+    stateless draws keyed to the seed, the epoch and the image's place in `dataset`: the same
+    seed draws the same values however the parallel maps are scheduled, and a pipeline whose
+    `next_epoch` starts at `e` (a resumed run's) gives each image what an uninterrupted one gave
+    it in pass `e`. The shuffle buffer's order comes from the seed's sequence of orders, a new
+    one each pass from the pipeline's start, as does a folder's and a tfds set's file order: so
+    two fresh pipelines agree, and a resumed one batches the images in another order.
 
     Args:
         dataset: `(uint8 image, label)` pairs, e.g. from `load_tfds`.
@@ -169,32 +168,31 @@ def train_dataset(dataset, batch_size: int, crop_size: int = CROP_SIZE,
     next_epoch = tf.Variable(0, dtype=tf.int64) if next_epoch is None else next_epoch
     fold_in = tf.random.experimental.stateless_fold_in
 
-    def crop_and_flip(index, image, label, epoch_key):
-        crop_key, flip_key = tf.unstack(
-            tf.random.experimental.stateless_split(fold_in(epoch_key, index), 2))
+    def augment(index, image, label, epoch_key):
+        crop_key, flip_key, jitter_key = tf.unstack(
+            tf.random.experimental.stateless_split(fold_in(epoch_key, index), 3))
         image = resize_shorter_side(image, shorter_side)
         image = tf.image.stateless_random_crop(image, (crop_size, crop_size, 3), crop_key)
-        return tf.image.stateless_random_flip_left_right(image, flip_key), label
+        image = tf.image.stateless_random_flip_left_right(image, flip_key)
+        return image, label, tf.random.stateless_normal((3,), jitter_key, stddev=pca_stddev)
 
-    def jitter(index, images, labels, epoch_key):
+    def jitter(images, labels, alphas):
         if not pca_stddev:
             return images, labels
-        return pca_jitter(images, fold_in(epoch_key, index), eigenvalues, eigenvectors,
-                          pca_stddev), labels
+        return pca_jitter(images, alphas, eigenvalues, eigenvectors), labels
+
+    # Each image keyed by its place in `dataset`, then a new order each pass from the seed's
+    # sequence of orders (an order keyed to the epoch needs a seed tensor, which TensorFlow's
+    # seed check refuses under a global seed of 0).
+    images = dataset.enumerate()
+    if shuffle_buffer:
+        images = images.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
     def one_pass(_):  # runs as a pass starts, after the previous pass's last batch
-        epoch = next_epoch.assign_add(1) - 1
-        image_key, batch_key, order_key = (fold_in(tf.constant([seed, stream], tf.int64), epoch)
-                                           for stream in range(3))
-        order_seed = tf.random.stateless_uniform((), order_key, minval=None, maxval=None,
-                                                 dtype=tf.int64)
-        images = dataset.shuffle(shuffle_buffer, order_seed) if shuffle_buffer else dataset
-        return (images.enumerate()
-                .map(lambda i, pair: crop_and_flip(i, *pair, image_key),
-                     num_parallel_calls=tf.data.AUTOTUNE)
-                .batch(batch_size).enumerate()
-                .map(lambda i, batch: jitter(i, *batch, batch_key),
-                     num_parallel_calls=tf.data.AUTOTUNE))
+        epoch_key = fold_in(tf.constant([seed, 0], tf.int64), next_epoch.assign_add(1) - 1)
+        return (images.map(lambda index, pair: augment(index, *pair, epoch_key),
+                           num_parallel_calls=tf.data.AUTOTUNE)
+                .batch(batch_size).map(jitter, num_parallel_calls=tf.data.AUTOTUNE))
 
     return tf.data.Dataset.from_tensors(0).flat_map(one_pass).prefetch(tf.data.AUTOTUNE)
 
