@@ -120,8 +120,7 @@ def _cifar10(config: TrainConfig) -> ImageSet:
     return ImageSet(CLASS_NAMES, slices((split.x_train, split.y_train)),
                     slices((split.x_val, split.y_val)), slices((split.x_test, split.y_test)),
                     len(split.x_train), len(split.x_val), len(split.x_test), "test",
-                    prepared.stats,
-                    len(split.x_train))
+                    prepared.stats, len(split.x_train))
 
 
 def _folder(config: TrainConfig) -> ImageSet:
