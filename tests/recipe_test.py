@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow  # every test here trains or starts processes
 
 METRIC_KEYS = {"test_accuracy", "test_accuracy_single_view", "test_time_augmentation", "test_loss",
                "test_error", "test_top5_accuracy", "test_top5_error",
-               "test_top5_accuracy_single_view", "test_split",
+               "test_top5_accuracy_single_view", "test_split", "test_size",
                "per_class_accuracy", "confusion_matrix",
                "best_val_accuracy", "epochs_completed", "train_seconds", "train_images_per_second",
                "phase_seconds", "performance"}
