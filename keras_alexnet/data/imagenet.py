@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from keras_alexnet.data.passes import numbered_passes
 from keras_alexnet.data.tfds_download import prepare_tfds
 from keras_alexnet.errors import DataError
 
@@ -165,7 +166,6 @@ def train_dataset(dataset, batch_size: int, crop_size: int = CROP_SIZE,
     if crop_size > shorter_side:
         raise ValueError(f"crop_size {crop_size} is larger than shorter_side {shorter_side}")
     seed = int(np.random.default_rng().integers(2**31)) if seed is None else seed
-    next_epoch = tf.Variable(0, dtype=tf.int64) if next_epoch is None else next_epoch
     fold_in = tf.random.experimental.stateless_fold_in
 
     def augment(index, image, label, epoch_key):
@@ -188,13 +188,13 @@ def train_dataset(dataset, batch_size: int, crop_size: int = CROP_SIZE,
     if shuffle_buffer:
         images = images.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
-    def one_pass(_):  # runs as a pass starts, after the previous pass's last batch
-        epoch_key = fold_in(tf.constant([seed, 0], tf.int64), next_epoch.assign_add(1) - 1)
+    def one_pass(epoch):
+        epoch_key = fold_in(tf.constant([seed, 0], tf.int64), epoch)
         return (images.map(lambda index, pair: augment(index, *pair, epoch_key),
                            num_parallel_calls=tf.data.AUTOTUNE)
                 .batch(batch_size).map(jitter, num_parallel_calls=tf.data.AUTOTUNE))
 
-    return tf.data.Dataset.from_tensors(0).flat_map(one_pass).prefetch(tf.data.AUTOTUNE)
+    return numbered_passes(one_pass, next_epoch).prefetch(tf.data.AUTOTUNE)
 
 
 def eval_dataset(dataset, batch_size: int, crop_size: int = CROP_SIZE,

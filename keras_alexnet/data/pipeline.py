@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from keras_alexnet.data.passes import numbered_passes
 from keras_alexnet.utils.random_draws import epoch_counter, seed_states, set_counter
 
 
@@ -40,15 +41,13 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, augme
 
     count, steps = len(images), math.ceil(len(images) / batch_size)
     images, labels = tf.constant(images), tf.constant(labels)
-    next_epoch = tf.Variable(0, dtype=tf.int64) if next_epoch is None else next_epoch
     states = seed_states(augmentation)
 
     @tf.function(jit_compile=jit_compile)
     def augment(batch):
         return augmentation(tf.cast(batch, "float32"), training=True)
 
-    def epoch_batches(_):  # runs as a pass starts, after the previous pass's last batch
-        epoch = next_epoch.assign_add(1) - 1
+    def epoch_batches(epoch):
         with tf.control_dependencies(set_counter(states, epoch_counter(epoch))):
             order = tf.random.experimental.stateless_shuffle(
                 tf.range(count, dtype=tf.int64),
@@ -60,8 +59,7 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, augme
         return augment(tf.gather(images, indices)), tf.gather(labels, indices)
 
     return (
-        tf.data.Dataset.from_tensors(0)
-        .flat_map(epoch_batches)
+        numbered_passes(epoch_batches, next_epoch)
         .apply(tf.data.experimental.assert_cardinality(steps))
         .map(gather, num_parallel_calls=None if deterministic else tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)

@@ -17,6 +17,7 @@ from keras_alexnet.config import TrainConfig
 from keras_alexnet.data import imagenet
 from keras_alexnet.data.device_pipeline import DeviceAugmentedModel, IndexBatches
 from keras_alexnet.data.image_sets import ImageSet, RunData
+from keras_alexnet.data.passes import pass_counter
 from keras_alexnet.data.pipeline import eval_dataset, train_dataset
 from keras_alexnet.data.process_shard import ONE_PROCESS, ProcessShard
 from keras_alexnet.evaluation.metrics import TOP_K
@@ -129,13 +130,6 @@ def fit_data(data: RunData, augmentation: Optional[keras.layers.Layer], config: 
                                jit_compile=not config.deterministic, next_epoch=next_epoch),
             "validation_data": eval_dataset(split.x_val, split.y_val, config.eval_batch_size),
             "shuffle": False}, next_epoch  # The training dataset shuffles itself every epoch.
-
-
-def pass_counter():
-    """A training dataset's pass counter: the number of its next pass, from 0."""
-    import tensorflow as tf
-
-    return tf.Variable(0, dtype=tf.int64, trainable=False)
 
 
 def image_set_data(data: ImageSet, config: TrainConfig, shard: ProcessShard = ONE_PROCESS,
