@@ -15,7 +15,7 @@ from keras import ops
 
 from keras_alexnet.config import TrainConfig, check_momentum, check_weight_decay
 from keras_alexnet.models.initializers import HostZeros
-from keras_alexnet.utils.library_internals import variable_slot
+from keras_alexnet.utils.private_api import variable_slot
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")

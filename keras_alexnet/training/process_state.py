@@ -17,7 +17,7 @@ from typing import Iterator
 import keras
 import numpy as np
 
-from keras_alexnet.utils.library_internals import (
+from keras_alexnet.utils.private_api import (
     disable_tensorflow_op_determinism,
     tensorflow_op_determinism,
 )

@@ -1,7 +1,8 @@
-"""The library internals the package relies on where no public API does the job, in one place.
+"""The private (underscored) names of Keras and TensorFlow the package relies on where no public
+API does the job, in one place.
 
-Each is an underscored name of Keras or TensorFlow; `tests/library_internals_test.py` checks each
-one's behaviour, so a release that changes one fails there, by name, before a run does.
+`tests/private_api_test.py` checks each one's behaviour, so a release that changes one fails
+there, by name, before a run does.
 """
 
 from __future__ import annotations

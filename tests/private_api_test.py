@@ -1,11 +1,11 @@
-"""The library internals the package relies on still behave as it expects: a release that
-changes one fails here, by name."""
+"""The private Keras and TensorFlow names the package relies on still behave as it expects: a
+release that changes one fails here, by name."""
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_alexnet.utils.library_internals import (
+from keras_alexnet.utils.private_api import (
     disable_tensorflow_op_determinism,
     tensorflow_op_determinism,
     variable_slot,
