@@ -43,8 +43,12 @@ setup(
         "jax": ["jax>=0.4.34"],
         # TensorBoard logs (tensorboard=True); TensorFlow 2.21 no longer installs it.
         "tensorboard": ["tensorboard"],
+        # LiteRT's interpreter, to run `export --format litert` files (TensorFlow writes them).
+        "litert": ["ai-edge-litert"],
+        # `export --format onnx`: the converter and ONNX Runtime.
+        "onnx": ["tf2onnx", "onnx", "onnxruntime"],
         "test": ["pytest", "nbclient", "nbformat", "ipykernel", "tensorflow-serving-api", "jax",
-                 "tensorboard", "ruff"],
+                 "tensorboard", "ruff", "ai-edge-litert", "tf2onnx", "onnx", "onnxruntime"],
     },
     entry_points={"console_scripts": ["keras-alexnet=keras_alexnet.cli:main"]},
 )

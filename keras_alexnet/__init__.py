@@ -53,6 +53,9 @@ _LAZY = {
     "TrainResult": "keras_alexnet.training.recipe",
     "evaluate": "keras_alexnet.evaluation.evaluate",
     "export_saved_model": "keras_alexnet.serving.export",
+    "export": "keras_alexnet.serving.formats",
+    "export_litert": "keras_alexnet.serving.litert_export",
+    "export_onnx": "keras_alexnet.serving.onnx_export",
     "load_preset": "keras_alexnet.models.build",
     "save_to_preset": "keras_alexnet.serving.presets",
 }

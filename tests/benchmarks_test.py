@@ -206,3 +206,29 @@ def test_make_preset_writes_the_runs_model_with_its_measured_accuracy_and_comman
         (logits.argmax(1) == data.y_test).mean())
     assert metadata["test_accuracy"] == pytest.approx(
         ((softmax(logits) + softmax(mirrored)).argmax(1) == data.y_test).mean())
+
+
+def test_export_formats_reports_each_runtimes_accuracy_size_and_speed(cifar_dir):
+    import numpy as np
+
+    from keras_alexnet import AlexNet
+    from keras_alexnet.data.cifar10 import load_cifar10
+    from keras_alexnet.models.catalogue import DEFAULT_PRESET
+
+    lines = run_benchmark("export_formats.py", "--data-dir", cifar_dir)
+    assert [line["format"] for line in lines] == ["savedmodel", "litert", "litert_int8", "onnx"]
+    assert all(COMMON <= set(line) for line in lines)
+    data = load_cifar10(cifar_dir)
+    keras_classes = AlexNet.from_preset(DEFAULT_PRESET).predict(data.x_test, verbose=0).argmax(1)
+    accuracy = float((keras_classes == data.y_test).mean())
+    by_format = {line["format"]: line for line in lines}
+    for name in ("savedmodel", "litert", "onnx"):  # float32: Keras' classes
+        assert by_format[name]["test_accuracy"] == pytest.approx(accuracy, abs=0.011)
+        assert by_format[name]["test_images"] == len(data.x_test) == 100
+    assert by_format["litert_int8"]["bytes"] < 0.3 * by_format["litert"]["bytes"]
+    weights = sum(np.asarray(w).size for w in AlexNet.from_preset(DEFAULT_PRESET).get_weights())
+    # float32 weights (batch norm folded into the convolutions: a little fewer of them)
+    assert 3.9 * weights <= by_format["litert"]["bytes"] < 4.2 * weights
+    for line in lines:
+        measured_seconds(100, line["images_per_second_batch_256"], line["process_seconds"])
+        measured_seconds(32, line["images_per_second_batch_1"], line["process_seconds"])

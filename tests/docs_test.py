@@ -23,7 +23,8 @@ PAGES = ["README.md", "colab/README.md", *sorted(
 # tensorflow_model_server.
 OTHER_PROGRAMS_FLAGS = {"--rm", "--tag_set", "--xla_force_host_platform_device_count",
                         "--pipeline", "--workers", "--model_base_path", "--model_name",
-                        "--rest_api_port", "--worker", "--command"}  # the last two: gcloud's
+                        "--rest_api_port", "--worker", "--command",  # the last two: gcloud's
+                        "--enable_model_warmup"}
 
 
 def read(page: str) -> str:

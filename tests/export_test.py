@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import with_distinct_weights
+from conftest import softmax, with_distinct_weights
 
 from keras_alexnet.errors import ExportError
 from keras_alexnet.models.build import build_model
@@ -71,6 +71,29 @@ def test_signature_matches_keras_predict_and_is_deterministic(model, exported):
     names = [n.decode() for n in first["class_name"].numpy()]
     assert names == [("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                       "ship", "truck")[i] for i in expected.argmax(1)]
+
+
+def test_the_warmup_file_holds_a_request_each_signature_answers_as_keras_does(model, exported):
+    prediction_log_pb2 = pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2")
+    path = exported[1]
+    records = tf.data.TFRecordDataset(os.path.join(path, "assets.extra",
+                                                   "tf_serving_warmup_requests"))
+    logs = [prediction_log_pb2.PredictionLog.FromString(record)
+            for record in records.as_numpy_iterator()]
+    assert [log.WhichOneof("log_type") for log in logs] == ["predict_log", "predict_log"]
+    loaded = tf.saved_model.load(path)
+    requests = [log.predict_log.request for log in logs]
+    assert sorted(request.model_spec.signature_name for request in requests) == sorted(
+        loaded.signatures)
+    assert {request.model_spec.name for request in requests} == {"alexnet_cifar10"}
+    # Each request is one black image (raw pixels, or a PNG of them): both signatures answer it
+    # as the Keras model answers an image of zeros.
+    expected = softmax(model.predict(np.zeros((1, 32, 32, 3), "float32"), verbose=0))
+    for request in requests:
+        inputs = {name: tf.constant(tf.make_ndarray(tensor))
+                  for name, tensor in request.inputs.items()}
+        outputs = loaded.signatures[request.model_spec.signature_name](**inputs)
+        np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-5)
 
 
 def test_the_export_stores_each_weight_once(model, exported):
@@ -165,10 +188,6 @@ def test_wrong_input_shape_or_dtype_is_refused_by_the_signature(exported):
         serve(images=tf.zeros((1, 28, 28, 3), tf.uint8))
     with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError)):
         serve(images=tf.zeros((1, 32, 32, 3), tf.float32))
-
-
-def softmax(logits):
-    return keras.ops.convert_to_numpy(keras.ops.softmax(logits))
 
 
 def test_batch_norm_export_uses_the_moving_statistics(tmp_path):

@@ -25,11 +25,9 @@ from keras_alexnet.cli.commands import (
     UserError,
     check_evaluate,
     check_export,
-    check_predict,
     check_train,
     run_evaluate,
     run_export,
-    run_predict,
     run_report,
     run_train,
 )
@@ -41,8 +39,15 @@ from keras_alexnet.cli.flags import (
     shown,
     value_parser,
 )
+from keras_alexnet.cli.predict import check_predict, run_predict
 from keras_alexnet.cli.watcher import needs_watcher, run_watched
-from keras_alexnet.config import RECIPES, TEST_TIME_AUGMENTATIONS, TrainConfig
+from keras_alexnet.config import (
+    EXPORT_FORMATS,
+    QUANTIZATIONS,
+    RECIPES,
+    TEST_TIME_AUGMENTATIONS,
+    TrainConfig,
+)
 from keras_alexnet.errors import KerasAlexNetError, PeerLost, TrainingStopped, disk_full_reason
 from keras_alexnet.evaluation.test_time import MAX_TEN_CROP_PAD
 from keras_alexnet.models.catalogue import DEFAULT_PRESET, shipped_presets
@@ -155,12 +160,25 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print all metrics as JSON")
     evaluate.set_defaults(run=run_evaluate, check=check_evaluate)
 
-    export = commands.add_parser("export", help="export a .keras model or a preset as a "
-                                                "SavedModel (e.g. one trained where TensorFlow "
-                                                "was not installed)")
+    export = commands.add_parser("export", help="export a trained model as a SavedModel for TF "
+                                                "Serving, a LiteRT file or an ONNX file")
     export.add_argument("model", metavar="MODEL",
-                        help="the trained model: a run's best.keras or final.keras, or a preset "
-                             f"({', '.join(shipped_presets())}, or a preset directory)")
+                        help="the trained model: a .keras file, a run directory (its best.keras) "
+                             f"or a preset ({', '.join(shipped_presets())}, or a preset "
+                             "directory)")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="savedmodel",
+                        help="savedmodel: SAVED_MODELS_DIR/MODEL_NAME/<version>/ for TF Serving; "
+                             "litert, onnx: one file taking serving_default's uint8 pixels and "
+                             "giving its probabilities (default: %(default)s)")
+    export.add_argument("--quantize", choices=QUANTIZATIONS,
+                        help="litert only: int8 weights and activations, calibrated on 200 "
+                             "CIFAR-10 training images")
+    export.add_argument("--output", metavar="FILE",
+                        help="the LiteRT or ONNX file (default: "
+                             "SAVED_MODELS_DIR/MODEL_NAME[_int8].tflite or .onnx)")
+    export.add_argument("--data-dir",
+                        help="a local CIFAR-10 copy for --quantize's calibration images "
+                             "(default: tensorflow-datasets)")
     export.add_argument("--saved-models-dir", default="saved_models",
                         help="base directory of the exports (default: %(default)s)")
     export.add_argument("--model-name", default="alexnet_cifar10",

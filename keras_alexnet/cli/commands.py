@@ -1,5 +1,5 @@
 """What each command checks before anything is imported or read (`check_*`) and then does
-(`run_*`): `train`, `evaluate`, `export`, `report`, `predict`."""
+(`run_*`): `train`, `evaluate`, `export`, `report` (`predict`: `cli.predict`)."""
 
 from __future__ import annotations
 
@@ -9,24 +9,28 @@ import json
 import os
 import re
 import sys
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 from keras_alexnet.cli.flags import PROG
-from keras_alexnet.config import TrainConfig, check_packages, check_timeout
-from keras_alexnet.errors import ConfigError, ImageError, KerasAlexNetError
+from keras_alexnet.config import (
+    FILE_EXTENSIONS,
+    TrainConfig,
+    check_export_format,
+    check_packages,
+)
+from keras_alexnet.errors import ConfigError, KerasAlexNetError
 from keras_alexnet.evaluation.test_time import check_ten_crop_pad
-from keras_alexnet.models.catalogue import DEFAULT_PRESET, is_preset, shipped_presets
+from keras_alexnet.models.catalogue import is_preset
 from keras_alexnet.run_dir import (
     BACKUP,
+    CHECKPOINT,
     CONFIG,
     METRICS,
     check_directory,
-    class_names_in,
     read_json,
 )
-from keras_alexnet.serving.image_bytes import MAX_IMAGE_FILE_BYTES
-from keras_alexnet.utils.image_files import FORMATS, NotARegularFile, open_regular_file
-from keras_alexnet.utils.native_stderr import native_stderr_silenced
+
+FORMAT_TITLES = {"savedmodel": "SavedModel", "litert": "LiteRT", "onnx": "ONNX"}
 
 
 class UserError(KerasAlexNetError):
@@ -103,7 +107,7 @@ def _resumed_config(run_dir: str) -> TrainConfig:
 def check_evaluate(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
-    _check_flag(check_ten_crop_pad, args.ten_crop_pad, "--ten-crop-pad")
+    check_flag(check_ten_crop_pad, args.ten_crop_pad, "--ten-crop-pad")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -136,15 +140,29 @@ def _test_summary(metrics: dict) -> str:
 
 def check_export(args: argparse.Namespace) -> None:
     if not is_preset(args.model):
-        if not args.model.endswith(".keras"):
-            raise UserError(f"the model must be a .keras file or a preset, got {args.model}")
-        if not os.path.isfile(args.model):
+        if os.path.isdir(args.model):
+            if not os.path.isfile(os.path.join(args.model, CHECKPOINT)):
+                raise UserError(f"{args.model} is not a run directory: it has no "
+                                f"{CHECKPOINT}")
+        elif not args.model.endswith(".keras"):
+            raise UserError(f"the model must be a .keras file, a run directory or a preset, got "
+                            f"{args.model}")
+        elif not os.path.isfile(args.model):
             raise UserError(f"no model at {args.model}")
     for flag, value in (("--max-image-pixels", args.max_image_pixels),
                         ("--max-request-pixels", args.max_request_pixels)):
         if value < 1:
             raise UserError(f"{flag} must be >= 1, got {value}")
-    check_directory(os.path.join(args.saved_models_dir, args.model_name), "model directory")
+    check_flag(lambda value, _: check_export_format(*value), (args.format, args.quantize),
+                "--format")
+    if args.format == "savedmodel":
+        if args.output:
+            raise UserError("--output is for --format litert or onnx: a SavedModel goes to "
+                            "SAVED_MODELS_DIR/MODEL_NAME/<version>/")
+        check_directory(os.path.join(args.saved_models_dir, args.model_name), "model directory")
+    elif args.output and not args.output.endswith(FILE_EXTENSIONS[args.format]):
+        raise UserError(f"--output: a {FORMAT_TITLES[args.format]} file's name ends in "
+                        f"{FILE_EXTENSIONS[args.format]}, got {args.output}")
 
 
 def _run_config(model: str) -> Optional[TrainConfig]:
@@ -168,15 +186,13 @@ def _json_with_flat_lists(value: Any) -> str:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from keras_alexnet.serving.export import export_saved_model
-    from keras_alexnet.serving.presets import model_and_class_names
+    from keras_alexnet.serving.formats import export
 
-    model, names = model_and_class_names(args.model)
-    exported = export_saved_model(model, args.saved_models_dir, args.model_name,
-                                  class_names=names,
-                                  max_image_pixels=args.max_image_pixels,
-                                  max_request_pixels=args.max_request_pixels)
-    print(f"SavedModel: {exported}")
+    exported = export(args.model, args.format, output=args.output, quantize=args.quantize,
+                      data_dir=args.data_dir, saved_models_dir=args.saved_models_dir,
+                      model_name=args.model_name, max_image_pixels=args.max_image_pixels,
+                      max_request_pixels=args.max_request_pixels)
+    print(f"{FORMAT_TITLES[args.format]}: {exported}")
     return 0
 
 
@@ -188,111 +204,12 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_flag(check, value: Any, flag: str) -> None:
+def check_flag(check, value: Any, flag: str) -> None:
     """Runs one of `config`'s value checks on a flag's `value`, naming it `flag`."""
     try:
         check(value, flag)
     except ConfigError as error:
         raise UserError(str(error)) from error
-
-
-def check_predict(args: argparse.Namespace) -> None:
-    if not 1 <= args.top_k <= 10:
-        raise UserError(f"--top-k must be in 1..10, got {args.top_k}")
-    _check_flag(check_timeout, args.timeout, "--timeout")
-    if args.class_names is not None and not os.path.isfile(args.class_names):
-        raise UserError(f"--class-names: no file {args.class_names}")
-
-
-def run_predict(args: argparse.Namespace) -> int:
-    from keras_alexnet.serving import client
-
-    encoded = [_read_image_file(path) for path in args.images]
-    if args.server:
-        names = class_names_in(args.class_names)
-        predictions = client.predict(args.server, args.model_name,
-                                     client.image_bytes_request(encoded), timeout=args.timeout,
-                                     num_classes=len(names))
-    else:
-        from keras_alexnet.serving.export import saved_model_class_names
-
-        model = _local_saved_model(args.model)
-        names = saved_model_class_names(model)
-        if args.class_names:
-            given, names = names, class_names_in(args.class_names)
-            if len(names) != len(given):
-                raise UserError(f"--class-names {args.class_names} names {len(names)} classes; "
-                                f"the model {model} has {len(given)}")
-        predictions = _predict_locally(model, args.images, encoded, len(names))
-    tops = [prediction.top_k(args.top_k, names) for prediction in predictions]
-    if args.json:
-        print(json.dumps([{"image": path, "top": [{"class_name": name, "probability": p}
-                                                  for name, p in top]}
-                          for path, top in zip(args.images, tops)], indent=2))
-    else:
-        for path, top in zip(args.images, tops):
-            print(f"{path}: {', '.join(f'{name} {p:.3f}' for name, p in top)}")
-    return 0
-
-
-def _local_saved_model(model: Optional[str]) -> str:
-    """The SavedModel `predict` runs: `--model`'s, a preset's (exported once, then cached), or
-    without `--model` the default shipped preset's, said on stderr."""
-    if model is None:
-        accuracy = shipped_presets()[DEFAULT_PRESET]["test_accuracy"]
-        print(f"{PROG}: no --model: using the shipped preset {DEFAULT_PRESET} ({accuracy:.2%} "
-              f"on CIFAR-10's test images)", file=sys.stderr)
-        model = DEFAULT_PRESET
-    from keras_alexnet.serving.presets import saved_model_of
-
-    return saved_model_of(model)
-
-
-def _read_image_file(path: str) -> bytes:
-    """The bytes of an image file, after checking that it is a regular file of at most
-    `MAX_IMAGE_FILE_BYTES` (a FIFO, a device or a huge sparse file are never read whole)."""
-    from keras_alexnet.serving.client import check_encoded_image
-
-    too_large = UserError(f"{path} is larger than {MAX_IMAGE_FILE_BYTES // 2 ** 20} MiB, the "
-                          f"most an image file may be")
-    try:
-        with open_regular_file(path) as file:
-            if os.fstat(file.fileno()).st_size > MAX_IMAGE_FILE_BYTES:
-                raise too_large
-            data = file.read(MAX_IMAGE_FILE_BYTES + 1)
-    except NotARegularFile as error:
-        raise UserError(str(error)) from error
-    except OSError as error:
-        raise UserError(f"cannot read {path}: {error.strerror or error}") from error
-    if len(data) > MAX_IMAGE_FILE_BYTES:  # it grew after fstat
-        raise too_large
-    check_encoded_image(data, path)
-    return data
-
-
-def _predict_locally(model: str, paths: Sequence[str], encoded: Sequence[bytes],
-                     num_classes: int):
-    import tensorflow as tf
-
-    from keras_alexnet.serving.client import predictions_from_outputs
-    from keras_alexnet.serving.export import IMAGE_BYTES_SIGNATURE, load_saved_model
-    from keras_alexnet.serving.image_bytes import refusal
-
-    classify = load_saved_model(model, IMAGE_BYTES_SIGNATURE)
-    predictions = []
-    for path, data in zip(paths, encoded):  # one at a time, so an error names its file
-        try:
-            # TF's C++ side logs a failed decode as well ("Local rendezvous is aborting…") on
-            # some runs; the Python error below is the one line the user gets.
-            with native_stderr_silenced():
-                outputs = classify(image_bytes=tf.constant([data]))
-            predictions += predictions_from_outputs(outputs, num_classes=num_classes)
-        except tf.errors.InvalidArgumentError as error:
-            reason = refusal(error.message)
-            detail = (reason.split("] ", 1)[-1] if reason
-                      else f"could not be decoded as {FORMATS}")
-            raise ImageError(f"{path} {detail}") from error
-    return predictions
 
 
 def _count(number: int, noun: str) -> str:

@@ -11,9 +11,9 @@ import math
 import os
 import types
 import typing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
-from keras_alexnet.config.choices import CIFAR10
+from keras_alexnet.config.choices import CIFAR10, EXPORT_FORMATS, QUANTIZATIONS
 from keras_alexnet.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -144,6 +144,30 @@ def check_packages(config: TrainConfig) -> None:
     if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ConfigError("TrainConfig.tensorboard needs TensorBoard: pip install tensorboard "
                           "(or install this package with its [tensorboard] extra)")
+
+
+# What installs each export format's converter and runtime, and the converter's packages
+# beyond TensorFlow (which converts LiteRT files itself).
+FORMAT_EXTRAS = {"litert": "pip install 'keras_alexnet[litert]'",
+                 "onnx": "pip install 'keras_alexnet[onnx]'"}
+CONVERTER_PACKAGES = {"onnx": ("tf2onnx", "onnx")}
+
+
+def check_export_format(format: str, quantize: Optional[str] = None) -> None:
+    """Raises `ConfigError` for an unknown format or quantization, a quantization outside
+    LiteRT, or a format whose converter is not installed (naming what to install)."""
+    if format not in EXPORT_FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ConfigError(f"quantize must be one of {', '.join(QUANTIZATIONS)}, got "
+                          f"{quantize!r}")
+    if quantize and format != "litert":
+        raise ConfigError(f"{quantize} quantization is for the litert format, not {format}")
+    missing = [name for name in CONVERTER_PACKAGES.get(format, ())
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"the {format} export needs {' and '.join(missing)}: "
+                          f"{FORMAT_EXTRAS[format]}")
 
 
 def check_timeout(timeout: float, name: str = "timeout") -> None:

@@ -12,8 +12,8 @@ from keras_alexnet.errors import RunDirError
 from keras_alexnet.models.catalogue import is_preset
 from keras_alexnet.plots.blog import write_blog_figures
 from keras_alexnet.plots.paper import write_learned_figures
-from keras_alexnet.run_dir import CONFIG, read_json
-from keras_alexnet.serving.presets import BEST_CHECKPOINT, model_and_class_names
+from keras_alexnet.run_dir import CHECKPOINT, CONFIG, read_json
+from keras_alexnet.serving.presets import model_and_class_names
 
 
 def write_report(source: str, data_dir: Optional[str] = None,
@@ -40,7 +40,7 @@ def write_report(source: str, data_dir: Optional[str] = None,
         config = TrainConfig.from_dict(read_json(os.path.join(source, CONFIG)))
         if config.network != "cifar":
             return paths
-        return paths + _learned(os.path.join(source, BEST_CHECKPOINT),
+        return paths + _learned(os.path.join(source, CHECKPOINT),
                                 data_dir or config.data_dir, source)
     if is_preset(source) or source.endswith(".keras"):
         return _learned(source, data_dir, output_dir or "report")

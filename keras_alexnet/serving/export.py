@@ -24,42 +24,36 @@ CIFAR network, 224 for the paper's):
 | `class_name`    | string  | [None]     | its name (`airplane` … `truck` for CIFAR-10) |
 
 The class names, one a line, are also in the version's `assets.extra/class_names.txt` (a file
-TF Serving leaves alone), for clients that rank more than the first class.
+TF Serving leaves alone), for clients that rank more than the first class, with TF Serving's
+warm-up requests (`tf_serving_warmup_requests`, `serving.warmup`).
 
-Both run the model with `training=False`: no augmentation, no dropout; outputs are float32 also
-for a mixed-precision model; an empty batch gets empty outputs. A request is run through the
-model `SERVING_CHUNK` (256) images at a time, one chunk after another, so its memory does not
-grow with the number of images beyond the images and the outputs themselves. A bad image
-fails the request with `InvalidArgument` naming the element (`image_bytes[3] …`): a GIF, not an
-image of these formats, cut short, or over the pixel limit; a request over its limit fails
-naming its total (`keras_alexnet.serving.image_bytes`). TF Serving's REST API carries
-`image_bytes` as `{"b64": "…"}`.
+Both run the model with `training=False` (no augmentation, no dropout), give float32 outputs
+also for a mixed-precision model, and empty outputs for an empty batch. A request runs through
+the model `SERVING_CHUNK` (256) images at a time, so its memory does not grow with the number of
+images beyond the images and outputs themselves. A bad image fails the request with
+`InvalidArgument` naming the element (`image_bytes[3] …`): a GIF, not an image of these formats,
+cut short, or over the pixel limit; a request over its limit fails naming its total
+(`keras_alexnet.serving.image_bytes`). TF Serving's REST API carries `image_bytes` as
+`{"b64": "…"}`.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import logging
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import uuid
 from typing import Optional, Sequence
 
 import keras
 
-from keras_alexnet.config import TrainConfig
 from keras_alexnet.data.cifar10 import CLASS_NAMES
 from keras_alexnet.data.imagenet import CROP_SIZE, SHORTER_SIDE, center_crop, resize_shorter_side
-from keras_alexnet.errors import ExportError, TrainingError
-from keras_alexnet.models.model_files import load_keras_model
+from keras_alexnet.errors import ExportError
 from keras_alexnet.models.paper_alexnet import PaperAlexNet
 from keras_alexnet.run_dir import (
     CLASS_NAMES_FILE,
-    FINAL_MODEL,
     class_names_in,
     make_directory,
     write_class_names,
@@ -75,7 +69,7 @@ from keras_alexnet.serving.versions import (
     remove_abandoned_staging,
     resolve_saved_model,
 )
-from keras_alexnet.utils.atomic import atomic_path
+from keras_alexnet.serving.warmup import WARMUP_FILE, write_warmup_requests
 from keras_alexnet.utils.native_stderr import native_stderr_silenced
 
 logger = logging.getLogger(__name__)
@@ -127,9 +121,7 @@ def export_saved_model(model: keras.Model, saved_models_dir: str = "saved_models
                         ("max_request_pixels", max_request_pixels)):
         if not isinstance(limit, int) or limit < 1:
             raise ExportError(f"{name} must be an integer >= 1, got {limit!r}")
-    if len(class_names) != model.output_shape[-1]:
-        raise ExportError(f"the model has {model.output_shape[-1]} classes but "
-                          f"{len(class_names)} class names were given")
+    check_class_names(model, class_names)
     base = os.path.join(saved_models_dir, model_name)
     if version is not None and os.path.exists(os.path.join(base, str(version))):
         raise ExportError(f"{os.path.join(base, str(version))} already exists; "
@@ -144,10 +136,20 @@ def export_saved_model(model: keras.Model, saved_models_dir: str = "saved_models
             archive.write_out(staging, verbose=False)
         os.makedirs(os.path.join(staging, EXTRA_ASSETS))
         write_class_names(os.path.join(staging, EXTRA_ASSETS, CLASS_NAMES_FILE), class_names)
+        write_warmup_requests(os.path.join(staging, EXTRA_ASSETS, WARMUP_FILE), model_name,
+                              model.input_shape[1:], {SERVING_SIGNATURE: (IMAGES_INPUT, "pixels"),
+                              IMAGE_BYTES_SIGNATURE: (IMAGE_BYTES_INPUT, "encoded")})
         return publish(staging, base, version)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def check_class_names(model: keras.Model, class_names: Sequence[str]) -> None:
+    """`ExportError` unless there is one class name for each of `model`'s outputs."""
+    if len(class_names) != model.output_shape[-1]:
+        raise ExportError(f"the model has {model.output_shape[-1]} classes but "
+                          f"{len(class_names)} class names were given")
 
 
 def _export_archive(model: keras.Model, tf, class_names: Sequence[str], max_image_pixels: int,
@@ -210,60 +212,6 @@ def _export_archive(model: keras.Model, tf, class_names: Sequence[str], max_imag
                          input_signature=[tf.TensorSpec((None,), tf.string,
                                                         name=IMAGE_BYTES_INPUT)])
     return archive
-
-
-def export_or_save(model: keras.Model, config: TrainConfig,
-                   class_names: Sequence[str] = CLASS_NAMES) -> Optional[str]:
-    """Exports a trained model as `train()` does; returns the version directory or `None`.
-
-    On the TensorFlow backend the export runs here. On another backend the model is saved as
-    `final.keras` in the run directory and exported by `export_keras_file` in a fresh process
-    on the TensorFlow backend (TF Serving needs plain TensorFlow ops); without TensorFlow,
-    `final.keras` is left to export on a machine that has it (`keras-alexnet export`).
-    """
-    if keras.backend.backend() == "tensorflow":
-        return export_saved_model(model, config.saved_models_dir, config.model_name,
-                                  class_names=class_names)
-    final = os.path.join(config.output_dir, FINAL_MODEL)
-    with atomic_path(final) as staging:
-        model.save(staging)
-    if importlib.util.find_spec("tensorflow") is None:
-        logger.warning("TensorFlow is not installed, so no SavedModel was exported; the trained "
-                       "model is %s: on a machine with TensorFlow run: keras-alexnet export %s",
-                       final, final)
-        return None
-    return export_in_tensorflow_process(final, config.saved_models_dir, config.model_name,
-                                        class_names)
-
-
-def export_keras_file(path: str, saved_models_dir: str, model_name: str,
-                      class_names: Sequence[str]) -> str:
-    """`export_saved_model` of the `.keras` model at `path`; returns the version directory."""
-    return export_saved_model(load_keras_model(path), saved_models_dir, model_name,
-                              class_names=class_names)
-
-
-# `export_keras_file` called in a child process, its arguments and result as JSON.
-_EXPORT_IN_CHILD = ("import json, sys\n"
-                    "from keras_alexnet.serving.export import export_keras_file\n"
-                    "print(json.dumps(export_keras_file(*json.loads(sys.argv[1]))))")
-
-
-def export_in_tensorflow_process(path: str, saved_models_dir: str, model_name: str,
-                                 class_names: Sequence[str]) -> str:
-    """`export_keras_file` in a fresh Python process on the TensorFlow backend (a process
-    imports one Keras backend); returns the version directory.
-
-    Raises:
-        TrainingError: The export failed (its error's last lines).
-    """
-    arguments = json.dumps([path, saved_models_dir, model_name, list(class_names)])
-    exported = subprocess.run([sys.executable, "-c", _EXPORT_IN_CHILD, arguments],
-                              env={**os.environ, "KERAS_BACKEND": "tensorflow"},
-                              capture_output=True, text=True, check=False)
-    if exported.returncode != 0:
-        raise TrainingError(f"exporting {path} failed: {exported.stderr.strip()[-2000:]}")
-    return json.loads(exported.stdout.strip().splitlines()[-1])
 
 
 def saved_model_class_names(path: str) -> tuple[str, ...]:

@@ -14,12 +14,10 @@ from keras_alexnet.models import preset_files
 from keras_alexnet.models.build import load_preset
 from keras_alexnet.models.catalogue import METADATA_FILE, is_preset
 from keras_alexnet.models.model_files import load_keras_model
-from keras_alexnet.run_dir import CLASS_NAMES_FILE, class_names_in
+from keras_alexnet.run_dir import CHECKPOINT, CLASS_NAMES_FILE, class_names_in
 from keras_alexnet.serving.export import export_saved_model
 from keras_alexnet.serving.versions import existing_versions
 from keras_alexnet.utils.download import keras_cache_dir
-
-BEST_CHECKPOINT = "best.keras"
 
 
 def save_to_preset(model_or_run_dir: Union[keras.Model, str], directory: str,
@@ -55,7 +53,7 @@ def save_to_preset(model_or_run_dir: Union[keras.Model, str], directory: str,
     if isinstance(model_or_run_dir, str):
         path = model_or_run_dir
         if os.path.isdir(path):
-            path = os.path.join(path, BEST_CHECKPOINT)
+            path = os.path.join(path, CHECKPOINT)
         if not os.path.isfile(path):
             raise ModelError(f"no model at {path}: give a model, a .keras file or a run directory")
         model = load_keras_model(path)
@@ -99,12 +97,13 @@ def preset_class_names(metadata: dict[str, Any], model: keras.Model) -> Sequence
 
 
 def model_and_class_names(model: str) -> tuple[keras.Model, Sequence[str]]:
-    """The Keras model of a preset (with its metadata's class names) or at a `.keras` path
-    (with its run's)."""
+    """The Keras model of a preset (with its metadata's class names), at a `.keras` path or a
+    run directory's `best.keras` (with the run's)."""
     if is_preset(model):
         return _preset_network(model, _preset_metadata(model))
-    names = class_names_in(os.path.join(os.path.dirname(model), CLASS_NAMES_FILE))
-    return load_keras_model(model), names
+    path = os.path.join(model, CHECKPOINT) if os.path.isdir(model) else model
+    names = class_names_in(os.path.join(os.path.dirname(path), CLASS_NAMES_FILE))
+    return load_keras_model(path), names
 
 
 def _preset_metadata(preset: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """`train()`: a recipe end to end — data, augmentation, model, `fit`, test, figures, export.
 
 On the JAX backend with a local `data_dir` and `augmentation="device"`, nothing here imports
-TensorFlow; only the SavedModel export needs it (`export.export_or_save`).
+TensorFlow; only the SavedModel export needs it (`backend_export.export_or_save`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from keras_alexnet.run_dir import (
     stop_if_diverged,
     write_json,
 )
-from keras_alexnet.serving.export import export_or_save
+from keras_alexnet.serving.backend_export import export_or_save
 from keras_alexnet.training.devices import place
 from keras_alexnet.training.fit_setup import build_trainer, fit
 from keras_alexnet.training.interruption import StopRequest, after_training, stop_on_signals

@@ -1,0 +1,119 @@
+"""`keras-alexnet predict`: what it checks before anything is imported or read, and then does:
+classify image files with a local SavedModel, a preset, or a TF Serving server."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Optional, Sequence
+
+from keras_alexnet.cli.commands import UserError, check_flag
+from keras_alexnet.cli.flags import PROG
+from keras_alexnet.config import check_timeout
+from keras_alexnet.errors import ImageError
+from keras_alexnet.models.catalogue import DEFAULT_PRESET, shipped_presets
+from keras_alexnet.run_dir import class_names_in
+from keras_alexnet.serving.image_bytes import MAX_IMAGE_FILE_BYTES
+from keras_alexnet.utils.image_files import FORMATS, NotARegularFile, open_regular_file
+from keras_alexnet.utils.native_stderr import native_stderr_silenced
+
+
+def check_predict(args: argparse.Namespace) -> None:
+    if not 1 <= args.top_k <= 10:
+        raise UserError(f"--top-k must be in 1..10, got {args.top_k}")
+    check_flag(check_timeout, args.timeout, "--timeout")
+    if args.class_names is not None and not os.path.isfile(args.class_names):
+        raise UserError(f"--class-names: no file {args.class_names}")
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from keras_alexnet.serving import client
+
+    encoded = [_read_image_file(path) for path in args.images]
+    if args.server:
+        names = class_names_in(args.class_names)
+        predictions = client.predict(args.server, args.model_name,
+                                     client.image_bytes_request(encoded), timeout=args.timeout,
+                                     num_classes=len(names))
+    else:
+        from keras_alexnet.serving.export import saved_model_class_names
+
+        model = _local_saved_model(args.model)
+        names = saved_model_class_names(model)
+        if args.class_names:
+            given, names = names, class_names_in(args.class_names)
+            if len(names) != len(given):
+                raise UserError(f"--class-names {args.class_names} names {len(names)} classes; "
+                                f"the model {model} has {len(given)}")
+        predictions = _predict_locally(model, args.images, encoded, len(names))
+    tops = [prediction.top_k(args.top_k, names) for prediction in predictions]
+    if args.json:
+        print(json.dumps([{"image": path, "top": [{"class_name": name, "probability": p}
+                                                  for name, p in top]}
+                          for path, top in zip(args.images, tops)], indent=2))
+    else:
+        for path, top in zip(args.images, tops):
+            print(f"{path}: {', '.join(f'{name} {p:.3f}' for name, p in top)}")
+    return 0
+
+
+def _local_saved_model(model: Optional[str]) -> str:
+    """The SavedModel `predict` runs: `--model`'s, a preset's (exported once, then cached), or
+    without `--model` the default shipped preset's, said on stderr."""
+    if model is None:
+        accuracy = shipped_presets()[DEFAULT_PRESET]["test_accuracy"]
+        print(f"{PROG}: no --model: using the shipped preset {DEFAULT_PRESET} ({accuracy:.2%} "
+              f"on CIFAR-10's test images)", file=sys.stderr)
+        model = DEFAULT_PRESET
+    from keras_alexnet.serving.presets import saved_model_of
+
+    return saved_model_of(model)
+
+
+def _read_image_file(path: str) -> bytes:
+    """The bytes of an image file, after checking that it is a regular file of at most
+    `MAX_IMAGE_FILE_BYTES` (a FIFO, a device or a huge sparse file are never read whole)."""
+    from keras_alexnet.serving.client import check_encoded_image
+
+    too_large = UserError(f"{path} is larger than {MAX_IMAGE_FILE_BYTES // 2 ** 20} MiB, the "
+                          f"most an image file may be")
+    try:
+        with open_regular_file(path) as file:
+            if os.fstat(file.fileno()).st_size > MAX_IMAGE_FILE_BYTES:
+                raise too_large
+            data = file.read(MAX_IMAGE_FILE_BYTES + 1)
+    except NotARegularFile as error:
+        raise UserError(str(error)) from error
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror or error}") from error
+    if len(data) > MAX_IMAGE_FILE_BYTES:  # it grew after fstat
+        raise too_large
+    check_encoded_image(data, path)
+    return data
+
+
+def _predict_locally(model: str, paths: Sequence[str], encoded: Sequence[bytes],
+                     num_classes: int):
+    import tensorflow as tf
+
+    from keras_alexnet.serving.client import predictions_from_outputs
+    from keras_alexnet.serving.export import IMAGE_BYTES_SIGNATURE, load_saved_model
+    from keras_alexnet.serving.image_bytes import refusal
+
+    classify = load_saved_model(model, IMAGE_BYTES_SIGNATURE)
+    predictions = []
+    for path, data in zip(paths, encoded):  # one at a time, so an error names its file
+        try:
+            # TF's C++ side logs a failed decode as well ("Local rendezvous is aborting…") on
+            # some runs; the Python error below is the one line the user gets.
+            with native_stderr_silenced():
+                outputs = classify(image_bytes=tf.constant([data]))
+            predictions += predictions_from_outputs(outputs, num_classes=num_classes)
+        except tf.errors.InvalidArgumentError as error:
+            reason = refusal(error.message)
+            detail = (reason.split("] ", 1)[-1] if reason
+                      else f"could not be decoded as {FORMATS}")
+            raise ImageError(f"{path} {detail}") from error
+    return predictions

@@ -1,0 +1,228 @@
+"""LiteRT and ONNX exports run in their own runtimes (LiteRT's interpreter, ONNX Runtime) against
+Keras and the SavedModel, int8 against float, and the `export` command's formats and refusals."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import SHARED_CIFAR, softmax
+
+from keras_alexnet.errors import ConfigError, ExportError
+from keras_alexnet.models.alexnet import AlexNet
+from keras_alexnet.models.paper_alexnet import PaperAlexNet
+from keras_alexnet.serving.export import export_saved_model, load_saved_model
+from keras_alexnet.serving.formats import export
+from keras_alexnet.serving.litert_export import (
+    class_names_file,
+    export_litert,
+    litert_interpreter,
+    litert_probabilities,
+)
+from keras_alexnet.serving.onnx_export import (
+    export_onnx,
+    onnx_class_names,
+    onnx_probabilities,
+    onnx_session,
+)
+
+NAMES = tuple(f"class {index}" for index in range(10))
+# Random 16×16 images blown up to 32×32: blotches the trained network below sees as several
+# classes (pixel noise is one class to it).
+IMAGES = np.random.default_rng(3).integers(0, 256, (40, 16, 16, 3), np.uint8).repeat(2, 1)
+IMAGES = IMAGES.repeat(2, 2)
+PRESET = "alexnet_fast_cifar10"  # the smallest trained network (batch norm, 1.9 M parameters)
+
+
+@pytest.fixture(scope="module")
+def model():
+    """A trained network: an untrained one gives every image about 0.1 for each class, and one
+    with weights set to tell images apart cancels large sums, so float32 rounding alone moves
+    its probabilities by 1e-4."""
+    return AlexNet.from_preset(PRESET)
+
+
+def keras_probabilities(model, images):
+    return softmax(model.predict(images.astype("float32"), verbose=0))
+
+
+@pytest.mark.slow
+def test_litert_and_onnx_files_give_keras_and_the_saved_models_probabilities(model, tmp_path):
+    expected = keras_probabilities(model, IMAGES)
+    assert len(set(expected.argmax(1))) >= 4 and expected.max() > 0.5  # distinct answers
+    served = load_saved_model(export_saved_model(model, str(tmp_path), "m", class_names=NAMES))
+    from_saved_model = served(images=tf.constant(IMAGES))["probabilities"].numpy()
+    litert = export_litert(model, str(tmp_path / "m.tflite"), NAMES)
+    onnx = export_onnx(model, str(tmp_path / "m.onnx"), NAMES)
+    # Batches of 16, 16 and 8: the files take any batch size, as `serving_default` does.
+    for probabilities in (litert_probabilities(litert_interpreter(litert), IMAGES, 16),
+                          onnx_probabilities(onnx_session(onnx), IMAGES, 16)):
+        assert probabilities.dtype == np.float32 and probabilities.shape == (40, 10)
+        np.testing.assert_allclose(probabilities, expected, atol=1e-4)
+        np.testing.assert_allclose(probabilities, from_saved_model, atol=1e-4)
+    interpreter = litert_interpreter(litert)
+    source, = interpreter.get_input_details()
+    assert source["dtype"] == np.uint8 and list(source["shape_signature"]) == [-1, 32, 32, 3]
+    session = onnx_session(onnx)
+    assert [(put.name, put.type) for put in session.get_inputs()] == [("images", "tensor(uint8)")]
+    assert [put.name for put in session.get_outputs()] == ["probabilities"]
+    assert onnx_class_names(session) == list(NAMES)
+    with open(class_names_file(litert)) as file:
+        assert file.read().splitlines() == list(NAMES)
+
+
+@pytest.mark.slow
+def test_a_bfloat16_model_is_exported_computing_in_float32(model, tmp_path):
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = AlexNet.from_config({**model.get_config(), "dtype": "mixed_bfloat16"})
+    finally:
+        keras.config.set_dtype_policy("float32")
+    mixed.set_weights(model.get_weights())
+    assert mixed.get_layer("conv2").compute_dtype == "bfloat16"
+    path = export_litert(mixed, str(tmp_path / "m.tflite"), NAMES)
+    probabilities = litert_probabilities(litert_interpreter(path), IMAGES)
+    # The float32 model's answers, closer than bfloat16's own.
+    expected = keras_probabilities(model, IMAGES)
+    np.testing.assert_allclose(probabilities, expected, atol=1e-4)
+    assert np.abs(keras_probabilities(mixed, IMAGES) - expected).max() > 1e-3
+
+
+@pytest.mark.slow
+def test_int8_litert_has_integer_tensors_the_float_contract_and_a_quarter_of_the_size(
+        model, tmp_path):
+    representative = np.random.default_rng(4).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    path = export_litert(model, str(tmp_path / "m_int8.tflite"), NAMES, "int8", representative)
+    float_path = export_litert(model, str(tmp_path / "m.tflite"), NAMES)
+    interpreter = litert_interpreter(path)
+    kinds = [detail["dtype"] for detail in interpreter.get_tensor_details()]
+    assert kinds.count(np.int8) > kinds.count(np.float32)  # integer weights and activations
+    source, = interpreter.get_input_details()
+    output, = interpreter.get_output_details()
+    assert source["dtype"] == np.uint8 and output["dtype"] == np.float32  # the float contract
+    probabilities = litert_probabilities(interpreter, IMAGES)
+    np.testing.assert_allclose(probabilities.sum(1), 1, atol=1e-2)
+    assert os.path.getsize(path) < 0.3 * os.path.getsize(float_path)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir(SHARED_CIFAR), reason="needs the local CIFAR-10 copy")
+def test_int8_litert_of_a_trained_preset_keeps_its_test_accuracy(tmp_path):
+    from keras_alexnet.data.cifar10 import load_cifar10
+
+    data = load_cifar10(SHARED_CIFAR)
+    images, labels = data.x_test[:1000], data.y_test[:1000]
+    float_path = export(PRESET, "litert", str(tmp_path / "f.tflite"))
+    int8_path = export(PRESET, "litert", str(tmp_path / "q.tflite"), quantize="int8",
+                       data_dir=SHARED_CIFAR)
+    float_classes = litert_probabilities(litert_interpreter(float_path), images).argmax(1)
+    int8_classes = litert_probabilities(litert_interpreter(int8_path), images).argmax(1)
+    float_accuracy = (float_classes == labels).mean()
+    int8_accuracy = (int8_classes == labels).mean()
+    assert float_accuracy > 0.85
+    assert int8_accuracy > float_accuracy - 0.01
+    assert (int8_classes == float_classes).mean() > 0.97
+
+
+def responsive(network, images, seed=0):
+    """`network` with He-normal kernels, zero biases and fc8 centring and scaling its logits on
+    `images`: the images then get different probabilities from sums of their own size (the
+    paper's initialisation answers every image alike; `with_distinct_weights` cancels large
+    sums, where float32 rounding alone moves the probabilities by 1e-3)."""
+    rng = np.random.default_rng(seed)
+    for layer in network.layers:
+        if hasattr(layer, "kernel"):
+            shape = tuple(layer.kernel.shape)
+            layer.kernel.assign(rng.normal(0, np.sqrt(2 / np.prod(shape[:-1])), shape))
+            layer.bias.assign(np.zeros(layer.bias.shape))
+    logits = network.predict(images.astype("float32"), verbose=0)
+    scale = 1 / logits.std(0).mean()  # logits that differ by about 1 between images
+    fc8 = network.get_layer("fc8")
+    fc8.kernel.assign(fc8.kernel * scale)
+    fc8.bias.assign(-logits.mean(0) * scale)
+    return network
+
+
+@pytest.mark.large
+def test_the_paper_networks_224_pixel_exports_match_keras(tmp_path):
+    images = np.random.default_rng(5).integers(0, 256, (6, 28, 28, 3), np.uint8).repeat(8, 1)
+    images = images.repeat(8, 2)
+    network = responsive(PaperAlexNet(num_classes=10, seed=0), images)
+    assert network.get_layer("conv2").groups == 2  # grouped convolutions, as the paper's
+    expected = keras_probabilities(network, images)
+    assert len(set(expected.argmax(1))) >= 3 and expected.max() > 0.3
+    litert = export_litert(network, str(tmp_path / "p.tflite"), NAMES)
+    onnx = export_onnx(network, str(tmp_path / "p.onnx"), NAMES)
+    np.testing.assert_allclose(litert_probabilities(litert_interpreter(litert), images, 4),
+                               expected, atol=1e-4)
+    np.testing.assert_allclose(onnx_probabilities(onnx_session(onnx), images, 4), expected,
+                               atol=1e-4)
+
+
+def test_formats_quantizations_and_file_names_are_checked_before_any_work(model, tmp_path):
+    with pytest.raises(ConfigError, match="format must be one of savedmodel, litert, onnx"):
+        export(model, "tflite", class_names=NAMES)
+    with pytest.raises(ConfigError, match="int8 quantization is for the litert format"):
+        export(model, "onnx", quantize="int8", class_names=NAMES)
+    with pytest.raises(ExportError, match="ends in .tflite"):
+        export_litert(model, str(tmp_path / "m.lite"), NAMES)
+    with pytest.raises(ExportError, match="int8 needs representative images"):
+        export_litert(model, str(tmp_path / "m.tflite"), NAMES, "int8",
+                      np.zeros((4, 16, 16, 3), np.uint8))
+    with pytest.raises(ExportError, match="10 classes but 3 class names"):
+        export_onnx(model, str(tmp_path / "m.onnx"), NAMES[:3])
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_export_of_a_run_directory_writes_a_litert_file_with_the_runs_classes(model, tmp_path):
+    from conftest import run_cli
+
+    run = tmp_path / "run"
+    run.mkdir()
+    model.save(str(run / "best.keras"))
+    names = [f"kind {index}" for index in range(10)]
+    (run / "class_names.txt").write_text("".join(f"{name}\n" for name in names))
+    result = run_cli("export", run, "--format", "litert", "--saved-models-dir", tmp_path / "out",
+                     "--model-name", "mine")
+    assert result.returncode == 0, result.stderr
+    path = str(tmp_path / "out" / "mine.tflite")
+    assert result.stdout.strip() == f"LiteRT: {path}"
+    np.testing.assert_allclose(litert_probabilities(litert_interpreter(path), IMAGES),
+                               keras_probabilities(model, IMAGES), atol=1e-4)
+    with open(class_names_file(path)) as file:
+        assert file.read().splitlines() == names
+
+
+@pytest.mark.slow
+def test_a_missing_onnx_converter_is_one_line_saying_what_to_install(tmp_path):
+    # tf2onnx made unimportable in the child, as on a machine without the [onnx] extra.
+    code = ("import sys; sys.modules['tf2onnx'] = None\n"
+            "from keras_alexnet.cli import main\n"
+            f"sys.exit(main(['export', 'alexnet_fast_cifar10', '--format', 'onnx', "
+            f"'--saved-models-dir', {str(tmp_path)!r}]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("keras-alexnet: error: the onnx export needs tf2onnx: "
+                                     "pip install 'keras_alexnet[onnx]'")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flags, message", [
+    (["--format", "onnx", "--quantize", "int8"], "int8 quantization is for the litert format"),
+    (["--format", "litert", "--output", "m.onnx"], "a LiteRT file's name ends in .tflite"),
+    (["--output", "m.tflite"], "--output is for --format litert or onnx"),
+])
+def test_export_flags_that_do_not_go_together_are_one_line(flags, message, tmp_path):
+    from conftest import run_cli
+
+    result = run_cli("export", "alexnet_fast_cifar10", *flags, cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
+    assert os.listdir(tmp_path) == []
+
