@@ -153,8 +153,10 @@ def check_export(args: argparse.Namespace) -> None:
                         ("--max-request-pixels", args.max_request_pixels)):
         if value < 1:
             raise UserError(f"{flag} must be >= 1, got {value}")
-    check_flag(lambda value, _: check_export_format(*value), (args.format, args.quantize),
-                "--format")
+    try:
+        check_export_format(args.format, args.quantize)
+    except ConfigError as error:
+        raise UserError(str(error)) from error
     if args.format == "savedmodel":
         if args.output:
             raise UserError("--output is for --format litert or onnx: a SavedModel goes to "

@@ -12,7 +12,9 @@ probabilities, so the contract is the float file's.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
 from typing import Iterator, Optional, Sequence
 
@@ -57,7 +59,9 @@ def export_litert(model: keras.Model, path: str, class_names: Sequence[str],
     settings = _converter_settings(model, quantize, representative_images)
     portable = pixel_model(model)
     with atomic_path(path) as staging:
-        with native_stderr_silenced():  # the converter's log; a failure raises here
+        # The converter's log, and what older Keras prints whatever `verbose` says; a failure
+        # raises here.
+        with native_stderr_silenced(), contextlib.redirect_stdout(io.StringIO()):
             portable.export(staging, format="litert", verbose=False,
                             input_signature=pixel_signature(portable), **settings)
         write_class_names(class_names_file(path), class_names)

@@ -9,7 +9,9 @@ runtime come with `pip install 'keras_alexnet[onnx]'`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import warnings
 from typing import Sequence
@@ -51,7 +53,9 @@ def export_onnx(model: keras.Model, path: str, class_names: Sequence[str]) -> st
 
     portable = pixel_model(model, grouped_convolutions=False)
     with atomic_path(path) as staging:
-        with warnings.catch_warnings():  # tf2onnx's use of NumPy names NumPy 2 deprecates
+        # tf2onnx's use of NumPy names NumPy 2 deprecates, and what older Keras prints whatever
+        # `verbose` says.
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore", FutureWarning)
             portable.export(staging, format="onnx", verbose=False,
                             input_signature=pixel_signature(portable))
