@@ -146,6 +146,26 @@ def responsive(network, images, seed=0):
     return network
 
 
+@pytest.mark.skipif(not os.path.isdir(SHARED_CIFAR), reason="needs the local CIFAR-10 copy")
+def test_int8_calibration_images_are_cifar10_training_images_in_the_models_test_view():
+    from PIL import Image
+
+    from keras_alexnet.data.cifar10 import load_cifar10
+    from keras_alexnet.serving.formats import cifar10_representatives
+
+    train = load_cifar10(SHARED_CIFAR).x_train
+    small, large = cifar10_representatives(32, SHARED_CIFAR), cifar10_representatives(224,
+                                                                                      SHARED_CIFAR)
+    assert small.shape == (200, 32, 32, 3) and large.shape == (200, 224, 224, 3)
+    assert small.dtype == large.dtype == np.uint8
+    rows = {image.tobytes(): index for index, image in enumerate(train)}
+    chosen = [rows[image.tobytes()] for image in small]  # each one of the training images
+    assert len(set(chosen)) == 200 and chosen == sorted(chosen)
+    # The paper's test view of a 32×32 image: resized to 256×256, its centre 224×224 (PIL).
+    view = np.asarray(Image.fromarray(train[chosen[0]]).resize((256, 256), Image.BILINEAR))
+    assert np.abs(large[0].astype(int) - view[16:240, 16:240].astype(int)).mean() < 2
+
+
 @pytest.mark.large
 def test_the_paper_networks_224_pixel_exports_match_keras(tmp_path):
     images = np.random.default_rng(5).integers(0, 256, (6, 28, 28, 3), np.uint8).repeat(8, 1)

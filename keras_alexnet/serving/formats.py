@@ -10,6 +10,8 @@ import keras
 import numpy as np
 
 from keras_alexnet.config import FILE_EXTENSIONS, check_export_format
+from keras_alexnet.data.cifar10 import CLASS_NAMES, load_cifar10
+from keras_alexnet.data.imagenet import CROP_SIZE, SHORTER_SIDE, center_crop, resize_shorter_side
 from keras_alexnet.errors import ExportError
 from keras_alexnet.serving.export import export_saved_model
 from keras_alexnet.serving.image_bytes import DEFAULT_MAX_PIXELS, DEFAULT_MAX_REQUEST_PIXELS
@@ -45,7 +47,8 @@ def export(model: Union[keras.Model, str], format: str = "savedmodel",
         saved_models_dir: Base directory of the exports.
         model_name: The SavedModel's directory name (TF Serving's `--model_name`) and the
             files' default name.
-        class_names: The class of each output; default: the run's or the preset's.
+        class_names: The class of each output; default: the run's or the preset's, else
+            CIFAR-10's.
         max_image_pixels, max_request_pixels: The SavedModel's `classify_image_bytes` limits
             (`export_saved_model`).
 
@@ -61,8 +64,7 @@ def export(model: Union[keras.Model, str], format: str = "savedmodel",
     if isinstance(model, str):
         model, found_names = model_and_class_names(model)
         class_names = class_names or found_names
-    if class_names is None:
-        raise ExportError("class_names are needed to export a Keras model object")
+    class_names = class_names or CLASS_NAMES
     if format == "savedmodel":
         return export_saved_model(model, saved_models_dir, model_name, class_names=class_names,
                                   max_image_pixels=max_image_pixels,
@@ -88,19 +90,10 @@ def cifar10_representatives(side: int, data_dir: Optional[str] = None,
     """`count` CIFAR-10 training images (a seeded choice) as a model of input side `side`
     sees them at test time: as they are for 32, else the paper's test view (the shorter side
     resized to `side` × 256/224, the centre `side`×`side`)."""
-    from keras_alexnet.data.cifar10 import load_cifar10
-
     train = load_cifar10(data_dir).x_train
     images = train[np.sort(np.random.default_rng(0).permutation(len(train))[:count])]
     if side == images.shape[1]:
         return images
-    from keras_alexnet.data.imagenet import (
-        CROP_SIZE,
-        SHORTER_SIDE,
-        center_crop,
-        resize_shorter_side,
-    )
-
     shorter = round(side * SHORTER_SIDE / CROP_SIZE)
     return np.stack([np.round(center_crop(resize_shorter_side(image, shorter), side).numpy())
                      .astype("uint8") for image in images])
