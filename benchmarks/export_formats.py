@@ -39,14 +39,14 @@ def runners(preset: str, directory: str, data_dir: str):
     from keras_alexnet.serving.formats import export
     from keras_alexnet.serving.litert_export import litert_interpreter, litert_probabilities
     from keras_alexnet.serving.onnx_export import onnx_probabilities, onnx_session
+    from keras_alexnet.utils.arrays import in_batches
 
     saved_model = export(preset, "savedmodel", saved_models_dir=directory, model_name="m")
     serve = load_saved_model(saved_model)
 
     def saved_model_probabilities(images, batch_size):
-        return np.concatenate([serve(images=tf.constant(images[start:start + batch_size]))
-                               ["probabilities"].numpy()
-                               for start in range(0, len(images), batch_size)])
+        return in_batches(lambda batch: serve(images=tf.constant(batch))["probabilities"].numpy(),
+                          images, batch_size, serve.structured_outputs["probabilities"].shape[-1])
 
     yield "savedmodel", saved_model, saved_model_probabilities
     for name, quantize in (("litert", None), ("litert_int8", "int8")):

@@ -20,6 +20,7 @@ from keras_alexnet.evaluation.test_time import (
     test_time_augmented,
 )
 from keras_alexnet.models.model_files import load_keras_model
+from keras_alexnet.utils.arrays import in_batches
 
 
 def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
@@ -116,7 +117,7 @@ def _probability_function(model: Union[str, keras.Model], batch_size: int
 
     def served(images: np.ndarray) -> np.ndarray:  # the signature takes uint8 pixels
         images = np.clip(np.round(images), 0, 255).astype(np.uint8)
-        return np.concatenate([serve(images=images[start:start + batch_size])["probabilities"]
-                               .numpy() for start in range(0, len(images), batch_size)])
+        return in_batches(lambda batch: serve(images=batch)["probabilities"].numpy(), images,
+                          batch_size, serve.structured_outputs["probabilities"].shape[-1])
 
     return served, tuple(spec.shape[1:])

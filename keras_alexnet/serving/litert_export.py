@@ -26,6 +26,7 @@ from keras_alexnet.errors import ExportError
 from keras_alexnet.run_dir import write_class_names
 from keras_alexnet.serving.export import check_class_names
 from keras_alexnet.serving.pixel_model import pixel_model, pixel_signature
+from keras_alexnet.utils.arrays import in_batches
 from keras_alexnet.utils.atomic import atomic_path
 from keras_alexnet.utils.native_stderr import native_stderr_silenced
 
@@ -100,28 +101,29 @@ def _converter_settings(model: keras.Model, quantize: Optional[str],
 
 
 def litert_interpreter(path: str, num_threads: Optional[int] = None):
-    """LiteRT's interpreter of the file at `path` (`ai_edge_litert`)."""
+    """LiteRT's interpreter of the file at `path` (`ai_edge_litert`), its tensors allocated."""
     if importlib.util.find_spec("ai_edge_litert") is None:
         raise ExportError("running a LiteRT file needs LiteRT's interpreter: "
                           f"{FORMAT_EXTRAS['litert']}")
     from ai_edge_litert.interpreter import Interpreter
 
-    return Interpreter(model_path=path, num_threads=num_threads)
+    interpreter = Interpreter(model_path=path, num_threads=num_threads)
+    interpreter.allocate_tensors()
+    return interpreter
 
 
 def litert_probabilities(interpreter, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """The probabilities an interpreter (`litert_interpreter`) gives for uint8 `images`,
-    `batch_size` images per call."""
+    `batch_size` images per call (its input resized to a batch of another size)."""
     source, = interpreter.get_input_details()
     output, = interpreter.get_output_details()
-    batches: list[np.ndarray] = []
-    for start in range(0, len(images), batch_size):
-        batch = np.ascontiguousarray(images[start:start + batch_size])
-        if not batches or len(batch) != len(batches[-1]):
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        if tuple(interpreter.get_input_details()[0]["shape"]) != batch.shape:
             interpreter.resize_tensor_input(source["index"], batch.shape)
             interpreter.allocate_tensors()
-        interpreter.set_tensor(source["index"], batch)
+        interpreter.set_tensor(source["index"], np.ascontiguousarray(batch))
         interpreter.invoke()
-        batches.append(interpreter.get_tensor(output["index"]).copy())
-    return np.concatenate(batches) if batches else np.zeros((0, output["shape"][-1]), "float32")
+        return interpreter.get_tensor(output["index"]).copy()
 
+    return in_batches(run, images, batch_size, output["shape"][-1])

@@ -23,6 +23,7 @@ from keras_alexnet.config import FILE_EXTENSIONS, FORMAT_EXTRAS, check_export_fo
 from keras_alexnet.errors import ExportError
 from keras_alexnet.serving.export import check_class_names
 from keras_alexnet.serving.pixel_model import PROBABILITIES_OUTPUT, pixel_model, pixel_signature
+from keras_alexnet.utils.arrays import in_batches
 from keras_alexnet.utils.atomic import atomic_path
 
 CLASS_NAMES_KEY = "class_names"
@@ -89,11 +90,8 @@ def onnx_probabilities(session, images: np.ndarray, batch_size: int = 256) -> np
     """The probabilities a session (`onnx_session`) gives for uint8 `images`, `batch_size`
     images per call."""
     source, = session.get_inputs()
-    batches = [session.run([PROBABILITIES_OUTPUT],
-                           {source.name: images[start:start + batch_size]})[0]
-               for start in range(0, len(images), batch_size)]
-    classes = session.get_outputs()[0].shape[-1]
-    return np.concatenate(batches) if batches else np.zeros((0, classes), "float32")
+    return in_batches(lambda batch: session.run([PROBABILITIES_OUTPUT], {source.name: batch})[0],
+                      images, batch_size, session.get_outputs()[0].shape[-1])
 
 
 def onnx_class_names(session) -> list[str]:

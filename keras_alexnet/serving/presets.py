@@ -51,14 +51,8 @@ def save_to_preset(model_or_run_dir: Union[keras.Model, str], directory: str,
     """
     model = model_or_run_dir
     if isinstance(model_or_run_dir, str):
-        path = model_or_run_dir
-        if os.path.isdir(path):
-            path = os.path.join(path, CHECKPOINT)
-        if not os.path.isfile(path):
-            raise ModelError(f"no model at {path}: give a model, a .keras file or a run directory")
-        model = load_keras_model(path)
-        if class_names is None:
-            class_names = class_names_in(os.path.join(os.path.dirname(path), CLASS_NAMES_FILE))
+        model, run_class_names = _keras_model_and_class_names(model_or_run_dir)
+        class_names = run_class_names if class_names is None else class_names
     if class_names is None and model.output_shape[-1] == len(CLASS_NAMES):
         class_names = CLASS_NAMES
     return preset_files.save_to_preset(model, directory, class_names, metadata, weights_dtype,
@@ -101,9 +95,18 @@ def model_and_class_names(model: str) -> tuple[keras.Model, Sequence[str]]:
     run directory's `best.keras` (with the run's)."""
     if is_preset(model):
         return _preset_network(model, _preset_metadata(model))
-    path = os.path.join(model, CHECKPOINT) if os.path.isdir(model) else model
-    names = class_names_in(os.path.join(os.path.dirname(path), CLASS_NAMES_FILE))
-    return load_keras_model(path), names
+    return _keras_model_and_class_names(model)
+
+
+def _keras_model_and_class_names(path: str) -> tuple[keras.Model, Sequence[str]]:
+    """The model at a `.keras` path or a run directory's `best.keras`, with the class names of
+    the run it belongs to (CIFAR-10's where the run has none)."""
+    if os.path.isdir(path):
+        path = os.path.join(path, CHECKPOINT)
+    if not os.path.isfile(path):
+        raise ModelError(f"no model at {path}: give a model, a .keras file or a run directory")
+    return (load_keras_model(path),
+            class_names_in(os.path.join(os.path.dirname(path), CLASS_NAMES_FILE)))
 
 
 def _preset_metadata(preset: str) -> dict[str, Any]:

@@ -1,6 +1,8 @@
-"""Host arrays onto the device without compiling anything."""
+"""Host arrays: onto the device without compiling anything, and through a function in batches."""
 
 from __future__ import annotations
+
+from typing import Callable
 
 import keras
 import numpy as np
@@ -14,3 +16,12 @@ def host_to_device(values: np.ndarray, dtype=None):
 
         return jax.device_put(values)
     return values
+
+
+def in_batches(function: Callable[[np.ndarray], np.ndarray], values: np.ndarray,
+               batch_size: int, width: int) -> np.ndarray:
+    """`function` of `values[i:i + batch_size]` for each batch, concatenated: `[N, width]`
+    rows (`[0, width]` float32 for no values)."""
+    batches = [function(values[start:start + batch_size])
+               for start in range(0, len(values), batch_size)]
+    return np.concatenate(batches) if batches else np.zeros((0, width), "float32")
