@@ -37,6 +37,7 @@ from keras_alexnet.version import __version__ as __version__
 
 _LAZY = {
     "AlexNet": "keras_alexnet.models.alexnet",
+    "AlexNetBackbone": "keras_alexnet.models.backbone",
     "PaperAlexNet": "keras_alexnet.models.paper_alexnet",
     "LocalResponseNormalization": "keras_alexnet.models.layers",
     "build_model": "keras_alexnet.models.build",

@@ -13,6 +13,7 @@ from conftest import SHARED_CIFAR, softmax
 
 from keras_alexnet.errors import ConfigError, ExportError
 from keras_alexnet.models.alexnet import AlexNet
+from keras_alexnet.models.backbone import AlexNetBackbone
 from keras_alexnet.models.paper_alexnet import PaperAlexNet
 from keras_alexnet.serving.export import export_saved_model, load_saved_model
 from keras_alexnet.serving.formats import export
@@ -154,8 +155,13 @@ def test_int8_calibration_images_are_cifar10_training_images_in_the_models_test_
     from keras_alexnet.serving.formats import cifar10_representatives
 
     train = load_cifar10(SHARED_CIFAR).x_train
-    small, large = cifar10_representatives(32, SHARED_CIFAR), cifar10_representatives(224,
-                                                                                      SHARED_CIFAR)
+    # A small network of the paper's 224×224 input and test view: its test view is what counts.
+    paper_view = AlexNetBackbone(image_shape=(224, 224, 3), conv_filters=(16,) * 5,
+                                 conv_kernel_sizes=(11, 5, 3, 3, 3), conv_strides=(4, 1, 1, 1, 1),
+                                 pool_size=3, dense_units=16, test_crop_fraction=224 / 256, seed=0)
+    small = cifar10_representatives(AlexNet(width_multiplier=0.25, dense_units=16, seed=0),
+                                     SHARED_CIFAR)
+    large = cifar10_representatives(paper_view, SHARED_CIFAR)
     assert small.shape == (200, 32, 32, 3) and large.shape == (200, 224, 224, 3)
     assert small.dtype == large.dtype == np.uint8
     rows = {image.tobytes(): index for index, image in enumerate(train)}

@@ -240,14 +240,14 @@ def test_paper_parameter_count_by_hand(groups, paper_model):
 
 
 def test_paper_output_shapes_per_layer(paper_model):
-    shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in paper_model.layers}
-    assert shapes == {
-        "images": (224, 224, 3), "normalize": (224, 224, 3), "conv1_pad": (228, 228, 3),
-        "conv1": (55, 55, 96), "conv1_lrn": (55, 55, 96), "conv1_pool": (27, 27, 96),
-        "conv2": (27, 27, 256), "conv2_lrn": (27, 27, 256), "conv2_pool": (13, 13, 256),
-        "conv3": (13, 13, 384), "conv4": (13, 13, 384), "conv5": (13, 13, 256),
-        "conv5_pool": (6, 6, 256), "flatten": (9216,), "fc6": (4096,), "fc6_dropout": (4096,),
-        "fc7": (4096,), "fc7_dropout": (4096,), "fc8": (1000,)}
+    shapes = [(layer.name, tuple(layer.output.shape[1:])) for layer in paper_model.layers]
+    assert shapes == [
+        ("images", (224, 224, 3)), ("normalize", (224, 224, 3)), ("conv1_pad", (228, 228, 3)),
+        ("conv1", (55, 55, 96)), ("conv1_lrn", (55, 55, 96)), ("conv1_pool", (27, 27, 96)),
+        ("conv2", (27, 27, 256)), ("conv2_lrn", (27, 27, 256)), ("conv2_pool", (13, 13, 256)),
+        ("conv3", (13, 13, 384)), ("conv4", (13, 13, 384)), ("conv5", (13, 13, 256)),
+        ("conv5_pool", (6, 6, 256)), ("flatten", (9216,)), ("fc6", (4096,)),
+        ("fc7_dropout", (4096,)), ("fc7", (4096,)), ("fc8_dropout", (4096,)), ("fc8", (1000,))]
 
 
 def test_paper_without_lrn_has_no_lrn_layers():

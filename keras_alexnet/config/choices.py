@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 CIFAR10 = "cifar10"  # the default data set, held in memory as the seed's recipe needs
 INITS = ("torch", "paper")
-NETWORKS = ("cifar", "paper")
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """A network `TrainConfig.network` names: its class, and where its runs' images come from.
+
+    Attributes:
+        model_class: `"module.Class"` of the Keras model `models.build_model` builds (a subclass
+            of `models.backbone.AlexNetBackbone`: the architecture is its arguments).
+        streams_images: `False`: CIFAR-10 at its own 32×32, held in memory and augmented by the
+            package's layers; `True`: any data set, streamed, resized and cropped in `tf.data`.
+    """
+
+    model_class: str
+    streams_images: bool
+
+
+# The networks by name (`TrainConfig.network`'s choices); a new network is a line here and its
+# class.
+NETWORK_CATALOGUE = {
+    "cifar": Network("keras_alexnet.models.alexnet.AlexNet", streams_images=False),
+    "paper": Network("keras_alexnet.models.paper_alexnet.PaperAlexNet", streams_images=True),
+}
 DISTRIBUTIONS = ("auto", "mirrored", "tpu", "multi_host", "none")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 JIT_COMPILE = ("auto", True, False)  # Keras' `jit_compile` values

@@ -19,7 +19,7 @@ from keras_alexnet.config.choices import (
     INITS,
     JIT_COMPILE,
     LR_SCHEDULES,
-    NETWORKS,
+    NETWORK_CATALOGUE,
     PRECISIONS,
     TEST_TIME_AUGMENTATIONS,
     VERBOSITIES,
@@ -107,7 +107,7 @@ class TrainConfig:
         "`'cifar'` (the seed's CIFAR-10 AlexNet, `AlexNet`) or `'paper'` (the 2012 paper's "
         "network for 224×224 crops of images resized to 256 on the shorter side, `PaperAlexNet`, "
         "with its two-GPU groups and local response normalisation; trained on streamed images: "
-        "`data.image_sets`).", choices=NETWORKS)
+        "`data.image_sets`).", choices=NETWORK_CATALOGUE)
     dataset: str = option(CIFAR10,
         "`'cifar10'`, any tensorflow-datasets image-classification name (`'imagenet2012'`, "
         "`'imagenette/320px-v2'`, …; `data_dir` is then tfds' data directory), or a directory of "
@@ -244,6 +244,12 @@ class TrainConfig:
     def replace(self, **overrides: Any) -> "TrainConfig":
         """Returns a copy with `overrides` applied and validated."""
         return TrainConfig.from_dict({**dataclasses.asdict(self), **overrides})
+
+    @property
+    def streams_images(self) -> bool:
+        """Whether the run's network trains on streamed images (any data set, resized and
+        cropped in `tf.data`) rather than on CIFAR-10 held in memory (`NETWORK_CATALOGUE`)."""
+        return NETWORK_CATALOGUE[self.network].streams_images
 
     @property
     def scaled_learning_rate(self) -> float:

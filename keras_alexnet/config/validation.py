@@ -55,25 +55,28 @@ def _is_union(annotation: Any) -> bool:
     return typing.get_origin(annotation) in (typing.Union, types.UnionType)
 
 
-# The fields only the CIFAR network's recipe uses, with the values that leave them off.
+# The fields only the CIFAR network and its in-memory images use, with the values that leave
+# them off.
 CIFAR_ONLY_FIELDS = {"conv1_stride": 2, "batch_norm": False, "width_multiplier": 1.0,
                      "dense_units": 4096, "cutout": 0}
 
 
 def _check_network_fields(config: TrainConfig) -> None:
-    """The network and the data set go together: the CIFAR network trains on CIFAR-10 only,
-    and the fields of its recipe do not apply to the paper's network."""
-    if config.network == "cifar" and config.dataset != CIFAR10:
+    """The network and the data set go together: a network trained on images in memory trains on
+    CIFAR-10 only, and the fields of the CIFAR network's recipe do not apply to one that streams
+    its images."""
+    if not config.streams_images and config.dataset != CIFAR10:
         raise ConfigError(f"TrainConfig.dataset {config.dataset!r} needs network='paper' (the "
                           f"CIFAR network trains on cifar10 only); use the paper recipe")
-    if config.network == "paper":
+    if config.streams_images:
         changed = [name for name, off in CIFAR_ONLY_FIELDS.items() if getattr(config, name) != off]
         if changed:
             raise ConfigError(f"TrainConfig.{changed[0]} applies to the CIFAR network only, not "
-                              f"to network='paper'")
+                              f"to network={config.network!r}")
         if config.augmentation == "device":
             raise ConfigError("TrainConfig.augmentation='device' holds CIFAR-10 in the device's "
-                              "memory; the paper's network streams its images ('pipeline')")
+                              f"memory; network={config.network!r} streams its images "
+                              "('pipeline')")
     if config.dataset == CIFAR10 and config.validation_size >= 50_000:
         raise ConfigError(f"TrainConfig.validation_size must be below CIFAR-10's 50000 training "
                           f"images, got {config.validation_size}")

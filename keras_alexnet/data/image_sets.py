@@ -80,9 +80,10 @@ RunData = Union[PreparedData, ImageSet]  # CIFAR-10 in memory, or streamed image
 
 
 def load_run_data(config: TrainConfig) -> RunData:
-    """What a run of `config` trains on: its images streamed for the paper's network
-    (`load_image_set`), CIFAR-10 in memory (`cifar10.prepare`) for the CIFAR network."""
-    return load_image_set(config) if config.network == "paper" else prepare(config)
+    """What a run of `config` trains on: its images streamed (`load_image_set`) for a network
+    that streams them (`TrainConfig.streams_images`: the paper's), else CIFAR-10 in memory
+    (`cifar10.prepare`)."""
+    return load_image_set(config) if config.streams_images else prepare(config)
 
 
 def load_image_set(config: TrainConfig) -> ImageSet:

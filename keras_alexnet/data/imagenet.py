@@ -120,6 +120,19 @@ def center_crop(image, size: int):
                                          size)
 
 
+def eval_view(image, size: int, shorter_side: Optional[int] = None):
+    """One HWC image as a network of `size`×`size` input sees it at test: its shorter side
+    resized to `shorter_side` and the centre `size`×`size` cut (the paper's view: 256, then
+    224), or, without `shorter_side`, the whole image resized to `size`×`size`; float32 pixels
+    on the raw 0–255 scale (bilinear, antialiased when shrinking)."""
+    import tensorflow as tf
+
+    if shorter_side is not None:
+        return center_crop(resize_shorter_side(image, shorter_side), size)
+    image = tf.image.resize(tf.cast(image, tf.float32), (size, size), antialias=True)
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
 def train_dataset(dataset, batch_size: int, crop_size: int = CROP_SIZE,
                   shorter_side: int = SHORTER_SIDE, pca_stddev: float = 0.1,
                   eigenvalues: Sequence[float] = IMAGENET_EIGENVALUES,

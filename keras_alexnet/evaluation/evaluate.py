@@ -41,9 +41,10 @@ def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
         test_time_augmentation: `"none"`, `"flip"` (average each image's and its mirror
             image's probabilities) or `"ten_crop"` (as `ten_crop=True`); ten crops hold their
             mirror images already.
-        config: The `TrainConfig` of the run the model comes from; with `network="paper"` its
-            data set's test images are used (`data.image_sets`; `data_dir` overrides its
-            `data_dir`), with the paper's test view (ten crops: of the 256×256 centre square).
+        config: The `TrainConfig` of the run the model comes from; for a network that streams
+            its images (`streams_images`: the paper's) its data set's test images are used
+            (`data.image_sets`; `data_dir` overrides its `data_dir`), with the paper's test view
+            (ten crops: of the 256×256 centre square).
 
     Returns:
         The `test_metrics` dict (top-5 accuracy and error too for more than five classes).
@@ -57,7 +58,7 @@ def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
     # The model is checked before the data is read.
     probabilities_of, image_shape = _probability_function(model, batch_size)
     mode = "ten_crop" if ten_crop else test_time_augmentation
-    if config is not None and config.network == "paper":
+    if config is not None and config.streams_images:
         config = config.replace(data_dir=data_dir or config.data_dir, eval_batch_size=batch_size,
                                 test_time_augmentation=mode)
         data = load_image_set(config)

@@ -1,2 +1,3 @@
-"""The networks: the seed's CIFAR-10 `AlexNet`, the paper's `PaperAlexNet`, their layers and
-initializers, and `build_model()` to pick one by name."""
+"""The networks: `AlexNetBackbone`, which builds every one, the seed's CIFAR-10 `AlexNet` and the
+paper's `PaperAlexNet` as its arguments, their layers and initializers, and `build_model()` to
+pick one by name."""

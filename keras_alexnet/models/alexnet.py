@@ -7,9 +7,8 @@ from typing import Optional, Sequence
 import keras
 
 from keras_alexnet.data.cifar10 import IMAGE_SHAPE, NUM_CLASSES
-from keras_alexnet.models.initializers import LayerInitializers
-from keras_alexnet.models.layers import DENSE_UNITS, check_head, conv_relu, dense, standardize
-from keras_alexnet.models.preset_files import PresetMixin
+from keras_alexnet.models.backbone import AlexNetBackbone
+from keras_alexnet.models.layers import DENSE_UNITS
 
 # Per-channel mean and std of CIFAR-10's training pixels on the raw 0–255 scale (the published
 # 0–1 values ×255). `train()` passes the statistics of its own training split instead.
@@ -17,16 +16,15 @@ CIFAR10_MEAN = (125.307, 122.950, 113.865)
 CIFAR10_STD = (62.993, 62.089, 66.705)
 
 
-# (name, filters, pool after) of the five convolutions; every kernel is 3×3, conv1 has stride 2.
-CONV_LAYERS = (("conv1", 64, True), ("conv2", 192, True), ("conv3", 384, False),
-               ("conv4", 256, False), ("conv5", 256, True))
+# The five convolutions' filters (each kernel 3×3; conv1, conv2, conv5 followed by a 2×2 max-pool).
+CONV_FILTERS = (64, 192, 384, 256, 256)
 # Filter counts scaled by a width multiplier are rounded to a multiple of this (CPU kernels run
 # channel blocks of 16).
 FILTER_ROUNDING = 16
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
-class AlexNet(PresetMixin, keras.Model):
+class AlexNet(AlexNetBackbone):
     """AlexNet for 32×32 images: five 3×3 convolutions, three dense layers, raw pixels in.
 
     The seed's CIFAR-10 adaptation of Krizhevsky et al. (2012): conv1 64 3×3/2 → max-pool 2 →
@@ -76,44 +74,25 @@ class AlexNet(PresetMixin, keras.Model):
                  seed: Optional[int] = None, conv1_stride: int = 2, batch_norm: bool = False,
                  width_multiplier: float = 1.0, dense_units: int = DENSE_UNITS,
                  name: str = "alexnet_cifar10", dtype=None, **kwargs):
-        check_head(num_classes, dropout)
         if conv1_stride not in (1, 2):
             raise ValueError(f"conv1_stride must be 1 or 2, got {conv1_stride!r}")
-        if dense_units < 1:
-            raise ValueError(f"dense_units must be >= 1, got {dense_units!r}")
-        initializers = LayerInitializers(init, seed)
-        images = keras.Input(shape=IMAGE_SHAPE, name="images")
-        x = keras.layers.ZeroPadding2D(1, name="conv1_pad")(standardize(images, mean, std))
-        for (layer_name, _, pool), filters in zip(CONV_LAYERS, conv_filters(width_multiplier)):
-            first = layer_name == "conv1"
-            x = conv_relu(x, filters, 3, layer_name, initializers,
-                          strides=conv1_stride if first else 1,
-                          padding="valid" if first else "same", batch_norm=batch_norm, dtype=dtype)
-            if pool:
-                x = keras.layers.MaxPooling2D(2, name=f"{layer_name}_pool", dtype=dtype)(x)
-        x = keras.layers.Flatten(name="flatten", dtype=dtype)(x)
-        for layer_name in ("fc6", "fc7"):
-            x = keras.layers.Dropout(dropout, name=f"{layer_name}_dropout", dtype=dtype)(x)
-            x = dense(x, dense_units, layer_name, initializers, dtype=dtype)
-        x = keras.layers.Dropout(dropout, name="fc8_dropout", dtype=dtype)(x)
-        logits = dense(x, num_classes, "fc8", initializers, activation=None, dtype="float32")
-        super().__init__(inputs=images, outputs=logits, name=name, dtype=dtype, **kwargs)
-        self.num_classes = num_classes
-        self.init = init
-        self.dropout = dropout
-        self.mean = [float(m) for m in mean]
-        self.std = [float(s) for s in std]
-        self.seed = seed
+        super().__init__(image_shape=IMAGE_SHAPE, conv_filters=conv_filters(width_multiplier),
+                         conv_strides=(conv1_stride, 1, 1, 1, 1), batch_norm=batch_norm,
+                         dense_units=dense_units, dropout=dropout, num_classes=num_classes,
+                         init=init, mean=mean, std=std, seed=seed, name=name, dtype=dtype,
+                         **kwargs)
         self.conv1_stride = conv1_stride
         self.batch_norm = batch_norm
         self.width_multiplier = float(width_multiplier)
         self.dense_units = int(dense_units)
 
     def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes, "init": self.init,
-                "dropout": self.dropout, "mean": self.mean, "std": self.std, "seed": self.seed,
-                "conv1_stride": self.conv1_stride, "batch_norm": self.batch_norm,
-                "width_multiplier": self.width_multiplier, "dense_units": self.dense_units}
+        # Keras' own part (name, trainable) and this class's arguments, which set the rest.
+        return {**keras.Model.get_config(self), "num_classes": self.num_classes,
+                "init": self.init, "dropout": self.dropout, "mean": self.mean, "std": self.std,
+                "seed": self.seed, "conv1_stride": self.conv1_stride,
+                "batch_norm": self.batch_norm, "width_multiplier": self.width_multiplier,
+                "dense_units": self.dense_units}
 
 
 def conv_filters(width_multiplier: float = 1.0) -> tuple[int, ...]:
@@ -128,7 +107,7 @@ def conv_filters(width_multiplier: float = 1.0) -> tuple[int, ...]:
     if width_multiplier <= 0:
         raise ValueError(f"width_multiplier must be > 0, got {width_multiplier}")
     if width_multiplier == 1:
-        return tuple(filters for _, filters, _ in CONV_LAYERS)
+        return CONV_FILTERS
     return tuple(max(FILTER_ROUNDING, FILTER_ROUNDING * round(filters * width_multiplier
                                                               / FILTER_ROUNDING))
-                 for _, filters, _ in CONV_LAYERS)
+                 for filters in CONV_FILTERS)

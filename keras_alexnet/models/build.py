@@ -1,29 +1,34 @@
-"""`build_model()`: either network by name, with its own defaults; `load_preset()`: either
-network trained, from a preset."""
+"""`build_model()`: a network of `NETWORK_CATALOGUE` by name, with its own defaults;
+`load_preset()`: any network trained, from a preset."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from typing import Optional
 
 import keras
 
-from keras_alexnet.errors import ModelError
-from keras_alexnet.models.alexnet import AlexNet
-from keras_alexnet.models.paper_alexnet import PaperAlexNet
-from keras_alexnet.models.preset_files import (
-    CONFIG_FILE,
-    load_network,
-    preset_directory,
-    read_preset_json,
-    registered_name,
-)
+from keras_alexnet.config.choices import NETWORK_CATALOGUE
+from keras_alexnet.models.backbone import AlexNetBackbone
 
-NETWORKS = {"cifar": AlexNet, "paper": PaperAlexNet}
+
+def network_class(name: str) -> type:
+    """The Keras model class of network `name` in `config.choices.NETWORK_CATALOGUE`.
+
+    Example:
+
+    >>> network_class("paper").__name__
+    'PaperAlexNet'
+    """
+    if name not in NETWORK_CATALOGUE:
+        raise ValueError(f"variant must be one of {', '.join(NETWORK_CATALOGUE)}, got {name!r}")
+    module, _, class_name = NETWORK_CATALOGUE[name].model_class.rpartition(".")
+    return getattr(importlib.import_module(module), class_name)
 
 
 def build_model(variant: str = "cifar", **kwargs) -> keras.Model:
-    """Builds the seed's CIFAR-10 AlexNet or the paper's ImageNet AlexNet.
+    """Builds a network of `NETWORK_CATALOGUE` by name: the seed's CIFAR-10 AlexNet or the paper's.
 
     Args:
         variant: `"cifar"` (`AlexNet`: the seed's 32×32 port, 10 classes, PyTorch's
@@ -44,9 +49,7 @@ def build_model(variant: str = "cifar", **kwargs) -> keras.Model:
     >>> build_model("paper", num_classes=1000, groups=2, lrn=True, seed=0).count_params()
     60965224
     """
-    if variant not in NETWORKS:
-        raise ValueError(f"variant must be one of {', '.join(NETWORKS)}, got {variant!r}")
-    network = NETWORKS[variant]
+    network = network_class(variant)
     accepted = [name for name in inspect.signature(network).parameters if name != "kwargs"]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
@@ -57,8 +60,8 @@ def build_model(variant: str = "cifar", **kwargs) -> keras.Model:
 
 def load_preset(preset: str, sha256: Optional[str] = None,
                 dtype: Optional[str] = None) -> keras.Model:
-    """The trained network of a preset, whichever of the two it is (`AlexNet.from_preset` and
-    `PaperAlexNet.from_preset` take only their own).
+    """The trained network of a preset, whichever it is (`AlexNetBackbone.from_preset` with
+    every network of `NETWORK_CATALOGUE` defined; `AlexNet.from_preset` takes only its own).
 
     Args:
         preset: A shipped preset's name, a preset directory, an `https://` URL (with
@@ -67,18 +70,13 @@ def load_preset(preset: str, sha256: Optional[str] = None,
         dtype: The dtype policy to compute in; `None`: the preset's (float32).
 
     Raises:
-        ModelError: As `AlexNet.from_preset`, or a config of neither network.
+        ModelError: As `AlexNet.from_preset`, or a config of no network of this package.
 
     Example:
 
     >>> load_preset("alexnet_fast_cifar10").name
     'alexnet_cifar10'
     """
-    directory = preset_directory(preset, sha256)
-    config = read_preset_json(directory, CONFIG_FILE, preset)
-    networks = {registered_name(network): network for network in NETWORKS.values()}
-    network = networks.get(config.get("registered_name"))
-    if network is None:
-        raise ModelError(f"preset {preset!r} holds no network of this package "
-                         f"({config.get('registered_name')!r})")
-    return load_network(network, directory, config, preset, dtype)
+    for name in NETWORK_CATALOGUE:
+        network_class(name)  # each network's class defined, so that the backbone finds it
+    return AlexNetBackbone.from_preset(preset, sha256, dtype)

@@ -41,7 +41,8 @@ def load_keras_model(path: str) -> keras.Model:
                          f"{' '.join(str(error).split())[:300]}") from error
 
 
-KERAS_MODEL_CLASSES = ("keras_alexnet>AlexNet", "keras_alexnet>PaperAlexNet")
+KERAS_MODEL_CLASSES = ("keras_alexnet>AlexNet", "keras_alexnet>PaperAlexNet",
+                       "keras_alexnet>AlexNetBackbone")
 WEIGHTS_MEMBER = "model.weights.h5"  # in a .keras archive: the weights, float32
 
 

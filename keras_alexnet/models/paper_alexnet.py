@@ -7,26 +7,12 @@ from typing import Optional, Sequence
 
 import keras
 
-from keras_alexnet.models.initializers import LayerInitializers
-from keras_alexnet.models.layers import (
-    DENSE_UNITS,
-    LocalResponseNormalization,
-    check_head,
-    conv_relu,
-    dense,
-    standardize,
-)
-from keras_alexnet.models.preset_files import PresetMixin
+from keras_alexnet.models.backbone import AlexNetBackbone
 
-# The paper's network: (name, filters, kernel, stride, split across the two GPUs, LRN, pool after).
-# conv3 is the one convolution that reads the maps of both GPUs.
-PAPER_CONV_LAYERS = (("conv1", 96, 11, 4, False, True, True),
-                     ("conv2", 256, 5, 1, True, True, True),
-                     ("conv3", 384, 3, 1, False, False, False),
-                     ("conv4", 384, 3, 1, True, False, False),
-                     ("conv5", 256, 3, 1, True, False, True))
 PAPER_INPUT_SHAPE = (224, 224, 3)
 PAPER_NUM_CLASSES = 1000
+# The paper tests on the centre 224×224 of an image whose shorter side is resized to 256.
+PAPER_CROP_FRACTION = 224 / 256
 # Per-channel mean and std of ImageNet's training pixels on the raw 0–255 scale (the published
 # 0–1 values ×255).
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -34,7 +20,7 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
-class PaperAlexNet(PresetMixin, keras.Model):
+class PaperAlexNet(AlexNetBackbone):
     """The network of Krizhevsky, Sutskever & Hinton (2012), for 224×224 images and 1000 classes.
 
     conv1 96 11×11/4 → ReLU → LRN → max-pool 3×3/2 → conv2 256 5×5 → ReLU → LRN → max-pool 3×3/2 →
@@ -79,39 +65,22 @@ class PaperAlexNet(PresetMixin, keras.Model):
                  init: str = "paper", dropout: float = 0.5, mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD, seed: Optional[int] = None,
                  name: str = "alexnet_paper", dtype=None, **kwargs):
-        check_head(num_classes, dropout)
         if groups not in (1, 2):
             raise ValueError(f"groups must be 1 or 2, got {groups!r}")
-        initializers = LayerInitializers(init, seed)
-        images = keras.Input(shape=tuple(input_shape), name="images")
-        x = keras.layers.ZeroPadding2D(2, name="conv1_pad")(standardize(images, mean, std))
-        for layer_name, filters, kernel, stride, split, normalize, pool in PAPER_CONV_LAYERS:
-            x = conv_relu(x, filters, kernel, layer_name, initializers, strides=stride,
-                          groups=groups if split else 1,
-                          padding="valid" if layer_name == "conv1" else "same", dtype=dtype)
-            if normalize and lrn:
-                x = LocalResponseNormalization(name=f"{layer_name}_lrn", dtype=dtype)(x)
-            if pool:
-                x = keras.layers.MaxPooling2D(3, strides=2, name=f"{layer_name}_pool",
-                                              dtype=dtype)(x)
-        x = keras.layers.Flatten(name="flatten", dtype=dtype)(x)
-        for layer_name in ("fc6", "fc7"):
-            x = dense(x, DENSE_UNITS, layer_name, initializers, dtype=dtype)
-            x = keras.layers.Dropout(dropout, name=f"{layer_name}_dropout", dtype=dtype)(x)
-        logits = dense(x, num_classes, "fc8", initializers, activation=None, dtype="float32")
-        super().__init__(inputs=images, outputs=logits, name=name, dtype=dtype, **kwargs)
-        self.num_classes = num_classes
-        self.image_shape = tuple(int(d) for d in input_shape)
+        super().__init__(
+            image_shape=input_shape, conv_filters=(96, 256, 384, 384, 256),
+            conv_kernel_sizes=(11, 5, 3, 3, 3), conv_strides=(4, 1, 1, 1, 1),
+            conv_groups=(1, groups, 1, groups, groups), conv_lrn=(lrn, lrn, False, False, False),
+            conv_pooling=(True, True, False, False, True), conv1_padding=2, pool_size=3,
+            pool_strides=2, dropout=dropout, dropout_before=("fc7", "fc8"),
+            test_crop_fraction=PAPER_CROP_FRACTION, num_classes=num_classes, init=init,
+            mean=mean, std=std, seed=seed, name=name, dtype=dtype, **kwargs)
         self.groups = groups
         self.lrn = lrn
-        self.init = init
-        self.dropout = dropout
-        self.mean = [float(m) for m in mean]
-        self.std = [float(s) for s in std]
-        self.seed = seed
 
     def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes,
+        # Keras' own part (name, trainable) and this class's arguments, which set the rest.
+        return {**keras.Model.get_config(self), "num_classes": self.num_classes,
                 "input_shape": list(self.image_shape), "groups": self.groups, "lrn": self.lrn,
                 "init": self.init, "dropout": self.dropout, "mean": self.mean, "std": self.std,
                 "seed": self.seed}

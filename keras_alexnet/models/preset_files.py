@@ -38,12 +38,13 @@ MIN_BYTES_PER_WEIGHT = 2
 
 
 class _PresetCatalogue:
-    """`Network.presets`: the shipped presets of that network's class, as keras-hub's
-    `Backbone.presets`."""
+    """`Network.presets`: the shipped presets of that network's class or its subclasses, as
+    keras-hub's `Backbone.presets`."""
 
     def __get__(self, instance, owner) -> dict[str, dict[str, Any]]:
+        names = {network.__name__ for network in with_subclasses(owner)}
         return {name: copy.deepcopy(metadata) for name, metadata in shipped_presets().items()
-                if metadata["class_name"] == owner.__name__}
+                if metadata["class_name"] in names}
 
 
 class PresetMixin:
@@ -77,16 +78,23 @@ class PresetMixin:
         """
         directory = preset_directory(preset, sha256)
         config = read_preset_json(directory, CONFIG_FILE, preset)
-        if config.get("registered_name") != registered_name(cls):
+        networks = {registered_name(network): network for network in with_subclasses(cls)}
+        network = networks.get(config.get("registered_name"))
+        if network is None:
             raise ModelError(f"preset {preset!r} holds a network of class "
                              f"{config.get('class_name')!r}, not {cls.__name__}")
-        return load_network(cls, directory, config, preset, dtype)
+        return load_network(network, directory, config, preset, dtype)
 
     def save_to_preset(self, directory: str, class_names: Optional[list[str]] = None,
                        metadata: Optional[dict[str, Any]] = None,
                        weights_dtype: str = "float32", overwrite: bool = False) -> str:
         """Writes this network as a preset directory; see `preset_files.save_to_preset`."""
         return save_to_preset(self, directory, class_names, metadata, weights_dtype, overwrite)
+
+
+def with_subclasses(cls: type) -> list[type]:
+    """`cls` and every subclass of it defined so far (`AlexNetBackbone`: each network)."""
+    return [cls, *(sub for child in cls.__subclasses__() for sub in with_subclasses(child))]
 
 
 def registered_name(cls: type) -> str:

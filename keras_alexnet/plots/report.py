@@ -38,7 +38,7 @@ def write_report(source: str, data_dir: Optional[str] = None,
     if os.path.isfile(os.path.join(source, CONFIG)) and not is_preset(source):
         paths = write_blog_figures(source, data_dir)
         config = TrainConfig.from_dict(read_json(os.path.join(source, CONFIG)))
-        if config.network != "cifar":
+        if config.streams_images:
             return paths
         return paths + _learned(os.path.join(source, CHECKPOINT),
                                 data_dir or config.data_dir, source)

@@ -49,9 +49,9 @@ from typing import Optional, Sequence
 import keras
 
 from keras_alexnet.data.cifar10 import CLASS_NAMES
-from keras_alexnet.data.imagenet import CROP_SIZE, SHORTER_SIDE, center_crop, resize_shorter_side
+from keras_alexnet.data.imagenet import eval_view
 from keras_alexnet.errors import ExportError
-from keras_alexnet.models.paper_alexnet import PaperAlexNet
+from keras_alexnet.models.backbone import eval_resize_side
 from keras_alexnet.run_dir import (
     CLASS_NAMES_FILE,
     class_names_in,
@@ -188,12 +188,8 @@ def _export_archive(model: keras.Model, tf, class_names: Sequence[str], max_imag
 
     def decode(data):  # an image `bound_request` has checked
         image = tf.io.decode_image(data, channels=3, expand_animations=False)
-        if isinstance(model, PaperAlexNet):  # the paper's test view
-            image = center_crop(resize_shorter_side(image, round(side * SHORTER_SIDE / CROP_SIZE)),
-                                side)
-        else:
-            image = tf.image.resize(image, image_shape[:2], antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        image = eval_view(image, side, eval_resize_side(model))
+        return tf.cast(tf.round(image), tf.uint8)
 
     def classify_image_bytes(image_bytes):
         with tf.control_dependencies([bound_request(image_bytes, max_image_pixels,

@@ -11,8 +11,9 @@ import numpy as np
 
 from keras_alexnet.config import FILE_EXTENSIONS, check_export_format
 from keras_alexnet.data.cifar10 import CLASS_NAMES, load_cifar10
-from keras_alexnet.data.imagenet import CROP_SIZE, SHORTER_SIDE, center_crop, resize_shorter_side
+from keras_alexnet.data.imagenet import eval_view
 from keras_alexnet.errors import ExportError
+from keras_alexnet.models.backbone import eval_resize_side
 from keras_alexnet.serving.export import export_saved_model
 from keras_alexnet.serving.image_bytes import DEFAULT_MAX_PIXELS, DEFAULT_MAX_REQUEST_PIXELS
 from keras_alexnet.serving.litert_export import export_litert
@@ -74,7 +75,7 @@ def export(model: Union[keras.Model, str], format: str = "savedmodel",
     if format == "onnx":
         return export_onnx(model, path, class_names)
     if quantize and representative_images is None:
-        representative_images = cifar10_representatives(model.input_shape[1], data_dir)
+        representative_images = cifar10_representatives(model, data_dir)
     return export_litert(model, path, class_names, quantize, representative_images)
 
 
@@ -85,15 +86,15 @@ def default_output(saved_models_dir: str, model_name: str, format: str,
     return os.path.join(saved_models_dir, f"{model_name}{suffix}{FILE_EXTENSIONS[format]}")
 
 
-def cifar10_representatives(side: int, data_dir: Optional[str] = None,
+def cifar10_representatives(model: keras.Model, data_dir: Optional[str] = None,
                             count: int = REPRESENTATIVE_IMAGES) -> np.ndarray:
-    """`count` CIFAR-10 training images (a seeded choice) as a model of input side `side`
-    sees them at test time: as they are for 32, else the paper's test view (the shorter side
-    resized to `side` × 256/224, the centre `side`×`side`)."""
+    """`count` CIFAR-10 training images (a seeded choice) as `model` sees them at test time:
+    as they are for a 32×32 input, else in its test view (`data.imagenet.eval_view`, with
+    `models.backbone.eval_resize_side(model)`)."""
     train = load_cifar10(data_dir).x_train
     images = train[np.sort(np.random.default_rng(0).permutation(len(train))[:count])]
+    side = model.input_shape[1]
     if side == images.shape[1]:
         return images
-    shorter = round(side * SHORTER_SIDE / CROP_SIZE)
-    return np.stack([np.round(center_crop(resize_shorter_side(image, shorter), side).numpy())
+    return np.stack([np.round(eval_view(image, side, eval_resize_side(model)).numpy())
                      .astype("uint8") for image in images])

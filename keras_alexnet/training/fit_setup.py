@@ -4,6 +4,8 @@ training and validation data, as tf.data pipelines or as indices into the device
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
 import math
 import os
@@ -21,7 +23,7 @@ from keras_alexnet.data.passes import pass_counter
 from keras_alexnet.data.pipeline import eval_dataset, train_dataset
 from keras_alexnet.data.process_shard import ONE_PROCESS, ProcessShard
 from keras_alexnet.evaluation.metrics import TOP_K
-from keras_alexnet.models.build import build_model
+from keras_alexnet.models.build import build_model, network_class
 from keras_alexnet.run_dir import (
     CLASS_NAMES_FILE,
     CONFIG,
@@ -72,18 +74,17 @@ def build_trainer(config: TrainConfig, performance: Performance, data: RunData,
 
 
 def network_arguments(config: TrainConfig, data: RunData) -> dict[str, Any]:
-    """The arguments of `config.network`'s constructor for a run on `data`."""
-    common = {"init": config.init, "dropout": config.dropout, "mean": data.stats.mean,
-              "std": data.stats.std, "seed": config.seed}
-    if config.network == "paper":
-        return {**common, "num_classes": data.num_classes}
-    return {**common, "conv1_stride": config.conv1_stride, "batch_norm": config.batch_norm,
-            "width_multiplier": config.width_multiplier, "dense_units": config.dense_units}
+    """The arguments of `config.network`'s constructor for a run on `data`: the data set's class
+    count and pixel statistics, and each `TrainConfig` field the constructor takes by name."""
+    taken = inspect.signature(network_class(config.network)).parameters
+    fields = {field.name for field in dataclasses.fields(config)}
+    return {**{name: getattr(config, name) for name in taken if name in fields},
+            "num_classes": data.num_classes, "mean": data.stats.mean, "std": data.stats.std}
 
 
 def training_metrics(config: TrainConfig, num_classes: int) -> list:
-    """Accuracy, and for the paper's network on more than `TOP_K` classes its top-5 accuracy."""
-    if config.network != "paper" or num_classes <= TOP_K:
+    """Accuracy, and on streamed data sets of more than `TOP_K` classes the top-5 accuracy."""
+    if not config.streams_images or num_classes <= TOP_K:
         return ["accuracy"]
     return ["accuracy",
             keras.metrics.SparseTopKCategoricalAccuracy(TOP_K, name=f"top{TOP_K}_accuracy")]

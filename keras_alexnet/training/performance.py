@@ -131,7 +131,7 @@ def _jit_compile(config: TrainConfig) -> Union[bool, str]:
 
 
 def _augmentation(config: TrainConfig) -> str:
-    if config.network == "paper":  # streamed images, augmented in TensorFlow ops on any backend
+    if config.streams_images:  # augmented in TensorFlow ops on any backend
         return "pipeline"
     setting, jax = config.augmentation, keras.backend.backend() == "jax"
     if setting == "pipeline" and jax:  # its layers would run JAX ops on tf.data's graph tensors
