@@ -1,8 +1,11 @@
 """Time to accuracy: a recipe trained as a user runs it, timed from process start, one JSON line
-per run; or, with `--torch`, the seed blog's PyTorch code on the same machine.
+per run; or, with `--torch`, the same recipe in PyTorch on the same machine (`seed`: the seed
+blog's code; `fast`: `torch_fast.py`); with `--side-by-side`, both, one after the other.
 
     python benchmarks/time_to_accuracy.py --recipe fast [--epochs N] [--seeds 0 1] [--data-dir DIR]
-    python benchmarks/time_to_accuracy.py --torch --torch-python PY [--epochs N] [--seeds 0]
+                                          [--batch-size B --learning-rate LR]
+    python benchmarks/time_to_accuracy.py --torch --torch-python PY [--recipe seed|fast] ...
+    python benchmarks/time_to_accuracy.py --side-by-side --torch-python PY --recipe fast ...
 
 Every run is a fresh child process (imports, data, compilation, training, test and export all
 count, as for `keras-alexnet train`). A keras_alexnet line has the recipe, epochs, seed, the test
@@ -11,8 +14,10 @@ process start to the end of `train()` and per phase (imports, data, build, fit, 
 export), train images/s, the training's FLOPs per image (`common.training_flops_per_image`) and,
 given `--peak-gflops`, the floor those FLOPs set at that peak, and the machine, backend and
 date. `--torch` runs
-`../shared/reference/seed_torch.py` (the seed recipe, single view, no export) with `PY`, an
-interpreter that has PyTorch, and reports the same fields it can. After the runs, one `mean`
+`../shared/reference/seed_torch.py` (the seed recipe, single view, no export) or
+`benchmarks/torch_fast.py` (`fast`: flip TTA, no export) with `PY`, an interpreter that has
+PyTorch, and reports the same fields it can; every line has `seconds_per_epoch` (training and
+validation). After the runs, one `mean`
 line per recipe and epochs. Not a test: the numbers depend on the machine.
 """
 
@@ -40,6 +45,7 @@ from common import DEFAULT_DATA_DIR, emit, training_flops_per_image  # noqa: E40
 CIFAR10_TRAIN = 50_000  # training images, before the validation split
 TORCH_REFERENCE = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                                                 "..", "shared", "reference", "seed_torch.py"))
+TORCH_FAST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_fast.py")
 
 
 def run_recipe(args: argparse.Namespace) -> None:
@@ -47,7 +53,8 @@ def run_recipe(args: argparse.Namespace) -> None:
     import keras_alexnet
 
     run_dir = tempfile.mkdtemp(prefix="time_to_accuracy_")
-    overrides = {"epochs": args.epochs} if args.epochs else {}
+    overrides = {name: getattr(args, name) for name in ("epochs", "batch_size", "learning_rate")
+                 if getattr(args, name)}
     if args.train_subset:
         overrides.update(train_subset=args.train_subset, validation_size=100)
     config = keras_alexnet.TrainConfig.from_recipe(
@@ -74,12 +81,18 @@ def run_recipe(args: argparse.Namespace) -> None:
          seconds={"imports": round(imported, 1),
                   **{name: round(value, 1) for name, value in result.phase_seconds.items()}},
          train_images_per_second=round(metrics["train_images_per_second"]),
+         seconds_per_epoch=round(result.phase_seconds["fit"] / len(result.history["loss"]), 1),
+         batch_size=config.batch_size, learning_rate=config.learning_rate,
          train_flops_per_image=flops, trained_images=trained_images, **floor,
          performance=metrics["performance"])
 
 
 def run_torch(args: argparse.Namespace, seed: int) -> dict:
-    """One run of the PyTorch reference in a child process, timed from its start."""
+    """One run of the recipe in PyTorch in a child process, timed from its start."""
+    if args.recipe == "fast":
+        return run_torch_fast(args, seed)
+    if args.recipe != "seed":
+        raise SystemExit(f"--torch runs the seed and fast recipes, not {args.recipe}")
     command = [args.torch_python, TORCH_REFERENCE, "--data", args.data_dir, "--workers", "0",
                "--epochs", str(args.epochs or 49), "--seed", str(seed)]
     if args.train_subset:
@@ -92,8 +105,32 @@ def run_torch(args: argparse.Namespace, seed: int) -> dict:
             "epochs": summary["epochs"], "seed": seed, "test_accuracy": summary["test_acc"],
             "test_accuracy_single_view": summary["test_acc"], "wall_seconds": round(wall, 1),
             "train_images_per_second": round(summary["train_images_per_s"]),
+            "seconds_per_epoch": summary["median_train_epoch_s"],
             "backend": "pytorch", "device": summary["device"], "cpu_count": os.cpu_count(),
             "machine": platform.node(), "date": datetime.date.today().isoformat()}
+
+
+def run_torch_fast(args: argparse.Namespace, seed: int) -> dict:
+    """One run of `torch_fast.py` (the `fast` recipe in PyTorch), timed from its start."""
+    command = [args.torch_python, TORCH_FAST, "--data-dir", args.data_dir, "--seed", str(seed),
+               "--epochs", str(args.epochs or 6), "--batch-size", str(args.batch_size or 512),
+               "--learning-rate", str(args.learning_rate or 0.2)]
+    if args.train_subset:
+        command += ["--train-subset", str(args.train_subset)]
+    start = time.perf_counter()
+    lines = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    wall = time.perf_counter() - start
+    *epochs, summary = (json.loads(line) for line in lines.strip().splitlines())
+    return {"benchmark": "time_to_accuracy", "recipe": "fast-pytorch", "epochs": summary["epochs"],
+            "seed": seed, "test_accuracy": summary["test_accuracy"],
+            "test_accuracy_single_view": summary["test_accuracy_single_view"],
+            "wall_seconds": round(wall, 1),
+            "train_images_per_second": summary["images_per_second"],
+            "seconds_per_epoch": round(sum(epoch["seconds"] for epoch in epochs) / len(epochs), 1),
+            "batch_size": summary["batch_size"], "compile": summary["compile"],
+            "bfloat16": summary["bfloat16"], "backend": "pytorch", "torch": summary["torch"],
+            "cpu_count": os.cpu_count(), "machine": platform.node(),
+            "date": datetime.date.today().isoformat()}
 
 
 def run_child(args: argparse.Namespace, seed: int) -> dict:
@@ -101,7 +138,8 @@ def run_child(args: argparse.Namespace, seed: int) -> dict:
     command = [sys.executable, os.path.abspath(__file__), "--child", "--recipe", args.recipe,
                "--seeds", str(seed), "--data-dir", args.data_dir]
     for flag, value in (("--epochs", args.epochs), ("--train-subset", args.train_subset),
-                        ("--peak-gflops", args.peak_gflops)):
+                        ("--peak-gflops", args.peak_gflops), ("--batch-size", args.batch_size),
+                        ("--learning-rate", args.learning_rate)):
         if value:
             command += [flag, str(value)]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
@@ -134,8 +172,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--peak-gflops", type=float, default=None,
                         help="the cores' peak GFLOP/s: adds floor_seconds, the training's "
                              "FLOPs at that peak")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="override the recipe's batch size")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="override the recipe's learning rate")
     parser.add_argument("--torch", action="store_true",
-                        help="run the PyTorch reference of the seed recipe instead")
+                        help="run the recipe (seed or fast) in PyTorch instead")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="run each seed in keras_alexnet, then in PyTorch")
     parser.add_argument("--torch-python", default=sys.executable,
                         help="an interpreter with PyTorch for --torch (default: this one)")
     parser.add_argument("--quick", action="store_true",
@@ -153,12 +197,15 @@ def main(argv=None) -> None:
         args.seed = args.seeds[0]
         run_recipe(args)
         return
-    runs = []
-    for seed in args.seeds:
-        run = run_torch(args, seed) if args.torch else run_child(args, seed)
-        print(json.dumps(run), flush=True)
-        runs.append(run)
-    print(json.dumps(mean_line(runs)), flush=True)
+    runners = ([run_child, run_torch] if args.side_by_side
+               else [run_torch] if args.torch else [run_child])
+    for runner in runners:
+        runs = []
+        for seed in args.seeds:
+            run = runner(args, seed)
+            print(json.dumps(run), flush=True)
+            runs.append(run)
+        print(json.dumps(mean_line(runs)), flush=True)
 
 
 if __name__ == "__main__":

@@ -140,9 +140,11 @@ def test_hostile_inputs_reports_each_case_with_its_time_memory_and_outcome():
 
 def test_time_to_accuracy_reports_each_seed_from_process_start_and_their_mean(cifar_dir):
     run, mean = run_benchmark("time_to_accuracy.py", "--data-dir", cifar_dir, "--recipe", "fast",
-                              "--seeds", "3")
+                              "--seeds", "3", "--batch-size", "64", "--learning-rate", "0.05")
     assert COMMON <= set(run) and (run["recipe"], run["epochs"], run["seed"]) == ("fast", 1, 3)
+    assert (run["batch_size"], run["learning_rate"]) == (64, 0.05)  # the overrides reach train()
     phases = run["seconds"]
+    assert 0 < run["seconds_per_epoch"] <= phases["fit"]
     assert {"imports", "data", "build", "fit", "test", "figures", "export"} <= set(phases)
     # From process start: the imports and every phase of train() fit inside the wall time.
     assert 0 < sum(phases[name] for name in ("imports", "data", "build", "fit", "test",
