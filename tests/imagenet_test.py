@@ -155,7 +155,8 @@ def test_imagenette_through_tfds_trains_the_paper_model_one_step(tmp_path):
         model.compile(optimizer=TorchSGD(0.01, momentum=0.9, coupled_weight_decay=5e-4),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         before = keras.ops.convert_to_numpy(model.get_layer("fc8").kernel)
-        history = model.fit(train.take(1), epochs=1, verbose=0, shuffle=False)  # it shuffles itself
+        history = model.fit(train.take(1), epochs=1, steps_per_epoch=1, verbose=0,
+                            shuffle=False)  # it shuffles itself
         assert np.isfinite(history.history["loss"][0])
         assert not np.array_equal(before, keras.ops.convert_to_numpy(model.get_layer("fc8").kernel))
         metrics = evaluate_dataset(model, eval_dataset(validation.take(2), 2, ten_crop=True),

@@ -35,7 +35,8 @@ class AlexNetBackbone(PresetMixin, keras.Model):
     model: `image_shape` (what it takes) and `test_crop_fraction` (its test view of a larger
     image). The pixel statistics (`mean`, `std`) are the data set's, not the architecture's. The
     model takes raw 0–255 pixels (float32; uint8 is cast), so an exported model needs no
-    preprocessing, and gives logits, in float32 also under a mixed-precision policy.
+    preprocessing, and gives logits, in float32 also under a mixed-precision policy. The
+    defaults are the seed's CIFAR-10 network (`AlexNet()`, but with pixel statistics 0 and 1).
 
     Args:
         image_shape: `(height, width, 3)` of the input.
