@@ -239,7 +239,7 @@ def eval_dataset(dataset, batch_size: int, crop_size: int = CROP_SIZE,
     size = shorter_side if ten_crop else crop_size
 
     def preprocess(image, label):
-        return center_crop(resize_shorter_side(image, shorter_side), size), label
+        return eval_view(image, size, shorter_side), label
 
     return (dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
             .batch(batch_size)
