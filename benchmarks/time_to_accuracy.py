@@ -111,10 +111,15 @@ def run_torch(args: argparse.Namespace, seed: int) -> dict:
 
 
 def run_torch_fast(args: argparse.Namespace, seed: int) -> dict:
-    """One run of `torch_fast.py` (the `fast` recipe in PyTorch), timed from its start."""
+    """One run of `torch_fast.py` (the `fast` recipe in PyTorch), timed from its start; the
+    recipe's own epochs, batch size and learning rate unless the flags override them."""
+    from keras_alexnet.config import RECIPES
+
+    fast = RECIPES["fast"].values
     command = [args.torch_python, TORCH_FAST, "--data-dir", args.data_dir, "--seed", str(seed),
-               "--epochs", str(args.epochs or 6), "--batch-size", str(args.batch_size or 512),
-               "--learning-rate", str(args.learning_rate or 0.2)]
+               "--epochs", str(args.epochs or fast["epochs"]),
+               "--batch-size", str(args.batch_size or fast["batch_size"]),
+               "--learning-rate", str(args.learning_rate or fast["learning_rate"])]
     if args.train_subset:
         command += ["--train-subset", str(args.train_subset)]
     start = time.perf_counter()

@@ -124,7 +124,9 @@ def main(argv=None) -> None:
     test_x, test_y = as_nchw(x_test), torch.from_numpy(y_test)
 
     model = FastAlexNet(mean.tolist(), std.tolist()).to(memory_format=torch.channels_last)
-    steps_per_epoch = len(train_x) // args.batch_size  # the last partial batch dropped
+    # The last partial batch dropped, unless it is the only one (a check on a few images).
+    steps_per_epoch = max(1, len(train_x) // args.batch_size)
+    images_per_epoch = min(len(train_x), steps_per_epoch * args.batch_size)
     total = steps_per_epoch * args.epochs
     warmup = round(0.2 * total)  # `fast`'s 1.2 of 6 epochs
     optimizer = torch.optim.SGD(model.parameters(), lr=args.learning_rate, momentum=0.9,
@@ -178,7 +180,7 @@ def main(argv=None) -> None:
         train_seconds += seconds
         val_accuracy = (probabilities(val_x, False).argmax(1) == val_y).float().mean().item()
         print(json.dumps({"epoch": epoch + 1, "seconds": round(seconds, 1),
-                          "images_per_second": round(steps_per_epoch * args.batch_size / seconds),
+                          "images_per_second": round(images_per_epoch / seconds),
                           "loss": round(torch.stack(losses).float().mean().item(), 4),
                           "val_accuracy": round(val_accuracy, 4)}), flush=True)
     tta = probabilities(test_x, True)
@@ -189,7 +191,7 @@ def main(argv=None) -> None:
         "test_accuracy": round((tta.argmax(1) == test_y).float().mean().item(), 4),
         "test_accuracy_single_view": round((single.argmax(1) == test_y).float().mean().item(), 4),
         "train_seconds": round(train_seconds, 1), "setup_seconds": round(setup, 1),
-        "images_per_second": round(steps_per_epoch * args.batch_size * args.epochs
+        "images_per_second": round(images_per_epoch * args.epochs
                                    / train_seconds),
         "wall_seconds": round(time.perf_counter() - START, 1), "torch": torch.__version__,
         "machine": platform.node(), "processor": platform.processor(),
