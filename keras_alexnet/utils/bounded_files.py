@@ -1,0 +1,98 @@
+"""Reading small files a user or a download handed us: regular files only, a size cap, strict
+UTF-8 and, for JSON, a nesting limit, each failure one `KerasAlexNetError` line.
+
+A config, metadata or metrics file that is a link to `/dev/zero`, a FIFO, a sparse file of
+gigabytes or an array nested 200,000 deep is refused before it is read whole.
+
+Example:
+
+>>> read_json_file("runs/alexnet_cifar10/metrics.json", "the run's metrics.json")["test_accuracy"]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from typing import Any
+
+from keras_alexnet.errors import KerasAlexNetError, ModelError
+
+MAX_JSON_BYTES = 1 << 20  # a preset's or run's JSON files are a few kB
+MAX_TEXT_BYTES = 1 << 20  # class names: 1 MiB holds 10,000 names of 100 characters
+MAX_JSON_DEPTH = 32  # the deepest the package writes is 4
+
+
+def read_bytes(path: str, what: str, max_bytes: int,
+               error: type[KerasAlexNetError] = ModelError) -> bytes:
+    """The bytes of the regular file at `path`, refused as `error` (naming `what`) when it is
+    missing, not a regular file (a FIFO, a device, a directory) or over `max_bytes`."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer before fstat can refuse it.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError as cause:
+        raise error(f"{what} is missing ({path})") from cause
+    except OSError as cause:
+        raise error(f"{what} cannot be read: {cause.strerror or cause}") from cause
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode):
+        os.close(descriptor)
+        raise error(f"{what} is not a regular file ({path})")
+    with os.fdopen(descriptor, "rb") as file:
+        if status.st_size > max_bytes:
+            raise error(f"{what} is {status.st_size:,} bytes, over the {max_bytes:,} allowed")
+        data = file.read(max_bytes + 1)  # the file may have grown since fstat
+    if len(data) > max_bytes:
+        raise error(f"{what} is over the {max_bytes:,} bytes allowed")
+    return data
+
+
+def read_text_file(path: str, what: str, max_bytes: int = MAX_TEXT_BYTES,
+                   error: type[KerasAlexNetError] = ModelError) -> str:
+    """The UTF-8 text of the regular file at `path` (as `read_bytes`), refused when it is not
+    UTF-8."""
+    try:
+        return read_bytes(path, what, max_bytes, error).decode("utf-8")
+    except UnicodeDecodeError as cause:
+        raise error(f"{what} is not UTF-8 text (byte {cause.start})") from cause
+
+
+def read_json_file(path: str, what: str, max_bytes: int = MAX_JSON_BYTES,
+                   error: type[KerasAlexNetError] = ModelError) -> Any:
+    """The JSON value in the regular file at `path` (as `read_text_file`), refused when it is
+    not JSON or nests deeper than `MAX_JSON_DEPTH`."""
+    return parse_json(read_text_file(path, what, max_bytes, error), what, error)
+
+
+def parse_json(text: str, what: str, error: type[KerasAlexNetError] = ModelError) -> Any:
+    """The JSON value in `text`, refused as `error` when it is not JSON or nests deeper than
+    `MAX_JSON_DEPTH`."""
+    if _nesting(text) > MAX_JSON_DEPTH:
+        raise error(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text)
+    except ValueError as cause:
+        raise error(f"{what} is not valid JSON ({cause})") from cause
+
+
+def _nesting(text: str) -> int:
+    """The deepest nesting of `[` and `{` in JSON `text`, strings skipped (an upper bound where
+    the text is not JSON)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for character in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif character == "\\":
+                escaped = True
+            elif character == '"':
+                in_string = False
+        elif character == '"':
+            in_string = True
+        elif character in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif character in "]}":
+            depth -= 1
+    return deepest
