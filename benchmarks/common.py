@@ -117,3 +117,44 @@ def images_per_second(dataset, epochs: int) -> list[float]:
                                lambda n, batch: n + tf.cast(tf.shape(batch[0])[0], tf.int64))
         rates.append(int(count) / (time.perf_counter() - start))
     return rates
+
+
+MATMUL_PEAK_CODE = """
+import json, os, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import tensorflow as tf
+cores = len(os.sched_getaffinity(0))
+tf.config.threading.set_intra_op_parallelism_threads(cores)
+tf.config.threading.set_inter_op_parallelism_threads(1)
+size, peaks = 4096, {}
+for dtype in ("float32", "bfloat16"):
+    a = tf.cast(tf.random.normal((size, size)), dtype)
+    b = tf.cast(tf.random.normal((size, size)), dtype)
+    tf.matmul(a, b).numpy()
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        tf.matmul(a, b).numpy()
+        times.append(time.perf_counter() - start)
+    peaks[dtype] = round(2 * size ** 3 / min(times) / 1e9, 1)
+print(json.dumps(peaks))
+"""
+
+
+def matmul_peaks(prefix: tuple = ()) -> dict:
+    """This host's measured float32 and bfloat16 matrix-product rates in GFLOP/s (a 4096² product
+    in TensorFlow, the fastest of three, one op at a time on every core this process may use),
+    measured in a fresh process run under `prefix` (e.g. `("taskset", "-c", "0")`)."""
+    import subprocess
+    import sys
+
+    output = subprocess.run([*prefix, sys.executable, "-c", MATMUL_PEAK_CODE], check=True,
+                            capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def cpu_model() -> str:
+    """The CPU's model name with its family, model and stepping numbers."""
+    from keras_alexnet.training.host_probe import cpu_model as model
+
+    return model()

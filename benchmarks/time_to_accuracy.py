@@ -1,6 +1,8 @@
 """Time to accuracy: a recipe trained as a user runs it, timed from process start, one JSON line
-per run; or, with `--torch`, the same recipe in PyTorch on the same machine (`seed`: the seed
-blog's code; `fast`: `torch_fast.py`); with `--side-by-side`, both, one after the other.
+per run, beside this host's measured float32 and bfloat16 matrix-product peaks
+(`common.matmul_peaks`); or, with `--torch`, the same recipe in PyTorch on the same machine
+(`seed`: the seed blog's code; `fast`: `torch_fast.py`); with `--side-by-side`, both, one after
+the other.
 
     python benchmarks/time_to_accuracy.py --recipe fast [--epochs N] [--seeds 0 1] [--data-dir DIR]
                                           [--batch-size B --learning-rate LR]
@@ -40,7 +42,13 @@ import tempfile  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import DEFAULT_DATA_DIR, emit, training_flops_per_image  # noqa: E402
+from common import (  # noqa: E402
+    DEFAULT_DATA_DIR,
+    cpu_model,
+    emit,
+    matmul_peaks,
+    training_flops_per_image,
+)
 
 CIFAR10_TRAIN = 50_000  # training images, before the validation split
 TORCH_REFERENCE = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
@@ -204,10 +212,12 @@ def main(argv=None) -> None:
         return
     runners = ([run_child, run_torch] if args.side_by_side
                else [run_torch] if args.torch else [run_child])
+    # The host's own peaks beside every run (not in --quick, a check of the script).
+    host = {} if args.quick else {"matmul_peak_gflops": matmul_peaks(), "cpu": cpu_model()}
     for runner in runners:
         runs = []
         for seed in args.seeds:
-            run = runner(args, seed)
+            run = {**runner(args, seed), **host}
             print(json.dumps(run), flush=True)
             runs.append(run)
         print(json.dumps(mean_line(runs)), flush=True)

@@ -194,7 +194,8 @@ def test_a_short_run_of_the_fast_recipe_trains_the_narrow_model_on_its_one_cycle
                      "--verbose", "0")
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["performance"]["mixed_precision"] == "mixed_bfloat16"
+    # 128 images: too short a run to pay for the precision probe.
+    assert metrics["performance"]["mixed_precision"] == "float32"
     assert metrics["test_time_augmentation"] == "flip"
     model = keras.saving.load_model(str(tmp_path / "run" / "best.keras"))
     assert [model.get_layer(name).filters for name in ("conv1", "conv2", "conv3", "conv4",

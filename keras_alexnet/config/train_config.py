@@ -26,6 +26,7 @@ from keras_alexnet.config.choices import (
 )
 from keras_alexnet.config.migration import warn_renamed, with_keras_names
 from keras_alexnet.config.recipes import recipe_values
+from keras_alexnet.config.time_budget import parse_time_budget
 from keras_alexnet.config.validation import validate
 from keras_alexnet.errors import ConfigError
 
@@ -61,6 +62,13 @@ class TrainConfig:
     """
 
     epochs: int = option(49, "Number of passes over the training split.")
+    time_budget: Union[str, float, None] = option(None,
+        "Wall time for the whole run, from process start to the SavedModel: minutes (`20`) or a "
+        "duration (`'20m'`, `'1h30m'`, `'90s'`). The run measures this host, chooses the recipe "
+        "(`recipe` restricts it to one) and its epochs from the measured frontier of accuracy "
+        "against epochs (`config/frontier.json`), and ends its learning-rate schedule at the "
+        "deadline, re-planned as it goes if the machine slows down; `metrics.json` records the "
+        "plan. `None`: train `epochs` epochs.")
     batch_size: int = option(128, "Images per training step.")
     eval_batch_size: int = option(1000,
         "Images per validation and test batch (inference only, so the results are those of any "
@@ -174,7 +182,9 @@ class TrainConfig:
     mixed_precision: str = option("auto",
         "`'auto'` (float32 on H100/H200-class GPUs, where it was measured faster for this model "
         "at batch 128; bfloat16 on other GPUs of compute capability >= 8 and TPUs; float16 on "
-        "T4/V100-class GPUs; float32 on a CPU), `'float32'`, `'mixed_float16'` or "
+        "T4/V100-class GPUs; on a CPU the faster of float32 and bfloat16, measured on this host "
+        "by a few training steps of the run's network and cached per host, or float32 for a run "
+        "of under 20,000 training images), `'float32'`, `'mixed_float16'` or "
         "`'mixed_bfloat16'`. The logits stay float32.", choices=PRECISIONS)
     jit_compile: Union[bool, str] = option("auto",
         "XLA for the train step, as Keras' `compile(jit_compile=…)`: `'auto'` (Keras' choice), "
@@ -250,6 +260,11 @@ class TrainConfig:
         """Whether the run's network trains on streamed images (any data set, resized and
         cropped in `tf.data`) rather than on CIFAR-10 held in memory (`NETWORK_CATALOGUE`)."""
         return NETWORK_CATALOGUE[self.network].streams_images
+
+    @property
+    def time_budget_seconds(self) -> Optional[float]:
+        """`time_budget` in seconds, or `None`."""
+        return None if self.time_budget is None else parse_time_budget(self.time_budget)
 
     @property
     def scaled_learning_rate(self) -> float:

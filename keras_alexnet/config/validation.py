@@ -31,6 +31,7 @@ def validate(config: TrainConfig) -> None:
         if choices is not None:
             check_choice(value, choices, f"TrainConfig.{field.name}")
     _check_ranges(config)
+    config.time_budget_seconds  # noqa: B018 - parsing it is the check
     check_momentum(config.momentum, "TrainConfig.momentum")
     check_weight_decay(config.weight_decay, "TrainConfig.weight_decay")
     _check_network_fields(config)

@@ -34,11 +34,12 @@ from keras_alexnet.run_dir import (
 from keras_alexnet.training.callbacks import EpochKeyedDraws, build_callbacks
 from keras_alexnet.training.checkpoints import CheckpointSchedule, find_resume_backup, resume_epoch
 from keras_alexnet.training.devices import Placement, place
+from keras_alexnet.training.host_probe import train_step_rate
 from keras_alexnet.training.interruption import StopOnSignal, StopRequest
 from keras_alexnet.training.losses import build_loss
 from keras_alexnet.training.multi_host import peers_watched, shared_run_files
 from keras_alexnet.training.optimizer import build_optimizer
-from keras_alexnet.training.performance import Performance, dtype_policy
+from keras_alexnet.training.performance import Performance, PrecisionProbe, dtype_policy
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +77,31 @@ def build_trainer(config: TrainConfig, performance: Performance, data: RunData,
 def network_arguments(config: TrainConfig, data: RunData) -> dict[str, Any]:
     """The arguments of `config.network`'s constructor for a run on `data`: the data set's class
     count and pixel statistics, and each `TrainConfig` field the constructor takes by name."""
+    return {**network_fields(config), "num_classes": data.num_classes, "mean": data.stats.mean,
+            "std": data.stats.std}
+
+
+def network_fields(config: TrainConfig) -> dict[str, Any]:
+    """Each `TrainConfig` field that `config.network`'s constructor takes by name."""
     taken = inspect.signature(network_class(config.network)).parameters
     fields = {field.name for field in dataclasses.fields(config)}
-    return {**{name: getattr(config, name) for name in taken if name in fields},
-            "num_classes": data.num_classes, "mean": data.stats.mean, "std": data.stats.std}
+    return {name: getattr(config, name) for name in taken if name in fields}
+
+
+def precision_probe(config: TrainConfig, num_classes: int, train_images: int) -> PrecisionProbe:
+    """What `mixed_precision="auto"` measures on a CPU: the run's own network at its batch
+    size, trained a few steps in each precision (on `num_classes` classes; `train_images`: the
+    images the run will train, which decide whether it is worth a probe)."""
+    arguments = {**network_fields(config), "num_classes": num_classes}
+
+    def measure(precision: str) -> float:
+        with dtype_policy(precision):
+            model = build_model(config.network, **arguments)
+        return train_step_rate(model, config.batch_size, num_classes)
+
+    subject = {"network": config.network, "batch_size": config.batch_size,
+               **{name: value for name, value in arguments.items() if name != "seed"}}
+    return PrecisionProbe(subject, measure, train_images)
 
 
 def training_metrics(config: TrainConfig, num_classes: int) -> list:
@@ -171,13 +193,14 @@ def progress_verbosity(verbose: Union[int, str]) -> int:
 
 def fit(trainer: keras.Model, model: keras.Model, data: RunData,
         augmentation: Optional[keras.layers.Layer], config: TrainConfig,
-        performance: Performance, shard: ProcessShard,
-        request: StopRequest) -> tuple[float, dict[str, list]]:
+        performance: Performance, shard: ProcessShard, request: StopRequest,
+        budget_keeper: Optional[keras.callbacks.Callback] = None) -> tuple[float, dict[str, list]]:
     """Trains `trainer` for `config.epochs` epochs into the run directory (`config.json`,
     `class_names.txt`, `history.csv`, `best.keras`, the resume backup: process 0's writes);
     returns the seconds the checkpoint writes took and the epochs' logs of this call. A signal
     in `request` stops it after the step in progress, backed up (`interruption.StopOnSignal`).
-    A run whose backup ends its last epoch (it was stopped after `fit`) trains nothing."""
+    A run whose backup ends its last epoch (it was stopped after `fit`) trains nothing;
+    `budget_keeper` (a time budget's `BudgetKeeper`) ends it earlier."""
     if shard.is_writer:
         write_json(os.path.join(config.output_dir, CONFIG), config.to_dict())
         write_class_names(os.path.join(config.output_dir, CLASS_NAMES_FILE), data.class_names)
@@ -196,6 +219,7 @@ def fit(trainer: keras.Model, model: keras.Model, data: RunData,
                 **data_args, epochs=config.epochs, initial_epoch=initial_epoch,
                 verbose=progress_verbosity(config.verbose) if shard.is_writer else 0,
                 callbacks=[EpochKeyedDraws(next_epoch, config.seed), *callbacks,
+                           *([budget_keeper] if budget_keeper else []),
                            StopOnSignal(request, config.output_dir, backup, model, shard.count)])
     return (sum(callback.write_seconds for callback in callbacks
                 if isinstance(callback, CheckpointSchedule)),

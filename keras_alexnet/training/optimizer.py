@@ -72,6 +72,16 @@ class TorchSGD(keras.optimizers.Optimizer):
         super().build(variables)
         self.momentums = self.add_optimizer_variables(variables, "momentum",
                                                       initializer=HostZeros())
+        schedule = self.learning_rate_schedule
+        if isinstance(schedule, LinearWarmupDecay) and schedule.replannable:
+            schedule.build_plan(self)
+
+    @property
+    def learning_rate_schedule(self) -> Optional[keras.optimizers.schedules.LearningRateSchedule]:
+        """The schedule the learning rate follows, or `None` for a fixed rate."""
+        schedule = self._learning_rate
+        return (schedule if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule)
+                else None)
 
     def update_step(self, gradient, variable, learning_rate):
         learning_rate = ops.cast(learning_rate, variable.dtype)
@@ -102,10 +112,16 @@ class LinearWarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     """A triangular (one-cycle) learning rate: linear from 0 to `peak` over `warmup_steps`, then
     linear down to 0 at `total_steps` (and 0 after).
 
+    With `replannable=True` the descent can be re-planned as the run goes (a time budget's
+    deadline moved): `replan(step, total_steps)` keeps the rate of `step` and goes straight from
+    it to 0 at the new `total_steps`. The plan is held in the optimizer's variables (made by
+    `TorchSGD.build`), so the compiled train step reads the new plan and a backup keeps it.
+
     Args:
         peak: The learning rate at the end of the warm-up.
         total_steps: The step at which the rate reaches 0.
         warmup_steps: Steps of the linear rise; 0 starts at `peak`.
+        replannable: Whether `replan` may move the end.
 
     Example:
 
@@ -114,23 +130,55 @@ class LinearWarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     [0.0, 0.1, 0.2, 0.1, 0.0]
     """
 
-    def __init__(self, peak: float, total_steps: int, warmup_steps: int = 0):
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int = 0,
+                 replannable: bool = False):
         if not 0 <= warmup_steps < total_steps:
             raise ValueError(f"warmup_steps must be in [0, total_steps), got {warmup_steps} of "
                              f"{total_steps}")
         self.peak = float(peak)
         self.total_steps = int(total_steps)
         self.warmup_steps = int(warmup_steps)
+        self.replannable = bool(replannable)
+        self.plan: Optional[tuple] = None  # (start step, rate there, end step) as variables
+
+    def build_plan(self, optimizer: keras.optimizers.Optimizer) -> None:
+        """Makes the plan (the warm-up's end; the descent's start step, its rate there and its
+        end step) variables of `optimizer`, starting as the constructor's: up to `peak` at
+        `warmup_steps`, then down to 0 at `total_steps`."""
+        values = (self.warmup_steps, self.warmup_steps, self.peak, self.total_steps)
+        names = ("warmup_end", "decay_start", "decay_start_rate", "decay_end")
+        self.plan = tuple(optimizer.add_variable((), initializer=keras.initializers.Constant(value),
+                                                 dtype="float32", name=name)
+                          for name, value in zip(names, values))
+
+    def replan(self, step: int, total_steps: int) -> None:
+        """Moves the end of the descent to `total_steps`. After the warm-up, the rate goes
+        straight from its value at `step` to 0 there; during it, the warm-up keeps its share of
+        the run (ending after `step`) and the descent starts from `peak` at its end."""
+        warmup_end, start, _, end = (float(variable) for variable in self.plan)
+        if step < warmup_end:
+            share = warmup_end / end
+            warmup_end = min(warmup_end, max(step + 1, round(share * total_steps)))
+            values = (warmup_end, warmup_end, self.peak, max(total_steps, warmup_end + 1))
+        else:
+            values = (warmup_end, step, float(self(step)), max(total_steps, step + 1))
+        for variable, value in zip(self.plan, values):
+            variable.assign(value)
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
-        rise = step / self.warmup_steps if self.warmup_steps else 1.0
-        fall = (self.total_steps - step) / (self.total_steps - self.warmup_steps)
+        if self.plan is None:
+            rise = step / self.warmup_steps if self.warmup_steps else 1.0
+            fall = (self.total_steps - step) / (self.total_steps - self.warmup_steps)
+            return self.peak * ops.clip(ops.minimum(rise, fall), 0.0, 1.0)
+        warmup_end, start, rate, end = (ops.convert_to_tensor(variable) for variable in self.plan)
+        rise = step / warmup_end if self.warmup_steps else 1.0
+        fall = rate / self.peak * (end - step) / (end - start)
         return self.peak * ops.clip(ops.minimum(rise, fall), 0.0, 1.0)
 
     def get_config(self):
         return {"peak": self.peak, "total_steps": self.total_steps,
-                "warmup_steps": self.warmup_steps}
+                "warmup_steps": self.warmup_steps, "replannable": self.replannable}
 
 
 def learning_rate_per_step(config: TrainConfig, steps_per_epoch: int
@@ -153,7 +201,7 @@ def learning_rate_per_step(config: TrainConfig, steps_per_epoch: int
     total = steps_per_epoch * config.epochs
     warmup = round(config.warmup_epochs * steps_per_epoch)
     if config.lr_schedule == "linear":
-        return LinearWarmupDecay(peak, total, warmup)
+        return LinearWarmupDecay(peak, total, warmup, replannable=config.time_budget is not None)
     if not warmup:
         return keras.optimizers.schedules.CosineDecay(peak, total)
     return keras.optimizers.schedules.CosineDecay(0.0, total - warmup, warmup_target=peak,

@@ -5,7 +5,9 @@
 |---|---|
 | `mixed_precision` | `float32` on GPUs of compute capability 9 (H100, H200: faster here),    |
 |                   | `mixed_bfloat16` on TPUs and other GPUs of compute capability ≥ 8 (A100), |
-|                   | `mixed_float16` on older GPUs (T4, V100), `float32` on a CPU |
+|                   | `mixed_float16` on older GPUs (T4, V100); on a CPU the faster of     |
+|                   | float32 and bfloat16 as measured on this host (`host_probe`), or     |
+|                   | float32 for a run too short to pay for the probe                   |
 | `jit_compile` | Keras' own `"auto"`: XLA where the backend and model support it (the |
 |               | TensorFlow backend leaves it off on a CPU-only machine) |
 | `steps_per_execution` | 1 on a CPU, 32 on an accelerator (fewer callback round trips per epoch) |
@@ -23,17 +25,24 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import warnings
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import keras
 
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.errors import ConfigError
+from keras_alexnet.training import host_probe
+
+logger = logging.getLogger(__name__)
 
 ACCELERATOR_STEPS_PER_EXECUTION = 32
 HOPPER = 9  # compute capability major version of the H100 and H200
+# A run training fewer images than this takes float32 on a CPU without probing: the probe's few
+# seconds would cost more than the faster precision saves.
+PROBE_MIN_IMAGES = 20_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,8 +97,36 @@ def find_accelerator() -> Accelerator:
     return Accelerator("cpu", "CPU")
 
 
-def resolve(config: TrainConfig, accelerator: Optional[Accelerator] = None) -> Performance:
-    """Resolves the config's `"auto"` fast-path settings for `accelerator` (default: this one).
+@dataclasses.dataclass
+class PrecisionProbe:
+    """What `mixed_precision="auto"` measures on a CPU: the run's network (`subject`: its
+    arguments and batch size, the cache key), `measure(precision)` its training images/s, and
+    the images the run will train (a short run is not probed); `rates` holds the measured
+    images/s by precision once `choose` has run."""
+
+    subject: dict
+    measure: Callable[[str], float]
+    train_images: int
+    rates: dict = dataclasses.field(default_factory=dict)
+
+    def choose(self) -> str:
+        """The faster precision on this host, logged with the two rates."""
+        if self.train_images < PROBE_MIN_IMAGES:
+            return "float32"
+        choice, rates, cached = host_probe.choose_precision(self.subject, self.measure,
+                                                            usable_cores())
+        self.rates.update(rates)
+        logger.info("mixed_precision auto: %s, the faster on this CPU (%s, %d cores): float32 "
+                    "%.0f, bfloat16 %.0f training images/s%s", choice, host_probe.cpu_model(),
+                    usable_cores(), rates["float32"], rates["mixed_bfloat16"],
+                    " (measured by an earlier run)" if cached else "")
+        return choice
+
+
+def resolve(config: TrainConfig, accelerator: Optional[Accelerator] = None,
+            probe: Optional[PrecisionProbe] = None) -> Performance:
+    """Resolves the config's `"auto"` fast-path settings for `accelerator` (default: this one);
+    on a CPU, `mixed_precision="auto"` takes `probe`'s measured choice (float32 without one).
 
     Example:
 
@@ -98,7 +135,7 @@ def resolve(config: TrainConfig, accelerator: Optional[Accelerator] = None) -> P
     """
     accelerator = accelerator or find_accelerator()
     return Performance(
-        mixed_precision=_precision(config.mixed_precision, accelerator),
+        mixed_precision=_precision(config.mixed_precision, accelerator, probe),
         jit_compile=_jit_compile(config),
         steps_per_execution=config.steps_per_execution or (
             1 if accelerator.kind == "cpu" else ACCELERATOR_STEPS_PER_EXECUTION),
@@ -107,7 +144,7 @@ def resolve(config: TrainConfig, accelerator: Optional[Accelerator] = None) -> P
     )
 
 
-def _precision(setting: str, accelerator: Accelerator) -> str:
+def _precision(setting: str, accelerator: Accelerator, probe: Optional[PrecisionProbe]) -> str:
     if setting == "mixed_bfloat16" and accelerator.kind == "cpu" and not cpu_has_bfloat16():
         warnings.warn("mixed_bfloat16 on a CPU without bfloat16 instructions (AVX512-BF16 or "
                       "AMX) is emulated and slower than float32; pass mixed_precision="
@@ -121,7 +158,7 @@ def _precision(setting: str, accelerator: Accelerator) -> str:
         if major == HOPPER:  # float32 steps were faster here (docs/performance.md)
             return "float32"
         return "mixed_bfloat16" if major >= 8 else "mixed_float16"
-    return "float32"
+    return probe.choose() if probe is not None else "float32"
 
 
 def _jit_compile(config: TrainConfig) -> Union[bool, str]:

@@ -14,6 +14,7 @@ import keras
 
 from keras_alexnet.config import TrainConfig, check_packages, warn_renamed
 from keras_alexnet.data.augment import build_augmentation
+from keras_alexnet.data.cifar10 import NUM_CLASSES
 from keras_alexnet.data.image_sets import ImageSet, load_run_data
 from keras_alexnet.errors import ConfigError
 from keras_alexnet.evaluation.metrics import run_metrics
@@ -28,7 +29,7 @@ from keras_alexnet.run_dir import (
 )
 from keras_alexnet.serving.backend_export import export_or_save
 from keras_alexnet.training.devices import place
-from keras_alexnet.training.fit_setup import build_trainer, fit
+from keras_alexnet.training.fit_setup import build_trainer, fit, precision_probe
 from keras_alexnet.training.interruption import StopRequest, after_training, stop_on_signals
 from keras_alexnet.training.multi_host import (
     ProcessShard,
@@ -39,13 +40,15 @@ from keras_alexnet.training.multi_host import (
     run_held,
 )
 from keras_alexnet.training.performance import (
+    PROBE_MIN_IMAGES,
     make_tensorflow_deterministic,
     resolve,
     use_compilation_cache,
     use_cpu_threads,
 )
 from keras_alexnet.training.process_state import process_state_kept
-from keras_alexnet.utils.phase_clock import PhaseClock
+from keras_alexnet.training.time_budget import BudgetRun, plan_budget
+from keras_alexnet.utils.phase_clock import PhaseClock, process_age
 
 
 @dataclasses.dataclass
@@ -119,28 +122,49 @@ def train(config: Optional[TrainConfig] = None, *, recipe: Optional[str] = None,
               else TrainConfig.from_recipe(recipe or "seed", **overrides))
     check_packages(config)
     with stop_on_signals() as request:
+        budget = None
+        if config.time_budget is not None:
+            request.enter("while measuring this host for the time budget")
+            set_up_threads(config)
+            config, budget = plan_budget(config, recipe, measured_rate)
         shard = join(config.distribution)
         request.reclaim()  # JAX's distributed runtime installs a SIGTERM handler of its own
         agree_on_config(shard, config)
         check_batches(shard, config.batch_size, config.eval_batch_size)
         with run_held(config, shard), process_state_kept():
-            return _train(config, shard, request)
+            return _train(config, shard, request, budget)
 
 
-def _train(config: TrainConfig, shard: ProcessShard, request: StopRequest) -> TrainResult:
-    """`train()` in its run directory, held; `request` names each phase for a stop message."""
-    clock = PhaseClock()
-    request.enter("while loading the data")
+def set_up_threads(config: TrainConfig) -> None:
+    """The run's CPU thread pools (or TensorFlow's determinism), set before its runtime starts."""
     if config.deterministic:
         make_tensorflow_deterministic()
     else:
         use_cpu_threads(config.cpu_threads)
+
+
+def measured_rate(config: TrainConfig) -> tuple[str, float]:
+    """The precision `config` trains in on this host and its measured training images/s there
+    (the probe's, measured now or cached)."""
+    probe = precision_probe(config, NUM_CLASSES, train_images=PROBE_MIN_IMAGES)
+    precision = resolve(config, probe=probe).mixed_precision
+    return precision, probe.rates.get(precision) or probe.measure(precision)
+
+
+def _train(config: TrainConfig, shard: ProcessShard, request: StopRequest,
+           budget: Optional[BudgetRun] = None) -> TrainResult:
+    """`train()` in its run directory, held; `request` names each phase for a stop message;
+    `budget`: the plan of a run with a time budget."""
+    clock = PhaseClock()
+    request.enter("while loading the data")
+    set_up_threads(config)
     use_compilation_cache(config.compilation_cache_dir)
     keras.utils.set_random_seed(config.seed)
     data = load_run_data(config)
     clock.lap("data")
     request.enter("while building the model")
-    performance = resolve(config)
+    performance = resolve(config, probe=precision_probe(config, data.num_classes,
+                                                        data.train_size * config.epochs))
     placement = place(config.distribution)  # first: on JAX the augmentation's state is placed too
     augmentation = None if isinstance(data, ImageSet) else build_augmentation(
         data.stats.eigenvalues, data.stats.eigenvectors, pad=config.pad,
@@ -149,8 +173,9 @@ def _train(config: TrainConfig, shard: ProcessShard, request: StopRequest) -> Tr
     model, trainer = build_trainer(config, performance, data, augmentation, placement)
     clock.lap("build")
 
+    keeper = budget.keeper(config, data.train_size, data.test_size) if budget else None
     checkpoint_writes, fitted = fit(trainer, model, data, augmentation, config, performance, shard,
-                                    request)
+                                    request, keeper)
     clock.lap("fit")
     if not shard.is_writer:
         return TrainResult(model, fitted, {}, config.output_dir, None, clock.seconds)
@@ -163,6 +188,8 @@ def _train(config: TrainConfig, shard: ProcessShard, request: StopRequest) -> Tr
     metrics = run_metrics(model, data, history, config, performance.summary())
     clock.lap("test")
     metrics["phase_seconds"] = {**clock.seconds, "checkpoint_writes": checkpoint_writes}
+    if budget:
+        metrics["time_budget"] = budget.summary(keeper)
     write_json(os.path.join(config.output_dir, METRICS), metrics)
     request.enter("after training, while drawing the figures")
     if config.figures:
@@ -171,6 +198,9 @@ def _train(config: TrainConfig, shard: ProcessShard, request: StopRequest) -> Tr
     request.enter("after training, while exporting")
     export_dir = export_or_save(model, config, data.class_names) if config.export else None
     clock.lap("export")
+    if budget:  # the whole run's time, from process start to the SavedModel
+        metrics["time_budget"]["seconds"] = round(process_age(), 1)
+        write_json(os.path.join(config.output_dir, METRICS), metrics)
     remove_backup(config.output_dir)  # the run is complete
     return TrainResult(model, history, metrics, config.output_dir, export_dir,
                        {**metrics["phase_seconds"], **clock.seconds})

@@ -34,3 +34,19 @@ def disable_tensorflow_op_determinism() -> None:
     from tensorflow.python.framework import config
 
     config.disable_op_determinism()
+
+
+def reload_jax_state(model, change) -> None:
+    """Runs `change()`, which assigns variables of `model` (or its optimizer) in the middle of
+    `fit`, so that the next train step reads them: on JAX, `fit` carries the variables' values
+    from step to step outside them, so they are first written back (`jax_state_sync`) and the
+    trainer told to read them again (its `_jax_state_synced` flag, which Keras' own callbacks
+    set for the same purpose); elsewhere the step reads the variables themselves."""
+    import keras
+
+    if keras.backend.backend() == "jax" and getattr(model, "_jax_state", None) is not None:
+        model.jax_state_sync()
+        change()
+        model._jax_state_synced = True
+        return
+    change()
