@@ -8,7 +8,8 @@ The preset's kernels are stored in float16 and its accuracy measured on CIFAR-10
 images as a user loads it (float32 compute), in a single view and with the recipe's test-time
 augmentation. The same weights stored in float32 are measured too: a float16 preset whose
 accuracy moves by more than `--max-float16-drop` points in either view is refused. The command
-of the run is derived from its `config.json` against the recipe's values. Prints one JSON line.
+of the run is derived from its `config.json` against the recipe's values; neither it nor the
+recorded config holds a path of the machine that trained it. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -26,25 +27,35 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import DEFAULT_DATA_DIR, context, emit  # noqa: E402
 
-# Where the run's files went: left out of the command, recorded with their defaults.
-RUN_LOCATION_FIELDS = ("output_dir", "saved_models_dir")
+# Where the machine that trained it kept the data, the run's files and its caches: no part of
+# the preset, so left out of its config and its command (which says `--data-dir DIR` for a run
+# on a local CIFAR-10 copy).
+MACHINE_PATH_FIELDS = ("data_dir", "output_dir", "saved_models_dir", "compilation_cache_dir")
 PRESETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "keras_alexnet", "pretrained")
 
 
 def training_command(config, recipe: str) -> str:
     """`keras-alexnet train --recipe RECIPE` with a flag for every value of the run that the
-    recipe does not give, where the run's files went left out."""
+    recipe does not give, the machine's paths left out, and `--data-dir DIR` if the run read a
+    local copy: a command a user can run."""
     from keras_alexnet.config import TrainConfig
 
     base = TrainConfig.from_recipe(recipe, epochs=config.epochs)  # its warm-up scaled alike
     changed = [field.name for field in dataclasses.fields(config)
                if getattr(config, field.name) != getattr(base, field.name)
-               and field.name not in RUN_LOCATION_FIELDS]
+               and field.name not in MACHINE_PATH_FIELDS]
     if config.epochs != TrainConfig.from_recipe(recipe).epochs:
         changed.insert(0, "epochs")
     return " ".join(["keras-alexnet train --recipe", recipe,
-                     *(flag(name, getattr(config, name)) for name in changed)])
+                     *(flag(name, getattr(config, name)) for name in changed),
+                     *(["--data-dir DIR"] if config.data_dir else [])])
+
+
+def portable_config(config) -> dict:
+    """The run's config without the paths of the machine that trained it."""
+    return {name: value for name, value in config.to_dict().items()
+            if name not in MACHINE_PATH_FIELDS}
 
 
 def flag(name: str, value) -> str:
@@ -116,8 +127,7 @@ def main() -> None:
         metadata = {
             "description": args.description, "recipe": args.recipe,
             "command": training_command(config, args.recipe), "seed": config.seed,
-            "config": {**config.to_dict(),
-                       **{name: getattr(TrainConfig, name) for name in RUN_LOCATION_FIELDS}},
+            "config": portable_config(config),
             **measured["float16"],
             "test_time_augmentation": view, "test_images": 10_000,
             "float32_weights": measured["float32"],

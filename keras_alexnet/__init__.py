@@ -3,7 +3,7 @@
 Example:
 
 >>> import keras_alexnet
->>> result = keras_alexnet.train(epochs=1, train_subset=512, data_dir="../shared/data")
+>>> result = keras_alexnet.train(epochs=1, train_subset=512, data_dir="cifar-10-batches-py")
 >>> result.metrics["test_accuracy"]
 
 A trained model without training: `keras_alexnet.AlexNet.from_preset("alexnet_long_cifar10")`

@@ -4,12 +4,13 @@ after one line in the catalogue."""
 
 import inspect
 import json
+import os
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import TINY_MODEL
+from conftest import TINY_MODEL, assert_holds_stored_weights, perturbed
 
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.config.choices import NETWORK_CATALOGUE, Network
@@ -17,6 +18,7 @@ from keras_alexnet.errors import ConfigError
 from keras_alexnet.models.alexnet import AlexNet
 from keras_alexnet.models.backbone import AlexNetBackbone, eval_resize_side
 from keras_alexnet.models.build import load_preset
+from keras_alexnet.models.catalogue import SHIPPED_DIR
 from keras_alexnet.models.paper_alexnet import PaperAlexNet
 from keras_alexnet.training.fit_setup import network_arguments
 
@@ -72,7 +74,7 @@ def test_the_backbone_computes_what_its_arguments_say():
 
 
 def test_get_config_holds_every_argument_and_a_keras_file_round_trips(tmp_path):
-    model = AlexNetBackbone(**SMALL)
+    model = perturbed(AlexNetBackbone(**SMALL))
     config = model.get_config()
     for name in inspect.signature(AlexNetBackbone).parameters:
         if name in SMALL:
@@ -129,6 +131,8 @@ def test_the_test_view_is_the_models_own():
 def test_the_backbone_loads_any_networks_preset():
     loaded = AlexNetBackbone.from_preset("alexnet_fast_cifar10")
     assert type(loaded) is AlexNet and loaded.width_multiplier == 0.5
+    assert_holds_stored_weights(loaded, os.path.join(SHIPPED_DIR, "alexnet_fast_cifar10",
+                                                     "model.weights.h5"))
     assert sorted(AlexNetBackbone.presets) == ["alexnet_fast_cifar10", "alexnet_long_cifar10"]
     assert type(load_preset("alexnet_long_cifar10")) is AlexNet
 

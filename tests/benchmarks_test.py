@@ -192,13 +192,14 @@ def test_make_preset_writes_the_runs_model_with_its_measured_accuracy_and_comman
     args = cli.build_parser().parse_args(words[1:])
     args.check(args)
     expected = json.load(open(os.path.join(run_dir, "config.json")))
-    assert args.config.replace(output_dir=run_dir).to_dict() == expected
+    assert args.config.replace(output_dir=run_dir, data_dir=cifar_dir).to_dict() == expected
     assert "--no-export" in words and "--output-dir" not in words
+    assert words[-2:] == ["--data-dir", "DIR"]  # a place for the user's copy, not this one's
     assert metadata["config"]["width_multiplier"] == 0.25 and metadata["seed"] == 0
-    # Where this machine kept the run is not the preset's business: the defaults stand there.
-    defaults = keras_alexnet.TrainConfig()
-    assert (metadata["config"]["output_dir"], metadata["config"]["saved_models_dir"]) == (
-        defaults.output_dir, defaults.saved_models_dir)
+    # Where this machine kept the data, the run and its caches is not the preset's business.
+    paths = {"data_dir", "output_dir", "saved_models_dir", "compilation_cache_dir"}
+    assert set(metadata["config"]) == set(expected) - paths
+    assert str(tmp_path) not in json.dumps(metadata)
     # The accuracies are the shipped model's on every test image, by NumPy here.
     model = keras_alexnet.AlexNet.from_preset(str(tmp_path / "presets" / "tiny"))
     data = load_cifar10(cifar_dir)

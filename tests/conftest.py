@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_CIFAR = os.path.join(REPO, "..", "shared", "data", "cifar-10-batches-py")
+# The real CIFAR-10 copy, ../shared/data's unless $KERAS_ALEXNET_TEST_CIFAR names another;
+# `KERAS_ALEXNET_TEST_CIFAR=` (empty) runs the suite as on a machine without one.
+SHARED_CIFAR = os.environ.get("KERAS_ALEXNET_TEST_CIFAR",
+                              os.path.join(REPO, "..", "shared", "data", "cifar-10-batches-py"))
 # Caches (JAX's compilation cache, the package's default) go to a directory of this test session,
 # in this process and the ones it starts, not into the user's ~/.cache.
 os.environ["XDG_CACHE_HOME"] = TEST_CACHE = tempfile.mkdtemp(prefix="keras_alexnet_tests_cache_")
@@ -177,6 +180,38 @@ def with_distinct_weights(model, images, seed=0):
     fc8.kernel.assign(kernel.astype(np.float32))
     fc8.bias.assign((-(features @ kernel).mean(0)).astype(np.float32))
     return model
+
+
+def perturbed(model, seed=1):
+    """Adds seeded Gaussian noise to every float variable of `model` (a tenth of its mean size,
+    0.1 where it is all zeros) and returns it: weights no fresh build of its config has (configs
+    store their seed), so a test of saving and loading sees whether the weights were loaded."""
+    rng = np.random.default_rng(seed)
+    for variable in model.variables:
+        if "float" not in str(variable.dtype):
+            continue
+        values = np.asarray(variable.numpy(), np.float64)
+        scale = 0.1 * (np.abs(values).mean() or 1.0)
+        variable.assign((values + rng.normal(scale=scale, size=values.shape)).astype("float32"))
+    return model
+
+
+def assert_holds_stored_weights(model, weights_path):
+    """Asserts that `model`'s weights are the arrays in a `.weights.h5` file, read with h5py
+    (float16 kernels widened): each weight matches one stored array, and none is left over."""
+    import h5py
+
+    stored = []
+    with h5py.File(weights_path, "r") as file:
+        file.visititems(lambda name, item: stored.append(item[()].astype(np.float32))
+                        if isinstance(item, h5py.Dataset) else None)
+    assert len(stored) == len(model.weights)
+    for weight in model.weights:
+        values = np.asarray(weight.numpy(), np.float32)
+        match = next((index for index, array in enumerate(stored)
+                      if array.shape == values.shape and np.array_equal(array, values)), None)
+        assert match is not None, f"{weight.path} is none of the stored arrays"
+        stored.pop(match)
 
 
 def run_cli(*args, cwd=None, env=None):

@@ -26,7 +26,7 @@ NOT_RUN = {
     "keras_alexnet.data.imagenet.eval_dataset": "downloads Imagenette",
     "keras_alexnet.serving.presets.save_to_preset": "needs a finished run",
 }
-# These read the CIFAR-10 copy at ../shared/data (CI has one; a user's machine may not).
+# These read a CIFAR-10 copy (CI has one at ../shared/data; a user's machine may not).
 NEEDS_SHARED_DATA = {"keras_alexnet.data.cifar10.prepare",
                      "keras_alexnet.data.cifar10.load_cifar10",
                      "keras_alexnet.data.image_sets.load_image_set",
@@ -54,12 +54,11 @@ def test_every_docstring_left_unrun_exists_and_most_run():
 def test_the_docstring_examples_run_as_shown(name, tmp_path, monkeypatch):
     if name in NEEDS_SHARED_DATA and not os.path.isdir(SHARED_CIFAR):
         pytest.skip("needs the CIFAR-10 copy at ../shared/data")
-    # In a scratch directory whose ../shared is the repository's: files the examples write
-    # (runs/, saved_models/) land there.
-    (tmp_path / "work").mkdir()
+    # In a scratch directory that holds the CIFAR-10 copy as `cifar-10-batches-py`, as a user's
+    # may: files the examples write (runs/, saved_models/) land there.
     if os.path.isdir(SHARED_CIFAR):
-        os.symlink(os.path.dirname(os.path.dirname(SHARED_CIFAR)), tmp_path / "shared")
-    monkeypatch.chdir(tmp_path / "work")
+        os.symlink(os.path.abspath(SHARED_CIFAR), tmp_path / "cifar-10-batches-py")
+    monkeypatch.chdir(tmp_path)
     test = DOCSTRINGS[name]
     test.globs = {**test.globs, "np": np, "keras": keras, "keras_alexnet": keras_alexnet}
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

@@ -13,6 +13,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import perturbed
 
 from keras_alexnet import AlexNet, ModelError
 from keras_alexnet.models.preset_files import save_to_preset
@@ -51,7 +52,7 @@ def cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def model():
-    return AlexNet(width_multiplier=0.25, dense_units=32, seed=0)
+    return perturbed(AlexNet(width_multiplier=0.25, dense_units=32, seed=0))
 
 
 def tar_gz(directory, top="alexnet_tiny"):

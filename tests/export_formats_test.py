@@ -93,9 +93,12 @@ def test_a_bfloat16_model_is_exported_computing_in_float32(model, tmp_path):
 
 
 @pytest.mark.slow
-def test_int8_litert_has_integer_tensors_the_float_contract_and_a_quarter_of_the_size(
+def test_int8_litert_gives_the_float_answers_with_integer_tensors_in_a_quarter_of_the_size(
         model, tmp_path):
-    representative = np.random.default_rng(4).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    # Calibrated on other blotches of the same kind as IMAGES (all-zero or all-grey calibration
+    # images move the probabilities by 0.6 and keep one answer in twenty).
+    representative = np.random.default_rng(4).integers(0, 256, (64, 16, 16, 3), np.uint8)
+    representative = representative.repeat(2, 1).repeat(2, 2)
     path = export_litert(model, str(tmp_path / "m_int8.tflite"), NAMES, "int8", representative)
     float_path = export_litert(model, str(tmp_path / "m.tflite"), NAMES)
     interpreter = litert_interpreter(path)
@@ -105,7 +108,9 @@ def test_int8_litert_has_integer_tensors_the_float_contract_and_a_quarter_of_the
     output, = interpreter.get_output_details()
     assert source["dtype"] == np.uint8 and output["dtype"] == np.float32  # the float contract
     probabilities = litert_probabilities(interpreter, IMAGES)
-    np.testing.assert_allclose(probabilities.sum(1), 1, atol=1e-2)
+    expected = keras_probabilities(model, IMAGES)
+    assert np.abs(probabilities - expected).max() < 0.1
+    assert (probabilities.argmax(1) == expected.argmax(1)).mean() >= 0.95
     assert os.path.getsize(path) < 0.3 * os.path.getsize(float_path)
 
 

@@ -1,7 +1,9 @@
-"""The package's modules import each other without a cycle, counting imports inside functions."""
+"""The package's modules import each other without a cycle, counting imports inside functions,
+in layers; and each says its one concern in its docstring's first sentence."""
 
 import ast
 import os
+import re
 
 import keras_alexnet
 
@@ -121,16 +123,36 @@ def test_every_subpackage_imports_only_the_layers_below_it():
     assert upward_imports(graph) == []
 
 
-def test_training_tells_its_story_in_under_200_lines():
-    """`train()`'s module reads at once; what `fit` trains and is fed lives in `fit_setup`."""
-    with open(os.path.join(PACKAGE_DIR, "training", "recipe.py"), encoding="utf-8") as file:
-        lines = file.read().splitlines()
-    assert len(lines) < 200
+def test_train_leaves_what_fit_trains_and_is_fed_to_fit_setup():
+    """`train()`'s module tells the run's story; what `fit` trains and is fed lives in
+    `fit_setup`."""
     assert "keras_alexnet.training.fit_setup" in import_graph()["keras_alexnet.training.recipe"]
 
 
-def test_every_module_reads_at_once_in_at_most_300_lines():
-    lengths = {module: sum(1 for _ in open(path, encoding="utf-8"))
-               for module, path in package_modules().items()}
-    assert lengths["keras_alexnet.config.train_config"] > 100
-    assert {module: length for module, length in lengths.items() if length > 300} == {}
+def summary(path: str) -> str:
+    """A module's docstring's first paragraph on one line ("" without a docstring)."""
+    with open(path, encoding="utf-8") as file:
+        docstring = ast.get_docstring(ast.parse(file.read())) or ""
+    return " ".join(docstring.split("\n\n")[0].split())
+
+
+def not_sentences(summaries: dict[str, str]) -> dict[str, str]:
+    """The modules whose summary is no sentence: empty, not begun by a capital, a `name` or the
+    package's name, or not ended by a full stop."""
+    return {module: text for module, text in summaries.items()
+            if not re.match(r"([A-Z`]|keras_alexnet\b).*[.!?]\)?$", text)}
+
+
+def test_the_sentence_check_finds_a_missing_docstring_and_a_fragment():
+    assert not_sentences({"a": "The run directory: its files.", "b": "`train()`: a recipe.",
+                          "c": "", "d": "helpers", "e": "Helpers of no one stage"}) == {
+        "c": "", "d": "helpers", "e": "Helpers of no one stage"}
+
+
+def test_every_module_says_its_one_concern_in_a_docstring_sentence():
+    """The first paragraph of each module's docstring is one sentence or more saying what the
+    module is for: what a reviewer reads each of its functions against (docs/development.md),
+    however long the module is."""
+    summaries = {module: summary(path) for module, path in package_modules().items()}
+    assert len(summaries) > 50
+    assert not_sentences(summaries) == {}

@@ -456,20 +456,36 @@ def test_two_processes_train_on_images_that_do_not_divide_between_them(cifar_ima
 
 
 def test_images_that_do_not_divide_among_the_processes_still_fill_every_batch(
-        cifar_image_folder):
-    """41 training and 45 held-out images on 2 processes: 21 and 20, 23 and 22 each. Every
-    process's batches are full, so the processes always feed global batches of one size."""
+        cifar_image_folder, monkeypatch):
+    """41 training and 45 held-out images on 2 processes: 21 and 20, 23 and 22 each, no image in
+    both and none left out. Every process's batches are full, so the processes always feed
+    global batches of one size."""
     from keras_alexnet.config import TrainConfig
+    from keras_alexnet.data import imagenet
     from keras_alexnet.data.image_sets import load_image_set
     from keras_alexnet.training.fit_setup import image_set_data
 
     config = TrainConfig.from_recipe("paper", dataset=cifar_image_folder, validation_size=45,
                                      train_subset=41, batch_size=16, eval_batch_size=20)
-    data = load_image_set(config)
+    # Each process its own data set (its file order seeded alike), as on separate hosts.
+    data = [load_image_set(config) for _ in range(3)]
     for index in range(2):
-        share = image_set_data(data, config, ProcessShard(index, 2))
+        share = image_set_data(data[index], config, ProcessShard(index, 2))
         assert (share["steps_per_epoch"], share["validation_steps"]) == (3, 3)
         train = [len(labels) for _, labels in share["x"].take(6).as_numpy_iterator()]
         held_out = [len(labels) for _, labels in
                     share["validation_data"].take(6).as_numpy_iterator()]
         assert train == [8] * 6 and held_out == [10] * 6  # two passes each
+    # The images of each process's first pass as they were read, before their crops.
+    for pipeline in ("train_dataset", "eval_dataset"):
+        monkeypatch.setattr(imagenet, pipeline, lambda dataset, size, **_: dataset.batch(size))
+    for split, sizes in (("train", (21, 20)), ("validation", (23, 22))):
+        whole = [image.tobytes() for image, _ in getattr(data[2], split).as_numpy_iterator()]
+        shares = []
+        for index, size in enumerate(sizes):
+            arguments = image_set_data(load_image_set(config), config, ProcessShard(index, 2))
+            images = arguments["x" if split == "train" else "validation_data"].unbatch()
+            shares.append([image.tobytes() for image, _ in images.take(size).as_numpy_iterator()])
+        assert len(set(whole)) == len(whole) == sum(sizes)
+        assert not set(shares[0]) & set(shares[1]), split  # no image on both processes
+        assert sorted(shares[0] + shares[1]) == sorted(whole), split  # and none left out

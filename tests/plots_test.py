@@ -99,23 +99,69 @@ def test_the_augmentation_figures_show_the_image_its_crop_its_flip_and_its_jitte
     assert len(set(shifts)) == 4  # each draw its own
 
 
-def test_saved_figures_have_their_size_and_are_not_blank(tmp_path, cifar_dir):
+# A colour of its own for each class (none white, black, grey or matplotlib's blues).
+CLASS_COLOURS = np.array([(230, 25, 75), (60, 180, 75), (255, 225, 25), (145, 30, 180),
+                          (245, 130, 48), (250, 190, 212), (70, 240, 240), (240, 50, 230),
+                          (210, 245, 60), (128, 0, 0)], np.uint8)
+
+
+def where_coloured(picture, colour, tolerance=4):
+    """The (rows, columns) of a picture's pixels within `tolerance` of an RGB colour."""
+    return np.nonzero(np.abs(picture.astype(int) - colour).max(axis=-1) <= tolerance)
+
+
+def test_saved_figures_show_the_runs_images_history_and_confusion(tmp_path):
+    """Each class's images one flat colour of its own, so the saved pictures can be read."""
+    from conftest import write_batch, write_cifar_dir
+
     from keras_alexnet.config import TrainConfig
     from keras_alexnet.data.cifar10 import prepare
 
-    data = prepare(TrainConfig(data_dir=cifar_dir, validation_size=100))
+    data_dir = str(tmp_path / "cifar")
+    write_cifar_dir(data_dir)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = np.arange(120) % 10
+        write_batch(os.path.join(data_dir, name),
+                    np.broadcast_to(CLASS_COLOURS[labels, None, None], (120, 32, 32, 3)),
+                    labels.tolist())
+    data = prepare(TrainConfig(data_dir=data_dir, validation_size=100))
     paths = plots.write_figures(str(tmp_path), data, HISTORY, np.eye(10, dtype=int).tolist(),
                                 TrainConfig())
     expected_inches = {"figure1_samples.png": (10, 4.4), "figure2_crop_flip.png": (6.6, 2.6),
                        "figure3_pca_jitter.png": (13.2, 2.6),
                        "figure4_training_curves.png": (11, 4), "confusion_matrix.png": (13, 5.5)}
     assert sorted(os.path.basename(p) for p in paths) == sorted(expected_inches)
+    pictures = {}
     for path in paths:
         with Image.open(path) as image:
             width, height = expected_inches[os.path.basename(path)]
             assert image.size == (round(width * plots.DPI), round(height * plots.DPI))
-            assert np.asarray(image.convert("L"), dtype=float).var() > 100
+            pictures[os.path.basename(path)[:-4]] = np.asarray(image.convert("RGB"))
     assert not [name for name in os.listdir(tmp_path) if ".tmp" in name]
+    # Figure 1: every class's colour, in a column of its own, in class order from the left.
+    columns = [where_coloured(pictures["figure1_samples"], colour)[1] for colour in CLASS_COLOURS]
+    assert min(map(len, columns)) > 1000
+    assert np.all(np.diff([np.median(column) for column in columns]) > 0)
+    # Figures 2 and 3: the first training image's colour in each of three panels, and filling
+    # the first of six (the original; the jitters shift it).
+    first = data.split.x_train[0, 0, 0]
+    columns = where_coloured(pictures["figure2_crop_flip"], first)[1]
+    assert sorted(set(columns * 3 // pictures["figure2_crop_flip"].shape[1])) == [0, 1, 2]
+    columns = where_coloured(pictures["figure3_pca_jitter"], first)[1]
+    assert np.sum(columns * 6 // pictures["figure3_pca_jitter"].shape[1] == 0) > 1000
+    # Figure 4: the training loss (matplotlib's first colour) falls from left to right in the
+    # left plot, the training accuracy rises in the right one: the lowest pixel of that colour
+    # in each third of a plot (the legend's sample line lies at the top).
+    rows, columns = where_coloured(pictures["figure4_training_curves"], (31, 119, 180), 30)
+    middle = pictures["figure4_training_curves"].shape[1] / 2
+    for plot, direction in ((columns < middle, 1), (columns >= middle, -1)):
+        edges = np.linspace(columns[plot].min(), columns[plot].max() + 1, 4)
+        bottoms = [rows[plot & (columns >= low) & (columns < high)].max()
+                   for low, high in zip(edges, edges[1:])]
+        assert np.all(np.diff(bottoms) * direction > 0), bottoms
+    # The confusion matrix: np.eye's full cells (Blues' darkest) on the diagonal.
+    rows, columns = where_coloured(pictures["confusion_matrix"][:, :600], (8, 48, 107), 10)
+    assert len(rows) > 1000 and np.corrcoef(columns, rows)[0, 1] > 0.95
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import os
 import h5py
 import numpy as np
 import pytest
+from conftest import assert_holds_stored_weights, perturbed
 
 import keras_alexnet
 from keras_alexnet import AlexNet, ModelError, PaperAlexNet
@@ -33,7 +34,7 @@ def stored_arrays(path):
 
 
 def test_a_float32_preset_round_trips_bit_for_bit(tmp_path):
-    model = tiny()
+    model = perturbed(tiny())
     model.save_to_preset(str(tmp_path / "preset"))
     loaded = AlexNet.from_preset(str(tmp_path / "preset"))
     assert type(loaded) is AlexNet and len(loaded.weights) == len(model.weights)
@@ -93,9 +94,11 @@ def test_a_mixed_precision_model_becomes_a_float32_preset_unless_asked(tmp_path)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert model.get_layer("fc6").compute_dtype == "bfloat16"
-    save_to_preset(model, str(tmp_path / "preset"))
-    assert AlexNet.from_preset(str(tmp_path / "preset")).get_layer("fc6").compute_dtype == \
-        "float32"
+    save_to_preset(perturbed(model), str(tmp_path / "preset"))
+    loaded = AlexNet.from_preset(str(tmp_path / "preset"))
+    assert loaded.get_layer("fc6").compute_dtype == "float32"
+    for ours, theirs in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
     again = AlexNet.from_preset(str(tmp_path / "preset"), dtype="mixed_bfloat16")
     assert again.get_layer("fc6").compute_dtype == "bfloat16"
 
@@ -134,7 +137,7 @@ def _rehash(directory):
 @pytest.fixture
 def preset_dir(tmp_path):
     directory = str(tmp_path / "preset")
-    save_to_preset(tiny(), directory)
+    save_to_preset(perturbed(tiny()), directory)
     return directory
 
 
@@ -185,11 +188,13 @@ def test_a_missing_file_is_named(preset_dir, missing):
 def test_a_preset_of_the_other_network_is_refused_by_class_and_found_by_load_preset(preset_dir):
     with pytest.raises(ModelError, match="holds a network of class 'AlexNet', not PaperAlexNet"):
         PaperAlexNet.from_preset(preset_dir)
-    assert type(keras_alexnet.load_preset(preset_dir)) is AlexNet
+    loaded = keras_alexnet.load_preset(preset_dir)
+    assert type(loaded) is AlexNet
+    assert_holds_stored_weights(loaded, os.path.join(preset_dir, "model.weights.h5"))
 
 
 def test_a_paper_network_preset_loads_as_its_class(tmp_path):
-    model = PaperAlexNet(num_classes=5, input_shape=(64, 64, 3), seed=0)
+    model = perturbed(PaperAlexNet(num_classes=5, input_shape=(64, 64, 3), seed=0))
     model.save_to_preset(str(tmp_path / "paper"), weights_dtype="float16")
     loaded = PaperAlexNet.from_preset(str(tmp_path / "paper"))
     images = np.random.default_rng(1).integers(0, 256, (2, 64, 64, 3)).astype("uint8")

@@ -41,7 +41,7 @@ def run(e2e_data_dir, tmp_path_factory):
     return result, load_cifar10(e2e_data_dir)
 
 
-def test_run_directory_holds_metrics_history_and_checkpoint(run):
+def test_run_directory_holds_metrics_history_and_checkpoint(run, tmp_path):
     result, data = run
     with open(os.path.join(result.run_dir, "metrics.json")) as file:
         metrics = json.load(file)
@@ -87,9 +87,17 @@ def test_run_directory_holds_metrics_history_and_checkpoint(run):
     assert {name: getattr(saved, name) for name in given} == given
     assert saved.replace(**{name: getattr(TrainConfig(), name) for name in given},
                          data_dir=None, saved_models_dir="saved_models") == TrainConfig()
-    for name in plots.FIGURE_FILES.values():  # drawn PNGs, not blank
-        picture = matplotlib.image.imread(os.path.join(result.run_dir, name))
-        assert picture.ndim == 3 and min(picture.shape[:2]) > 200 and picture.std() > 0.01
+    # The figures show this run: its training images, its history, its confusion matrix (what
+    # each figure shows of its data, tests/plots_test.py reads from the pixels).
+    split = split_train_validation(data, 500, 0, 512)
+    expected = {"samples": plots.sample_grid(split.x_train, split.y_train),
+                "curves": plots.training_curves(history, TrainConfig().lr_schedule),
+                "confusion": plots.confusion_matrix_figure(metrics["confusion_matrix"])}
+    for name, figure in expected.items():
+        path = plots.save_figure(figure, str(tmp_path / plots.FIGURE_FILES[name]))
+        np.testing.assert_array_equal(
+            matplotlib.image.imread(os.path.join(result.run_dir, plots.FIGURE_FILES[name])),
+            matplotlib.image.imread(path), err_msg=name)
 
 
 def test_training_moved_the_weights_and_checkpoint_is_the_model(run):

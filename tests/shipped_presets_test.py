@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import SHARED_CIFAR, run_cli, softmax
+from conftest import SHARED_CIFAR, assert_holds_stored_weights, run_cli, softmax
 from PIL import Image
 
 import keras_alexnet
@@ -57,6 +57,7 @@ def test_a_shipped_preset_loads_predicts_deterministically_and_saves_again_bit_f
         name, tmp_path):
     model = AlexNet.from_preset(name)
     assert model.count_params() == metadata_of(name)["parameter_count"]
+    assert_holds_stored_weights(model, os.path.join(SHIPPED_DIR, name, "model.weights.h5"))
     first = model.predict(IMAGES, verbose=0)
     np.testing.assert_array_equal(AlexNet.from_preset(name).predict(IMAGES, verbose=0), first)
     keras_alexnet.save_to_preset(model, str(tmp_path / "again"))

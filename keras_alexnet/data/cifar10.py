@@ -128,7 +128,7 @@ def prepare(config: TrainConfig) -> PreparedData:
 
     Example:
 
-    >>> data = prepare(TrainConfig(data_dir="../shared/data/cifar-10-batches-py"))
+    >>> data = prepare(TrainConfig(data_dir="cifar-10-batches-py"))
     >>> len(data.split.x_train), data.stats.mean.round(1)
     (40000, array([125.3, 122.9, 113.7], dtype=float32))
     """
@@ -150,7 +150,7 @@ def load_cifar10(data_dir: Optional[str] = None) -> Cifar10:
 
     Example:
 
-    >>> data = load_cifar10("../shared/data/cifar-10-batches-py")
+    >>> data = load_cifar10("cifar-10-batches-py")
     >>> data.x_train.shape, data.x_test.shape
     ((50000, 32, 32, 3), (10000, 32, 32, 3))
     """

@@ -96,7 +96,7 @@ def load_image_set(config: TrainConfig) -> ImageSet:
 
     Example:
 
-    >>> data = load_image_set(TrainConfig.from_recipe("paper", data_dir="../shared/data"))
+    >>> data = load_image_set(TrainConfig.from_recipe("paper", data_dir="cifar-10-batches-py"))
     >>> data.class_names[:2], data.train_size, data.test_split
     (('airplane', 'automobile'), 40000, 'test')
     """

@@ -51,7 +51,7 @@ def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
 
     Example:
 
-    >>> metrics = evaluate("saved_models/alexnet_cifar10", data_dir="../shared/data")
+    >>> metrics = evaluate("saved_models/alexnet_cifar10", data_dir="cifar-10-batches-py")
     >>> metrics["test_accuracy"], metrics["per_class_accuracy"]["cat"]
     """
     check_ten_crop_pad(ten_crop_pad)

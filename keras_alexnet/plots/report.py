@@ -32,7 +32,7 @@ def write_report(source: str, data_dir: Optional[str] = None,
 
     Example:
 
-    >>> write_report("alexnet_fast_cifar10", "../shared/data/cifar-10-batches-py", "figures")
+    >>> write_report("alexnet_fast_cifar10", "cifar-10-batches-py", "figures")
     ['figures/paper_figure3_conv1_kernels.png', ...]
     """
     if os.path.isfile(os.path.join(source, CONFIG)) and not is_preset(source):

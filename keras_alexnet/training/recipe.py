@@ -110,7 +110,7 @@ def train(config: Optional[TrainConfig] = None, *, recipe: Optional[str] = None,
 
     Example:
 
-    >>> result = train(recipe="tweaked", data_dir="../shared/data/cifar-10-batches-py")
+    >>> result = train(recipe="tweaked", data_dir="cifar-10-batches-py")
     >>> result.metrics["test_accuracy"], result.export_dir
     """
     if preset is not None:
