@@ -170,11 +170,34 @@ def test_a_machine_that_speeds_up_trains_more_steps_up_to_fits_epochs():
 
 
 def test_a_budget_chooses_the_recipe_values_itself():
-    with pytest.raises(ConfigError, match="leave out epochs"):
-        time_budget.plan_budget(TrainConfig(time_budget="8m", epochs=3), None, None)
+    with pytest.raises(ConfigError, match="leave out epochs$"):
+        time_budget.plan_budget(TrainConfig(time_budget="8m", epochs=3), None)
+    with pytest.raises(ConfigError, match="leave out batch_size, dropout$"):
+        time_budget.plan_budget(TrainConfig.from_recipe("fast", time_budget="8m", batch_size=64,
+                                                        dropout=0.3), None)
     with pytest.raises(ConfigError, match="not 'tweaked'"):
-        time_budget.plan_budget(TrainConfig.from_recipe("tweaked", time_budget="8m"), "tweaked",
-                                None)
+        time_budget.plan_budget(TrainConfig.from_recipe("tweaked", time_budget="8m"), None)
+
+
+@pytest.mark.parametrize("recipe, planned", [("seed", ["fast", "long"]), ("fast", ["fast"]),
+                                             ("long", ["long"])])
+def test_a_recipe_given_restricts_the_plan_to_it(monkeypatch, recipe, planned):
+    """The seed's config lets the plan choose any recipe, a frontier recipe's only itself; run
+    settings (here the seed and data directory) are kept."""
+    chosen = []
+
+    def plan(budget, elapsed, seconds_per_image, train_images, eval_images, views, variants):
+        chosen.append([variant.recipe for variant in variants])
+        return time_budget.Plan(variants[-1], 4, None)
+
+    monkeypatch.setattr(time_budget, "plan_run", plan)
+    config = TrainConfig.from_recipe(recipe, time_budget="1h", seed=3, data_dir="here")
+    planned_config, run = time_budget.plan_budget(config, lambda config: ("float32", 500.0))
+    assert chosen == [planned]
+    assert (planned_config.seed, planned_config.data_dir, planned_config.mixed_precision) == (
+        3, "here", "float32")
+    assert planned_config.width_multiplier == TrainConfig.from_recipe(planned[-1]).width_multiplier
+    assert planned_config.epochs == 6 and run.plan.epochs == 4  # room for a faster machine
 
 
 class SteppingClock:

@@ -126,7 +126,7 @@ def train(config: Optional[TrainConfig] = None, *, recipe: Optional[str] = None,
         if config.time_budget is not None:
             request.enter("while measuring this host for the time budget")
             set_up_threads(config)
-            config, budget = plan_budget(config, recipe, measured_rate)
+            config, budget = plan_budget(config, measured_rate)
         shard = join(config.distribution)
         request.reclaim()  # JAX's distributed runtime installs a SIGTERM handler of its own
         agree_on_config(shard, config)

@@ -251,28 +251,18 @@ class BudgetRun:
                 **(keeper.summary() if keeper else {})}
 
 
-def plan_budget(config: TrainConfig, recipe: Optional[str],
+def plan_budget(config: TrainConfig,
                 measure_rate: Callable[[TrainConfig], tuple[str, float]]) -> tuple[TrainConfig,
                                                                                   BudgetRun]:
     """The config a run with `config.time_budget` trains, and its plan: `measure_rate(config)`
-    gives the precision and training images/s of the cheapest variant's network on this host;
-    refuses a config whose recipe values were given (the plan chooses them)."""
-    base = TrainConfig.from_recipe(recipe or "seed").to_dict()
-    kept = {name: value for name, value in config.to_dict().items()
-            if name in KEPT_FIELDS and value != base[name]}
-    given = TrainConfig.from_recipe(recipe or "seed", **kept).training_differences(
-        config.to_dict())
-    if given:
-        raise ConfigError(f"time_budget chooses the recipe's values itself; leave out "
-                          f"{', '.join(name.split()[0] for name in given)}")
+    gives the precision and training images/s of the cheapest variant's network on this host.
+    `config` is the seed's (any frontier recipe may be chosen) or a frontier recipe's (only it),
+    with run settings of its own; a recipe value given is refused: the plan chooses them."""
     if config.dataset != CIFAR10 or config.distribution == "multi_host":
         raise ConfigError("time_budget plans CIFAR-10 runs of one process (its frontier was "
                           "measured there)")
-    variants = [variant for variant in frontier() if recipe in (None, variant.recipe)]
-    if not variants:
-        recipes = " and ".join(sorted({variant.recipe for variant in frontier()}))
-        raise ConfigError(f"time_budget plans the {recipes} recipes (their epochs against "
-                          f"accuracy were measured), not {recipe!r}")
+    recipe, kept = _budget_recipe(config)
+    variants = [variant for variant in frontier() if recipe in ("seed", variant.recipe)]
     cheapest = TrainConfig.from_recipe(variants[0].recipe, **variants[0].values, **kept)
     precision, rate = measure_rate(cheapest)
     budget, elapsed = config.time_budget_seconds, process_age()
@@ -294,6 +284,30 @@ def plan_budget(config: TrainConfig, recipe: Optional[str],
                 else f"{plan.predicted_accuracy:.1f} % test accuracy", precision,
                 rate / plan.variant.relative_step_cost)
     return planned, BudgetRun(budget, deadline, plan, precision, rate)
+
+
+def _budget_recipe(config: TrainConfig) -> tuple[str, dict[str, Any]]:
+    """The recipe `config` is (the one it differs least from) and the settings it keeps
+    (`KEPT_FIELDS` changed from that recipe's); refuses a config that changes other values of
+    it, or a recipe the frontier has not measured."""
+    def differences(name: str) -> tuple[list[str], dict[str, Any]]:
+        base = TrainConfig.from_recipe(name).to_dict()
+        kept = {field: value for field, value in config.to_dict().items()
+                if field in KEPT_FIELDS and value != base[field]}
+        return TrainConfig.from_recipe(name, **kept).training_differences(config.to_dict()), kept
+
+    planned = ("seed", *(variant.recipe for variant in frontier()))
+    found = {name: differences(name) for name in RECIPES}
+    recipe = min(found, key=lambda name: (len(found[name][0]), name not in planned))
+    given, kept = found[recipe]
+    if recipe not in planned:
+        recipes = " and ".join(planned[1:])
+        raise ConfigError(f"time_budget plans the {recipes} recipes (their epochs against "
+                          f"accuracy were measured), not {recipe!r}")
+    if given:
+        raise ConfigError(f"time_budget chooses the recipe's values itself; leave out "
+                          f"{', '.join(difference.split()[0] for difference in given)}")
+    return recipe, kept
 
 
 def _minutes(seconds: float) -> str:
