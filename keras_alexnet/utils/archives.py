@@ -14,10 +14,9 @@ from typing import Iterable
 
 from keras_alexnet.errors import ModelError
 
-# The most bytes a preset archive may have, and may unpack to: far above the largest network
-# (the paper's, 233 MB in float32).
+# The most bytes a preset archive may have, and may unpack to: far above the largest network.
 MAX_ARCHIVE_BYTES = 2 * 2 ** 30
-# Weights barely compress (a shipped preset's `.tar.gz` is 93 % of its size), so a preset
+# Weights barely compress (a shipped preset's `.tar.gz` is 90–92 % of its size), so a preset
 # unpacks to little more than its archive: at most this many times its size, or
 # `MIN_UNPACKED_LIMIT` for archives of a few kB; a small archive of zeros is refused.
 MAX_UNPACK_RATIO = 20

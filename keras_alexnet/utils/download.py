@@ -175,7 +175,7 @@ class _Deadline:
         self.end = time.monotonic() + seconds
         self.expired = threading.Event()
         self.lock = threading.Lock()
-        self.connections: list[http.client.HTTPConnection] = []
+        self.sockets: list[socket.socket] = []
         self.timer = threading.Timer(seconds, self._shut)
         self.timer.daemon = True
         self.timer.start()
@@ -194,25 +194,40 @@ class _Deadline:
     def connection(self, kind: type) -> Callable[..., http.client.HTTPConnection]:
         """`kind`'s constructor for urllib, each connection waiting at most until the end."""
         def connect(host: str, **kwargs) -> http.client.HTTPConnection:
-            with self.lock:
-                if self.expired.is_set():
-                    raise TimeoutError("the download's time is up")
-                left = max(self.end - time.monotonic(), 0.01)  # 0 would not wait at all
-                made = kind(host, **{**kwargs, "timeout": left})
-                self.connections.append(made)
+            left = max(self.end - time.monotonic(), 0.01)  # 0 would not wait at all
+            made = kind(host, **{**kwargs, "timeout": left})
+            # Every socket as soon as it connects, before TLS or a proxy's tunnel speak on it
+            # (urllib lets go of the connection's own `sock` once the headers came).
+            made._create_connection = self._watched
             return made
         return connect
 
+    def _watched(self, *args, **kwargs) -> socket.socket:
+        """`socket.create_connection`, keeping a duplicate of the socket for `_shut` (TLS
+        takes the socket object over)."""
+        connected = socket.create_connection(*args, **kwargs)
+        with self.lock:
+            self.sockets.append(socket.socket(fileno=os.dup(connected.fileno())))
+            if self.expired.is_set():
+                self._shut_all()
+        return connected
+
     def cancel(self) -> None:
+        """Stops the timer and lets go of the sockets' duplicates."""
         self.timer.cancel()
+        with self.lock:
+            for kept in self.sockets:
+                kept.close()
 
     def _shut(self) -> None:
         with self.lock:
             self.expired.set()
-            for made in self.connections:
-                if made.sock is not None:
-                    with contextlib.suppress(OSError):
-                        made.sock.shutdown(socket.SHUT_RDWR)
+            self._shut_all()
+
+    def _shut_all(self) -> None:
+        for kept in self.sockets:
+            with contextlib.suppress(OSError):  # closed already
+                kept.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
