@@ -335,30 +335,35 @@ def live_run_directory(work: str):
     return case
 
 
+def loopback(answer) -> str:
+    """The URL of a loopback server that reads one request and then calls
+    `answer(connection)`."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(1 << 20)
+            try:
+                answer(connection)
+            except OSError:  # the client hung up
+                pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
 def hostile_server(answer):
     """A case that runs `predict --server` against a loopback server that reads the request and
     then calls `answer(connection)`."""
     def prepare(work: str):
-        import socket
-        import threading
-
-        listener = socket.create_server(("127.0.0.1", 0))
-
-        def serve():
-            connection, _ = listener.accept()
-            with connection:
-                connection.recv(1 << 20)
-                try:
-                    answer(connection)
-                except OSError:  # the client hung up
-                    pass
-
-        threading.Thread(target=serve, daemon=True).start()
         image = os.path.join(work, "cat.png")
         with open(image, "wb") as file:
             file.write(png_bomb(32, 32))
-        return command("predict", image, "--server",
-                       f"http://127.0.0.1:{listener.getsockname()[1]}", "--timeout", "2")(work)
+        return command("predict", image, "--server", loopback(answer), "--timeout", "2")(work)
     return prepare
 
 
@@ -620,6 +625,159 @@ CASES = {
     **{f"classify_{count}_pngs": served_many(count, "classify_image_bytes")
        for count in (1000, 10_000)},
 }
+
+
+# Presets by URL: a loopback server answering what no HTTP server would, or serving a hostile
+# archive; each case downloads into a fresh Keras cache and says what is left there.
+DRIP_DEADLINE_SECONDS = 5.0  # the cases' total deadline instead of the default 600 s
+
+
+def fetched_preset(answer=None, archive=None, before=None):
+    """A case that fetches a preset from a loopback server: one that `answer`s the request, or
+    serves the bytes `archive(work)` makes; `before(cache)` spoils the cache first. Its outcome
+    is the error line (or "loaded") and what the cache holds after."""
+    def prepare(work: str):
+        import hashlib
+
+        from keras_alexnet.errors import KerasAlexNetError
+        from keras_alexnet.utils import download
+
+        os.environ["KERAS_HOME"] = os.path.join(work, "keras")
+        download.DOWNLOAD_TIMEOUT_SECONDS = DRIP_DEADLINE_SECONDS
+        cache = download.keras_cache_dir("presets")
+        body = archive(work) if archive else b""
+        served = answer_bytes(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+                              + body)
+        url = loopback(answer or served) + "/preset.tar.gz"
+        digest = hashlib.sha256(body).hexdigest()
+        if before:
+            before(cache)
+
+        def run():
+            try:
+                download.preset_source(url, digest)
+                outcome = "loaded"
+            except KerasAlexNetError as error:
+                outcome = str(error).replace(url, "URL")
+            left = sorted(os.listdir(cache)) if os.path.isdir(cache) else []
+            return f"{outcome}; the cache holds {left}"
+        return run
+    return prepare
+
+
+def drip_every_2_seconds(connection) -> None:
+    """A byte of the body every 2 s, each within any per-read timeout, 30 of the 100 (60 s)."""
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+    for _ in range(30):
+        time.sleep(2)
+        connection.sendall(b"x")
+
+
+def answer_bytes(data: bytes):
+    return lambda connection: connection.sendall(data)
+
+
+def shipped_preset_tar_gz(extra=()):
+    """The shipped fast preset as a `.tar.gz`, with `extra` (`TarInfo`, data) members added."""
+    def make(work: str) -> bytes:
+        import io
+        import tarfile
+
+        from keras_alexnet.models.catalogue import SHIPPED_DIR
+
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
+            archive.add(os.path.join(SHIPPED_DIR, "alexnet_fast_cifar10"), arcname="preset")
+            for member, data in extra:
+                archive.addfile(member, data)
+        return buffer.getvalue()
+    return make
+
+
+def tar_member(name: str, size: int = 0):
+    import tarfile
+
+    member = tarfile.TarInfo(name)
+    member.size = size
+    return member
+
+
+class Zeros:
+    """`size` zero bytes to read."""
+
+    def __init__(self, size: int):
+        self.left = size
+
+    def read(self, count: int = -1) -> bytes:
+        count = self.left if count < 0 else min(count, self.left)
+        self.left -= count
+        return bytes(count)
+
+
+def cache_is_a_file(cache: str) -> None:
+    os.makedirs(os.path.dirname(cache))
+    with open(cache, "w") as file:
+        file.write("a file")
+
+
+SIGNALLED_DOWNLOAD = """
+import sys
+from keras_alexnet.errors import KerasAlexNetError
+from keras_alexnet.utils.download import preset_source
+try:
+    preset_source(sys.argv[1], sha256="0" * 64)
+except KerasAlexNetError as error:
+    print(f"keras-alexnet: {error}", file=sys.stderr)
+    sys.exit(error.exit_status)
+"""
+
+
+def sigterm_in_a_download(work: str):
+    """A download of a 1.3 GB body of which 64 MB come at once, in another process, which gets
+    SIGTERM once they came. Its outcome: the exit status, stderr and what the cache holds."""
+    import threading
+
+    came = threading.Event()
+
+    def answer(connection):
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1300000000\r\n\r\n"
+                           + bytes(64 << 20))
+        came.set()
+        time.sleep(120)
+
+    url = loopback(answer) + "/preset.tar.gz"
+    env = {**os.environ, "KERAS_HOME": os.path.join(work, "keras")}
+    cache = os.path.join(work, "keras", "keras_alexnet", "presets")
+
+    def run():
+        process = subprocess.Popen([sys.executable, "-c", SIGNALLED_DOWNLOAD, url], env=env,
+                                   stderr=subprocess.PIPE, text=True)
+        came.wait(120)
+        time.sleep(1)  # the last bytes written into the staging directory
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+        return (f"exit {process.returncode}: {stderr.strip()}; the cache holds "
+                f"{sorted(os.listdir(cache))}")
+    return run
+
+
+DOWNLOAD_CASES = {
+    "download_a_byte_every_2_s": fetched_preset(drip_every_2_seconds),
+    "download_bad_status_line": fetched_preset(answer_bytes(b"HELLO\r\n\r\n")),
+    "download_bad_chunk": fetched_preset(answer_bytes(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")),
+    "download_101_headers": fetched_preset(answer_bytes(
+        b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: y\r\n" % n for n in range(101)) + b"\r\n")),
+    "download_100_kb_header_line": fetched_preset(answer_bytes(
+        b"HTTP/1.1 200 OK\r\nX-Long: " + b"y" * 100_000 + b"\r\n\r\n")),
+    "download_tar_member_2000_directories_deep": fetched_preset(archive=shipped_preset_tar_gz(
+        [(tar_member("preset/" + "d/" * 2000 + "x"), None)])),
+    "download_archive_unpacking_to_1.9_gib": fetched_preset(archive=shipped_preset_tar_gz(
+        [(tar_member("preset/zeros.bin", 1900 * 2 ** 20), Zeros(1900 * 2 ** 20))])),
+    "download_cache_is_a_file": fetched_preset(answer_bytes(b""), before=cache_is_a_file),
+    "sigterm_in_a_download": sigterm_in_a_download,
+}
+CASES.update(DOWNLOAD_CASES)
 
 
 def run_case(name: str) -> dict:
