@@ -15,8 +15,10 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_alexnet", "keras_alexnet.*"]),
-    # The shipped presets: trained models, one directory each.
-    package_data={"keras_alexnet": ["pretrained/*/*.json", "pretrained/*/*.h5"]},
+    # The shipped presets (trained models, one directory each) and the time budget's measured
+    # frontier.
+    package_data={"keras_alexnet": ["pretrained/*/*.json", "pretrained/*/*.h5",
+                                    "config/frontier.json"]},
     # Keras 3.13 (below) needs Python 3.11 or newer.
     python_requires=">=3.11",
     install_requires=[

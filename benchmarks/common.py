@@ -141,15 +141,17 @@ print(json.dumps(peaks))
 """
 
 
-def matmul_peaks(prefix: tuple = ()) -> dict:
+def matmul_peaks(prefix: tuple = (), environment: dict | None = None) -> dict:
     """This host's measured float32 and bfloat16 matrix-product rates in GFLOP/s (a 4096² product
     in TensorFlow, the fastest of three, one op at a time on every core this process may use),
-    measured in a fresh process run under `prefix` (e.g. `("taskset", "-c", "0")`)."""
+    measured in a fresh process run under `prefix` (e.g. `("taskset", "-c", "0")`) with
+    `environment` added to this one's."""
     import subprocess
     import sys
 
     output = subprocess.run([*prefix, sys.executable, "-c", MATMUL_PEAK_CODE], check=True,
-                            capture_output=True, text=True).stdout
+                            capture_output=True, text=True,
+                            env={**os.environ, **(environment or {})}).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 

@@ -149,7 +149,8 @@ def test_time_to_accuracy_reports_each_seed_from_process_start_and_their_mean(ci
     # From process start: the imports and every phase of train() fit inside the wall time.
     assert 0 < sum(phases[name] for name in ("imports", "data", "build", "fit", "test",
                                              "figures", "export")) <= run["wall_seconds"] + 0.5
-    assert run["performance"]["mixed_precision"] == "mixed_bfloat16"
+    # 256 images: a run too short to pay for the precision probe trains in float32.
+    assert run["performance"]["mixed_precision"] == "float32"
     assert 0 <= run["test_accuracy_single_view"] <= 1 and run["train_images_per_second"] > 0
     # By hand: the fast model's multiply-adds per image, forward (conv1–conv5 at 32², 16², 8², 8²,
     # 8² with 3×3 kernels; fc6–fc8), ×2 FLOPs each, ×3 for the backward pass.

@@ -51,6 +51,7 @@ def test_no_file_in_the_wheel_holds_a_local_path(wheel):
         found = {name: local_paths(archive.read(name)) for name in names
                  if not name.endswith(".dist-info/METADATA")}
     assert "keras_alexnet/pretrained/alexnet_long_cifar10/metadata.json" in names
+    assert "keras_alexnet/config/frontier.json" in names  # what a time budget plans with
     assert {name: paths for name, paths in found.items() if paths} == {}
 
 

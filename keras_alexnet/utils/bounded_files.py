@@ -6,7 +6,14 @@ gigabytes or an array nested 200,000 deep is refused before it is read whole.
 
 Example:
 
->>> read_json_file("runs/alexnet_cifar10/metrics.json", "the run's metrics.json")["test_accuracy"]
+>>> import os, tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "metrics.json")
+>>> _ = open(path, "w").write('{"test_accuracy": 0.9}')
+>>> read_json_file(path, "the run's metrics.json")["test_accuracy"]
+0.9
+>>> read_json_file("/dev/zero", "config.json")
+Traceback (most recent call last):
+keras_alexnet.errors.ModelError: config.json is not a regular file (/dev/zero)
 """
 
 from __future__ import annotations
