@@ -659,18 +659,18 @@ def signalled(prepare_case, after_seconds: float):
     under `work` that the set-up did not write."""
     import threading
 
+    def listing(work: str) -> set[str]:
+        return {os.path.relpath(os.path.join(parent, name), work)
+                for parent, folders, files in os.walk(work) for name in folders + files}
+
     def prepare(work: str):
         run = prepare_case(work)
-        before = {os.path.join(parent, name) for parent, folders, files in os.walk(work)
-                  for name in folders + files}
+        before = listing(work)
 
         def case():
             threading.Timer(after_seconds, os.kill, (os.getpid(), signal.SIGTERM)).start()
             outcome = run()
-            left = sorted({os.path.relpath(os.path.join(parent, name), work)
-                           for parent, folders, files in os.walk(work)
-                           for name in folders + files} - before)
-            return f"{outcome}, left: {', '.join(left) or 'nothing'}"
+            return f"{outcome}, left: {', '.join(sorted(listing(work) - before)) or 'nothing'}"
         return case
     return prepare
 
@@ -730,9 +730,9 @@ EXPORT_REPORT_PREDICT_CASES = {
             "--data-dir", "{work}/data", "--output", "{work}/m.tflite"))),
     "sigterm_in_a_litert_export": with_tiny(signalled(command(
         "export", "{work}/tiny.keras", "--format", "litert", "--output", "{work}/out/m.tflite"),
-        3.0)),
+        1.5)),
     "sigterm_in_an_onnx_export": with_tiny(signalled(command(
-        "export", "{work}/tiny.keras", "--format", "onnx", "--output", "{work}/out/m.onnx"), 3.0)),
+        "export", "{work}/tiny.keras", "--format", "onnx", "--output", "{work}/out/m.onnx"), 0.8)),
     "sigterm_in_a_saved_model_export": with_tiny(signalled(command(
         "export", "{work}/tiny.keras", "--saved-models-dir", "{work}/sm"), 1.0)),
     "report_output_dir_is_a_file": after(finished_run, after(write_files(a_file="x"), command(

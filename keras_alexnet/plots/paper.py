@@ -113,15 +113,13 @@ def learned_figures(model: keras.Model, data: Cifar10, class_names: Sequence[str
                     label_names: Optional[Sequence[str]] = None) -> dict[str, plt.Figure]:
     """The four pictures for the first `count` test images, by `LEARNED_FIGURE_FILES` key;
     neighbours are searched among the first `SEARCHED_TRAINING_IMAGES` training images.
-    `label_names` name the data's labels (default: `class_names`, the model's classes); the
-    top-5 shows at most as many classes as the model has."""
+    `label_names` name the data's labels (default: `class_names`, the model's classes)."""
     queries, labels = data.x_test[:count], data.y_test[:count]
     searched = data.x_train[:SEARCHED_TRAINING_IMAGES]
     nearest = nearest_neighbours(layer_features(model, queries), layer_features(model, searched),
                                  k=neighbours)
     logits = keras.ops.convert_to_numpy(model.predict(queries, verbose=0))
-    class_ids, probabilities = top_k(keras.ops.convert_to_numpy(keras.ops.softmax(logits)),
-                                     k=min(5, len(class_names)))
+    class_ids, probabilities = top_k(keras.ops.convert_to_numpy(keras.ops.softmax(logits)), k=5)
     cams = [grad_cam(model, image) for image in queries]
     return {
         "kernels": kernel_grid_figure(first_conv_kernels(model)),
