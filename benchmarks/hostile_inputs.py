@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import resource
@@ -778,6 +779,146 @@ DOWNLOAD_CASES = {
     "sigterm_in_a_download": sigterm_in_a_download,
 }
 CASES.update(DOWNLOAD_CASES)
+
+
+# Exports, report and predict: places they cannot write, damaged run files, signals, many files.
+def sparse(name: str, size: int, head: bytes = b""):
+    """A `make` for `after`: a file `name` under `work` of `size` bytes, `head` then zeros,
+    taking no disk."""
+    def make(work: str) -> None:
+        path = os.path.join(work, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as file:
+            file.write(head)
+            file.truncate(size)
+    return make
+
+
+def finished_run(work: str) -> None:
+    """A finished run of the small network (untrained) in `work/run`, without its figures."""
+    from keras_alexnet import AlexNet
+    from keras_alexnet.config import TrainConfig
+    from keras_alexnet.run_dir import write_history, write_json
+
+    run = os.path.join(work, "run")
+    os.makedirs(run)
+    write_json(os.path.join(run, "config.json"),
+               TrainConfig(data_dir=DEFAULT_DATA_DIR, width_multiplier=0.25,
+                           dense_units=64).to_dict())
+    write_history(os.path.join(run, "history.csv"),
+                  [{"epoch": 0, "loss": 2.0, "accuracy": 0.2, "val_loss": 2.1,
+                    "val_accuracy": 0.2, "learning_rate": 0.01}])
+    write_json(os.path.join(run, "metrics.json"), {"confusion_matrix": [[1] * 10] * 10})
+    AlexNet(width_multiplier=0.25, dense_units=64, seed=0).save(os.path.join(run, "best.keras"))
+
+
+def signalled(prepare_case, after_seconds: float):
+    """Runs the case with SIGTERM sent `after_seconds` into it; its outcome adds what is left
+    under `work` that the set-up did not write."""
+    import threading
+
+    def listing(work: str) -> set[str]:
+        return {os.path.relpath(os.path.join(parent, name), work)
+                for parent, folders, files in os.walk(work) for name in folders + files}
+
+    def prepare(work: str):
+        run = prepare_case(work)
+        before = listing(work)
+
+        def case():
+            threading.Timer(after_seconds, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            outcome = run()
+            return f"{outcome}, left: {', '.join(sorted(listing(work) - before)) or 'nothing'}"
+        return case
+    return prepare
+
+
+def many_large_pngs(count: int):
+    """`predict` of `count` copies of a valid 4096² PNG of noise (about 50 MB each) with an
+    exported small model: memory must not grow with `count`."""
+    def prepare(work: str):
+        import numpy as np
+        from PIL import Image
+
+        from keras_alexnet.serving.export import export_saved_model
+
+        export_saved_model(small_model(), work, "m")
+        pixels = np.random.default_rng(0).integers(0, 256, (4096, 4096, 3), dtype=np.uint8)
+        first = os.path.join(work, "large_0.png")
+        Image.fromarray(pixels).save(first, compress_level=1)
+        for index in range(1, count):
+            os.link(first, os.path.join(work, f"large_{index}.png"))
+        paths = [os.path.join(work, f"large_{index}.png") for index in range(count)]
+        run = command("predict", *paths, "--model", "{work}/m")(work)
+
+        def case():
+            with contextlib.redirect_stdout(io.StringIO()):
+                return run()
+        return case
+    return prepare
+
+
+def with_tiny(prepare_case):
+    """`with_model_file`, the model saved as `tiny.keras`: the small AlexNet (the report's
+    pictures need its layers)."""
+    def prepare(work: str):
+        from keras_alexnet import AlexNet
+
+        AlexNet(width_multiplier=0.25, dense_units=64, seed=0).save(os.path.join(work,
+                                                                                 "tiny.keras"))
+        return prepare_case(work)
+    return prepare
+
+
+EXPORT_REPORT_PREDICT_CASES = {
+    "export_output_is_a_directory": with_model_file(after(write_files(**{"m.tflite__x": ""}),
+        command("export", "{work}/tiny.keras", "--format", "litert", "--output",
+                "{work}/m.tflite"))),
+    "export_output_in_proc": with_model_file(command(
+        "export", "{work}/tiny.keras", "--format", "onnx", "--output", "/proc/m.onnx")),
+    "export_output_under_a_file": with_model_file(after(write_files(a_file="x"), command(
+        "export", "{work}/tiny.keras", "--format", "litert", "--output",
+        "{work}/a_file/m.tflite"))),
+    "export_max_image_pixels_beyond_int64": with_model_file(command(
+        "export", "{work}/tiny.keras", "--saved-models-dir", "{work}/sm", "--max-image-pixels",
+        str(2 ** 64))),
+    "int8_calibration_on_a_5gb_zero_archive": with_model_file(after(
+        sparse("data/cifar-10-python.tar.gz", 5 * 2 ** 30), command(
+            "export", "{work}/tiny.keras", "--format", "litert", "--quantize", "int8",
+            "--data-dir", "{work}/data", "--output", "{work}/m.tflite"))),
+    "sigterm_in_a_litert_export": with_tiny(signalled(command(
+        "export", "{work}/tiny.keras", "--format", "litert", "--output", "{work}/out/m.tflite"),
+        1.5)),
+    "sigterm_in_an_onnx_export": with_tiny(signalled(command(
+        "export", "{work}/tiny.keras", "--format", "onnx", "--output", "{work}/out/m.onnx"), 0.8)),
+    "sigterm_in_a_saved_model_export": with_tiny(signalled(command(
+        "export", "{work}/tiny.keras", "--saved-models-dir", "{work}/sm"), 1.0)),
+    "report_output_dir_is_a_file": after(finished_run, after(write_files(a_file="x"), command(
+        "report", "{work}/run", "--output-dir", "{work}/a_file"))),
+    "report_output_dir_in_proc": after(finished_run, command(
+        "report", "{work}/run", "--output-dir", "/proc/keras_alexnet")),
+    "report_config_not_json": after(finished_run, after(write_files(**{
+        "run__config.json": "{not json"}), command("report", "{work}/run"))),
+    "report_metrics_without_confusion": after(finished_run, after(write_files(**{
+        "run__metrics.json": "{}"}), command("report", "{work}/run"))),
+    "report_class_names_latin1": after(finished_run, after(
+        sparse("run/class_names.txt", 5, "caf\xe9\n".encode("latin-1")),
+        command("report", "{work}/run"))),
+    "report_class_names_short": after(finished_run, after(write_files(**{
+        "run__class_names.txt": "cat\n"}), command("report", "{work}/run"))),
+    "report_of_a_plain_keras_file": with_model_file(command(
+        "report", "{work}/tiny.keras", "--data-dir", "{data}", "--output-dir", "{work}/fig")),
+    "sigterm_in_a_report": after(finished_run, signalled(command("report", "{work}/run"), 8.0)),
+    "predict_class_names_latin1": with_files(after(
+        sparse("names.txt", 5, "caf\xe9\n".encode("latin-1")), command(
+            "predict", "{work}/pipe.png", "--server", "http://127.0.0.1:9", "--class-names",
+            "{work}/names.txt"))),
+    "predict_class_names_1gb_sparse": with_files(after(sparse("names.txt", 2 ** 30), command(
+        "predict", "{work}/pipe.png", "--server", "http://127.0.0.1:9", "--class-names",
+        "{work}/names.txt"))),
+    **{f"predict_{count}_large_pngs": many_large_pngs(count) for count in (6, 60)},
+}
+CASES.update(EXPORT_REPORT_PREDICT_CASES)
 
 
 def run_case(name: str) -> dict:

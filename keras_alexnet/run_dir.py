@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import socket
+import tempfile
 import time
 from typing import Any, Iterator, Optional, Sequence
 
@@ -25,6 +26,7 @@ from keras_alexnet.config import TrainConfig
 from keras_alexnet.data.cifar10 import CLASS_NAMES
 from keras_alexnet.errors import ConfigError, RunDirError, TrainingDiverged
 from keras_alexnet.utils.atomic import atomic_path
+from keras_alexnet.utils.bounded_files import read_text_file
 
 CHECKPOINT = "best.keras"
 FINAL_MODEL = "final.keras"
@@ -43,8 +45,11 @@ def read_history_rows(path: str) -> list[dict[str, str]]:
     """The rows of a history CSV as they are written (strings); `RunDirError` naming the line
     when one is cut short or not numbers (a file damaged outside this package, whose writes are
     atomic)."""
-    with open(path, newline="") as file:
-        text = file.read()
+    try:
+        with open(path, newline="", encoding="utf-8") as file:
+            text = file.read()
+    except UnicodeDecodeError as error:
+        raise RunDirError(f"{path} is not UTF-8 text (byte {error.start})") from error
     rows = list(csv.DictReader(io.StringIO(text)))
     for line, row in enumerate(rows, start=2):
         if not _is_numeric_row(row) or (line == len(rows) + 1 and not text.endswith("\n")):
@@ -95,16 +100,18 @@ def write_json(path: str, value: Any) -> None:
             json.dump(value, file, indent=2)
 
 
-def read_class_names(path: str) -> tuple[str, ...]:
-    """The class names in a `class_names.txt` file, one a line."""
-    with open(path, encoding="utf-8") as file:
-        return tuple(line.rstrip("\n") for line in file)
+def read_class_names(path: str, what: Optional[str] = None) -> tuple[str, ...]:
+    """The class names in a `class_names.txt` file, one a line; `ModelError` in one line,
+    naming the file as `what`, when it is not a regular UTF-8 file of at most 1 MiB
+    (`bounded_files.read_text_file`: a FIFO, a device or a huge file is never read whole)."""
+    names = read_text_file(path, what or f"the class names file {path}").split("\n")
+    return tuple(names[:-1] if names[-1] == "" else names)
 
 
 def class_names_in(path: Optional[str]) -> tuple[str, ...]:
     """The class names in the `class_names.txt` file at `path`, or CIFAR-10's where there is
     none (a run or an export made before the file was written, or no path)."""
-    return read_class_names(path) if path and os.path.isfile(path) else CLASS_NAMES
+    return read_class_names(path) if path and os.path.lexists(path) else CLASS_NAMES
 
 
 def write_class_names(path: str, class_names: Sequence[str]) -> None:
@@ -223,12 +230,29 @@ def new_directory(path: str, role: str) -> Iterator[None]:
 
 
 def check_directory(path: str, role: str) -> None:
-    """Whether directory `path` can be made: `RunDirError` as `make_directory`, without leaving
-    anything."""
+    """Whether directory `path` can be made and written into: `RunDirError` as
+    `make_directory`, or when it is read-only, without leaving anything."""
     created = _missing_directories(path)
     make_directory(path, role)
-    for folder in created:
-        os.rmdir(folder)
+    try:
+        # A file without a name (O_TMPFILE where the system has it): a kill leaves nothing.
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise RunDirError(f"cannot write into the {role} {path}: "
+                          f"{error.strerror or error}") from error
+    finally:
+        for folder in created:
+            os.rmdir(folder)
+
+
+def check_output_file(path: str, role: str) -> None:
+    """Whether file `path` can be written (`atomic_path`): `RunDirError` in one line, naming it
+    by `role` ("LiteRT file", …), when a directory is there or its folder cannot be made or
+    written into (a file, read-only, under `/proc`); nothing is left."""
+    if os.path.isdir(path):
+        raise RunDirError(f"the {role} {path} is a directory, not a file")
+    check_directory(os.path.dirname(os.path.abspath(path)), f"folder of the {role}")
 
 
 def _missing_directories(path: str) -> list[str]:

@@ -99,6 +99,47 @@ def test_archive_with_path_traversal_or_absolute_paths_is_refused(tmp_path, memb
     assert not any(p.name == "escaped" for p in tmp_path.parent.rglob("escaped"))
 
 
+def sparse_file(path, size, head=b""):
+    """A file of `size` bytes that takes no disk: `head`, then zeros."""
+    with open(path, "wb") as file:
+        file.write(head)
+        file.truncate(size)
+    return str(path)
+
+
+@pytest.mark.parametrize("head, size, message", [
+    (b"", 5 * 2 ** 30, "not a gzip file"),  # zeros: tarfile read them through lzma
+    (b"\x1f\x8b\x08\x00", 300 * 2 ** 20, "314,572,800 bytes, over the 268,435,456"),
+])
+def test_an_archive_that_cannot_be_cifar10_is_refused_from_its_first_bytes(head, size, message,
+                                                                            tmp_path):
+    archive = sparse_file(tmp_path / "cifar-10-python.tar.gz", size, head)
+    for data_dir in (archive, str(tmp_path)):
+        with pytest.raises(DataError, match=f"cifar-10-python.tar.gz is not a CIFAR-10 archive: "
+                                            f".*{message}"):
+            load_cifar10(data_dir)
+    assert os.listdir(tmp_path) == ["cifar-10-python.tar.gz"]
+
+
+def test_an_archive_that_unpacks_to_more_than_the_limit_is_refused_before_extracting(
+        tmp_path, monkeypatch):
+    from keras_alexnet.data import cifar10
+
+    monkeypatch.setattr(cifar10, "MAX_ARCHIVE_BYTES", 2000)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ("first", "second"):  # 1,500 bytes each: the second passes the limit
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = 1500
+            tar.addfile(info, io.BytesIO(bytes(1500)))
+    extracted = []
+    monkeypatch.setattr(tarfile.TarFile, "extractall",
+                        lambda self, *args, **kwargs: extracted.append(args))
+    with pytest.raises(DataError, match="unpacks to more than 2,000 bytes"):
+        load_cifar10(str(archive))
+    assert extracted == []
+
+
 def test_split_is_seeded_disjoint_and_subsettable(cifar_dir):
     data = load_cifar10(cifar_dir)
     split = split_train_validation(data, validation_size=100, seed=0)

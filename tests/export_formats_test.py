@@ -257,3 +257,135 @@ def test_export_flags_that_do_not_go_together_are_one_line(flags, message, tmp_p
     assert message in result.stderr
     assert os.listdir(tmp_path) == []
 
+
+
+@pytest.fixture(scope="module")
+def tiny_keras_file(tmp_path_factory):
+    """The tests' small network saved as a `.keras` file."""
+    from conftest import TINY_MODEL
+
+    path = str(tmp_path_factory.mktemp("tiny") / "tiny.keras")
+    AlexNet(**TINY_MODEL, seed=0).save(path)
+    return path
+
+
+def listing(folder):
+    """Every path under `folder`, relative to it."""
+    return sorted(os.path.relpath(os.path.join(parent, name), folder)
+                  for parent, folders, files in os.walk(folder) for name in folders + files)
+
+
+def unwritable_folder(tmp_path):
+    """A folder this process cannot write into (holding a folder `m` it cannot write into
+    either), or `None` when it can anyway (root)."""
+    folder = tmp_path / "read_only"
+    (folder / "m").mkdir(parents=True)
+    for path in (folder / "m", folder):
+        path.chmod(0o555)
+    return None if os.access(folder, os.W_OK) else folder
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--format", "litert", "--output", "{tmp}/taken.tflite"],
+     "the LiteRT file {tmp}/taken.tflite is a directory, not a file"),
+    (["--format", "onnx", "--output", "/proc/keras_alexnet.onnx"],
+     "cannot write into the folder of the ONNX file /proc: "),
+    (["--format", "litert", "--output", "{tmp}/a_file/m.tflite"],
+     "the folder of the LiteRT file {tmp}/a_file is a file, not a directory"),
+    (["--format", "onnx", "--saved-models-dir", "{tmp}/a_file"],
+     "the saved models directory {tmp}/a_file is a file, not a directory"),
+    (["--saved-models-dir", "/proc"], "cannot create the model directory /proc/alexnet_cifar10"),
+    (["--format", "litert", "--output", "{tmp}/read_only/m.tflite"],
+     "cannot write into the folder of the LiteRT file {tmp}/read_only: Permission denied"),
+    (["--saved-models-dir", "{tmp}/read_only", "--model-name", "m"],
+     "cannot write into the model directory {tmp}/read_only/m: Permission denied"),
+    (["--max-image-pixels", str(2 ** 64)], "--max-image-pixels must be an integer >= 1 and <= "
+                                           "9223372036854775807 (int64), got 18446744073709551616"),
+    (["--max-request-pixels", "0"], "--max-request-pixels must be an integer >= 1"),
+])
+def test_a_place_or_limit_the_export_cannot_use_is_one_line_before_any_work(
+        flags, message, tiny_keras_file, tmp_path, run_cli_here, monkeypatch):
+    from keras_alexnet.serving import formats
+
+    def loaded(*args):
+        raise AssertionError("the model was loaded before the output was checked")
+
+    monkeypatch.setattr(formats, "model_and_class_names", loaded)
+    (tmp_path / "taken.tflite").mkdir()
+    (tmp_path / "a_file").write_text("a file")
+    if "read_only" in " ".join(flags) and unwritable_folder(tmp_path) is None:
+        pytest.skip("this user writes into a read-only folder (root)")
+    before = listing(tmp_path)
+    result = run_cli_here("export", tiny_keras_file, *[flag.format(tmp=tmp_path) for flag in flags],
+                          cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert message.format(tmp=tmp_path) in lines[0]
+    assert listing(tmp_path) == before  # no class names file, no model directory
+
+
+def test_the_api_checks_the_output_before_converting_and_leaves_no_class_names_file(tmp_path):
+    from keras_alexnet.errors import RunDirError
+    from keras_alexnet.serving import litert_export
+
+    (tmp_path / "m.tflite").mkdir()
+    model = AlexNet(width_multiplier=0.25, dense_units=16, seed=0)
+    with pytest.raises(RunDirError, match="the output .*m.tflite is a directory, not a file"):
+        export(model, "litert", output=str(tmp_path / "m.tflite"), class_names=NAMES)
+    with pytest.raises(RunDirError, match="the LiteRT file .*m.tflite is a directory"):
+        litert_export.export_litert(model, str(tmp_path / "m.tflite"), NAMES)
+    with pytest.raises(ExportError, match="max_image_pixels must be an integer >= 1 and <="):
+        export(model, saved_models_dir=str(tmp_path / "sm"), max_image_pixels=2 ** 63)
+    assert listing(tmp_path) == ["m.tflite"]
+
+
+# In a fresh process: the writer of the format is stopped by a signal halfway through its file.
+SIGNALLED_EXPORT = r"""
+import os, signal, sys, time
+from keras_alexnet import cli
+from keras_alexnet.utils.native_stderr import native_stderr_silenced
+
+os.environ["KERAS_BACKEND"] = "tensorflow"
+with native_stderr_silenced():  # TensorFlow's start-up lines, as the command drops them
+    import keras
+from keras_alexnet.serving import export as saved_model_export
+
+number = getattr(signal, sys.argv[1])
+
+def halfway(target):
+    os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+    with open(target, "wb") as file:
+        file.write(b"half a file")
+    os.kill(os.getpid(), number)
+    time.sleep(30)  # the handler runs before this ends
+
+def export(self, filepath, *args, **kwargs):
+    halfway(filepath)
+
+def warmup(path, *args):  # the SavedModel's last file
+    halfway(path)
+
+keras.Model.export = export  # LiteRT and ONNX
+saved_model_export.write_warmup_requests = warmup
+sys.exit(cli.main(["export", *sys.argv[2:]]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name, format, status", [
+    ("SIGTERM", "litert", 75), ("SIGTERM", "onnx", 75), ("SIGTERM", "savedmodel", 75),
+    ("SIGINT", "litert", 130),
+])
+def test_a_signal_during_an_export_is_one_line_and_leaves_nothing(signal_name, format, status,
+                                                                   tiny_keras_file, tmp_path):
+    output = [] if format == "savedmodel" else ["--output", str(tmp_path / "out" / f"m.{format}")]
+    output = [flag.replace(".litert", ".tflite") for flag in output]
+    result = subprocess.run([sys.executable, "-c", SIGNALLED_EXPORT, signal_name,
+                             tiny_keras_file, "--format", format, "--saved-models-dir",
+                             str(tmp_path / "sm"), *output],
+                            capture_output=True, text=True, timeout=300)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == status and len(lines) == 1, result.stderr
+    assert lines[0] == (f"keras-alexnet: stopped by {signal_name} while exporting; nothing was "
+                        f"left half-written: run the same command again")
+    assert listing(tmp_path) == []

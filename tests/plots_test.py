@@ -216,3 +216,180 @@ def test_the_papers_pictures_show_the_kernels_neighbours_and_top5_of_the_model()
     for bars, expected in zip(bar_axes, probabilities):
         widths = sorted((patch.get_width() for patch in bars.patches), reverse=True)
         np.testing.assert_allclose(widths, np.sort(expected)[::-1][:5], atol=1e-5)
+
+
+@pytest.fixture
+def finished_run(tmp_path, cifar_dir):
+    """A run directory as a finished run leaves it (the tests' small network, untrained),
+    without its figures."""
+    from keras_alexnet import AlexNet
+    from keras_alexnet.config import TrainConfig
+    from keras_alexnet.data.cifar10 import CLASS_NAMES
+    from keras_alexnet.run_dir import write_class_names, write_history, write_json
+
+    run = tmp_path / "run"
+    run.mkdir()
+    config = TrainConfig(data_dir=cifar_dir, validation_size=100, **TINY_MODEL)
+    write_json(str(run / "config.json"), config.to_dict())
+    write_history(str(run / "history.csv"),
+                  [{key: HISTORY[key][epoch] for key in HISTORY} for epoch in range(4)])
+    write_json(str(run / "metrics.json"), {"confusion_matrix": np.eye(10, dtype=int).tolist()})
+    write_class_names(str(run / "class_names.txt"), CLASS_NAMES)
+    AlexNet(**TINY_MODEL, seed=0).save(str(run / "best.keras"))
+    return run
+
+
+def listing(folder):
+    return sorted(os.path.relpath(os.path.join(parent, name), folder)
+                  for parent, folders, files in os.walk(folder) for name in folders + files)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("config.json", b"{not json", "config.json is not valid JSON"),
+    ("config.json", b"[1, 2]", "config.json does not hold a config"),
+    ("config.json", b'{"epochs": "many"}', "config.json: TrainConfig.epochs"),
+    ("config.json", b"[" * 100_000, "nests deeper than 32 levels"),
+    ("metrics.json", b"\xff\xfe", "metrics.json is not UTF-8 text"),
+    ("metrics.json", b'{"test_accuracy": 0.5}', "metrics.json holds no confusion matrix"),
+    ("metrics.json", b'{"confusion_matrix": [[1, 2], [3]]}', "holds no confusion matrix"),
+    ("metrics.json", b'{"confusion_matrix": [[1, 0], [0, 1]]}',
+     "its confusion matrix is 2 × 2, not one row and column for each of the data's 10 classes"),
+    ("class_names.txt", "caf\xe9\n".encode("latin-1"), "class_names.txt is not UTF-8 text"),
+    ("class_names.txt", b"airplane\nautomobile\n",
+     "best.keras: the model has 10 classes but its class names are 2"),
+])
+def test_a_damaged_run_file_is_one_line_before_any_figure(name, content, message, finished_run,
+                                                          run_cli_here):
+    (finished_run / name).write_bytes(content)
+    before = listing(finished_run)
+    result = run_cli_here("report", finished_run)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert listing(finished_run) == before
+
+
+def test_the_report_of_a_run_goes_whole_to_its_output_dir(finished_run, tmp_path, run_cli_here):
+    before = listing(finished_run)
+    result = run_cli_here("report", finished_run, "--output-dir", tmp_path / "figures")
+    assert result.returncode == 0, result.stderr
+    expected = sorted([*plots.FIGURE_FILES.values(), *plots.LEARNED_FIGURE_FILES.values()])
+    assert listing(tmp_path / "figures") == expected
+    assert result.stdout.split() == [str(tmp_path / "figures" / name) for name in
+                                     [*plots.FIGURE_FILES.values(),
+                                      *plots.LEARNED_FIGURE_FILES.values()]]
+    assert listing(finished_run) == before
+
+
+@pytest.mark.parametrize("output_dir, message", [
+    ("{tmp}/a_file", "the report directory {tmp}/a_file is a file, not a directory"),
+    ("/proc/keras_alexnet", "cannot create the report directory /proc/keras_alexnet"),
+    ("{tmp}/read_only", "cannot write into the report directory {tmp}/read_only: "
+                        "Permission denied"),
+    (None, "cannot write into the report directory {tmp}/run: Permission denied"),
+])
+def test_a_report_directory_that_cannot_be_written_is_one_line(output_dir, message, finished_run,
+                                                               tmp_path, run_cli_here):
+    tmp = str(tmp_path)
+    (tmp_path / "a_file").write_text("a file")
+    (tmp_path / "read_only").mkdir()
+    read_only = finished_run if output_dir is None else tmp_path / "read_only"
+    read_only.chmod(0o555)
+    if "Permission denied" in message and os.access(read_only, os.W_OK):
+        pytest.skip("this user writes into a read-only folder (root)")
+    before = listing(tmp_path)
+    flags = [] if output_dir is None else ["--output-dir", output_dir.format(tmp=tmp)]
+    try:
+        result = run_cli_here("report", finished_run, *flags)
+    finally:
+        read_only.chmod(0o755)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert message.format(tmp=tmp) in lines[0]
+    assert listing(tmp_path) == before
+
+
+def test_a_model_of_three_classes_gets_its_pictures_with_its_own_class_names(tmp_path, cifar_dir,
+                                                                             run_cli_here):
+    from keras_alexnet import AlexNet
+
+    model = AlexNet(**TINY_MODEL, num_classes=3, seed=0)
+    model.save(str(tmp_path / "three.keras"))
+    (tmp_path / "class_names.txt").write_text("cat\ndog\nship\n")
+    result = run_cli_here("report", tmp_path / "three.keras", "--data-dir", cifar_dir,
+                          "--output-dir", tmp_path / "figures")
+    assert result.returncode == 0, result.stderr
+    assert listing(tmp_path / "figures") == sorted(plots.LEARNED_FIGURE_FILES.values())
+
+
+def test_the_top5_names_the_true_class_by_the_datas_names_and_bars_by_the_models():
+    from keras_alexnet.data.cifar10 import CLASS_NAMES
+
+    images = np.zeros((2, 32, 32, 3), np.uint8)
+    figure = plots.top5_figure(images, np.array([8, 3]), np.array([[2, 0, 1], [1, 2, 0]]),
+                               np.array([[0.5, 0.3, 0.2], [0.6, 0.3, 0.1]]), ["cat", "dog", "ship"],
+                               label_names=CLASS_NAMES)
+    assert [axis.get_title() for axis in figure.axes[:2]] == ["ship", "cat"]
+    bars = figure.axes[2:]
+    assert [label.get_text() for label in bars[0].get_yticklabels()] == ["ship", "cat", "dog"]
+    red = [[patch.get_facecolor()[:3] == (0.8392156862745098, 0.15294117647058825,
+                                          0.1568627450980392) for patch in axis.patches]
+           for axis in bars]
+    assert red == [[True, False, False], [False, False, True]]  # ship first; cat third
+
+
+@pytest.mark.parametrize("build, message", [
+    ("sequential", "has no conv1, fc7, conv5_pool layer"),
+    ("large_input", "takes 64 × 64 × 3 images: the paper's pictures are drawn on CIFAR-10's"),
+])
+def test_a_model_the_pictures_cannot_show_is_one_line(build, message, tmp_path, cifar_dir,
+                                                      run_cli_here):
+    import keras
+
+    side = 64 if build == "large_input" else 32
+    keras.Sequential([keras.Input((side, side, 3)), keras.layers.Flatten(),
+                      keras.layers.Dense(10)]).save(str(tmp_path / "model.keras"))
+    result = run_cli_here("report", tmp_path / "model.keras", "--data-dir", cifar_dir,
+                          "--output-dir", tmp_path / "figures")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert not os.path.exists(tmp_path / "figures")
+
+
+# In a fresh process: SIGTERM once the report has drawn its second figure.
+SIGNALLED_REPORT = r"""
+import os, signal, sys, time
+from keras_alexnet import cli
+from keras_alexnet.utils.native_stderr import native_stderr_silenced
+
+with native_stderr_silenced():  # TensorFlow's start-up lines, as the command drops them
+    from keras_alexnet.plots import blog
+
+save, saved = blog.save_figure, []
+
+def save_then_stop(figure, path):
+    save(figure, path)
+    saved.append(path)
+    if len(saved) == 2:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the handler runs before this ends
+
+blog.save_figure = save_then_stop
+sys.exit(cli.main(["report", sys.argv[1]]))
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_during_the_report_is_one_line_and_leaves_no_figure(finished_run):
+    import subprocess
+    import sys
+
+    before = listing(finished_run)
+    result = subprocess.run([sys.executable, "-c", SIGNALLED_REPORT, str(finished_run)],
+                            capture_output=True, text=True, timeout=300)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 75 and len(lines) == 1, result.stderr
+    assert lines[0] == ("keras-alexnet: stopped by SIGTERM while drawing the report; nothing was "
+                        "left half-written: run the same command again")
+    assert listing(finished_run) == before

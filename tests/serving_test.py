@@ -561,3 +561,38 @@ def test_a_grpc_answer_too_large_or_wrong_is_one_serving_error(outputs, message,
                                  timeout=30)
     finally:
         server.stop(None)
+
+
+@pytest.mark.slow
+def test_predict_answers_each_file_before_it_reads_the_next(export_dir, image_files, tmp_path,
+                                                            run_cli_here):
+    missing = str(tmp_path / "missing.png")
+    result = run_cli_here("predict", image_files[0], missing, image_files[1], "--model",
+                          export_dir)
+    expected = load_saved_model(export_dir)(images=tf.constant(
+        np.asarray(Image.open(image_files[0]))[None]))["class_name"].numpy()[0].decode()
+    assert result.returncode == 2
+    assert [line.split(": ")[0] for line in result.stdout.splitlines()] == [image_files[0]]
+    assert result.stdout.split(": ")[1].split()[0] == expected
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"keras-alexnet: error: cannot read {missing}")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("caf\xe9\n".encode("latin-1"), "is not UTF-8 text (byte 3)"),
+    (bytes(range(256)), "is not UTF-8 text (byte 128)"),
+    (None, "is 67,108,864 bytes, over the 1,048,576 allowed"),  # a sparse 64 MiB file
+])
+def test_a_class_names_file_that_is_not_small_utf8_text_is_one_line(content, message, tmp_path,
+                                                                     image_files, run_cli_here):
+    path = tmp_path / "names.txt"
+    with open(path, "wb") as file:
+        if content is None:
+            file.truncate(64 * 2 ** 20)
+        else:
+            file.write(content)
+    result = run_cli_here("predict", image_files[0], "--server", "http://127.0.0.1:9",
+                          "--class-names", path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0] == f"keras-alexnet: error: --class-names {path} {message}"

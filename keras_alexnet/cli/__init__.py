@@ -203,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the data's directory (default: the run's own, else "
                              "tensorflow-datasets' CIFAR-10)")
     report.add_argument("--output-dir", default=None,
-                        help="where a model's or preset's figures go (default: report)")
+                        help="where the figures go (default: the run directory; report for a "
+                             "model or preset)")
     report.set_defaults(run=run_report, check=lambda args: None)
 
     predict = commands.add_parser("predict",
@@ -225,8 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the model's class names, one a line, to name the --top-k classes "
                               "(default: a local --model's own; CIFAR-10's for --server)")
     predict.add_argument("--timeout", type=float, default=10.0,
-                         help="seconds the whole request to the server may take (default: "
-                              "%(default)s)")
+                         help="seconds each request to the server (one an image) may take "
+                              "(default: %(default)s)")
     predict.add_argument("--json", action="store_true", help="print the results as JSON")
     predict.set_defaults(run=run_predict, check=check_predict)
     return parser

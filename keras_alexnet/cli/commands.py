@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import re
 import sys
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from keras_alexnet.cli.flags import PROG
 from keras_alexnet.config import (
@@ -27,8 +28,10 @@ from keras_alexnet.run_dir import (
     CONFIG,
     METRICS,
     check_directory,
+    check_output_file,
     read_json,
 )
+from keras_alexnet.serving.image_bytes import check_pixel_limit
 
 FORMAT_TITLES = {"savedmodel": "SavedModel", "litert": "LiteRT", "onnx": "ONNX"}
 
@@ -149,10 +152,8 @@ def check_export(args: argparse.Namespace) -> None:
                             f"{args.model}")
         elif not os.path.isfile(args.model):
             raise UserError(f"no model at {args.model}")
-    for flag, value in (("--max-image-pixels", args.max_image_pixels),
-                        ("--max-request-pixels", args.max_request_pixels)):
-        if value < 1:
-            raise UserError(f"{flag} must be >= 1, got {value}")
+    check_pixel_limit(args.max_image_pixels, "--max-image-pixels")
+    check_pixel_limit(args.max_request_pixels, "--max-request-pixels")
     try:
         check_export_format(args.format, args.quantize)
     except ConfigError as error:
@@ -165,6 +166,10 @@ def check_export(args: argparse.Namespace) -> None:
     elif args.output and not args.output.endswith(FILE_EXTENSIONS[args.format]):
         raise UserError(f"--output: a {FORMAT_TITLES[args.format]} file's name ends in "
                         f"{FILE_EXTENSIONS[args.format]}, got {args.output}")
+    elif args.output:
+        check_output_file(args.output, f"{FORMAT_TITLES[args.format]} file")
+    else:  # the file goes there
+        check_directory(args.saved_models_dir, "saved models directory")
 
 
 def _run_config(model: str) -> Optional[TrainConfig]:
@@ -190,10 +195,11 @@ def _json_with_flat_lists(value: Any) -> str:
 def run_export(args: argparse.Namespace) -> int:
     from keras_alexnet.serving.formats import export
 
-    exported = export(args.model, args.format, output=args.output, quantize=args.quantize,
-                      data_dir=args.data_dir, saved_models_dir=args.saved_models_dir,
-                      model_name=args.model_name, max_image_pixels=args.max_image_pixels,
-                      max_request_pixels=args.max_request_pixels)
+    with stopped_by_signals("while exporting"):
+        exported = export(args.model, args.format, output=args.output, quantize=args.quantize,
+                          data_dir=args.data_dir, saved_models_dir=args.saved_models_dir,
+                          model_name=args.model_name, max_image_pixels=args.max_image_pixels,
+                          max_request_pixels=args.max_request_pixels)
     print(f"{FORMAT_TITLES[args.format]}: {exported}")
     return 0
 
@@ -201,9 +207,23 @@ def run_export(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     from keras_alexnet.plots.report import write_report
 
-    for path in write_report(args.source, data_dir=args.data_dir, output_dir=args.output_dir):
+    with stopped_by_signals("while drawing the report"):
+        paths = write_report(args.source, data_dir=args.data_dir, output_dir=args.output_dir)
+    for path in paths:
         print(path)
     return 0
+
+
+@contextlib.contextmanager
+def stopped_by_signals(phase: str) -> Iterator[None]:
+    """For the block, SIGTERM or SIGINT ends the command with one line naming `phase` and exit
+    status 75 or 130 (`TrainingStopped`); the files being written are removed as the stop
+    passes through their writers (each stages its files and renames them into place)."""
+    from keras_alexnet.training.interruption import stop_on_signals
+
+    with stop_on_signals() as request:
+        request.enter(phase, "nothing was left half-written: run the same command again")
+        yield
 
 
 def check_flag(check, value: Any, flag: str) -> None:

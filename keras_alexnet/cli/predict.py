@@ -7,56 +7,73 @@ import argparse
 import json
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Optional
 
-from keras_alexnet.cli.commands import UserError, check_flag
+from keras_alexnet.cli.commands import UserError, check_flag, stopped_by_signals
 from keras_alexnet.cli.flags import PROG
 from keras_alexnet.config import check_timeout
+from keras_alexnet.data.cifar10 import CLASS_NAMES
 from keras_alexnet.errors import ImageError
 from keras_alexnet.models.catalogue import DEFAULT_PRESET, shipped_presets
-from keras_alexnet.run_dir import class_names_in
+from keras_alexnet.run_dir import read_class_names
 from keras_alexnet.serving.image_bytes import MAX_IMAGE_FILE_BYTES
 from keras_alexnet.utils.image_files import FORMATS, NotARegularFile, open_regular_file
 from keras_alexnet.utils.native_stderr import native_stderr_silenced
 
 
 def check_predict(args: argparse.Namespace) -> None:
+    """Checks the flags and reads `--class-names` (into `args.names`, `None` without it)."""
     if not 1 <= args.top_k <= 10:
         raise UserError(f"--top-k must be in 1..10, got {args.top_k}")
     check_flag(check_timeout, args.timeout, "--timeout")
-    if args.class_names is not None and not os.path.isfile(args.class_names):
-        raise UserError(f"--class-names: no file {args.class_names}")
+    args.names = (None if args.class_names is None
+                  else read_class_names(args.class_names, f"--class-names {args.class_names}"))
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from keras_alexnet.serving import client
+    """Classifies the images one file at a time, printing each answer as it comes: memory stays
+    that of one image, however many files are given."""
+    with stopped_by_signals("while classifying"):
+        return _predict(args)
 
-    encoded = [_read_image_file(path) for path in args.images]
+
+def _predict(args: argparse.Namespace) -> int:
     if args.server:
-        names = class_names_in(args.class_names)
-        predictions = client.predict(args.server, args.model_name,
-                                     client.image_bytes_request(encoded), timeout=args.timeout,
-                                     num_classes=len(names))
+        names = args.names or CLASS_NAMES
+        classify = _classify_on_server(args, len(names))
     else:
         from keras_alexnet.serving.export import saved_model_class_names
 
         model = _local_saved_model(args.model)
         names = saved_model_class_names(model)
-        if args.class_names:
-            given, names = names, class_names_in(args.class_names)
-            if len(names) != len(given):
-                raise UserError(f"--class-names {args.class_names} names {len(names)} classes; "
-                                f"the model {model} has {len(given)}")
-        predictions = _predict_locally(model, args.images, encoded, len(names))
-    tops = [prediction.top_k(args.top_k, names) for prediction in predictions]
+        if args.names is not None:
+            if len(args.names) != len(names):
+                raise UserError(f"--class-names {args.class_names} names {len(args.names)} "
+                                f"classes; the model {model} has {len(names)}")
+            names = args.names
+        classify = _classify_locally(model, len(names))
+    results = []
+    for path in args.images:
+        top = classify(path, _read_image_file(path)).top_k(args.top_k, names)
+        if args.json:
+            results.append({"image": path, "top": [{"class_name": name, "probability": p}
+                                                   for name, p in top]})
+        else:
+            print(f"{path}: {', '.join(f'{name} {p:.3f}' for name, p in top)}", flush=True)
     if args.json:
-        print(json.dumps([{"image": path, "top": [{"class_name": name, "probability": p}
-                                                  for name, p in top]}
-                          for path, top in zip(args.images, tops)], indent=2))
-    else:
-        for path, top in zip(args.images, tops):
-            print(f"{path}: {', '.join(f'{name} {p:.3f}' for name, p in top)}")
+        print(json.dumps(results, indent=2))
     return 0
+
+
+def _classify_on_server(args: argparse.Namespace, num_classes: int):
+    """`classify(path, data)`: TF Serving's `Prediction` of one encoded image."""
+    from keras_alexnet.serving import client
+
+    def classify(path: str, data: bytes):
+        return client.predict(args.server, args.model_name, client.image_bytes_request([data]),
+                              timeout=args.timeout, num_classes=num_classes)[0]
+
+    return classify
 
 
 def _local_saved_model(model: Optional[str]) -> str:
@@ -94,26 +111,28 @@ def _read_image_file(path: str) -> bytes:
     return data
 
 
-def _predict_locally(model: str, paths: Sequence[str], encoded: Sequence[bytes],
-                     num_classes: int):
+def _classify_locally(model: str, num_classes: int):
+    """`classify(path, data)`: the local SavedModel's `Prediction` of one encoded image; an image
+    it cannot decode is an `ImageError` naming `path`."""
     import tensorflow as tf
 
     from keras_alexnet.serving.client import predictions_from_outputs
     from keras_alexnet.serving.export import IMAGE_BYTES_SIGNATURE, load_saved_model
     from keras_alexnet.serving.image_bytes import refusal
 
-    classify = load_saved_model(model, IMAGE_BYTES_SIGNATURE)
-    predictions = []
-    for path, data in zip(paths, encoded):  # one at a time, so an error names its file
+    signature = load_saved_model(model, IMAGE_BYTES_SIGNATURE)
+
+    def classify(path: str, data: bytes):
         try:
             # TF's C++ side logs a failed decode as well ("Local rendezvous is aborting…") on
             # some runs; the Python error below is the one line the user gets.
             with native_stderr_silenced():
-                outputs = classify(image_bytes=tf.constant([data]))
-            predictions += predictions_from_outputs(outputs, num_classes=num_classes)
+                outputs = signature(image_bytes=tf.constant([data]))
+            return predictions_from_outputs(outputs, num_classes=num_classes)[0]
         except tf.errors.InvalidArgumentError as error:
             reason = refusal(error.message)
             detail = (reason.split("] ", 1)[-1] if reason
                       else f"could not be decoded as {FORMATS}")
             raise ImageError(f"{path} {detail}") from error
-    return predictions
+
+    return classify

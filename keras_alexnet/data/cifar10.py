@@ -33,6 +33,10 @@ BATCHES_DIR = "cifar-10-batches-py"
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
+GZIP_MAGIC = b"\x1f\x8b"
+# The official archive is 163 MiB and unpacks to 178 MiB; a file or its content beyond this is
+# not CIFAR-10, and is refused before it is decompressed any further.
+MAX_ARCHIVE_BYTES = 256 * 2 ** 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,20 +210,50 @@ def _load_local(path: str) -> Cifar10:
 
 
 def _load_archive(path: str) -> Cifar10:
+    _check_archive_file(path)
     with tempfile.TemporaryDirectory(prefix="keras_alexnet_") as scratch:
         try:
-            with tarfile.open(path, "r:*") as archive:
-                for member in archive.getmembers():
-                    if os.path.isabs(member.name) or ".." in member.name.split("/"):
-                        raise DataError(f"{path} is not a safe CIFAR-10 archive: member "
-                                        f"{member.name!r} points outside it")
-                archive.extractall(scratch, filter="data")
+            with tarfile.open(path, "r:gz") as archive:
+                archive.extractall(scratch, members=_checked_members(archive, path),
+                                   filter="data")
         except (tarfile.TarError, EOFError, OSError) as error:
             raise DataError(f"{path} is not a readable CIFAR-10 archive: {error}") from error
         batches = os.path.join(scratch, BATCHES_DIR)
         if not os.path.isdir(batches):
             raise DataError(f"{path} does not contain {BATCHES_DIR}/")
         return _load_batches_dir(batches)
+
+
+def _check_archive_file(path: str) -> None:
+    """`DataError` unless `path` is a gzip file no larger than `MAX_ARCHIVE_BYTES`, checked from
+    its size and first bytes before any is decompressed."""
+    try:
+        with open(path, "rb") as file:
+            size, magic = os.fstat(file.fileno()).st_size, file.read(len(GZIP_MAGIC))
+    except OSError as error:
+        raise DataError(f"cannot read the CIFAR-10 archive {path}: "
+                        f"{error.strerror or error}") from error
+    if magic != GZIP_MAGIC:
+        raise DataError(f"{path} is not a CIFAR-10 archive: not a gzip file")
+    if size > MAX_ARCHIVE_BYTES:
+        raise DataError(f"{path} is not a CIFAR-10 archive: {size:,} bytes, over the "
+                        f"{MAX_ARCHIVE_BYTES:,} of the official one with room to spare")
+
+
+def _checked_members(archive: tarfile.TarFile, path: str) -> list[tarfile.TarInfo]:
+    """The archive's members, read one header at a time and refused as soon as one points
+    outside it or they hold more than `MAX_ARCHIVE_BYTES` in all (before any is extracted)."""
+    members, total = [], 0
+    for member in archive:
+        if os.path.isabs(member.name) or ".." in member.name.split("/"):
+            raise DataError(f"{path} is not a safe CIFAR-10 archive: member {member.name!r} "
+                            f"points outside it")
+        total += member.size
+        if total > MAX_ARCHIVE_BYTES:
+            raise DataError(f"{path} is not a CIFAR-10 archive: it unpacks to more than "
+                            f"{MAX_ARCHIVE_BYTES:,} bytes")
+        members.append(member)
+    return members
 
 
 def _load_batches_dir(path: str) -> Cifar10:

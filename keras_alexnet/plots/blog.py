@@ -18,8 +18,9 @@ from keras_alexnet.config import TrainConfig
 from keras_alexnet.data.cifar10 import CLASS_NAMES, PreparedData
 from keras_alexnet.data.image_sets import RunData, load_run_data
 from keras_alexnet.errors import RunDirError
-from keras_alexnet.run_dir import CONFIG, HISTORY, METRICS, read_history, read_json
+from keras_alexnet.run_dir import CONFIG, HISTORY, METRICS, read_history
 from keras_alexnet.utils.atomic import atomic_path
+from keras_alexnet.utils.bounded_files import read_json_file
 
 FIGURE_FILES = {
     "samples": "figure1_samples.png",
@@ -29,6 +30,7 @@ FIGURE_FILES = {
     "confusion": "confusion_matrix.png",
 }
 DPI = 100
+HISTORY_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")  # what Figure 4 draws
 MAX_CONFUSION_CLASSES = 20  # beyond, a confusion matrix figure is unreadable; metrics.json has it
 
 
@@ -157,24 +159,56 @@ def save_figure(figure: plt.Figure, path: str) -> str:
     return path
 
 
-def write_blog_figures(run_dir: str, data_dir: Optional[str] = None) -> list[str]:
-    """Draws the seed blog's figures of a finished run into `run_dir`; returns the PNG paths.
+def write_blog_figures(run_dir: str, data_dir: Optional[str] = None,
+                       output_dir: Optional[str] = None) -> list[str]:
+    """Draws the seed blog's figures of a finished run into `output_dir` (default: `run_dir`);
+    returns the PNG paths.
 
     Figures 1–3 (CIFAR-10 runs) use the run's data (`data_dir`, default: the one in
     `config.json`) and its training split's PCA; Figure 4 uses `history.csv`; the confusion
     matrix `metrics.json`.
 
     Raises:
-        RunDirError: `run_dir` lacks `config.json`, `history.csv` or `metrics.json`.
+        RunDirError: `run_dir` lacks `config.json`, `history.csv` or `metrics.json`, or one of
+            them is damaged (`read_finished_run`), or its confusion matrix is not one of the
+            data's classes.
     """
+    config, history, confusion = read_finished_run(run_dir)
+    data = load_run_data(config.replace(data_dir=data_dir or config.data_dir))
+    if confusion.shape != (data.num_classes,) * 2:
+        raise RunDirError(f"{os.path.join(run_dir, METRICS)}: its confusion matrix is "
+                          f"{' × '.join(map(str, confusion.shape))}, not one row and column for "
+                          f"each of the data's {data.num_classes} classes")
+    return write_figures(output_dir or run_dir, data, history, confusion.tolist(), config)
+
+
+def read_finished_run(run_dir: str) -> tuple[TrainConfig, dict[str, list[float]], np.ndarray]:
+    """A finished run's config, history and test confusion matrix, each checked: `RunDirError`
+    in one line when a file is missing, not a small regular file, not UTF-8 JSON, or holds
+    other values (a `ConfigError` for a config `TrainConfig` refuses)."""
     paths = {name: os.path.join(run_dir, name) for name in (CONFIG, HISTORY, METRICS)}
     for path in paths.values():
         if not os.path.isfile(path):
             raise RunDirError(f"{run_dir} is not a finished run: {os.path.basename(path)} missing")
-    config = TrainConfig.from_dict(read_json(paths[CONFIG]))
-    data = load_run_data(config.replace(data_dir=data_dir or config.data_dir))
-    confusion = read_json(paths[METRICS])["confusion_matrix"]
-    return write_figures(run_dir, data, read_history(paths[HISTORY]), confusion, config)
+    values = read_json_file(paths[CONFIG], f"the run's {paths[CONFIG]}", error=RunDirError)
+    if not isinstance(values, dict):
+        raise RunDirError(f"{paths[CONFIG]} does not hold a config (a JSON object)")
+    try:
+        config = TrainConfig.from_dict(values)
+    except (TypeError, ValueError) as error:  # a ConfigError names the field
+        raise RunDirError(f"{paths[CONFIG]}: {error}") from error
+    history = read_history(paths[HISTORY])
+    missing = [name for name in HISTORY_COLUMNS if not history.get(name)]
+    if missing:
+        raise RunDirError(f"{paths[HISTORY]} has no {', '.join(missing)} values")
+    metrics = read_json_file(paths[METRICS], f"the run's {paths[METRICS]}", error=RunDirError)
+    try:
+        confusion = np.asarray(metrics["confusion_matrix"], dtype=np.float64)
+    except (TypeError, KeyError, ValueError) as error:
+        raise RunDirError(f"{paths[METRICS]} holds no confusion matrix of numbers") from error
+    if confusion.ndim != 2 or not np.isfinite(confusion).all() or (confusion < 0).any():
+        raise RunDirError(f"{paths[METRICS]} holds no confusion matrix of counts")
+    return config, history, confusion
 
 
 def write_figures(run_dir: str, data: RunData, history: dict[str, Sequence[float]],

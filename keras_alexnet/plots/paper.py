@@ -9,7 +9,7 @@ report`); the computations are in `keras_alexnet.evaluation.learned`.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 import keras
 import matplotlib.pyplot as plt
@@ -70,17 +70,21 @@ def neighbours_figure(queries: np.ndarray, neighbours: np.ndarray) -> plt.Figure
 
 
 def top5_figure(images: np.ndarray, labels: np.ndarray, class_ids: np.ndarray,
-                probabilities: np.ndarray, class_names: Sequence[str]) -> plt.Figure:
+                probabilities: np.ndarray, class_names: Sequence[str],
+                label_names: Optional[Sequence[str]] = None) -> plt.Figure:
     """Each test image above its five most probable classes as bars, the true class red (the
-    paper's Figure 4, left)."""
+    paper's Figure 4, left); `label_names` name `labels` (default: `class_names`, the model's
+    classes)."""
+    label_names = class_names if label_names is None else label_names
     figure, axes = plt.subplots(2, len(images), figsize=(2.0 * len(images), 3.6), squeeze=False,
                                 gridspec_kw={"height_ratios": [1.2, 1]})
     for column, image in enumerate(images):
         axes[0, column].imshow(image.astype(np.uint8))
-        axes[0, column].set_title(class_names[labels[column]], fontsize=9)
+        truth = label_names[labels[column]]
+        axes[0, column].set_title(truth, fontsize=9)
         axes[0, column].axis("off")
         bars = axes[1, column]
-        colours = ["tab:red" if c == labels[column] else "tab:blue" for c in class_ids[column]]
+        colours = ["tab:red" if class_names[c] == truth else "tab:blue" for c in class_ids[column]]
         bars.barh(range(len(class_ids[column]))[::-1], probabilities[column], color=colours)
         bars.set_yticks(range(len(class_ids[column]))[::-1],
                         [class_names[c] for c in class_ids[column]], fontsize=8)
@@ -105,9 +109,11 @@ def grad_cam_figure(images: np.ndarray, heatmaps: Sequence[np.ndarray],
 
 
 def learned_figures(model: keras.Model, data: Cifar10, class_names: Sequence[str],
-                    count: int = 5, neighbours: int = 6) -> dict[str, plt.Figure]:
+                    count: int = 5, neighbours: int = 6,
+                    label_names: Optional[Sequence[str]] = None) -> dict[str, plt.Figure]:
     """The four pictures for the first `count` test images, by `LEARNED_FIGURE_FILES` key;
-    neighbours are searched among the first `SEARCHED_TRAINING_IMAGES` training images."""
+    neighbours are searched among the first `SEARCHED_TRAINING_IMAGES` training images.
+    `label_names` name the data's labels (default: `class_names`, the model's classes)."""
     queries, labels = data.x_test[:count], data.y_test[:count]
     searched = data.x_train[:SEARCHED_TRAINING_IMAGES]
     nearest = nearest_neighbours(layer_features(model, queries), layer_features(model, searched),
@@ -118,15 +124,18 @@ def learned_figures(model: keras.Model, data: Cifar10, class_names: Sequence[str
     return {
         "kernels": kernel_grid_figure(first_conv_kernels(model)),
         "neighbours": neighbours_figure(queries, searched[nearest]),
-        "top5": top5_figure(queries, labels, class_ids, probabilities, class_names),
+        "top5": top5_figure(queries, labels, class_ids, probabilities, class_names,
+                            label_names),
         "grad_cam": grad_cam_figure(queries, [cam.heatmap for cam in cams],
                                     [class_names[cam.class_id] for cam in cams]),
     }
 
 
 def write_learned_figures(model: keras.Model, data: Cifar10, directory: str,
-                          class_names: Sequence[str]) -> list[str]:
+                          class_names: Sequence[str],
+                          label_names: Optional[Sequence[str]] = None) -> list[str]:
     """Draws `learned_figures` into `directory`; returns the PNG paths."""
     os.makedirs(directory, exist_ok=True)
+    figures = learned_figures(model, data, class_names, label_names=label_names)
     return [save_figure(figure, os.path.join(directory, LEARNED_FIGURE_FILES[name]))
-            for name, figure in learned_figures(model, data, class_names).items()]
+            for name, figure in figures.items()]

@@ -54,14 +54,16 @@ from keras_alexnet.errors import ExportError
 from keras_alexnet.models.backbone import eval_resize_side
 from keras_alexnet.run_dir import (
     CLASS_NAMES_FILE,
+    check_directory,
     class_names_in,
-    make_directory,
+    new_directory,
     write_class_names,
 )
 from keras_alexnet.serving.image_bytes import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_REQUEST_PIXELS,
     bound_request,
+    check_pixel_limit,
 )
 from keras_alexnet.serving.versions import (
     STAGING_PREFIX,
@@ -117,32 +119,33 @@ def export_saved_model(model: keras.Model, saved_models_dir: str = "saved_models
     tf = _import_tensorflow()
     if version is not None and (not isinstance(version, int) or version < 0):
         raise ExportError(f"version must be a non-negative integer, got {version!r}")
-    for name, limit in (("max_image_pixels", max_image_pixels),
-                        ("max_request_pixels", max_request_pixels)):
-        if not isinstance(limit, int) or limit < 1:
-            raise ExportError(f"{name} must be an integer >= 1, got {limit!r}")
+    check_pixel_limit(max_image_pixels, "max_image_pixels")
+    check_pixel_limit(max_request_pixels, "max_request_pixels")
     check_class_names(model, class_names)
     base = os.path.join(saved_models_dir, model_name)
     if version is not None and os.path.exists(os.path.join(base, str(version))):
         raise ExportError(f"{os.path.join(base, str(version))} already exists; "
                           "pick another version")
-    make_directory(base, "model directory")
-    remove_abandoned_staging(base)
-    staging = os.path.join(base, f"{STAGING_PREFIX}{socket.gethostname()}-{os.getpid()}-"
-                                 f"{uuid.uuid4().hex}")
-    try:
-        archive = _export_archive(model, tf, class_names, max_image_pixels, max_request_pixels)
-        with native_stderr_silenced():  # a failed write is logged there too; it raises here
-            archive.write_out(staging, verbose=False)
-        os.makedirs(os.path.join(staging, EXTRA_ASSETS))
-        write_class_names(os.path.join(staging, EXTRA_ASSETS, CLASS_NAMES_FILE), class_names)
-        write_warmup_requests(os.path.join(staging, EXTRA_ASSETS, WARMUP_FILE), model_name,
-                              model.input_shape[1:], {SERVING_SIGNATURE: (IMAGES_INPUT, "pixels"),
-                              IMAGE_BYTES_SIGNATURE: (IMAGE_BYTES_INPUT, "encoded")})
-        return publish(staging, base, version)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    check_directory(base, "model directory")
+    with new_directory(base, "model directory"):  # removed again if it stays empty
+        remove_abandoned_staging(base)
+        staging = os.path.join(base, f"{STAGING_PREFIX}{socket.gethostname()}-{os.getpid()}-"
+                                     f"{uuid.uuid4().hex}")
+        try:
+            archive = _export_archive(model, tf, class_names, max_image_pixels,
+                                      max_request_pixels)
+            with native_stderr_silenced():  # a failed write is logged there too; it raises here
+                archive.write_out(staging, verbose=False)
+            os.makedirs(os.path.join(staging, EXTRA_ASSETS))
+            write_class_names(os.path.join(staging, EXTRA_ASSETS, CLASS_NAMES_FILE), class_names)
+            write_warmup_requests(os.path.join(staging, EXTRA_ASSETS, WARMUP_FILE), model_name,
+                                  model.input_shape[1:],
+                                  {SERVING_SIGNATURE: (IMAGES_INPUT, "pixels"),
+                                   IMAGE_BYTES_SIGNATURE: (IMAGE_BYTES_INPUT, "encoded")})
+            return publish(staging, base, version)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
 
 
 def check_class_names(model: keras.Model, class_names: Sequence[str]) -> None:

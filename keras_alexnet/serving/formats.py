@@ -14,8 +14,13 @@ from keras_alexnet.data.cifar10 import CLASS_NAMES, load_cifar10
 from keras_alexnet.data.imagenet import eval_view
 from keras_alexnet.errors import ExportError
 from keras_alexnet.models.backbone import eval_resize_side
+from keras_alexnet.run_dir import check_directory, check_output_file, new_directory
 from keras_alexnet.serving.export import export_saved_model
-from keras_alexnet.serving.image_bytes import DEFAULT_MAX_PIXELS, DEFAULT_MAX_REQUEST_PIXELS
+from keras_alexnet.serving.image_bytes import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_REQUEST_PIXELS,
+    check_pixel_limit,
+)
 from keras_alexnet.serving.litert_export import export_litert
 from keras_alexnet.serving.onnx_export import export_onnx
 from keras_alexnet.serving.presets import model_and_class_names
@@ -62,6 +67,13 @@ def export(model: Union[keras.Model, str], format: str = "savedmodel",
     if output is not None and format == "savedmodel":
         raise ExportError("a SavedModel goes to saved_models_dir/model_name/<version>: "
                           "output is for the LiteRT and ONNX files")
+    if format == "savedmodel":  # what it writes is checked before the model is loaded
+        check_pixel_limit(max_image_pixels, "max_image_pixels")
+        check_pixel_limit(max_request_pixels, "max_request_pixels")
+        check_directory(os.path.join(saved_models_dir, model_name), "model directory")
+    else:
+        path = output or default_output(saved_models_dir, model_name, format, quantize)
+        check_output_file(path, "output")
     if isinstance(model, str):
         model, found_names = model_and_class_names(model)
         class_names = class_names or found_names
@@ -70,13 +82,12 @@ def export(model: Union[keras.Model, str], format: str = "savedmodel",
         return export_saved_model(model, saved_models_dir, model_name, class_names=class_names,
                                   max_image_pixels=max_image_pixels,
                                   max_request_pixels=max_request_pixels)
-    path = output or default_output(saved_models_dir, model_name, format, quantize)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    if format == "onnx":
-        return export_onnx(model, path, class_names)
     if quantize and representative_images is None:
         representative_images = cifar10_representatives(model, data_dir)
-    return export_litert(model, path, class_names, quantize, representative_images)
+    with new_directory(os.path.dirname(os.path.abspath(path)), "folder of the output"):
+        if format == "onnx":
+            return export_onnx(model, path, class_names)
+        return export_litert(model, path, class_names, quantize, representative_images)
 
 
 def default_output(saved_models_dir: str, model_name: str, format: str,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from keras_alexnet.errors import ExportError
 from keras_alexnet.utils.image_files import (
     BMP_MAGIC,
     DEFAULT_MAX_PIXELS,
@@ -37,6 +38,15 @@ from keras_alexnet.utils.image_files import (
 
 DEFAULT_MAX_REQUEST_PIXELS = 4 * DEFAULT_MAX_PIXELS
 MAX_IMAGE_FILE_BYTES = 64 * 2 ** 20  # the most bytes a client reads from one image file
+MAX_PIXEL_LIMIT = 2 ** 63 - 1  # the signature holds its pixel limits as int64
+
+
+def check_pixel_limit(limit, name: str) -> None:
+    """`ExportError` unless the pixel limit `limit` (named `name`) is an integer in
+    1..`MAX_PIXEL_LIMIT`."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PIXEL_LIMIT:
+        raise ExportError(f"{name} must be an integer >= 1 and <= {MAX_PIXEL_LIMIT} (int64), "
+                          f"got {limit!r}")
 
 
 def checked_pixels(data, index, max_pixels: int):

@@ -23,7 +23,7 @@ import numpy as np
 
 from keras_alexnet.config import FILE_EXTENSIONS, FORMAT_EXTRAS, QUANTIZATIONS
 from keras_alexnet.errors import ExportError
-from keras_alexnet.run_dir import write_class_names
+from keras_alexnet.run_dir import check_output_file, write_class_names
 from keras_alexnet.serving.export import check_class_names
 from keras_alexnet.serving.pixel_model import pixel_model, pixel_signature
 from keras_alexnet.utils.arrays import in_batches
@@ -57,6 +57,7 @@ def export_litert(model: keras.Model, path: str, class_names: Sequence[str],
     if not path.endswith(FILE_EXTENSIONS["litert"]):
         raise ExportError(f"a LiteRT file's name ends in {FILE_EXTENSIONS['litert']}, got {path}")
     check_class_names(model, class_names)
+    check_output_file(path, "LiteRT file")
     settings = _converter_settings(model, quantize, representative_images)
     portable = pixel_model(model)
     with atomic_path(path) as staging:
@@ -65,7 +66,7 @@ def export_litert(model: keras.Model, path: str, class_names: Sequence[str],
         with native_stderr_silenced(), contextlib.redirect_stdout(io.StringIO()):
             portable.export(staging, format="litert", verbose=False,
                             input_signature=pixel_signature(portable), **settings)
-        write_class_names(class_names_file(path), class_names)
+    write_class_names(class_names_file(path), class_names)  # once the file is in its place
     return path
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from keras_alexnet.config import FILE_EXTENSIONS, FORMAT_EXTRAS, check_export_format
 from keras_alexnet.errors import ExportError
+from keras_alexnet.run_dir import check_output_file
 from keras_alexnet.serving.export import check_class_names
 from keras_alexnet.serving.pixel_model import PROBABILITIES_OUTPUT, pixel_model, pixel_signature
 from keras_alexnet.utils.arrays import in_batches
@@ -50,6 +51,7 @@ def export_onnx(model: keras.Model, path: str, class_names: Sequence[str]) -> st
         raise ExportError(f"an ONNX file's name ends in {FILE_EXTENSIONS['onnx']}, got {path}")
     check_export_format("onnx")
     check_class_names(model, class_names)
+    check_output_file(path, "ONNX file")
     import onnx
 
     portable = pixel_model(model, grouped_convolutions=False)
