@@ -921,6 +921,139 @@ EXPORT_REPORT_PREDICT_CASES = {
 CASES.update(EXPORT_REPORT_PREDICT_CASES)
 
 
+# Presets and the SavedModel cache: copies of the fast shipped preset (its weights, and their
+# sha256, kept) with their JSON files changed, given to `predict --model`; Keras' cache in `work`.
+
+def crafted_preset(config=None, metadata=None, registered_name=None, hostile=None,
+                   shipped="alexnet_fast_cifar10"):
+    """A `make` for `after`: `work/preset`, the `shipped` preset with `config`'s entries in its
+    network's config and `metadata`'s in its metadata (then `hostile(preset)` run), and
+    `work/image.png`; Keras' cache goes to `work/keras`."""
+    def make(work: str) -> None:
+        import shutil
+
+        from keras_alexnet.models.catalogue import SHIPPED_DIR
+
+        os.environ["KERAS_HOME"] = os.path.join(work, "keras")
+        preset = os.path.join(work, "preset")
+        shutil.copytree(os.path.join(SHIPPED_DIR, shipped), preset)
+        for name, entries in (("config.json", config), ("metadata.json", metadata)):
+            path = os.path.join(preset, name)
+            with open(path) as file:
+                values = json.load(file)
+            (values["config"] if name == "config.json" else values).update(entries or {})
+            if name == "config.json" and registered_name:
+                values["registered_name"] = registered_name
+            with open(path, "w") as file:
+                json.dump(values, file)
+        if hostile:
+            hostile(preset)
+        with open(os.path.join(work, "image.png"), "wb") as file:
+            file.write(png_bomb(32, 32))
+    return make
+
+
+def predict_crafted(**crafted):
+    """A case: `predict image.png --model preset` on a `crafted_preset(**crafted)`."""
+    return after(crafted_preset(**crafted), command("predict", "{work}/image.png", "--model",
+                                                    "{work}/preset"))
+
+
+def config_replaced_by(hostile):
+    """A `hostile` for `crafted_preset`: its config.json replaced by what `hostile(path)` makes."""
+    def replace(preset: str) -> None:
+        path = os.path.join(preset, "config.json")
+        os.remove(path)
+        hostile(path)
+    return replace
+
+
+def sparse_3gb(path: str) -> None:
+    with open(path, "wb") as file:
+        file.truncate(3 * 2 ** 30)
+
+
+def nested_200000(path: str) -> None:
+    with open(path, "w") as file:
+        file.write("[" * 200_000 + "]" * 200_000)
+
+
+def default_after_a_crafted_copy(work: str):
+    """A copy of the default preset standardising by nothing (mean 0, std 1) classified first;
+    the case is a plain `predict image.png` after it, its outcome both answers."""
+    import contextlib
+    import io
+
+    from keras_alexnet import cli
+    from keras_alexnet.models.catalogue import DEFAULT_PRESET
+
+    crafted_preset(config={"mean": [0, 0, 0], "std": [1, 1, 1]}, shipped=DEFAULT_PRESET)(work)
+
+    def answer(*args: str) -> str:
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output):
+            cli.main(["predict", os.path.join(work, "image.png"), *args])
+        return output.getvalue().strip().rsplit(": ", 1)[-1]
+
+    crafted = answer("--model", os.path.join(work, "preset"))
+    return lambda: f"the copy: {crafted}; then the default: {answer()}"
+
+
+def config_not_an_object(preset: str) -> None:
+    with open(os.path.join(preset, "config.json"), "w") as file:
+        json.dump({"registered_name": "keras_alexnet>AlexNet", "config": "notadict"}, file)
+
+
+def truncated_cached_graph(work: str):
+    """The fast preset's cached SavedModel with its saved_model.pb cut in half; the case is the
+    next `predict --model alexnet_fast_cifar10`."""
+    from keras_alexnet.serving.presets import preset_saved_model
+
+    crafted_preset()(work)
+    graph = os.path.join(preset_saved_model("alexnet_fast_cifar10"), "1", "saved_model.pb")
+    with open(graph, "rb") as file:
+        data = file.read()
+    with open(graph, "wb") as file:
+        file.write(data[:len(data) // 2])
+    return command("predict", "{work}/image.png", "--model", "alexnet_fast_cifar10")(work)
+
+
+def empty_keras_home(work: str):
+    """`KERAS_HOME=""`; the case is where the SavedModel cache goes (run in `work`)."""
+    from keras_alexnet.utils.download import keras_cache_dir
+
+    os.environ["KERAS_HOME"] = ""
+    os.chdir(work)
+    return lambda: f"the cache is {keras_cache_dir('saved_models')}"
+
+
+PRESET_CASES = {
+    "preset_width_multiplier_14": predict_crafted(config={"width_multiplier": 14}),
+    "preset_width_multiplier_1000": predict_crafted(config={"width_multiplier": 1000}),
+    "preset_conv_filters_100000": predict_crafted(
+        config={"conv_filters": [100_000] * 5}, registered_name="keras_alexnet>AlexNetBackbone"),
+    "preset_image_shape_100000": predict_crafted(
+        config={"image_shape": [100_000, 100_000, 3]},
+        registered_name="keras_alexnet>AlexNetBackbone"),
+    "preset_config_dev_zero": predict_crafted(
+        hostile=config_replaced_by(lambda path: os.symlink("/dev/zero", path))),
+    "preset_config_fifo": predict_crafted(hostile=config_replaced_by(os.mkfifo)),
+    "preset_config_sparse_3gb": predict_crafted(hostile=config_replaced_by(sparse_3gb)),
+    "preset_config_nested_200000": predict_crafted(hostile=config_replaced_by(nested_200000)),
+    "preset_config_not_an_object": predict_crafted(hostile=config_not_an_object),
+    "preset_dtype_an_object": predict_crafted(config={"dtype": {"name": "float32"}}),
+    "preset_sha256_of_path_segments": predict_crafted(metadata={"weights_sha256": "../" * 21
+                                                                + "x"}),
+    "preset_class_name_with_a_newline": predict_crafted(metadata={"class_names": [
+        "air\nplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+        "truck"]}),
+    "default_after_a_crafted_copy": default_after_a_crafted_copy,
+    "cached_saved_model_cut_short": truncated_cached_graph,
+    "keras_home_empty": empty_keras_home,
+}
+CASES.update(PRESET_CASES)
+
+
 def run_case(name: str) -> dict:
     """Runs one case here (a fresh process): set-up first, then the case alone measured."""
     with tempfile.TemporaryDirectory() as work:

@@ -4,6 +4,7 @@ line for every damaged, foreign or unknown preset."""
 import hashlib
 import json
 import os
+import re
 
 import h5py
 import numpy as np
@@ -12,6 +13,9 @@ from conftest import assert_holds_stored_weights, perturbed
 
 import keras_alexnet
 from keras_alexnet import AlexNet, ModelError, PaperAlexNet
+from keras_alexnet.models import footprint
+from keras_alexnet.models.backbone import AlexNetBackbone
+from keras_alexnet.models.footprint import network_footprint
 from keras_alexnet.models.preset_files import save_to_preset
 
 IMAGES = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3)).astype("uint8")
@@ -212,3 +216,147 @@ def test_a_compiled_models_preset_holds_the_network_without_its_optimizer(tmp_pa
     save_to_preset(model, str(tmp_path / "preset"))
     stored = stored_arrays(str(tmp_path / "preset" / "model.weights.h5"))
     assert sum(values.size for values in stored.values()) == model.count_params()
+
+
+def _edit_json(directory, name, change):
+    path = os.path.join(directory, name)
+    values = json.load(open(path))
+    change(values)
+    json.dump(values, open(path, "w"))
+
+
+def layer_outputs(model):
+    """The values each layer of a built model outputs for one image, summed (Keras' shapes)."""
+    return sum(int(np.prod(layer.output.shape[1:])) for layer in model.layers)
+
+
+@pytest.mark.parametrize("network, arguments", [
+    (AlexNet, {"width_multiplier": 0.25, "dense_units": 64}),
+    (AlexNet, {"width_multiplier": 0.25, "dense_units": 64, "conv1_stride": 1,
+               "batch_norm": True}),
+    (PaperAlexNet, {"num_classes": 5, "input_shape": (67, 80, 3)}),
+    (PaperAlexNet, {"num_classes": 5, "input_shape": (64, 64, 3), "groups": 1, "lrn": False}),
+    (AlexNetBackbone, {"image_shape": (40, 36, 3), "conv_filters": (8, 16, 24, 16, 8),
+                       "conv_kernel_sizes": (5, 3, 3, 3, 3), "conv_strides": (3, 2, 1, 1, 1),
+                       "pool_size": 3, "pool_strides": 1, "conv1_padding": 0,
+                       "dense_units": 16, "dropout_before": ("fc7",)}),
+])
+def test_the_footprint_counts_every_weight_and_activation_keras_builds(network, arguments):
+    model = network(seed=0, **arguments)
+    footprint = network_footprint(network.layer_sizes(model.get_config()))
+    assert footprint.weights == model.count_params()
+    assert footprint.activations == layer_outputs(model)
+
+
+@pytest.fixture
+def backbone_preset(tmp_path):
+    model = AlexNetBackbone(conv_filters=(16, 16, 16, 16, 16), dense_units=16, seed=0)
+    return save_to_preset(model, str(tmp_path / "backbone"))
+
+
+@pytest.fixture
+def paper_preset(tmp_path):
+    model = PaperAlexNet(num_classes=3, input_shape=(64, 64, 3), seed=0)
+    return save_to_preset(model, str(tmp_path / "paper"), weights_dtype="float16")
+
+
+@pytest.mark.parametrize("preset, change, message", [
+    ("preset_dir", {"width_multiplier": 14}, "declares a network larger than the weights"),
+    ("preset_dir", {"width_multiplier": 1000}, "declares a network larger than the weights"),
+    ("preset_dir", {"width_multiplier": 1e308}, "declares a network that cannot be built"),
+    ("preset_dir", {"dense_units": 2.5}, "dense_units must be an integer >= 1, got 2.5"),
+    ("backbone_preset", {"conv_filters": [100000] * 5},
+     "declares a network larger than the weights"),
+    ("backbone_preset", {"image_shape": [100000, 100000, 3]},
+     "declares a network larger than the weights"),
+    ("backbone_preset", {"image_shape": [8, 8, 3]}, "the images are too small for the layers"),
+    ("paper_preset", {"input_shape": [100000, 100000, 3]},
+     "declares a network larger than the weights"),
+])
+def test_a_preset_declaring_a_huge_network_is_one_line_before_anything_is_built(
+        request, monkeypatch, preset, change, message):
+    """Every layer counts (conv kernels too, and the input's size, whichever argument names
+    it): nothing is built for a small preset declaring a huge network."""
+    directory = request.getfixturevalue(preset)
+    _edit_json(directory, "config.json", lambda config: config["config"].update(change))
+
+    def built(*args, **kwargs):
+        raise AssertionError("a network was built before the refusal")
+
+    monkeypatch.setattr(AlexNetBackbone, "from_config", classmethod(built))
+    with pytest.raises(ModelError, match=re.escape(message)):
+        keras_alexnet.load_preset(directory)
+
+
+def test_a_network_over_the_memory_limit_is_refused_even_with_the_weights_it_declares(
+        preset_dir, monkeypatch):
+    monkeypatch.setattr(footprint, "MAX_NETWORK_BYTES", 2 ** 20)  # tiny(): 0.85 MB of weights
+    with pytest.raises(ModelError, match="declares a network of more than 1 MiB"):
+        AlexNet.from_preset(preset_dir)
+
+
+def _sparse(path):
+    with open(path, "wb") as file:
+        file.truncate(3 * 2 ** 30)
+
+
+def _deep(path):
+    open(path, "w").write("[" * 200_000 + "]" * 200_000)
+
+
+def _dev_zero(path):
+    os.remove(path)
+    os.symlink("/dev/zero", path)
+
+
+def _fifo(path):
+    os.remove(path)
+    os.mkfifo(path)
+
+
+@pytest.mark.parametrize("name", ["config.json", "metadata.json"])
+@pytest.mark.parametrize("make, message", [
+    (_dev_zero, "is not a regular file"), (_fifo, "is not a regular file"),
+    (_sparse, "is 3,221,225,472 bytes, over the 1,048,576 allowed"),
+    (_deep, "nests deeper than 32 levels"),
+])
+def test_a_preset_json_file_that_is_no_small_json_file_is_one_line(preset_dir, name, make,
+                                                                   message):
+    make(os.path.join(preset_dir, name))
+    with pytest.raises(ModelError, match=f"preset .*: its {name} {message}"):
+        keras_alexnet.load_preset(preset_dir)
+
+
+def _set(key, value):
+    return lambda values: values.__setitem__(key, value)
+
+
+@pytest.mark.parametrize("name, change, message", [
+    ("config.json", _set("config", "notadict"), 'its "config" is not a JSON object'),
+    ("config.json", _set("registered_name", ["keras_alexnet>AlexNet"]),
+     'its "registered_name" is not a string'),
+    ("config.json", lambda config: config["config"].update(dtype={"name": "float32"}),
+     'its "dtype" is not a dtype\'s name'),
+    ("metadata.json", _set("class_names", [str(index) for index in range(9)] + [9]),
+     "are not a list of names of one line each"),
+    ("metadata.json", _set("class_names", "airplane automobile"),
+     "are not a list of names of one line each"),
+    ("metadata.json", _set("class_names", [f"class {index}" for index in range(9)] + ["a\nb"]),
+     "are not a list of names of one line each"),
+    ("metadata.json", _set("class_names", [f"class {index}" for index in range(9)] + ["a\rb"]),
+     "are not a list of names of one line each"),
+    ("metadata.json", _set("class_names", [f"class {index}" for index in range(9)]),
+     "its metadata.json names 9 classes for a network of 10"),
+    ("metadata.json", _set("weights_sha256", "../" * 21 + "a"), "is not 64 hexadecimal digits"),
+    ("metadata.json", _set("weights_sha256", 2 ** 255), "is not 64 hexadecimal digits"),
+])
+def test_a_preset_value_of_the_wrong_type_is_one_line(preset_dir, name, change, message):
+    _edit_json(preset_dir, name, change)
+    with pytest.raises(ModelError, match=re.escape(message)):
+        keras_alexnet.load_preset(preset_dir)
+
+
+def test_an_uppercase_weights_sha256_is_the_same_hash(preset_dir):
+    _edit_json(preset_dir, "metadata.json",
+               lambda metadata: metadata.update(weights_sha256=metadata["weights_sha256"].upper()))
+    assert AlexNet.from_preset(preset_dir).count_params() == tiny().count_params()

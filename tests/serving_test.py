@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,10 +30,14 @@ from image_bytes_test import png_bomb
 from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+import keras_alexnet
 from keras_alexnet.models.build import build_model
-from keras_alexnet.models.catalogue import SHIPPED_DIR
+from keras_alexnet.models.catalogue import DEFAULT_PRESET, SHIPPED_DIR, shipped_presets
+from keras_alexnet.models.preset_files import save_to_preset
 from keras_alexnet.serving import client, grpc_client
 from keras_alexnet.serving.export import export_saved_model, load_saved_model
+from keras_alexnet.serving.presets import preset_saved_model
+from keras_alexnet.utils.download import keras_cache_dir
 
 
 def png_bytes(image):
@@ -596,3 +601,164 @@ def test_a_class_names_file_that_is_not_small_utf8_text_is_one_line(content, mes
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0] == f"keras-alexnet: error: --class-names {path} {message}"
+
+
+# The presets' SavedModel cache: filled only by what was verified, checked before each use.
+
+
+@pytest.fixture
+def keras_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    return tmp_path / "keras_home" / "keras_alexnet" / "saved_models"
+
+
+def tiny_preset(directory, seed):
+    model = build_model(width_multiplier=0.25, dense_units=16, seed=seed)
+    save_to_preset(model, str(directory))
+    return str(directory), model
+
+
+def copy_of_shipped(name, directory, config=None, metadata=None):
+    """A copy of a shipped preset with its JSON files changed, its weights (and their sha256) as
+    they are."""
+    shutil.copytree(os.path.join(SHIPPED_DIR, name), directory)
+    for file_name, change in (("config.json", config), ("metadata.json", metadata)):
+        if change:
+            path = os.path.join(directory, file_name)
+            values = json.load(open(path))
+            change(values)
+            json.dump(values, open(path, "w"))
+    return str(directory)
+
+
+def predicted(run_cli_here, image, *model):
+    result = run_cli_here("predict", image, "--json", "--top-k", "10", *model)
+    assert result.returncode == 0, result.stderr
+    return {top["class_name"]: top["probability"] for top in json.loads(result.stdout)[0]["top"]}
+
+
+@pytest.mark.slow
+def test_a_changed_copy_of_a_shipped_preset_changes_nothing_the_default_answers(
+        keras_home, test_images, tmp_path, run_cli_here):
+    image = tmp_path / "image.png"
+    image.write_bytes(png_bytes(test_images[0]))
+    expected = keras_probabilities(keras_alexnet.AlexNet.from_preset(DEFAULT_PRESET),
+                                   test_images[:1])[0]
+    names = shipped_presets()[DEFAULT_PRESET]["class_names"]
+    standardised_by_nothing = copy_of_shipped(
+        DEFAULT_PRESET, tmp_path / "mean", config=lambda config: config["config"].update(
+            mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0]))
+    renamed = copy_of_shipped(DEFAULT_PRESET, tmp_path / "names", metadata=lambda metadata:
+                              metadata.update(class_names=metadata["class_names"][::-1]))
+    for crafted in (standardised_by_nothing, renamed):
+        answer = predicted(run_cli_here, image, "--model", crafted)
+        assert next(iter(answer)) != names[expected.argmax()]  # the copy answers its own
+        answer = predicted(run_cli_here, image)
+        assert list(answer) == [names[index] for index in np.argsort(-expected)]
+        np.testing.assert_allclose([answer[name] for name in names], expected, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_class_name_with_a_line_break_is_refused_and_the_shipped_preset_still_predicts(
+        keras_home, test_images, tmp_path, run_cli_here):
+    image = tmp_path / "image.png"
+    image.write_bytes(png_bytes(test_images[0]))
+    crafted = copy_of_shipped("alexnet_fast_cifar10", tmp_path / "newline", metadata=lambda m:
+                              m["class_names"].__setitem__(0, "air\nplane"))
+    result = run_cli_here("predict", image, "--model", crafted)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "class_names in its metadata.json are not a list of names of one line" in result.stderr
+    expected = keras_probabilities(keras_alexnet.AlexNet.from_preset("alexnet_fast_cifar10"),
+                                   test_images[:1])[0]
+    answer = predicted(run_cli_here, image, "--model", "alexnet_fast_cifar10")
+    names = shipped_presets()["alexnet_fast_cifar10"]["class_names"]
+    np.testing.assert_allclose([answer[name] for name in names], expected, atol=1e-5)
+
+
+def test_a_weights_sha256_made_of_path_segments_is_refused_and_nothing_is_written(
+        keras_home, tmp_path):
+    directory, _ = tiny_preset(tmp_path / "preset", seed=0)
+    path = os.path.join(directory, "metadata.json")
+    metadata = json.load(open(path))
+    metadata["weights_sha256"] = "../" * 21 + "x"
+    json.dump(metadata, open(path, "w"))
+    with pytest.raises(keras_alexnet.ModelError, match="is not 64 hexadecimal digits"):
+        preset_saved_model(directory)
+    assert sorted(os.listdir(tmp_path)) == ["preset"]  # no cache, nothing beside it
+
+
+def _truncate_graph(version, other):
+    path = os.path.join(version, "saved_model.pb")
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[:len(data) // 2])
+
+
+def _variables_of_the_other(version, other):
+    shutil.rmtree(os.path.join(version, "variables"))
+    shutil.copytree(os.path.join(other, "variables"), os.path.join(version, "variables"))
+
+
+def _no_index(version, other):
+    os.remove(os.path.join(version, "variables", "variables.index"))
+
+
+def _junk_version(version, other):
+    os.makedirs(os.path.join(os.path.dirname(version), "2"))
+
+
+def _version_a_file(version, other):
+    shutil.rmtree(version)
+    open(version, "w").write("junk")
+
+
+def _no_stamp(version, other):
+    os.remove(os.path.join(os.path.dirname(os.path.dirname(version)), "stamp.json"))
+
+
+@pytest.mark.parametrize("damage", [_truncate_graph, _variables_of_the_other, _no_index,
+                                    _junk_version, _version_a_file, _no_stamp])
+def test_a_damaged_cached_export_is_exported_again_with_one_warning(
+        keras_home, tmp_path, test_images, damage, caplog):
+    directory, model = tiny_preset(tmp_path / "preset", seed=0)
+    other_directory, _ = tiny_preset(tmp_path / "other", seed=1)
+    version = os.path.join(preset_saved_model(directory), "1")
+    damage(version, os.path.join(preset_saved_model(other_directory), "1"))
+    with caplog.at_level("WARNING", logger="keras_alexnet"):
+        model_dir = preset_saved_model(directory)
+    (warning,) = [record.getMessage() for record in caplog.records]
+    assert warning.startswith(f"the cached SavedModel of preset {directory!r} is damaged (")
+    assert warning.endswith("): exporting it again") and "\n" not in warning
+    assert sorted(os.listdir(model_dir)) == ["1"]
+    serve = load_saved_model(model_dir)
+    np.testing.assert_allclose(serve(images=tf.constant(test_images))["probabilities"].numpy(),
+                               keras_probabilities(model, test_images), atol=1e-5)
+    caplog.clear()
+    assert preset_saved_model(directory) == model_dir and caplog.records == []
+
+
+def test_staging_left_by_killed_exports_is_removed_and_live_staging_kept(keras_home, tmp_path):
+    directory, _ = tiny_preset(tmp_path / "preset", seed=0)
+    preset_saved_model(directory)
+    gone = subprocess.Popen(["true"])  # a process id that no longer runs
+    gone.wait()
+    host = socket.gethostname()
+    staging = {name: keras_home / name for name in (
+        f".tmp-{host}-{gone.pid}-0", ".tmp-otherhost-1-0", ".tmp-otherhost-2-0",
+        f".tmp-{host}-{os.getpid()}-0")}
+    for path in staging.values():
+        (path / "model").mkdir(parents=True)
+    two_hours_ago = time.time() - 7200
+    for name in (".tmp-otherhost-1-0", f".tmp-{host}-{os.getpid()}-0"):
+        os.utime(staging[name], (two_hours_ago, two_hours_ago))
+    preset_saved_model(directory)  # from the cache
+    assert sorted(name for name in os.listdir(keras_home) if name.startswith(".")) == sorted(
+        [".tmp-otherhost-2-0", f".tmp-{host}-{os.getpid()}-0"])
+
+
+def test_an_empty_keras_home_is_keras_default_not_the_current_directory(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", "")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert keras_cache_dir("saved_models") == str(
+        tmp_path / "home" / ".keras" / "keras_alexnet" / "saved_models")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import keras
 
@@ -74,17 +74,25 @@ class AlexNet(AlexNetBackbone):
                  seed: Optional[int] = None, conv1_stride: int = 2, batch_norm: bool = False,
                  width_multiplier: float = 1.0, dense_units: int = DENSE_UNITS,
                  name: str = "alexnet_cifar10", dtype=None, **kwargs):
-        if conv1_stride not in (1, 2):
-            raise ValueError(f"conv1_stride must be 1 or 2, got {conv1_stride!r}")
-        super().__init__(image_shape=IMAGE_SHAPE, conv_filters=conv_filters(width_multiplier),
-                         conv_strides=(conv1_stride, 1, 1, 1, 1), batch_norm=batch_norm,
-                         dense_units=dense_units, dropout=dropout, num_classes=num_classes,
-                         init=init, mean=mean, std=std, seed=seed, name=name, dtype=dtype,
-                         **kwargs)
+        super().__init__(**self.architecture(conv1_stride, batch_norm, width_multiplier,
+                                             dense_units),
+                         dropout=dropout, num_classes=num_classes, init=init, mean=mean, std=std,
+                         seed=seed, name=name, dtype=dtype, **kwargs)
         self.conv1_stride = conv1_stride
         self.batch_norm = batch_norm
         self.width_multiplier = float(width_multiplier)
         self.dense_units = int(dense_units)
+
+    @staticmethod
+    def architecture(conv1_stride: int = 2, batch_norm: bool = False,
+                     width_multiplier: float = 1.0,
+                     dense_units: int = DENSE_UNITS) -> dict[str, Any]:
+        """The backbone arguments that `AlexNet`'s own arguments set (its layers' sizes)."""
+        if conv1_stride not in (1, 2):
+            raise ValueError(f"conv1_stride must be 1 or 2, got {conv1_stride!r}")
+        return {"image_shape": IMAGE_SHAPE, "conv_filters": conv_filters(width_multiplier),
+                "conv_strides": (conv1_stride, 1, 1, 1, 1), "batch_norm": batch_norm,
+                "dense_units": dense_units}
 
     def get_config(self):
         # Keras' own part (name, trainable) and this class's arguments, which set the rest.

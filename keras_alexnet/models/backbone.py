@@ -3,7 +3,8 @@ three dense layers; each network (`AlexNet`, `PaperAlexNet`) is a set of its arg
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import inspect
+from typing import Any, Optional, Sequence
 
 import keras
 
@@ -22,6 +23,9 @@ CONV_NAMES = ("conv1", "conv2", "conv3", "conv4", "conv5")
 DENSE_NAMES = ("fc6", "fc7", "fc8")
 _STACKWISE = ("conv_filters", "conv_kernel_sizes", "conv_strides", "conv_groups", "conv_lrn",
               "conv_pooling")
+# The backbone's arguments that size its layers (and so the memory a network takes).
+SIZE_ARGUMENTS = ("image_shape", *_STACKWISE, "conv1_padding", "pool_size", "pool_strides",
+                  "batch_norm", "dense_units", "dropout_before", "num_classes")
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
@@ -129,6 +133,33 @@ class AlexNetBackbone(PresetMixin, keras.Model):
             "batch_norm": batch_norm, "dense_units": int(dense_units),
             "dropout_before": list(dropout_before)}
 
+    @staticmethod
+    def architecture(**sizes) -> dict[str, Any]:
+        """The backbone arguments that size the layers, from the class's own arguments (the
+        backbone's: as given; a network overrides it with what its arguments set)."""
+        return sizes
+
+    @classmethod
+    def layer_sizes(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """Every argument in `SIZE_ARGUMENTS`, from a config of this class (its `get_config`),
+        the defaults filled in: a network's size, known before it is built.
+
+        Raises:
+            ValueError, TypeError: An argument the class refuses, or of the wrong type.
+
+        Example:
+
+        >>> keras_alexnet.AlexNet.layer_sizes({"width_multiplier": 0.5})["conv_filters"]
+        (32, 96, 192, 128, 128)
+        """
+        own = tuple(inspect.signature(cls.architecture).parameters)
+        own = SIZE_ARGUMENTS if own == ("sizes",) else own
+        classes = config["num_classes"] if "num_classes" in config else \
+            _defaults(cls)["num_classes"]
+        sizes = {**_defaults(AlexNetBackbone), "num_classes": classes,
+                 **cls.architecture(**{name: config[name] for name in own if name in config})}
+        return {name: sizes[name] for name in SIZE_ARGUMENTS}
+
     def get_config(self):
         return {**super().get_config(), "image_shape": list(self.image_shape),
                 **self._architecture, "test_crop_fraction": self.test_crop_fraction,
@@ -155,6 +186,13 @@ def _check_architecture(arguments: dict) -> tuple[tuple, ...]:
     if fraction is not None and not 0 < fraction <= 1:
         raise ValueError(f"test_crop_fraction must be in (0, 1] or None, got {fraction!r}")
     return stack
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    """The default of each argument of `cls`'s constructor."""
+    return {name: parameter.default
+            for name, parameter in inspect.signature(cls.__init__).parameters.items()
+            if parameter.default is not parameter.empty}
 
 
 def _plain(value):

@@ -11,6 +11,8 @@ import keras
 
 from keras_alexnet.config.choices import NETWORK_CATALOGUE
 from keras_alexnet.models.backbone import AlexNetBackbone
+from keras_alexnet.models.preset_files import load_verified, preset_directory
+from keras_alexnet.models.preset_reading import PresetFiles, read_preset
 
 
 def network_class(name: str) -> type:
@@ -77,6 +79,12 @@ def load_preset(preset: str, sha256: Optional[str] = None,
     >>> load_preset("alexnet_fast_cifar10").name
     'alexnet_cifar10'
     """
+    return load_preset_files(read_preset(preset_directory(preset, sha256), preset), dtype)
+
+
+def load_preset_files(files: PresetFiles, dtype: Optional[str] = None) -> keras.Model:
+    """The trained network of a preset's files as `read_preset` read and checked them, whichever
+    network it is (see `load_preset`)."""
     for name in NETWORK_CATALOGUE:
         network_class(name)  # each network's class defined, so that the backbone finds it
-    return AlexNetBackbone.from_preset(preset, sha256, dtype)
+    return load_verified(AlexNetBackbone, files, dtype)

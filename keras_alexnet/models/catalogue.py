@@ -41,7 +41,8 @@ def shipped_presets() -> dict[str, dict[str, Any]]:
 
 def is_preset(model: str) -> bool:
     """Whether a command line's MODEL names a preset: a shipped one, a hub handle, or a
-    directory holding a preset's `config.json` and `metadata.json`."""
+    directory holding a preset's `config.json` and `metadata.json` (of any kind: reading them
+    refuses what is not a regular file)."""
     return (model in shipped_presets() or model.startswith(HUB_SCHEMES)
-            or all(os.path.isfile(os.path.join(model, name))
+            or all(os.path.lexists(os.path.join(model, name))
                    for name in (CONFIG_FILE, METADATA_FILE)))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import importlib
-import json
 import zipfile
 
 import keras
 
 from keras_alexnet.errors import ModelError
-from keras_alexnet.models.preset_files import declared_weights_floor
+from keras_alexnet.models.footprint import checked_layer_sizes
+from keras_alexnet.utils.bounded_files import MAX_JSON_BYTES, parse_json
 
 # The modules whose classes a `.keras` file of this package names (networks, layers, augmentation,
 # initializers, optimizer, schedule, loss); importing them registers the classes with Keras.
@@ -47,28 +47,35 @@ WEIGHTS_MEMBER = "model.weights.h5"  # in a .keras archive: the weights, float32
 
 
 def check_keras_archive(path: str) -> None:
-    """Checks, without building anything, that `path` is a `.keras` archive and, when it holds
-    one of this package's networks, that its stored weights are as large as its config declares
-    (a small file declaring a huge network is refused before any memory is taken for it).
+    """Checks, without building anything, that `path` is a `.keras` archive with a bounded
+    `config.json` and, when it holds one of this package's networks, that its stored weights
+    (float32) are as large as its config declares and the network within
+    `footprint.MAX_NETWORK_BYTES` (a small file declaring a huge network is refused before any
+    memory is taken for it).
 
     Raises:
-        ModelError: It is not a zip archive, lacks `config.json` or the weights, or declares
-            more weights than it stores.
+        ModelError: It is not a zip archive, lacks `config.json` or the weights, holds a config
+            over `MAX_JSON_BYTES` or nested too deep, or declares a network it cannot hold.
     """
     try:
         with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
+            config_bytes = archive.getinfo("config.json").file_size
+            text = (archive.read("config.json").decode("utf-8")
+                    if config_bytes <= MAX_JSON_BYTES else None)
             stored_bytes = archive.getinfo(WEIGHTS_MEMBER).file_size
     except zipfile.BadZipFile as error:
         raise ModelError(f"{path} is not a .keras model (not a zip archive)") from error
     except KeyError as error:
         raise ModelError(f"{path} is not a .keras model (it lacks config.json or "
                          f"{WEIGHTS_MEMBER})") from error
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError) as error:  # UnicodeDecodeError too
         raise ModelError(f"{path} is not a readable .keras model: {error}") from error
+    if text is None:
+        raise ModelError(f"{path}: its config.json is {config_bytes:,} bytes, over the "
+                         f"{MAX_JSON_BYTES:,} allowed")
+    config = parse_json(text, f"{path}: its config.json")
     if not isinstance(config, dict) or config.get("registered_name") not in KERAS_MODEL_CLASSES:
         return  # another Keras model: loaded as Keras loads it, in safe mode
-    declared = declared_weights_floor(config.get("config"))
-    if declared is None or 4 * declared > stored_bytes:
-        raise ModelError(f"{path} declares a network larger than the weights it stores "
-                         f"({stored_bytes} bytes); it is damaged or not a trained model")
+    register_classes()
+    checked_layer_sizes(keras.saving.get_registered_object(config["registered_name"]),
+                        config.get("config"), stored_bytes, 4, path)

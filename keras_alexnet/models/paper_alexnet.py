@@ -3,7 +3,7 @@ images."""
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import keras
 
@@ -65,18 +65,26 @@ class PaperAlexNet(AlexNetBackbone):
                  init: str = "paper", dropout: float = 0.5, mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD, seed: Optional[int] = None,
                  name: str = "alexnet_paper", dtype=None, **kwargs):
-        if groups not in (1, 2):
-            raise ValueError(f"groups must be 1 or 2, got {groups!r}")
-        super().__init__(
-            image_shape=input_shape, conv_filters=(96, 256, 384, 384, 256),
-            conv_kernel_sizes=(11, 5, 3, 3, 3), conv_strides=(4, 1, 1, 1, 1),
-            conv_groups=(1, groups, 1, groups, groups), conv_lrn=(lrn, lrn, False, False, False),
-            conv_pooling=(True, True, False, False, True), conv1_padding=2, pool_size=3,
-            pool_strides=2, dropout=dropout, dropout_before=("fc7", "fc8"),
-            test_crop_fraction=PAPER_CROP_FRACTION, num_classes=num_classes, init=init,
-            mean=mean, std=std, seed=seed, name=name, dtype=dtype, **kwargs)
+        super().__init__(**self.architecture(input_shape, groups, lrn), dropout=dropout,
+                         num_classes=num_classes, init=init, mean=mean, std=std, seed=seed,
+                         name=name, dtype=dtype, **kwargs)
         self.groups = groups
         self.lrn = lrn
+
+    @staticmethod
+    def architecture(input_shape: Sequence[int] = PAPER_INPUT_SHAPE, groups: int = 2,
+                     lrn: bool = True) -> dict[str, Any]:
+        """The backbone arguments that `PaperAlexNet`'s own arguments set (its layers, their
+        sizes and its test view)."""
+        if groups not in (1, 2):
+            raise ValueError(f"groups must be 1 or 2, got {groups!r}")
+        return {"image_shape": input_shape, "conv_filters": (96, 256, 384, 384, 256),
+                "conv_kernel_sizes": (11, 5, 3, 3, 3), "conv_strides": (4, 1, 1, 1, 1),
+                "conv_groups": (1, groups, 1, groups, groups),
+                "conv_lrn": (lrn, lrn, False, False, False),
+                "conv_pooling": (True, True, False, False, True), "conv1_padding": 2,
+                "pool_size": 3, "pool_strides": 2, "dropout_before": ("fc7", "fc8"),
+                "test_crop_fraction": PAPER_CROP_FRACTION}
 
     def get_config(self):
         # Keras' own part (name, trainable) and this class's arguments, which set the rest.

@@ -28,7 +28,8 @@ from keras_alexnet.models.catalogue import (
     WEIGHTS_FILE,
     shipped_presets,
 )
-from keras_alexnet.models.layers import DENSE_UNITS
+from keras_alexnet.models.footprint import checked_layer_sizes
+from keras_alexnet.models.preset_reading import PresetFiles, read_preset
 from keras_alexnet.utils.download import preset_source
 from keras_alexnet.version import __version__
 
@@ -66,9 +67,11 @@ class PresetMixin:
             dtype: The dtype policy to compute in; `None`: the preset's (float32).
 
         Raises:
-            ModelError: An unknown name, a missing or damaged file, a wrong hash, weights that
-                do not fit the config, or a preset of another network; nothing is left
-                half-downloaded.
+            ModelError: An unknown name, a missing, damaged or oversized file, a wrong hash,
+                values of the wrong type, a network larger than its weights or than
+                `footprint.MAX_NETWORK_BYTES`, weights that do not fit the config, or a preset
+                of another network; nothing is built before the sizes are checked, and nothing
+                is left half-downloaded.
 
         Example:
 
@@ -77,13 +80,7 @@ class PresetMixin:
         (1, 10)
         """
         directory = preset_directory(preset, sha256)
-        config = read_preset_json(directory, CONFIG_FILE, preset)
-        networks = {registered_name(network): network for network in with_subclasses(cls)}
-        network = networks.get(config.get("registered_name"))
-        if network is None:
-            raise ModelError(f"preset {preset!r} holds a network of class "
-                             f"{config.get('class_name')!r}, not {cls.__name__}")
-        return load_network(network, directory, config, preset, dtype)
+        return load_verified(cls, read_preset(directory, preset), dtype)
 
     def save_to_preset(self, directory: str, class_names: Optional[list[str]] = None,
                        metadata: Optional[dict[str, Any]] = None,
@@ -117,70 +114,35 @@ def preset_directory(preset: str, sha256: Optional[str] = None) -> str:
                      f"https:// URL with its sha256, hf:// or kaggle://")
 
 
-def read_preset_json(directory: str, name: str, preset: str) -> dict[str, Any]:
-    """One of a preset's JSON files, as a dict."""
-    path = os.path.join(directory, name)
-    try:
-        with open(path, encoding="utf-8") as file:
-            values = json.load(file)
-    except FileNotFoundError as error:
-        raise ModelError(f"preset {preset!r} has no {name}") from error
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise ModelError(f"preset {preset!r}: {name} is not readable JSON ({error})") from error
-    if not isinstance(values, dict):
-        raise ModelError(f"preset {preset!r}: {name} does not hold a JSON object")
-    return values
-
-
-def load_network(cls: type, directory: str, config: dict[str, Any], preset: str,
-                 dtype: Optional[str] = None) -> keras.Model:
-    """Builds `cls` from a preset's `config` and loads its weights, after checking the weights
-    file against `metadata.json`'s hash and the size the config declares."""
-    weights = os.path.join(directory, WEIGHTS_FILE)
-    if not os.path.isfile(weights):
-        raise ModelError(f"preset {preset!r} has no {WEIGHTS_FILE}")
-    metadata = read_preset_json(directory, METADATA_FILE, preset)
-    if file_sha256(weights) != metadata.get("weights_sha256"):
-        raise ModelError(f"preset {preset!r}: {WEIGHTS_FILE} does not match the sha256 in its "
-                         f"{METADATA_FILE}: it is damaged or was changed")
-    values = dict(config.get("config") or {})
-    floor = declared_weights_floor(values)
-    if floor is None or MIN_BYTES_PER_WEIGHT * floor > os.path.getsize(weights):
-        raise ModelError(f"preset {preset!r}: its config declares a network larger than the "
-                         f"weights it stores")
+def load_verified(cls: type, files: PresetFiles, dtype: Optional[str] = None) -> keras.Model:
+    """The network of a preset's checked files: the subclass of `cls` its config names, built
+    only once its size (every layer's weights and one image's activations) is known to fit
+    `MAX_NETWORK_BYTES` and the weights file, then given its weights."""
+    config = files.config
+    networks = {registered_name(network): network for network in with_subclasses(cls)}
+    network = networks.get(config["registered_name"])
+    if network is None:
+        raise ModelError(f"preset {files.preset!r} holds a network of class "
+                         f"{config.get('class_name')!r}, not {cls.__name__}")
+    values = dict(config["config"])
+    weights = os.path.join(files.directory, WEIGHTS_FILE)
+    sizes = checked_layer_sizes(network, values, os.path.getsize(weights), MIN_BYTES_PER_WEIGHT,
+                                f"preset {files.preset!r}")
+    if files.class_names is not None and len(files.class_names) != sizes["num_classes"]:
+        raise ModelError(f"preset {files.preset!r}: its {METADATA_FILE} names "
+                         f"{len(files.class_names)} classes for a network of "
+                         f"{sizes['num_classes']}")
     if dtype is not None:
         values["dtype"] = dtype
     try:
-        model = cls.from_config(values)
+        model = network.from_config(values)
         with warnings.catch_warnings():  # Keras warns of each part it finds no weights for
             warnings.simplefilter("ignore", UserWarning)
             model.load_weights(weights)
     except (TypeError, ValueError, KeyError, OSError) as error:
-        raise ModelError(f"preset {preset!r}: its weights do not fit its config "
+        raise ModelError(f"preset {files.preset!r}: its weights do not fit its config "
                          f"({' '.join(str(error).split())[:200]})") from error
     return model
-
-
-def declared_weights_floor(config: dict[str, Any]) -> Optional[int]:
-    """A floor on the number of weights a network config declares (fc7's and fc8's kernels, and
-    the paper network's fc6); `None` for sizes that are not positive integers.
-
-    Example:
-
-    >>> declared_weights_floor({"num_classes": 10, "dense_units": 512})
-    267264
-    """
-    try:
-        classes = int(config["num_classes"])
-        dense = int(config.get("dense_units", DENSE_UNITS))
-        height, width = (int(side) for side in config.get("input_shape", (32, 32, 3))[:2])
-    except (TypeError, ValueError, KeyError, AttributeError):
-        return None
-    if min(classes, dense, height, width) < 1:
-        return None
-    fc6 = (DENSE_UNITS * 256 * (height // 64) * (width // 64)
-           if "input_shape" in config else 0)
-    return dense * (dense + classes) + fc6
 
 
 def save_to_preset(model: keras.Model, directory: str, class_names: Optional[list[str]] = None,

@@ -4,20 +4,20 @@ preset exported once as a SavedModel, so `predict` and TF Serving need no traini
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any, Optional, Sequence, Union
 
 import keras
 
 from keras_alexnet.data.cifar10 import CLASS_NAMES
 from keras_alexnet.errors import ModelError
-from keras_alexnet.models import preset_files
-from keras_alexnet.models.build import load_preset
-from keras_alexnet.models.catalogue import METADATA_FILE, is_preset
+from keras_alexnet.models import preset_files, preset_reading
+from keras_alexnet.models.build import load_preset_files
+from keras_alexnet.models.catalogue import is_preset
 from keras_alexnet.models.model_files import load_keras_model
 from keras_alexnet.run_dir import CHECKPOINT, CLASS_NAMES_FILE, class_names_in
 from keras_alexnet.serving.export import export_saved_model
-from keras_alexnet.serving.versions import existing_versions
-from keras_alexnet.utils.download import keras_cache_dir
+from keras_alexnet.serving.export_cache import MODEL_NAME, cached_saved_model
 
 
 def save_to_preset(model_or_run_dir: Union[keras.Model, str], directory: str,
@@ -61,17 +61,30 @@ def save_to_preset(model_or_run_dir: Union[keras.Model, str], directory: str,
 
 def preset_saved_model(preset: str) -> str:
     """The SavedModel of a preset: exported on first use into Keras' cache
-    (`~/.keras/keras_alexnet/saved_models/<its weights' sha256>/model/1`), then reused."""
-    metadata = _preset_metadata(preset)
-    digest = str(metadata.get("weights_sha256", ""))
-    if len(digest) != 64:
-        raise ModelError(f"preset {preset!r}: its {METADATA_FILE} has no weights_sha256")
-    base = os.path.join(keras_cache_dir("saved_models"), digest)
-    model_dir = os.path.join(base, "model")
-    if not existing_versions(model_dir):
-        model, class_names = _preset_network(preset, metadata)
-        export_saved_model(model, base, "model", class_names=class_names)
-    return model_dir
+    (`~/.keras/keras_alexnet/saved_models/<digest>/model/1`, `serving.export_cache`), then
+    reused while it is intact. The digest is that of what was verified (the weights as read,
+    the config and the class names: `PresetFiles.digest`), so a preset can only ever fill its
+    own entry, and the export is made from a private copy of the files it was computed from.
+
+    Raises:
+        ModelError: As `read_preset`, or the preset changed while it was being exported.
+    """
+    files = preset_reading.read_preset(preset_files.preset_directory(preset), preset)
+    return cached_saved_model(files.digest, lambda base: _export_preset(files, base),
+                              f"preset {preset!r}")
+
+
+def _export_preset(files: preset_reading.PresetFiles, base: str) -> None:
+    """Exports a preset as `base/model/1`, from a private copy of its files that hashes to the
+    digest it was checked with."""
+    with tempfile.TemporaryDirectory(prefix="keras_alexnet_preset_") as private:
+        copied = preset_reading.read_preset(
+            preset_reading.copy_preset(files.directory, private, files.preset), files.preset)
+        if copied.digest != files.digest:
+            raise ModelError(f"preset {files.preset!r} changed while it was being exported: "
+                             f"run again")
+        model, class_names = _preset_network(copied)
+        export_saved_model(model, base, MODEL_NAME, version=1, class_names=class_names)
 
 
 def saved_model_of(model: str) -> str:
@@ -79,11 +92,12 @@ def saved_model_of(model: str) -> str:
     return preset_saved_model(model) if is_preset(model) else model
 
 
-def preset_class_names(metadata: dict[str, Any], model: keras.Model) -> Sequence[str]:
-    """A preset's class names: its metadata's, else CIFAR-10's for a 10-class model."""
-    names = metadata.get("class_names")
-    if isinstance(names, list) and len(names) == model.output_shape[-1]:
-        return names
+def preset_class_names(class_names: Optional[Sequence[str]],
+                       model: keras.Model) -> Sequence[str]:
+    """A preset's class names: its metadata's (`PresetFiles.class_names`, one per output), else
+    CIFAR-10's for a 10-class model."""
+    if class_names is not None:
+        return class_names
     if model.output_shape[-1] == len(CLASS_NAMES):
         return CLASS_NAMES
     raise ModelError(f"the preset's metadata names no class for each of its "
@@ -94,7 +108,8 @@ def model_and_class_names(model: str) -> tuple[keras.Model, Sequence[str]]:
     """The Keras model of a preset (with its metadata's class names), at a `.keras` path or a
     run directory's `best.keras` (with the run's)."""
     if is_preset(model):
-        return _preset_network(model, _preset_metadata(model))
+        return _preset_network(preset_reading.read_preset(preset_files.preset_directory(model),
+                                                        model))
     return _keras_model_and_class_names(model)
 
 
@@ -109,12 +124,7 @@ def _keras_model_and_class_names(path: str) -> tuple[keras.Model, Sequence[str]]
             class_names_in(os.path.join(os.path.dirname(path), CLASS_NAMES_FILE)))
 
 
-def _preset_metadata(preset: str) -> dict[str, Any]:
-    return preset_files.read_preset_json(preset_files.preset_directory(preset), METADATA_FILE,
-                                         preset)
-
-
-def _preset_network(preset: str, metadata: dict[str, Any]) -> tuple[keras.Model, Sequence[str]]:
+def _preset_network(files: preset_reading.PresetFiles) -> tuple[keras.Model, Sequence[str]]:
     """A preset's network with its class names."""
-    network = load_preset(preset)
-    return network, preset_class_names(metadata, network)
+    network = load_preset_files(files)
+    return network, preset_class_names(files.class_names, network)

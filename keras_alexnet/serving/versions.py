@@ -7,6 +7,7 @@ import errno
 import os
 import shutil
 import socket
+import time
 from typing import Optional
 
 from keras_alexnet.errors import ExportError
@@ -14,15 +15,27 @@ from keras_alexnet.errors import ExportError
 STAGING_PREFIX = ".tmp-"  # + host-pid-random: an export being written, renamed when complete
 
 
-def remove_abandoned_staging(base: str) -> None:
+def remove_abandoned_staging(base: str, max_age: Optional[float] = None) -> None:
     """Removes the staging directories under `base` that a killed export left: those of a
-    process of this host that no longer runs."""
+    process of this host that no longer runs and, with `max_age`, those of another host (or of
+    no process) unchanged for more than `max_age` seconds."""
     for name in os.listdir(base):
-        owner = name[len(STAGING_PREFIX):].rsplit("-", 2) if name.startswith(STAGING_PREFIX) else []
-        if len(owner) != 3 or owner[0] != socket.gethostname() or not owner[1].isdigit():
+        if not name.startswith(STAGING_PREFIX):
             continue
-        if not _process_runs(int(owner[1])):
+        owner = name[len(STAGING_PREFIX):].rsplit("-", 2)
+        ours = len(owner) == 3 and owner[0] == socket.gethostname() and owner[1].isdigit()
+        if ours and _process_runs(int(owner[1])):
+            continue
+        if ours or (max_age is not None and _unchanged_for(os.path.join(base, name)) > max_age):
             shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+
+
+def _unchanged_for(path: str) -> float:
+    """Seconds since `path` last changed (0 when it is gone)."""
+    try:
+        return time.time() - os.lstat(path).st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def _process_runs(pid: int) -> bool:

@@ -18,40 +18,61 @@ keras_alexnet.errors.ModelError: config.json is not a regular file (/dev/zero)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import stat
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 from keras_alexnet.errors import KerasAlexNetError, ModelError
+from keras_alexnet.utils.image_files import NotARegularFile, open_regular_file
 
 MAX_JSON_BYTES = 1 << 20  # a preset's or run's JSON files are a few kB
 MAX_TEXT_BYTES = 1 << 20  # class names: 1 MiB holds 10,000 names of 100 characters
 MAX_JSON_DEPTH = 32  # the deepest the package writes is 4
 
 
+@contextlib.contextmanager
+def open_bounded(path: str, what: str, max_bytes: int,
+                 error: type[KerasAlexNetError] = ModelError) -> Iterator[BinaryIO]:
+    """The regular file at `path` opened for reading (`image_files.open_regular_file`), refused
+    as `error` (naming `what`) when it is missing, not a regular file (a FIFO, a device, a
+    directory) or over `max_bytes`; a reader must still stop at `max_bytes` (it may grow)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            file = stack.enter_context(open_regular_file(path))
+        except NotARegularFile as cause:
+            raise error(f"{what} is not a regular file ({path})") from cause
+        except FileNotFoundError as cause:
+            raise error(f"{what} is missing ({path})") from cause
+        except OSError as cause:
+            raise error(f"{what} cannot be read: {cause.strerror or cause}") from cause
+        size = os.fstat(file.fileno()).st_size
+        if size > max_bytes:
+            raise error(f"{what} is {size:,} bytes, over the {max_bytes:,} allowed")
+        yield file
+
+
 def read_bytes(path: str, what: str, max_bytes: int,
                error: type[KerasAlexNetError] = ModelError) -> bytes:
-    """The bytes of the regular file at `path`, refused as `error` (naming `what`) when it is
-    missing, not a regular file (a FIFO, a device, a directory) or over `max_bytes`."""
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer before fstat can refuse it.
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError as cause:
-        raise error(f"{what} is missing ({path})") from cause
-    except OSError as cause:
-        raise error(f"{what} cannot be read: {cause.strerror or cause}") from cause
-    status = os.fstat(descriptor)
-    if not stat.S_ISREG(status.st_mode):
-        os.close(descriptor)
-        raise error(f"{what} is not a regular file ({path})")
-    with os.fdopen(descriptor, "rb") as file:
-        if status.st_size > max_bytes:
-            raise error(f"{what} is {status.st_size:,} bytes, over the {max_bytes:,} allowed")
-        data = file.read(max_bytes + 1)  # the file may have grown since fstat
-    if len(data) > max_bytes:
+    """The bytes of the regular file at `path`, refused as `open_bounded` says."""
+    with open_bounded(path, what, max_bytes, error) as file:
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:  # the file grew since it was opened
         raise error(f"{what} is over the {max_bytes:,} bytes allowed")
     return data
+
+
+def copy_bounded(path: str, target: str, what: str, max_bytes: int,
+                 error: type[KerasAlexNetError] = ModelError) -> None:
+    """Copies the regular file at `path` to `target`, refused as `open_bounded` says (also when
+    it grows past `max_bytes` as it is copied)."""
+    left = max_bytes + 1  # one byte more tells a file that grew
+    with open_bounded(path, what, max_bytes, error) as source, open(target, "wb") as copy:
+        while block := source.read(min(1 << 20, left)):
+            left -= len(block)
+            if not left:
+                raise error(f"{what} is over the {max_bytes:,} bytes allowed")
+            copy.write(block)
 
 
 def read_text_file(path: str, what: str, max_bytes: int = MAX_TEXT_BYTES,

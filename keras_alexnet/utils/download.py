@@ -46,8 +46,9 @@ HUBS = {"hf": ("huggingface_hub", "snapshot_download", "repo_id"),
 
 def keras_cache_dir(kind: str) -> str:
     """The package's directory for `kind` (`presets`, `saved_models`) in Keras' cache:
-    `$KERAS_HOME/keras_alexnet/KIND`, `~/.keras/keras_alexnet/KIND` by default."""
-    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    `$KERAS_HOME/keras_alexnet/KIND`, `~/.keras/keras_alexnet/KIND` by default (also where
+    `KERAS_HOME` is empty: not the current directory)."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     return os.path.join(home, "keras_alexnet", kind)
 
 
