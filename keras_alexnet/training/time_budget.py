@@ -191,7 +191,7 @@ class BudgetKeeper(keras.callbacks.Callback):
         steps = _most_steps(lambda steps: self._seconds(step, steps, step_seconds) <= left,
                             self.max_steps - step)
         total = step + steps
-        if total == self.total_steps or (abs(total - self.total_steps) < max(2, 0.005 * total)
+        if total == self.total_steps or (abs(total - self.total_steps) < max(2, 0.01 * total)
                                          and total > step):
             return
         self.replans.append({"at_step": step, "end_step": total,
