@@ -7,8 +7,8 @@ its start to its exit, beside the host's measured float32 and bfloat16 matrix-pr
 One JSON line per run: the budget and the whole process's wall seconds (and their ratio: at most
 1.05 is the promise), the seconds to the SavedModel that metrics.json records, the test
 accuracy, the plan (recipe, epochs planned and trained, re-plans), the precision the probe chose
-with the rates it measured, and the peaks, the CPU model and the cores used. Not a test: the
-numbers are this machine's.
+with the rates it measured, the run's phases and its log lines, and the peaks, the CPU model and
+the cores used. Not a test: the numbers are this machine's.
 """
 
 from __future__ import annotations
@@ -52,9 +52,14 @@ def run_budget(budget: str, data_dir: str, prefix: tuple, extra: list[str]) -> d
             "test_accuracy": metrics["test_accuracy"],
             "test_accuracy_single_view": metrics["test_accuracy_single_view"],
             "plan": recorded["plan"], "trained_epochs": recorded["trained_epochs"],
-            "replans": len(recorded["replans"]), "mixed_precision": recorded["mixed_precision"],
+            "replans": recorded["replans"], "at_stop": recorded.get("at_stop"),
+            "mixed_precision": recorded["mixed_precision"],
             "measured_images_per_second": recorded["measured_images_per_second"],
-            "train_images_per_second": metrics.get("train_images_per_second")}
+            "train_images_per_second": metrics.get("train_images_per_second"),
+            "phase_seconds": {name: round(value, 1)
+                              for name, value in metrics["phase_seconds"].items()},
+            "log": [line for line in finished.stderr.splitlines()
+                    if line.startswith("keras-alexnet: ")]}
 
 
 def main(argv=None) -> None:

@@ -130,6 +130,8 @@ def run_torch_fast(args: argparse.Namespace, seed: int) -> dict:
                "--learning-rate", str(args.learning_rate or fast["learning_rate"])]
     if args.train_subset:
         command += ["--train-subset", str(args.train_subset)]
+    if args.torch_float32:
+        command += ["--float32"]
     start = time.perf_counter()
     lines = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     wall = time.perf_counter() - start
@@ -193,6 +195,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="run the recipe (seed or fast) in PyTorch instead")
     parser.add_argument("--side-by-side", action="store_true",
                         help="run each seed in keras_alexnet, then in PyTorch")
+    parser.add_argument("--torch-float32", action="store_true",
+                        help="PyTorch's fast recipe in float32 (default: bfloat16 autocast); "
+                             "run both on a new host and compare with its best")
     parser.add_argument("--torch-python", default=sys.executable,
                         help="an interpreter with PyTorch for --torch (default: this one)")
     parser.add_argument("--quick", action="store_true",

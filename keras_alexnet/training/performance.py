@@ -101,13 +101,14 @@ def find_accelerator() -> Accelerator:
 class PrecisionProbe:
     """What `mixed_precision="auto"` measures on a CPU: the run's network (`subject`: its
     arguments and batch size, the cache key), `measure(precision)` its training images/s, and
-    the images the run will train (a short run is not probed); `rates` holds the measured
-    images/s by precision once `choose` has run."""
+    the images the run will train (a short run is not probed); once `choose` has run, `rates`
+    holds the images/s by precision, measured now unless `cached`."""
 
     subject: dict
     measure: Callable[[str], float]
     train_images: int
     rates: dict = dataclasses.field(default_factory=dict)
+    cached: bool = False
 
     def choose(self) -> str:
         """The faster precision on this host, logged with the two rates."""
@@ -116,6 +117,7 @@ class PrecisionProbe:
         choice, rates, cached = host_probe.choose_precision(self.subject, self.measure,
                                                             usable_cores())
         self.rates.update(rates)
+        self.cached = cached
         logger.info("mixed_precision auto: %s, the faster on this CPU (%s, %d cores): float32 "
                     "%.0f, bfloat16 %.0f training images/s%s", choice, host_probe.cpu_model(),
                     usable_cores(), rates["float32"], rates["mixed_bfloat16"],

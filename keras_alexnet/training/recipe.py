@@ -144,11 +144,12 @@ def set_up_threads(config: TrainConfig) -> None:
 
 
 def measured_rate(config: TrainConfig) -> tuple[str, float]:
-    """The precision `config` trains in on this host and its measured training images/s there
-    (the probe's, measured now or cached)."""
+    """The precision `config` trains in on this host (the probe's choice, cached or measured)
+    and its training images/s measured now (what else runs on the machine counts too)."""
     probe = precision_probe(config, NUM_CLASSES, train_images=PROBE_MIN_IMAGES)
     precision = resolve(config, probe=probe).mixed_precision
-    return precision, probe.rates.get(precision) or probe.measure(precision)
+    fresh = {} if probe.cached else probe.rates
+    return precision, fresh.get(precision) or probe.measure(precision)
 
 
 def _train(config: TrainConfig, shard: ProcessShard, request: StopRequest,

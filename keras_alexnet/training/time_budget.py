@@ -42,7 +42,10 @@ AFTER_TRAINING_SECONDS = 12.0
 FIRST_EPOCH_SECONDS = 6.0
 SAFETY_SHARE = 0.015  # of the budget, kept back against what no estimate foresees
 WINDOW = 12  # recent steps that give the current speed
-EXTRA_EPOCHS_SHARE = 0.5  # a run may train this share more epochs than planned if it speeds up
+RECORDED_REPLANS = 20  # the last re-plans metrics.json keeps
+# `fit` is given this many times the planned epochs (and 2 more), so a run whose machine turns
+# out faster than its probe said trains on to the deadline.
+EXTRA_EPOCHS_FACTOR = 2
 CIFAR10_TRAIN_IMAGES, CIFAR10_TEST_IMAGES = 50_000, 10_000
 TEST_VIEWS = {"none": 1, "flip": 2, "ten_crop": 10}  # images the test classifies per test image
 # What a budgeted run takes from its config as given; the plan chooses the rest (the recipe).
@@ -149,6 +152,8 @@ class BudgetKeeper(keras.callbacks.Callback):
         self.epoch_gap = validation_images * EVAL_COST * seconds_per_image + 1.0
         self.total_steps = max_steps
         self.replans: list[dict[str, Any]] = []
+        self.at_stop: dict[str, float] = {}
+        self._after = 0.0
         self._epoch, self._last_end, self._last_step, self._traced = 0, None, 0, False
 
     def on_train_begin(self, logs=None):
@@ -173,17 +178,20 @@ class BudgetKeeper(keras.callbacks.Callback):
         self._replan(step, now)
         if step >= self.total_steps:
             self.model.stop_training = True
+            self.at_stop = {"seconds_left": round(self.deadline - now, 1),
+                            "kept_for_after_training": round(self._after, 1)}
 
     def _replan(self, step: int, now: float) -> None:
         """Moves the end of training to the last step that leaves time for the rest."""
         step_seconds = (sum(self.step_seconds) / len(self.step_seconds)
                         if len(self.step_seconds) >= 3 else self.estimate)
         after = after_training_seconds(step_seconds / self.batch_size, self.test_images, 1)
+        self._after = after + self.epoch_gap  # the last validation, then the test and the rest
         left = self.deadline - now - after
         steps = _most_steps(lambda steps: self._seconds(step, steps, step_seconds) <= left,
                             self.max_steps - step)
         total = step + steps
-        if total == self.total_steps or (abs(total - self.total_steps) < max(2, 0.005 * total)
+        if total == self.total_steps or (abs(total - self.total_steps) < max(2, 0.01 * total)
                                          and total > step):
             return
         self.replans.append({"at_step": step, "end_step": total,
@@ -202,10 +210,13 @@ class BudgetKeeper(keras.callbacks.Callback):
         return steps * step_seconds + ends * self.epoch_gap
 
     def summary(self) -> dict[str, Any]:
-        """The plan as it ended: the last step, its epochs and every re-plan."""
+        """The plan as it ended: the last step, its epochs, the re-plans (their count and the
+        last ones) and, when the budget stopped it, the seconds left then and those it kept for
+        the rest."""
         return {"trained_steps": self.total_steps,
                 "trained_epochs": round(self.total_steps / self.steps_per_epoch, 2),
-                "replans": self.replans}
+                "replans": len(self.replans), "last_replans": self.replans[-RECORDED_REPLANS:],
+                **({"at_stop": self.at_stop} if self.at_stop else {})}
 
 
 def _most_steps(fits: Callable[[int], bool], most: int) -> int:
@@ -274,7 +285,7 @@ def plan_budget(config: TrainConfig,
     values = RECIPES[plan.variant.recipe].values
     planned = TrainConfig.from_recipe(
         plan.variant.recipe, **plan.variant.values, **{**kept, "mixed_precision": precision},
-        epochs=math.ceil(plan.epochs * (1 + EXTRA_EPOCHS_SHARE)),
+        epochs=plan.epochs * EXTRA_EPOCHS_FACTOR + 2,
         warmup_epochs=values.get("warmup_epochs", 0.0) * plan.epochs / values["epochs"])
     deadline = time.perf_counter() - elapsed + budget * (1 - SAFETY_SHARE)
     logger.info("time budget %s from process start (%.0f s gone): %s at batch %d for %d epochs "
