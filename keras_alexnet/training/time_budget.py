@@ -41,6 +41,8 @@ EVAL_COST = 0.35
 AFTER_TRAINING_SECONDS = 30.0
 # Seconds of the first epoch beside its steps: tracing the train and validation functions.
 FIRST_EPOCH_SECONDS = 6.0
+# A process this old when the plan is made is named in a budget's refusal (a notebook's kernel).
+LATE_START_SECONDS = 60.0
 SAFETY_SHARE = 0.015  # of the budget, kept back against what no estimate foresees
 WINDOW = 12  # recent steps that give the current speed
 RECORDED_REPLANS = 20  # the last re-plans metrics.json keeps
@@ -105,9 +107,11 @@ def plan_run(budget: float, elapsed: float, seconds_per_image: float, train_imag
     if not candidates:
         smallest = smallest_budget(elapsed, seconds_per_image, train_images, eval_images,
                                    test_views)
+        started = (f" (it counts from the process's start, {_minutes(elapsed)} ago)"
+                   if elapsed >= LATE_START_SECONDS else "")
         raise ConfigError(f"a time budget of {_minutes(budget)} is too small for one epoch on "
                           f"this machine; the smallest that works here is about "
-                          f"{_minutes(math.ceil(smallest))}")
+                          f"{_minutes(math.ceil(smallest))}{started}")
     return max(candidates, key=lambda plan: (plan.predicted_accuracy or 0.0,
                                              -plan.variant.relative_step_cost))
 
@@ -272,7 +276,9 @@ def plan_budget(config: TrainConfig,
     """The config a run with `config.time_budget` trains, and its plan: `measure_rate(config)`
     gives the precision and training images/s of the cheapest variant's network on this host.
     `config` is the seed's (any frontier recipe may be chosen) or a frontier recipe's (only it),
-    with run settings of its own; a recipe value given is refused: the plan chooses them."""
+    with run settings of its own; a recipe value given is refused: the plan chooses them. A run
+    on fewer training images than the frontier's (a `train_subset`, a larger `validation_size`)
+    is planned on the cheapest variant, with no accuracy predicted."""
     if config.dataset != CIFAR10 or config.distribution == "multi_host":
         raise ConfigError("time_budget plans CIFAR-10 runs of one process (its frontier was "
                           "measured there)")
@@ -283,9 +289,14 @@ def plan_budget(config: TrainConfig,
     budget, elapsed = config.time_budget_seconds, process_age()
     train_images = min(cheapest.train_subset or CIFAR10_TRAIN_IMAGES,
                        CIFAR10_TRAIN_IMAGES - cheapest.validation_size)
+    measured = train_images >= CIFAR10_TRAIN_IMAGES - TrainConfig.from_recipe(
+        variants[0].recipe).validation_size
+    if not measured:  # the frontier's accuracies are those of the whole training split
+        variants = variants[:1]
     plan = plan_run(budget, elapsed, 1 / rate, train_images,
                     (cheapest.validation_size, CIFAR10_TEST_IMAGES),
                     TEST_VIEWS[cheapest.test_time_augmentation], variants)
+    plan = plan if measured else dataclasses.replace(plan, predicted_accuracy=None)
     values = RECIPES[plan.variant.recipe].values
     planned = TrainConfig.from_recipe(
         plan.variant.recipe, **plan.variant.values, **{**kept, "mixed_precision": precision},
