@@ -282,6 +282,9 @@ def plan_budget(config: TrainConfig,
     if config.dataset != CIFAR10 or config.distribution == "multi_host":
         raise ConfigError("time_budget plans CIFAR-10 runs of one process (its frontier was "
                           "measured there)")
+    if config.deterministic:
+        raise ConfigError("time_budget stops training at the step the clock allows, so a run "
+                          "with it cannot be deterministic; leave out one of them")
     recipe, kept = _budget_recipe(config)
     variants = [variant for variant in frontier() if recipe in ("seed", variant.recipe)]
     cheapest = TrainConfig.from_recipe(variants[0].recipe, **variants[0].values, **kept)
