@@ -3,10 +3,12 @@ and per network, a changed host probing again, a damaged cache ignored; and `res
 taking the probe's choice for a run long enough to pay for it."""
 
 import json
+import os
+import platform
 
 import pytest
 
-from keras_alexnet.config import TrainConfig
+from keras_alexnet.config import TrainConfig, choices
 from keras_alexnet.training import host_probe, performance
 from keras_alexnet.training.performance import Accelerator, PrecisionProbe, resolve
 
@@ -112,3 +114,93 @@ def test_train_step_rate_times_the_model_it_is_given():
     model = Slow([keras.Input((2, 2, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
     rate = host_probe.train_step_rate(model, batch_size=64, num_classes=10, steps=2)
     assert 64 / 0.3 < rate < 64 / 0.2
+
+
+@pytest.mark.parametrize("rate", ["Infinity", "NaN", "true", "1e400", "0"])
+def test_a_cached_rate_that_is_no_speed_is_measured_again(tmp_path, rate):
+    """A rate in the cache that is not a positive finite number (hand-edited, or written by
+    another tool) is not believed: the host is measured again."""
+    path = tmp_path / "probes.json"
+    key = host_probe.probe_key(host_probe.host_fingerprint(2), SUBJECT)
+    path.write_text(f'{{"{key}": {{"images_per_second": {{"float32": {rate}, '
+                    f'"mixed_bfloat16": 5.0}}}}}}')
+    measure = Measured(2.0, 1.0)
+    assert host_probe.choose_precision(SUBJECT, measure, 2, str(path)) == (
+        "float32", {"float32": 2.0, "mixed_bfloat16": 1.0}, False)
+    assert sorted(measure.calls) == ["float32", "mixed_bfloat16"]
+
+
+def no_cache_here(tmp_path):
+    """A cache path where no cache can be: under a regular file."""
+    (tmp_path / "file").write_text("")
+    return tmp_path / "file" / "keras_alexnet" / "probes.json"
+
+
+def fifo(tmp_path):
+    os.mkfifo(tmp_path / "probes.json")
+    return tmp_path / "probes.json"
+
+
+def link_to_dev_zero(tmp_path):
+    os.symlink("/dev/zero", tmp_path / "probes.json")
+    return tmp_path / "probes.json"
+
+
+def directory(tmp_path):
+    (tmp_path / "probes.json").mkdir()
+    return tmp_path / "probes.json"
+
+
+def sparse_2_gb(tmp_path):
+    with open(tmp_path / "probes.json", "wb") as file:
+        file.truncate(2 << 30)
+    return tmp_path / "probes.json"
+
+
+@pytest.mark.parametrize("cache", [no_cache_here, fifo, link_to_dev_zero, directory, sparse_2_gb])
+def test_a_cache_that_is_no_json_file_only_means_probing(tmp_path, cache, caplog):
+    """The probe still chooses; a cache that cannot be read is replaced by a good one where it
+    can, and one that cannot be written is left as it was, with no staging file beside it."""
+    path = cache(tmp_path)
+    measure = Measured(1.0, 3.0)
+    assert host_probe.choose_precision(SUBJECT, measure, 2, str(path))[:2] == (
+        "mixed_bfloat16", measure.rates)
+    assert "probing again" in caplog.text or "cannot be written" in caplog.text
+    if cache in (directory, no_cache_here):
+        assert not path.is_file()
+        assert [name for name in os.listdir(tmp_path) if ".tmp-" in name] == []
+    else:  # the damaged cache replaced: a second run reads it
+        assert host_probe.choose_precision(SUBJECT, Measured(9.0, 1.0), 2, str(path)) == (
+            "mixed_bfloat16", measure.rates, True)
+    if cache is link_to_dev_zero:
+        assert os.path.exists("/dev/zero") and not os.path.islink(path)
+
+
+@pytest.mark.parametrize("setting, home", [
+    ("/var/cache/me", "/var/cache/me"), ("", None), ("relative/cache", None), (None, None),
+])
+def test_the_cache_folder_ignores_an_empty_or_relative_xdg_cache_home(monkeypatch, setting,
+                                                                       home):
+    """As the XDG spec says: a relative `XDG_CACHE_HOME` would put the cache in whatever folder
+    the run starts in."""
+    if setting is None:
+        monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    else:
+        monkeypatch.setenv("XDG_CACHE_HOME", setting)
+    monkeypatch.setenv("HOME", "/home/someone")
+    assert choices.cache_home() == (home or "/home/someone/.cache")
+
+
+def test_the_cpu_model_of_unusual_cpuinfo(tmp_path):
+    """Empty, binary, colon-only or several-model `cpuinfo` files still name a model: the last
+    processor's, else the machine's architecture."""
+    cpuinfo = tmp_path / "cpuinfo"
+    machine = platform.machine()
+    for text, model in [
+        (b"", f"{machine} (?/?/?)"),
+        (b"no colon here\n\xff\x00:\x01::\n:\n", f"{machine} (?/?/?)"),
+        (b"model name: A\ncpu family: 6\nmodel name: B\nmodel: 1\nstepping: 0\n", "B (6/1/0)"),
+    ]:
+        cpuinfo.write_bytes(text)
+        assert host_probe.cpu_model(str(cpuinfo)) == model
+    assert host_probe.cpu_model(str(tmp_path)) == (platform.processor() or machine)

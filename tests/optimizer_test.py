@@ -198,3 +198,58 @@ def test_a_linear_run_warms_up_over_its_warmup_epochs_and_ends_at_zero():
     assert (schedule.peak, schedule.total_steps, schedule.warmup_steps) == (0.2, 40, 15)
     with pytest.raises(ValueError, match="warmup_steps must be in"):
         LinearWarmupDecay(peak=0.1, total_steps=10, warmup_steps=10)
+
+
+def built_plan(schedule):
+    """`schedule` in a built `TorchSGD` of a one-layer model: its plan variables made."""
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=TorchSGD(learning_rate=schedule), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+@pytest.mark.parametrize("replannable", [False, True])
+def test_replan_refuses_a_schedule_without_a_plan(replannable):
+    """A schedule made without `replannable=True`, or not yet built into its optimizer, has no
+    plan to move: `replan` says so instead of failing inside."""
+    schedule = LinearWarmupDecay(peak=0.1, total_steps=100, warmup_steps=10,
+                                 replannable=replannable)
+    with pytest.raises(ValueError, match="replan needs replannable=True"):
+        schedule.replan(5, 50)
+    if not replannable:
+        built_plan(schedule)
+        with pytest.raises(ValueError, match="replan needs replannable=True"):
+            schedule.replan(5, 50)
+
+
+@pytest.mark.parametrize("warmup", [0, 4])
+def test_a_replan_to_an_end_already_passed_ends_at_the_next_step(warmup):
+    """Moving the end to or before the current step (a deadline already reached) keeps this
+    step's rate and reaches 0 at the next one, never a negative or rising rate."""
+    schedule = LinearWarmupDecay(peak=0.1, total_steps=100, warmup_steps=warmup,
+                                 replannable=True)
+    built_plan(schedule)
+    rate = triangle(10, 0.1, 100, warmup)
+    schedule.replan(10, 3)
+    got = [float(schedule(step)) for step in (10, 11, 12, 50)]
+    np.testing.assert_allclose(got, [rate, 0.0, 0.0, 0.0], atol=1e-7)
+
+
+def test_a_budgeted_model_reloads_with_its_replanned_schedule(tmp_path):
+    """`best.keras` of a budgeted run: `load_model` rebuilds the re-plannable schedule, its plan
+    variables among the optimizer's (the count matches), holding the re-planned end."""
+    schedule = LinearWarmupDecay(peak=0.1, total_steps=100, warmup_steps=0, replannable=True)
+    model = built_plan(schedule)
+    model.fit(np.ones((4, 2)), np.ones((4, 1)), batch_size=4, epochs=2, verbose=0)
+    schedule.replan(2, 40)
+    path = str(tmp_path / "best.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    rebuilt = loaded.optimizer.learning_rate_schedule
+    assert rebuilt.get_config() == {"peak": 0.1, "total_steps": 100, "warmup_steps": 0,
+                                    "replannable": True}
+    assert len(loaded.optimizer.variables) == len(model.optimizer.variables)
+    assert [float(variable) for variable in rebuilt.plan] == [0.0, 2.0, pytest.approx(0.098), 40.0]
+    want = [0.098 * (40 - step) / 38 for step in (2, 20, 39)] + [0.0]
+    np.testing.assert_allclose([float(rebuilt(step)) for step in (2, 20, 39, 40)], want,
+                               rtol=1e-5, atol=1e-7)

@@ -23,7 +23,8 @@ LONG = FrontierVariant("long", "long", {"batch_size": 256}, 2.0, ((30, 91.0),))
 
 @pytest.mark.parametrize("text, seconds", [
     ("20m", 1200), ("1h30m", 5400), ("90s", 90), ("1h", 3600), (8, 480), (2.5, 150),
-    ("8", 480), (" 1H 5M ", 3900), ("2min", 120), ("1m30s", 90),
+    ("8", 480), (" 1H 5M ", 3900), ("2min", 120), ("1m30s", 90), (".5m", 30), ("5.m", 300),
+    ("１０m", 600),  # full-width digits, as float() reads them
 ])
 def test_budgets_parse_as_minutes_or_durations(text, seconds):
     assert parse_time_budget(text) == seconds
@@ -36,6 +37,14 @@ def test_bad_budgets_are_one_line(text):
         parse_time_budget(text)
     with pytest.raises(ConfigError, match="time_budget"):
         TrainConfig(time_budget=text)
+
+
+@pytest.mark.parametrize("value", [10**5000, 10**400, "1" * 400, "9" * 5000 + "m"],
+                         ids=["int-5001-digits", "int-401-digits", "text-400", "text-5001m"])
+def test_a_huge_budget_is_refused_in_one_short_line(value):
+    with pytest.raises(ConfigError, match="at most a week") as refused:
+        parse_time_budget(value)
+    assert len(str(refused.value)) < 160 and "\n" not in str(refused.value)
 
 
 def test_the_frontier_interpolates_in_log_epochs_and_holds_past_its_last_point():
@@ -86,6 +95,54 @@ def test_too_small_a_budget_names_the_smallest_that_works_here():
     with pytest.raises(ConfigError, match=rf"smallest that works here is about "
                                           rf"{math.ceil(smallest) // 60} min"):
         plan_run(smallest - 1, 25, rate, 48_000, (2_000, 10_000), 2, (FAST, LONG))
+
+
+def test_too_small_a_budget_says_when_it_began_counting():
+    """A budget counts from the process's start: a refusal in an old process (a notebook's
+    kernel) says how long ago that was."""
+    # By hand: 2,300 s gone, 6 s of tracing, an epoch of (48,000 + 0.35 × 2,000) / 600 s, the
+    # test's 0.35 × 20,000 / 600 s and 30 s after it, all over 0.985: 2,465.8 s.
+    smallest = math.ceil(smallest_budget(2300, 1 / 600, 48_000, (2_000, 10_000), 2))
+    assert divmod(smallest, 60) == (41, 6)
+    with pytest.raises(ConfigError, match=r"about 41 min 6 s \(it counts from the process's "
+                                          r"start, 38 min 20 s ago\)$"):
+        plan_run(1200, 2300, 1 / 600, 48_000, (2_000, 10_000), 2, (FAST, LONG))
+    with pytest.raises(ConfigError) as fresh:
+        plan_run(10, 20, 1 / 600, 48_000, (2_000, 10_000), 2, (FAST, LONG))
+    assert str(fresh.value).endswith("about 2 min 32 s")
+
+
+@pytest.mark.parametrize("subset", [{"train_subset": 1}, {"train_subset": 40_000},
+                                    {"validation_size": 49_999}])
+def test_a_run_on_fewer_images_than_the_frontier_plans_the_cheapest_and_predicts_nothing(
+        monkeypatch, subset):
+    """The frontier's accuracies are those of 48,000 training images: a run on fewer is not
+    promised them, nor sent to a costlier recipe for them."""
+    monkeypatch.setattr(time_budget, "process_age", lambda: 0.0)
+    rate = lambda config: ("float32", 2000.0)  # noqa: E731
+    whole, _ = time_budget.plan_budget(TrainConfig(time_budget="3h"), rate)
+    assert whole.width_multiplier == 0.75  # 3 hours buy the wider recipe's measured epochs
+    planned, run = time_budget.plan_budget(TrainConfig(time_budget="3h", **subset), rate)
+    assert run.plan.variant.recipe == "fast" and run.plan.predicted_accuracy is None
+    assert planned.width_multiplier == 0.5 and run.plan.summary()["predicted_test_accuracy"] is None
+
+
+def test_resuming_a_budgeted_run_is_refused_in_one_line(tmp_path, monkeypatch, run_cli_here):
+    """A budget's deadline counts from the run's first start, so `--resume` cannot keep it: the
+    refusal names the budget (not the planned values the user never gave), writing nothing."""
+    monkeypatch.setattr(time_budget, "process_age", lambda: 0.0)
+    planned, _ = time_budget.plan_budget(TrainConfig(time_budget="20m"),
+                                         lambda config: ("float32", 2000.0))
+    run_dir = tmp_path / "run"
+    (run_dir / "backup").mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps(planned.to_dict()))
+    before = sorted(os.listdir(run_dir))
+    resumed = run_cli_here("train", "--resume", run_dir)
+    assert resumed.returncode == 2 and resumed.stdout == ""
+    assert resumed.stderr == (f"keras-alexnet: error: {run_dir} ran with a time budget, counted "
+                              f"from its start: it cannot resume; train it again with "
+                              f"--time-budget and --overwrite\n")
+    assert sorted(os.listdir(run_dir)) == before and os.listdir(run_dir / "backup") == []
 
 
 class Clock:
@@ -167,6 +224,11 @@ def test_a_machine_that_speeds_up_trains_more_steps_up_to_fits_epochs():
                           clock=clock)
     steps, _ = simulate(keeper, spe, 6, lambda step: 0.5)
     assert steps == spe * 6  # the epochs fit was given bound it
+
+
+def test_a_budget_is_not_deterministic():
+    with pytest.raises(ConfigError, match="cannot be deterministic"):
+        time_budget.plan_budget(TrainConfig(time_budget="8m", deterministic=True), None)
 
 
 def test_a_budget_chooses_the_recipe_values_itself():

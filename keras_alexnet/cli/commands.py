@@ -94,6 +94,9 @@ def _resumed_config(run_dir: str) -> TrainConfig:
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
     if not isinstance(values, dict) or not fields & set(values):
         raise UserError(f"{path} does not hold a TrainConfig")
+    if values.get("time_budget") is not None:
+        raise UserError(f"{run_dir} ran with a time budget, counted from its start: it cannot "
+                        f"resume; train it again with --time-budget and --overwrite")
     missing = sorted(fields - set(values) - {"output_dir", "overwrite"})
     if missing:
         print(f"{PROG}: {path} lacks {', '.join(missing)}: their defaults are used",

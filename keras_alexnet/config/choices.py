@@ -41,6 +41,13 @@ CONV1_STRIDES = (1, 2)
 EXPORT_FORMATS = ("savedmodel", "litert", "onnx")  # `keras-alexnet export --format`
 QUANTIZATIONS = ("int8",)  # `--quantize`, LiteRT only
 FILE_EXTENSIONS = {"litert": ".tflite", "onnx": ".onnx"}  # the formats written as one file
-DEFAULT_COMPILATION_CACHE = os.path.join(
-    os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-    "keras_alexnet", "jax")
+
+
+def cache_home() -> str:
+    """The user's cache folder: `$XDG_CACHE_HOME` when it is an absolute path (the XDG spec
+    ignores an empty or relative one), else `~/.cache`."""
+    home = os.environ.get("XDG_CACHE_HOME", "")
+    return home if os.path.isabs(home) else os.path.join(os.path.expanduser("~"), ".cache")
+
+
+DEFAULT_COMPILATION_CACHE = os.path.join(cache_home(), "keras_alexnet", "jax")

@@ -15,12 +15,16 @@ import json
 import math
 import os
 import re
+import reprlib
 from typing import Any, Optional, Union
 
 from keras_alexnet.errors import ConfigError
 
 FRONTIER_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "frontier.json")
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?:in)?)?(?:(\d+(?:\.\d+)?)s)?")
+_NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"  # as `float` reads them: `5`, `2.5`, `5.`, `.5`
+_DURATION_EXPECTED = ("TrainConfig.time_budget must be minutes or a duration such as '20m' or "
+                      "'1h30m'")
+_DURATION = re.compile(rf"(?:{_NUMBER}h)?(?:{_NUMBER}m(?:in)?)?(?:{_NUMBER}s)?")
 
 
 def parse_time_budget(value: Union[str, float, int]) -> float:
@@ -33,22 +37,32 @@ def parse_time_budget(value: Union[str, float, int]) -> float:
     (5400.0, 480.0, 150.0)
     """
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ConfigError(f"TrainConfig.time_budget must be minutes or a duration such as '20m' "
-                          f"or '1h30m', got {value!r}")
-    text = str(value).strip().lower().replace(" ", "")
-    try:
-        seconds = float(text) * 60
-    except ValueError:
-        match = _DURATION.fullmatch(text)
-        if not text or not match or not any(match.groups()):
-            raise ConfigError(f"TrainConfig.time_budget must be minutes or a duration such as "
-                              f"'20m' or '1h30m', got {value!r}") from None
-        hours, minutes, secs = (float(group or 0) for group in match.groups())
-        seconds = hours * 3600 + minutes * 60 + secs
-    if not math.isfinite(seconds) or not 0 < seconds <= 7 * 24 * 3600:
+        raise ConfigError(f"{_DURATION_EXPECTED}, got {_shown(value)}")
+    seconds = _seconds(value) if isinstance(value, str) else value * 60
+    if not 0 < seconds <= 7 * 24 * 3600:  # NaN too
         raise ConfigError(f"TrainConfig.time_budget must be more than 0 and at most a week, got "
-                          f"{value!r}")
-    return seconds
+                          f"{_shown(value)}")
+    return float(seconds)
+
+
+def _seconds(text: str) -> float:
+    """The seconds of a budget's text: minutes, or a duration of hours, minutes and seconds."""
+    compact = text.strip().lower().replace(" ", "")
+    try:
+        return float(compact) * 60
+    except ValueError:
+        match = _DURATION.fullmatch(compact)
+        if not compact or not match or not any(match.groups()):
+            raise ConfigError(f"{_DURATION_EXPECTED}, got {_shown(text)}") from None
+        hours, minutes, secs = (float(group or 0) for group in match.groups())
+        return hours * 3600 + minutes * 60 + secs
+
+
+def _shown(value: Any) -> str:
+    """`value` shortened for a one-line error (an integer too long to print: its digits)."""
+    if isinstance(value, int) and value.bit_length() > 1000:
+        return f"an integer of {math.floor(value.bit_length() * math.log10(2))}+ digits"
+    return reprlib.repr(value)
 
 
 @dataclasses.dataclass(frozen=True)

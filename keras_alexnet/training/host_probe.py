@@ -17,6 +17,7 @@ import datetime
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import time
@@ -85,7 +86,8 @@ def cached_rates(key: str, path: str = DEFAULT_CACHE) -> Optional[dict[str, floa
         return None
     rates = entry.get("images_per_second")
     if (not isinstance(rates, dict) or set(rates) != set(CPU_PRECISIONS)
-            or not all(isinstance(value, (int, float)) and value > 0 for value in rates.values())):
+            or not all(isinstance(value, (int, float)) and not isinstance(value, bool)
+                       and 0 < value < math.inf for value in rates.values())):
         return None
     return {precision: float(value) for precision, value in rates.items()}
 

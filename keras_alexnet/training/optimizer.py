@@ -154,7 +154,12 @@ class LinearWarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     def replan(self, step: int, total_steps: int) -> None:
         """Moves the end of the descent to `total_steps`. After the warm-up, the rate goes
         straight from its value at `step` to 0 there; during it, the warm-up keeps its share of
-        the run (ending after `step`) and the descent starts from `peak` at its end."""
+        the run (ending after `step`) and the descent starts from `peak` at its end. Raises
+        `ValueError` for a schedule made without `replannable=True`, or before its optimizer
+        built the plan."""
+        if not self.replannable or self.plan is None:
+            raise ValueError("LinearWarmupDecay.replan needs replannable=True and the plan its "
+                             "TorchSGD makes when it is built (the first step, or build())")
         warmup_end, start, _, end = (float(variable) for variable in self.plan)
         if step < warmup_end:
             share = warmup_end / end

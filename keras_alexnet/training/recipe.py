@@ -199,8 +199,9 @@ def _train(config: TrainConfig, shard: ProcessShard, request: StopRequest,
     request.enter("after training, while exporting")
     export_dir = export_or_save(model, config, data.class_names) if config.export else None
     clock.lap("export")
-    if budget:  # the whole run's time, from process start to the SavedModel
-        metrics["time_budget"]["seconds"] = round(process_age(), 1)
+    if budget:  # the whole run's time, from process start to the SavedModel, and its phases
+        metrics["time_budget"].update(seconds=round(process_age(), 1), phase_seconds={
+            name: round(value, 1) for name, value in clock.seconds.items()})
         write_json(os.path.join(config.output_dir, METRICS), metrics)
     remove_backup(config.output_dir)  # the run is complete
     return TrainResult(model, history, metrics, config.output_dir, export_dir,

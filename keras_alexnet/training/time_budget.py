@@ -35,11 +35,14 @@ logger = logging.getLogger(__name__)
 
 # An inference image's time against a training image's (the forward pass alone, no update).
 EVAL_COST = 0.35
-# Seconds after training beside the test's images: drawing the figures, tracing the test and
-# writing the SavedModel (2–8 s measured on a 2-core CPU; kept generous).
-AFTER_TRAINING_SECONDS = 12.0
+# Seconds after training beside the test's images: the last epoch's backup, the figures, the
+# SavedModel's two traced signatures and the process's exit (28 s measured for `fast` on a
+# 2-core AMD EPYC beside other work, 2026-12-08).
+AFTER_TRAINING_SECONDS = 30.0
 # Seconds of the first epoch beside its steps: tracing the train and validation functions.
 FIRST_EPOCH_SECONDS = 6.0
+# A process this old when the plan is made is named in a budget's refusal (a notebook's kernel).
+LATE_START_SECONDS = 60.0
 SAFETY_SHARE = 0.015  # of the budget, kept back against what no estimate foresees
 WINDOW = 12  # recent steps that give the current speed
 RECORDED_REPLANS = 20  # the last re-plans metrics.json keeps
@@ -104,9 +107,11 @@ def plan_run(budget: float, elapsed: float, seconds_per_image: float, train_imag
     if not candidates:
         smallest = smallest_budget(elapsed, seconds_per_image, train_images, eval_images,
                                    test_views)
+        started = (f" (it counts from the process's start, {_minutes(elapsed)} ago)"
+                   if elapsed >= LATE_START_SECONDS else "")
         raise ConfigError(f"a time budget of {_minutes(budget)} is too small for one epoch on "
                           f"this machine; the smallest that works here is about "
-                          f"{_minutes(math.ceil(smallest))}")
+                          f"{_minutes(math.ceil(smallest))}{started}")
     return max(candidates, key=lambda plan: (plan.predicted_accuracy or 0.0,
                                              -plan.variant.relative_step_cost))
 
@@ -191,8 +196,11 @@ class BudgetKeeper(keras.callbacks.Callback):
         steps = _most_steps(lambda steps: self._seconds(step, steps, step_seconds) <= left,
                             self.max_steps - step)
         total = step + steps
-        if total == self.total_steps or (abs(total - self.total_steps) < max(2, 0.01 * total)
-                                         and total > step):
+        # Far from the end, a move of under 1 % (or 2 steps) is the steps' noise; near it, every
+        # step counts, so that the rate reaches 0 where training stops.
+        near_end = min(total, self.total_steps) - step <= WINDOW
+        if total == self.total_steps or (not near_end
+                                         and abs(total - self.total_steps) < max(2, 0.01 * total)):
             return
         self.replans.append({"at_step": step, "end_step": total,
                              "seconds_per_step": round(step_seconds, 4),
@@ -268,10 +276,15 @@ def plan_budget(config: TrainConfig,
     """The config a run with `config.time_budget` trains, and its plan: `measure_rate(config)`
     gives the precision and training images/s of the cheapest variant's network on this host.
     `config` is the seed's (any frontier recipe may be chosen) or a frontier recipe's (only it),
-    with run settings of its own; a recipe value given is refused: the plan chooses them."""
+    with run settings of its own; a recipe value given is refused: the plan chooses them. A run
+    on fewer training images than the frontier's (a `train_subset`, a larger `validation_size`)
+    is planned on the cheapest variant, with no accuracy predicted."""
     if config.dataset != CIFAR10 or config.distribution == "multi_host":
         raise ConfigError("time_budget plans CIFAR-10 runs of one process (its frontier was "
                           "measured there)")
+    if config.deterministic:
+        raise ConfigError("time_budget stops training at the step the clock allows, so a run "
+                          "with it cannot be deterministic; leave out one of them")
     recipe, kept = _budget_recipe(config)
     variants = [variant for variant in frontier() if recipe in ("seed", variant.recipe)]
     cheapest = TrainConfig.from_recipe(variants[0].recipe, **variants[0].values, **kept)
@@ -279,9 +292,14 @@ def plan_budget(config: TrainConfig,
     budget, elapsed = config.time_budget_seconds, process_age()
     train_images = min(cheapest.train_subset or CIFAR10_TRAIN_IMAGES,
                        CIFAR10_TRAIN_IMAGES - cheapest.validation_size)
+    measured = train_images >= CIFAR10_TRAIN_IMAGES - TrainConfig.from_recipe(
+        variants[0].recipe).validation_size
+    if not measured:  # the frontier's accuracies are those of the whole training split
+        variants = variants[:1]
     plan = plan_run(budget, elapsed, 1 / rate, train_images,
                     (cheapest.validation_size, CIFAR10_TEST_IMAGES),
                     TEST_VIEWS[cheapest.test_time_augmentation], variants)
+    plan = plan if measured else dataclasses.replace(plan, predicted_accuracy=None)
     values = RECIPES[plan.variant.recipe].values
     planned = TrainConfig.from_recipe(
         plan.variant.recipe, **plan.variant.values, **{**kept, "mixed_precision": precision},
