@@ -71,11 +71,13 @@ def epoch_seconds(seconds_per_image, train=48_000, validation=2_000):
 
 def test_the_plan_spends_what_is_left_after_the_test_on_whole_epochs():
     rate = 1 / 370  # float32 on the Intel Xeon of docs/performance.md
-    plan = plan_run(480, 20, rate, 48_000, (2_000, 10_000), 2, (FAST, LONG))
+    # 580 s: 4 epochs fit in what is left before the test and the export, not 4 with them.
+    plan = plan_run(580, 20, rate, 48_000, (2_000, 10_000), 2, (FAST, LONG))
     after = 10_000 * 2 * rate * time_budget.EVAL_COST + time_budget.AFTER_TRAINING_SECONDS
-    left = 480 * (1 - time_budget.SAFETY_SHARE) - 20 - after - time_budget.FIRST_EPOCH_SECONDS
+    left = 580 * (1 - time_budget.SAFETY_SHARE) - 20 - time_budget.FIRST_EPOCH_SECONDS
     assert plan.variant is FAST
-    assert plan.epochs == int(left // epoch_seconds(rate)) == 3
+    assert int(left // epoch_seconds(rate)) == 4
+    assert plan.epochs == int((left - after) // epoch_seconds(rate)) == 3
     assert plan.predicted_accuracy == 77.0
 
 
@@ -164,11 +166,13 @@ def simulate(keeper, steps_per_epoch, epochs, step_seconds, gap=2.0):
     model.optimizer.build(model.trainable_variables)
     keeper.set_model(model)
     keeper.on_train_begin()
+    keeper.rates_used = []  # the learning rate each step trained with, as the plan stood then
     step = 0
     for epoch in range(epochs):
         keeper.on_epoch_begin(epoch)
         for batch in range(steps_per_epoch):
             keeper.on_train_batch_begin(batch)
+            keeper.rates_used.append(float(schedule(step)))
             keeper.clock.now += step_seconds(step)
             step += 1
             keeper.on_train_batch_end(batch)
@@ -212,8 +216,10 @@ def test_a_slowdown_is_replanned_so_the_run_still_ends_on_time():
     assert steps == keeper.total_steps < first_plan
     assert clock.now + after <= 150.0 + 0.6 * time_budget.WINDOW  # the window's lag at most
     assert float(schedule(steps)) == pytest.approx(0.0, abs=1e-7)
-    rates = [float(schedule(step)) for step in range(spe, steps + 1)]
-    assert all(a >= b for a, b in zip(rates, rates[1:]))  # never rises again after warm-up
+    # The rates the steps trained with never rise after the warm-up: each re-plan goes on from
+    # the rate reached.
+    rates = keeper.rates_used[spe:]
+    assert all(a >= b - 1e-7 for a, b in zip(rates, rates[1:]))
     assert any(replan["at_step"] > 200 for replan in keeper.replans)
 
 
