@@ -32,6 +32,11 @@ def test_the_local_path_finder_finds_each_kind():
     assert local_paths(b"keras-alexnet train --recipe long --data-dir DIR") == []
 
 
+# Building a wheel needs pip and setuptools in the environment (the stacks CI builds with uv have
+# neither): the main stack, which installs as the README says, runs these.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     """The wheel `pip wheel` builds from a copy of the checkout's sources (so the build leaves

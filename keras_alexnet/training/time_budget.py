@@ -11,7 +11,7 @@ Example:
 >>> plan = plan_run(budget=480, elapsed=20, seconds_per_image=1 / 600, train_images=48_000,
 ...                 eval_images=(2_000, 10_000), test_views=2)
 >>> plan.variant.name, plan.epochs
-('fast', 5)
+('fast', 4)
 """
 
 from __future__ import annotations
