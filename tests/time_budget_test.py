@@ -307,3 +307,17 @@ def test_a_budgeted_run_plans_replans_and_records_it(cifar_dir, tmp_path, monkey
     assert result.history["learning_rate"][-1] == pytest.approx(0.0, abs=1e-6)
     assert max(result.history["learning_rate"]) == pytest.approx(0.1, rel=0.25)
     assert np.isfinite(result.metrics["test_accuracy"])
+
+
+def test_an_end_planned_at_an_epoch_boundary_counts_that_epochs_validation():
+    """At the last step of an epoch its validation is still ahead: a step more costs two epoch
+    ends (that one and the next), so with 8 s left beside the 30 s after training the run stops
+    there. By hand: 1 s steps, 5 s epoch ends, 10 steps an epoch; step 20 ends at 25 s; its
+    validation ends at 30 s and the rest at 60 s; a 21st step would end at 66 s."""
+    clock = Clock()
+    keeper = BudgetKeeper(deadline=63.0, steps_per_epoch=10, max_steps=100,
+                          seconds_per_image=1.0 / 4, batch_size=4, test_images=0,
+                          validation_images=0, clock=clock)
+    steps, _ = simulate(keeper, 10, 10, lambda step: 1.0, gap=5.0)
+    assert steps == 20
+    assert clock.now + 5.0 + 30.0 <= 63.0  # its last validation, then the rest

@@ -211,10 +211,11 @@ class BudgetKeeper(keras.callbacks.Callback):
             reload_jax_state(self.model, lambda: schedule.replan(step, total))
 
     def _seconds(self, step: int, steps: int, step_seconds: float) -> float:
-        """The time `steps` more steps take after `step`, with each epoch end they cross (and
-        the validation after the last)."""
-        ends = max(1, math.ceil((step + steps) / self.steps_per_epoch)
-                   - step // self.steps_per_epoch)
+        """The time `steps` more steps take after `step`, with each epoch end still ahead: the
+        current epoch's (also when `step` is its last), those they cross, the validation after
+        the last."""
+        current = max(0, step - 1) // self.steps_per_epoch  # the epoch of the step just done
+        ends = max(1, math.ceil((step + steps) / self.steps_per_epoch) - current)
         return steps * step_seconds + ends * self.epoch_gap
 
     def summary(self) -> dict[str, Any]:
