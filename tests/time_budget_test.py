@@ -321,3 +321,28 @@ def test_an_end_planned_at_an_epoch_boundary_counts_that_epochs_validation():
     steps, _ = simulate(keeper, 10, 10, lambda step: 1.0, gap=5.0)
     assert steps == 20
     assert clock.now + 5.0 + 30.0 <= 63.0  # its last validation, then the rest
+
+
+def test_the_keeper_replans_the_schedule_under_a_loss_scale_optimizer():
+    """Under `mixed_float16`, Keras wraps the optimizer in a `LossScaleOptimizer`: the schedule
+    it wraps is still moved, so the rate reaches 0 at the step the budget stops."""
+    clock, spe = Clock(), 10
+    schedule = LinearWarmupDecay(0.1, spe * 10, spe, replannable=True)
+    optimizer = keras.optimizers.LossScaleOptimizer(TorchSGD(learning_rate=schedule))
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=optimizer, loss="mse")
+    optimizer.build(model.trainable_variables)
+    keeper = BudgetKeeper(deadline=60.0, steps_per_epoch=spe, max_steps=spe * 10,
+                          seconds_per_image=1.0 / 4, batch_size=4, test_images=0, clock=clock)
+    keeper.set_model(model)
+    keeper.on_train_begin()
+    keeper.on_epoch_begin(0)
+    for batch in range(spe):
+        keeper.on_train_batch_begin(batch)
+        clock.now += 1.0
+        keeper.on_train_batch_end(batch)
+    # By hand: at step 10 (10 s) the 30 s after training leave 20 s, 17 steps of 1 s and the
+    # three 1 s epoch ends they reach.
+    assert keeper.total_steps == 27
+    assert float(schedule(keeper.total_steps)) == pytest.approx(0.0, abs=1e-7)
+    assert float(schedule(keeper.total_steps - 1)) > 0

@@ -206,7 +206,9 @@ class BudgetKeeper(keras.callbacks.Callback):
                              "seconds_per_step": round(step_seconds, 4),
                              "seconds_left": round(self.deadline - now, 1)})
         self.total_steps = total
-        schedule = getattr(self.model.optimizer, "learning_rate_schedule", None)
+        optimizer = self.model.optimizer  # under mixed_float16, Keras' LossScaleOptimizer wraps it
+        schedule = getattr(getattr(optimizer, "inner_optimizer", optimizer),
+                           "learning_rate_schedule", None)
         if schedule is not None and getattr(schedule, "plan", None) is not None:
             reload_jax_state(self.model, lambda: schedule.replan(step, total))
 
