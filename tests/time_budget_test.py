@@ -346,3 +346,18 @@ def test_the_keeper_replans_the_schedule_under_a_loss_scale_optimizer():
     assert keeper.total_steps == 27
     assert float(schedule(keeper.total_steps)) == pytest.approx(0.0, abs=1e-7)
     assert float(schedule(keeper.total_steps - 1)) > 0
+
+
+@pytest.mark.parametrize("refused", [{"deterministic": True}, {"epochs": 3}])
+def test_a_refused_budget_leaves_the_process_thread_pools_alone(monkeypatch, refused):
+    """The thread pools (and op determinism) cannot be undone in a process: a budget refused
+    for its config sets neither."""
+    import keras_alexnet
+    from keras_alexnet.training import recipe
+
+    calls = []
+    monkeypatch.setattr(recipe, "make_tensorflow_deterministic", lambda: calls.append("det"))
+    monkeypatch.setattr(recipe, "use_cpu_threads", lambda threads: calls.append("threads"))
+    with pytest.raises(ConfigError):
+        keras_alexnet.train(time_budget="8m", **refused)
+    assert calls == []
