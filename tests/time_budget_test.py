@@ -313,3 +313,57 @@ def test_a_budgeted_run_plans_replans_and_records_it(cifar_dir, tmp_path, monkey
     assert result.history["learning_rate"][-1] == pytest.approx(0.0, abs=1e-6)
     assert max(result.history["learning_rate"]) == pytest.approx(0.1, rel=0.25)
     assert np.isfinite(result.metrics["test_accuracy"])
+
+
+def test_an_end_planned_at_an_epoch_boundary_counts_that_epochs_validation():
+    """At the last step of an epoch its validation is still ahead: a step more costs two epoch
+    ends (that one and the next), so with 8 s left beside the 30 s after training the run stops
+    there. By hand: 1 s steps, 5 s epoch ends, 10 steps an epoch; step 20 ends at 25 s; its
+    validation ends at 30 s and the rest at 60 s; a 21st step would end at 66 s."""
+    clock = Clock()
+    keeper = BudgetKeeper(deadline=63.0, steps_per_epoch=10, max_steps=100,
+                          seconds_per_image=1.0 / 4, batch_size=4, test_images=0,
+                          validation_images=0, clock=clock)
+    steps, _ = simulate(keeper, 10, 10, lambda step: 1.0, gap=5.0)
+    assert steps == 20
+    assert clock.now + 5.0 + 30.0 <= 63.0  # its last validation, then the rest
+
+
+def test_the_keeper_replans_the_schedule_under_a_loss_scale_optimizer():
+    """Under `mixed_float16`, Keras wraps the optimizer in a `LossScaleOptimizer`: the schedule
+    it wraps is still moved, so the rate reaches 0 at the step the budget stops."""
+    clock, spe = Clock(), 10
+    schedule = LinearWarmupDecay(0.1, spe * 10, spe, replannable=True)
+    optimizer = keras.optimizers.LossScaleOptimizer(TorchSGD(learning_rate=schedule))
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=optimizer, loss="mse")
+    optimizer.build(model.trainable_variables)
+    keeper = BudgetKeeper(deadline=60.0, steps_per_epoch=spe, max_steps=spe * 10,
+                          seconds_per_image=1.0 / 4, batch_size=4, test_images=0, clock=clock)
+    keeper.set_model(model)
+    keeper.on_train_begin()
+    keeper.on_epoch_begin(0)
+    for batch in range(spe):
+        keeper.on_train_batch_begin(batch)
+        clock.now += 1.0
+        keeper.on_train_batch_end(batch)
+    # By hand: at step 10 (10 s) the 30 s after training leave 20 s, 17 steps of 1 s and the
+    # three 1 s epoch ends they reach.
+    assert keeper.total_steps == 27
+    assert float(schedule(keeper.total_steps)) == pytest.approx(0.0, abs=1e-7)
+    assert float(schedule(keeper.total_steps - 1)) > 0
+
+
+@pytest.mark.parametrize("refused", [{"deterministic": True}, {"epochs": 3}])
+def test_a_refused_budget_leaves_the_process_thread_pools_alone(monkeypatch, refused):
+    """The thread pools (and op determinism) cannot be undone in a process: a budget refused
+    for its config sets neither."""
+    import keras_alexnet
+    from keras_alexnet.training import recipe
+
+    calls = []
+    monkeypatch.setattr(recipe, "make_tensorflow_deterministic", lambda: calls.append("det"))
+    monkeypatch.setattr(recipe, "use_cpu_threads", lambda threads: calls.append("threads"))
+    with pytest.raises(ConfigError):
+        keras_alexnet.train(time_budget="8m", **refused)
+    assert calls == []

@@ -64,7 +64,7 @@ def cached_saved_model(digest: str, export: Callable[[str], Any], what: str) -> 
         with atomic_path(os.path.join(staging, STAMP_FILE)) as path:
             with open(path, "w", encoding="utf-8") as file:
                 json.dump({"digest": digest, "files": _listing(staging)}, file, indent=1)
-        _publish(staging, entry, root)
+        _publish(staging, entry, root, digest)
     finally:
         _remove(staging)
     return os.path.join(entry, MODEL_NAME)
@@ -104,12 +104,12 @@ def _staging_name(root: str) -> str:
                               f"{uuid.uuid4().hex}")
 
 
-def _publish(staging: str, entry: str, root: str) -> None:
+def _publish(staging: str, entry: str, root: str, digest: str) -> None:
     """Renames the complete `staging` to `entry`, the damaged export there (if any) moved aside
-    first and removed; one another process published meanwhile is kept instead."""
+    first and removed; a sound one another process published meanwhile is kept instead."""
     aside = _staging_name(root)
     try:
-        if os.path.lexists(entry):
+        if os.path.lexists(entry) and damage(entry, digest) is not None:
             os.rename(entry, aside)
         os.rename(staging, entry)
     except OSError as error:

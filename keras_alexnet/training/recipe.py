@@ -125,7 +125,6 @@ def train(config: Optional[TrainConfig] = None, *, recipe: Optional[str] = None,
         budget = None
         if config.time_budget is not None:
             request.enter("while measuring this host for the time budget")
-            set_up_threads(config)
             config, budget = plan_budget(config, measured_rate)
         shard = join(config.distribution)
         request.reclaim()  # JAX's distributed runtime installs a SIGTERM handler of its own
@@ -145,7 +144,9 @@ def set_up_threads(config: TrainConfig) -> None:
 
 def measured_rate(config: TrainConfig) -> tuple[str, float]:
     """The precision `config` trains in on this host (the probe's choice, cached or measured)
-    and its training images/s measured now (what else runs on the machine counts too)."""
+    and its training images/s measured now (what else runs on the machine counts too), on the
+    run's thread pools, set here: once the budget's config was accepted."""
+    set_up_threads(config)
     probe = precision_probe(config, NUM_CLASSES, train_images=PROBE_MIN_IMAGES)
     precision = resolve(config, probe=probe).mixed_precision
     fresh = {} if probe.cached else probe.rates

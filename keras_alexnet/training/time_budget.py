@@ -206,15 +206,18 @@ class BudgetKeeper(keras.callbacks.Callback):
                              "seconds_per_step": round(step_seconds, 4),
                              "seconds_left": round(self.deadline - now, 1)})
         self.total_steps = total
-        schedule = getattr(self.model.optimizer, "learning_rate_schedule", None)
+        optimizer = self.model.optimizer  # under mixed_float16, Keras' LossScaleOptimizer wraps it
+        schedule = getattr(getattr(optimizer, "inner_optimizer", optimizer),
+                           "learning_rate_schedule", None)
         if schedule is not None and getattr(schedule, "plan", None) is not None:
             reload_jax_state(self.model, lambda: schedule.replan(step, total))
 
     def _seconds(self, step: int, steps: int, step_seconds: float) -> float:
-        """The time `steps` more steps take after `step`, with each epoch end they cross (and
-        the validation after the last)."""
-        ends = max(1, math.ceil((step + steps) / self.steps_per_epoch)
-                   - step // self.steps_per_epoch)
+        """The time `steps` more steps take after `step`, with each epoch end still ahead: the
+        current epoch's (also when `step` is its last), those they cross, the validation after
+        the last."""
+        current = max(0, step - 1) // self.steps_per_epoch  # the epoch of the step just done
+        ends = max(1, math.ceil((step + steps) / self.steps_per_epoch) - current)
         return steps * step_seconds + ends * self.epoch_gap
 
     def summary(self) -> dict[str, Any]:
