@@ -88,11 +88,26 @@ def affordable_epochs(seconds: float, seconds_per_image: float, train_images: in
 def plan_run(budget: float, elapsed: float, seconds_per_image: float, train_images: int,
              eval_images: tuple[int, int], test_views: int,
              variants: Optional[Sequence[FrontierVariant]] = None) -> Plan:
-    """The frontier variant and epochs with the best predicted accuracy in what is left of
-    `budget` (seconds from process start) after `elapsed`, at `seconds_per_image` for the
-    cheapest variant (the others cost their `relative_step_cost` times it); `eval_images` are
-    the validation and test images. Raises `ConfigError` naming the smallest budget that works
-    here when not even one epoch of the cheapest fits."""
+    """The frontier variant and epochs with the best predicted accuracy in what is left of a
+    budget.
+
+    Args:
+        budget: Seconds from process start to the SavedModel.
+        elapsed: Seconds of it already gone.
+        seconds_per_image: A training image's time for the cheapest variant here (the others
+            cost their `relative_step_cost` times it).
+        train_images: Images of one epoch.
+        eval_images: The validation and the test images.
+        test_views: Views the test classifies of each test image.
+        variants: The frontier's variants to choose from (default: all).
+
+    Returns:
+        The `Plan`.
+
+    Raises:
+        ConfigError: Not even one epoch of the cheapest fits; the line names the smallest
+            budget that works here.
+    """
     variants = tuple(variants or frontier())
     validation_images, test_images = eval_images
     candidates = []
@@ -130,7 +145,9 @@ class BudgetKeeper(keras.callbacks.Callback):
     """Ends training at the step that leaves the rest of the run (test, figures, export) time to
     finish by `deadline` (a `time.perf_counter()` value), re-planned from the recent steps'
     speed, and moves the learning-rate schedule's end there (`LinearWarmupDecay.replan`), so that
-    the rate reaches 0 at the last step even when the machine slows down or speeds up.
+    the rate reaches 0 at the last step even when the machine slows down or speeds up. With
+    several steps per execution (an accelerator's 32), it stops at the end of the execution that
+    reaches that step: up to 31 steps more, at a rate of 0.
 
     Args:
         deadline: When the whole run must be done, on `time.perf_counter()`'s clock.
