@@ -455,8 +455,10 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(data_dir, tmp_p
     assert line.startswith("keras-alexnet: error: cannot write (File too large)")
     written = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*")
                      if path.name != "model.keras")
+    # A failed export removes the model directory it made too (the saved-models base stays only
+    # where it was there before).
     assert written == (["run", "run/class_names.txt", "run/config.json"] if command == "train"
-                       else ["sm", "sm/alexnet_cifar10"])
+                       else [])
 
 
 @pytest.mark.parametrize("damage", ["cut mid-line", "a value too many", "not a number"])
