@@ -136,12 +136,13 @@ def resolve(config: TrainConfig, accelerator: Optional[Accelerator] = None,
     'float32'
     """
     accelerator = accelerator or find_accelerator()
+    augmentation = _augmentation(config)  # a refusal comes before the probe's seconds
     return Performance(
         mixed_precision=_precision(config.mixed_precision, accelerator, probe),
         jit_compile=_jit_compile(config),
         steps_per_execution=config.steps_per_execution or (
             1 if accelerator.kind == "cpu" else ACCELERATOR_STEPS_PER_EXECUTION),
-        augmentation=_augmentation(config),
+        augmentation=augmentation,
         accelerator=accelerator,
     )
 
