@@ -183,16 +183,16 @@ def test_a_cache_that_is_no_json_file_only_means_probing(tmp_path, cache, caplog
 @pytest.mark.parametrize("setting, home", [
     ("/var/cache/me", "/var/cache/me"), ("", None), ("relative/cache", None), (None, None),
 ])
-def test_the_cache_folder_ignores_an_empty_or_relative_xdg_cache_home(monkeypatch, setting,
-                                                                       home):
+def test_the_cache_folder_ignores_an_empty_or_relative_xdg_cache_home(monkeypatch, tmp_path,
+                                                                       setting, home):
     """As the XDG spec says: a relative `XDG_CACHE_HOME` would put the cache in whatever folder
     the run starts in."""
     if setting is None:
         monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     else:
         monkeypatch.setenv("XDG_CACHE_HOME", setting)
-    monkeypatch.setenv("HOME", "/home/someone")
-    assert choices.cache_home() == (home or "/home/someone/.cache")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert choices.cache_home() == (home or os.path.join(str(tmp_path), ".cache"))
 
 
 def test_the_cpu_model_of_unusual_cpuinfo(tmp_path):
