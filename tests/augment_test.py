@@ -127,6 +127,21 @@ def test_layers_round_trip_through_keras_serialization(name):
                                   expected)
 
 
+def test_a_saved_random_horizontal_flip_loads_as_keras_horizontal_flip():
+    """Models and checkpoints saved with the package's earlier flip layer still load: its config
+    (seed, no mode) becomes a horizontal-only `keras.layers.RandomFlip`."""
+    saved = {"module": None, "class_name": "RandomHorizontalFlip",
+             "registered_name": "keras_alexnet>RandomHorizontalFlip",
+             "config": {"name": "random_flip", "trainable": True, "dtype": "float32", "seed": 3}}
+    layer = keras.layers.deserialize(saved)
+    assert isinstance(layer, keras.layers.RandomFlip) and layer.seed == 3
+    images = np.random.default_rng(0).uniform(0, 255, (64, 8, 8, 3)).astype(np.float32)
+    out = keras.ops.convert_to_numpy(layer(images, training=True))
+    flipped = [np.array_equal(o, i[:, ::-1]) for o, i in zip(out, images)]
+    assert all(f or np.array_equal(o, i) for f, o, i in zip(flipped, out, images))
+    assert 10 < sum(flipped) < 54
+
+
 def test_take_pixels_indexes_each_image_with_its_own_rows_and_columns():
     images = np.arange(2 * 4 * 5 * 2, dtype=np.float32).reshape(2, 4, 5, 2)
     rows = np.array([[3, 0], [1, 1]])

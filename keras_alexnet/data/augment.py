@@ -3,9 +3,11 @@
 Every layer draws its random parameters per image, is written with `keras.ops` only (so it runs in a
 tf.data `map`, inside a compiled train step, and under XLA on any backend), and is the identity
 with `training=False` (what `predict` and `evaluate` pass). Called directly, like Keras' own random
-preprocessing layers, it augments. Crop and flip move pixels with one `take` over the flattened
-batch: per-image offsets (not `keras.layers.RandomCrop`'s one offset per batch), and, under XLA on a
-CPU, faster than `take_along_axis` or a `where` over a reversed copy.
+preprocessing layers, it augments. The crop moves pixels with one `take` over the flattened batch:
+per-image offsets (not `keras.layers.RandomCrop`'s one offset per batch), and, under XLA on a CPU,
+faster than `take_along_axis`. The flip is Keras' own `RandomFlip("horizontal")`, per image: under
+XLA on a CPU, 5.4 ms per 256 images against 10.6 ms for the same flip as a `take` (2-core AMD
+EPYC, TensorFlow 2.21, 2026-12-08).
 """
 
 from __future__ import annotations
@@ -137,43 +139,17 @@ class RandomPadCrop(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
-class RandomHorizontalFlip(keras.layers.Layer):
-    """Mirrors each image left–right with probability 0.5, drawn per image.
-
-    The seed's `RandomHorizontalFlip()`; the same as `keras.layers.RandomFlip("horizontal")`
-    (whose default, `"horizontal_and_vertical"`, would also flip upside down), in `keras.ops`.
+class RandomHorizontalFlip(keras.layers.RandomFlip):
+    """Deprecated: `keras.layers.RandomFlip("horizontal")`, which it is; kept so that the models
+    and checkpoints saved with it load (the augmentation now uses Keras' own layer).
 
     Args:
         seed: Seed of the random draws.
-
-    Example:
-
-    >>> flip = RandomHorizontalFlip(seed=0)
-    >>> tuple(flip(np.zeros((8, 32, 32, 3), "float32"), training=True).shape)
-    (8, 32, 32, 3)
     """
 
     def __init__(self, seed: Optional[int] = None, **kwargs):
-        super().__init__(**kwargs)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, images, training: bool = True):
-        if not training:
-            return images
-        batch = ops.shape(images)[0]
-        height, width = images.shape[1], images.shape[2]
-        flipped = keras.random.uniform((batch, 1), seed=self.seed_generator) < 0.5
-        columns = ops.arange(width)[None, :]
-        cols = ops.where(flipped, width - 1 - columns, columns)
-        rows = ops.broadcast_to(ops.arange(height)[None, :], (batch, height))
-        return take_pixels(images, rows, cols)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "seed": self.seed}
+        kwargs.pop("mode", None)
+        super().__init__(mode="horizontal", seed=seed, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
@@ -284,7 +260,7 @@ def build_augmentation(eigenvalues: Sequence[float], eigenvectors: Sequence[Sequ
         PCAColorJitter(eigenvalues, eigenvectors, stddev=pca_stddev, seed=derived(0),
                        name="pca_color_jitter"),
         RandomPadCrop(pad=pad, seed=derived(1), name="random_pad_crop"),
-        RandomHorizontalFlip(seed=derived(2), name="random_flip"),
+        keras.layers.RandomFlip("horizontal", seed=derived(2), name="random_flip"),
     ]
     if cutout:
         layers.append(Cutout(cutout, cutout_fill, seed=derived(3), name="cutout"))
