@@ -63,6 +63,12 @@ from keras_alexnet.serving.image_bytes import (
     DEFAULT_MAX_REQUEST_PIXELS,
     bound_request,
 )
+from keras_alexnet.serving.signatures import (
+    IMAGE_BYTES_INPUT,
+    IMAGE_BYTES_SIGNATURE,
+    IMAGES_INPUT,
+    SERVING_SIGNATURE,
+)
 from keras_alexnet.serving.versions import (
     STAGING_PREFIX,
     publish,
@@ -75,11 +81,6 @@ from keras_alexnet.utils.native_stderr import native_stderr_silenced
 logger = logging.getLogger(__name__)
 
 # The signature contract, which serving clients (`keras_alexnet.serving.client`) import from here.
-SERVING_SIGNATURE = "serving_default"
-IMAGE_BYTES_SIGNATURE = "classify_image_bytes"
-IMAGES_INPUT = "images"
-IMAGE_BYTES_INPUT = "image_bytes"
-OUTPUTS = ("probabilities", "class_id", "class_name")
 SERVING_CHUNK = 256  # images per model call in a signature: memory stays that of 256 images
 EXTRA_ASSETS = "assets.extra"  # files beside a SavedModel that TF Serving does not load
 
