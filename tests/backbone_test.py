@@ -15,8 +15,9 @@ from keras_alexnet.config import TrainConfig
 from keras_alexnet.config.choices import NETWORK_CATALOGUE, Network
 from keras_alexnet.errors import ConfigError
 from keras_alexnet.models.alexnet import AlexNet
-from keras_alexnet.models.backbone import AlexNetBackbone, eval_resize_side
+from keras_alexnet.models.backbone import eval_resize_side
 from keras_alexnet.models.build import load_preset
+from keras_alexnet.models.network import AlexNetNetwork as AlexNetBackbone
 from keras_alexnet.models.paper_alexnet import PaperAlexNet
 from keras_alexnet.training.fit_setup import network_arguments
 

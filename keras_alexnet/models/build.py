@@ -10,7 +10,8 @@ from typing import Optional
 import keras
 
 from keras_alexnet.config.choices import NETWORK_CATALOGUE
-from keras_alexnet.models.backbone import AlexNetBackbone
+from keras_alexnet.models.deprecation import rebuilding
+from keras_alexnet.models.network import AlexNetNetwork
 
 
 def network_class(name: str) -> type:
@@ -55,12 +56,13 @@ def build_model(variant: str = "cifar", **kwargs) -> keras.Model:
     if unknown:
         raise ValueError(f"the {variant} network ({network.__name__}) does not take "
                          f"{', '.join(unknown)}; it takes {', '.join(accepted)}")
-    return network(**kwargs)
+    with rebuilding():  # the package's own use of the one-model classes does not warn
+        return network(**kwargs)
 
 
 def load_preset(preset: str, sha256: Optional[str] = None,
                 dtype: Optional[str] = None) -> keras.Model:
-    """The trained network of a preset, whichever it is (`AlexNetBackbone.from_preset` with
+    """The trained network of a preset, whichever it is (`AlexNetNetwork.from_preset` with
     every network of `NETWORK_CATALOGUE` defined; `AlexNet.from_preset` takes only its own).
 
     Args:
@@ -79,4 +81,4 @@ def load_preset(preset: str, sha256: Optional[str] = None,
     """
     for name in NETWORK_CATALOGUE:
         network_class(name)  # each network's class defined, so that the backbone finds it
-    return AlexNetBackbone.from_preset(preset, sha256, dtype)
+    return AlexNetNetwork.from_preset(preset, sha256, dtype)

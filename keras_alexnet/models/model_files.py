@@ -14,7 +14,8 @@ from keras_alexnet.models.preset_files import declared_weights_floor
 # The modules whose classes a `.keras` file of this package names (networks, layers, augmentation,
 # initializers, optimizer, schedule, loss); importing them registers the classes with Keras.
 REGISTERING_MODULES = ("keras_alexnet.data.augment", "keras_alexnet.models.alexnet",
-                       "keras_alexnet.models.paper_alexnet", "keras_alexnet.training.losses",
+                       "keras_alexnet.models.paper_alexnet",
+                       "keras_alexnet.models.image_classifier", "keras_alexnet.training.losses",
                        "keras_alexnet.training.optimizer")
 
 
@@ -42,7 +43,8 @@ def load_keras_model(path: str) -> keras.Model:
 
 
 KERAS_MODEL_CLASSES = ("keras_alexnet>AlexNet", "keras_alexnet>PaperAlexNet",
-                       "keras_alexnet>AlexNetBackbone")
+                       "keras_alexnet>AlexNetNetwork", "keras_alexnet>AlexNetBackbone",
+                       "keras_alexnet>AlexNetImageClassifier")
 WEIGHTS_MEMBER = "model.weights.h5"  # in a .keras archive: the weights, float32
 
 
@@ -68,6 +70,9 @@ def check_keras_archive(path: str) -> None:
         raise ModelError(f"{path} is not a readable .keras model: {error}") from error
     if not isinstance(config, dict) or config.get("registered_name") not in KERAS_MODEL_CLASSES:
         return  # another Keras model: loaded as Keras loads it, in safe mode
+    if "num_classes" not in (config.get("config") or {}) and config.get(
+            "registered_name") == "keras_alexnet>AlexNetBackbone":
+        return  # a backbone alone: features, no head to size
     declared = declared_weights_floor(config.get("config"))
     if declared is None or 4 * declared > stored_bytes:
         raise ModelError(f"{path} declares a network larger than the weights it stores "
