@@ -60,3 +60,18 @@ def test_evaluate_ten_crop_warns_and_means_the_ten_crop_augmentation(monkeypatch
         model, data_dir=cifar_dir, test_time_augmentation="ten_crop"))
     assert messages == [] and modes == ["ten_crop", "ten_crop"]
     assert np.isfinite(evaluate_module.evaluate(model, data_dir=cifar_dir)["test_loss"])
+
+
+def test_the_module_level_save_to_preset_warns_naming_the_method_and_still_saves(tmp_path):
+    import keras_alexnet
+
+    model = AlexNetImageClassifier.from_arguments("cifar", seed=0, **TINY_MODEL)
+    model.set_weights([w * 1.5 for w in model.get_weights()])  # not a fresh build's weights
+    path, messages = future_warnings(lambda: keras_alexnet.save_to_preset(
+        model, str(tmp_path / "preset")))
+    assert messages == ["keras_alexnet.save_to_preset(...) is deprecated: use "
+                        "AlexNetImageClassifier.save_to_preset(...), a method of the model; a "
+                        "preset is now a trained model"]
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype("uint8")
+    np.testing.assert_allclose(AlexNetImageClassifier.from_preset(path).predict(images, verbose=0),
+                               model.predict(images, verbose=0), atol=1e-6)
