@@ -71,11 +71,11 @@ class AlexNetImageClassifier(TaskPresets, keras.Model):
 
     @classmethod
     def from_arguments(cls, arguments: Union[str, ArgumentSet] = "cifar",
-                       seed: Optional[int] = None, dtype=None,
+                       seed: Optional[int] = None, dtype=None, name: Optional[str] = None,
                        **network_arguments) -> AlexNetImageClassifier:
         """A new classifier of a named network (`"cifar"`: `architectures.seed_network`,
         `"paper"`: `architectures.paper_network`, with their `network_arguments`) or of an
-        `ArgumentSet`; `seed` seeds the initial weights.
+        `ArgumentSet`; `seed` seeds the initial weights; `name` is the model's.
 
         Example:
 
@@ -88,7 +88,8 @@ class AlexNetImageClassifier(TaskPresets, keras.Model):
             raise TypeError("network arguments go with a network's name, not an ArgumentSet")
         backbone = AlexNetBackbone(**arguments.backbone, seed=seed, dtype=dtype)
         preprocessor = AlexNetImageClassifierPreprocessor(**arguments.preprocessor)
-        return cls(backbone, preprocessor, **arguments.head, seed=seed, dtype=dtype)
+        return cls(backbone, preprocessor, **arguments.head, seed=seed, dtype=dtype,
+                   **({"name": name} if name else {}))
 
     def compile(self, optimizer: Any = "auto", loss: Any = "auto", *, metrics: Any = "auto",
                 **kwargs) -> None:

@@ -1,6 +1,7 @@
-"""Presets of the backbone, the task and the preprocessor: `from_preset` and `presets` on each,
-from a task's preset or one of the deprecated whole networks, whose weights are mapped onto the
-task layer by layer (the shipped files stay as they are)."""
+"""Presets of the backbone, the task and the preprocessor (`from_preset` and `presets` on each),
+and the mapping between the task and the deprecated one-model layout, layer by layer: a
+one-model preset loads into the task (the shipped files stay as they are), and a task becomes
+one model for the code that walks a flat graph (the LiteRT and ONNX exports, Grad-CAM)."""
 
 from __future__ import annotations
 
@@ -191,3 +192,30 @@ def _layer_named(classifier, name: str):
         return classifier.backbone.get_layer(name)
     except ValueError:
         return classifier.get_layer(name)
+
+
+_KERAS_KEYS = ("name", "trainable", "dtype")
+
+
+def as_one_model(model):
+    """An `AlexNetImageClassifier` as the one-model `AlexNetNetwork` with its weights, every
+    layer in one flat graph; any other model as it is."""
+    from keras_alexnet.models.image_classifier import AlexNetImageClassifier
+    from keras_alexnet.models.network import AlexNetNetwork
+
+    if not isinstance(model, AlexNetImageClassifier):
+        return model
+
+    def arguments(part) -> dict[str, Any]:
+        return {key: value for key, value in part.get_config().items()
+                if key not in _KERAS_KEYS}
+
+    head = {key: value for key, value in model.get_config().items()
+            if key not in (*_KERAS_KEYS, "backbone", "preprocessor")}
+    network = AlexNetNetwork(**ArgumentSet(arguments(model.backbone),
+                                           arguments(model.preprocessor), head).whole_network(),
+                             name=model.name, dtype=model.backbone.dtype_policy)
+    for layer in network.layers:
+        if layer.weights:
+            layer.set_weights(_layer_named(model, layer.name).get_weights())
+    return network

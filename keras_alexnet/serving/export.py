@@ -112,7 +112,8 @@ def export_saved_model(model: keras.Model, saved_models_dir: str = "saved_models
 
     Example:
 
-    >>> export_saved_model(keras_alexnet.AlexNet(seed=0), "saved_models", "alexnet_cifar10")
+    >>> model = keras_alexnet.AlexNetImageClassifier.from_arguments(seed=0)
+    >>> export_saved_model(model, "saved_models", "alexnet_cifar10")
     'saved_models/alexnet_cifar10/1'
     """
     tf = _import_tensorflow()

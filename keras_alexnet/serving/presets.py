@@ -49,7 +49,7 @@ def save_to_preset(model_or_run_dir: Union[keras.Model, str], directory: str,
 
     >>> save_to_preset("runs/alexnet_cifar10", "my_alexnet")
     'my_alexnet'
-    >>> keras_alexnet.AlexNet.from_preset("my_alexnet")
+    >>> keras_alexnet.AlexNetImageClassifier.from_preset("my_alexnet")
     """
     warn_renamed("keras_alexnet.save_to_preset(...)",
                  "AlexNetImageClassifier.save_to_preset(...), a method of the model")
