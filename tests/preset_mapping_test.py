@@ -81,3 +81,24 @@ def test_a_preset_of_another_model_is_refused_in_one_line(tmp_path):
                  AlexNetImageClassifierPreprocessor.from_preset):
         with pytest.raises(ModelError, match="'ResNet', not an AlexNet classifier"):
             load(str(tmp_path / "other"))
+
+
+def test_a_task_as_one_model_computes_the_same_and_exports_the_same_probabilities():
+    from conftest import TINY_MODEL
+
+    from keras_alexnet.models.preset_mapping import as_one_model
+    from keras_alexnet.serving.pixel_model import pixel_model
+
+    task = AlexNetImageClassifier.from_arguments("cifar", seed=0, batch_norm=True, **TINY_MODEL)
+    rng = np.random.default_rng(3)
+    task.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype)
+                      for w in task.get_weights()])  # weights no fresh build has
+    images = cifar_like_images()
+    logits = task.predict(images, verbose=0)
+    one = as_one_model(task)
+    np.testing.assert_allclose(one.predict(images, verbose=0), logits, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(one.get_layer("conv1").kernel.numpy(),
+                                  task.backbone.get_layer("conv1").kernel.numpy())
+    wanted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    wanted /= wanted.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(pixel_model(task).predict(images, verbose=0), wanted, atol=1e-5)

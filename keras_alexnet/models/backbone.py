@@ -10,7 +10,7 @@ import keras
 from keras_alexnet.models.architectures import CONV_FILTERS
 from keras_alexnet.models.initializers import LayerInitializers
 from keras_alexnet.models.layers import LocalResponseNormalization, conv_relu
-from keras_alexnet.models.preset_mapping import BackbonePresets
+from keras_alexnet.models.preset_mapping import BackbonePresets, one_model_class
 
 CONV_NAMES = ("conv1", "conv2", "conv3", "conv4", "conv5")
 STACKWISE = ("conv_filters", "conv_kernel_sizes", "conv_strides", "conv_groups", "conv_lrn",
@@ -53,7 +53,7 @@ class AlexNetBackbone(BackbonePresets, keras.Model):
 
     >>> backbone = AlexNetBackbone(conv_filters=(16, 48, 96, 64, 64), seed=0)
     >>> backbone.output_shape
-    (None, 4, 4, 64)
+    (None, 2, 2, 64)
     """
 
     def __init__(self, image_shape: Sequence[int] = (32, 32, 3),
@@ -84,9 +84,7 @@ class AlexNetBackbone(BackbonePresets, keras.Model):
     @classmethod
     def from_config(cls, config: dict[str, Any]):
         if "num_classes" in config:  # a whole network saved under this name before the split
-            from keras_alexnet.models.network import AlexNetNetwork
-
-            return AlexNetNetwork.from_config(config)
+            return one_model_class().from_config(config)
         return cls(**config)
 
 

@@ -1,5 +1,6 @@
-"""`build_model()`: a network of `NETWORK_CATALOGUE` by name, with its own defaults;
-`load_preset()`: a trained classifier, from a preset."""
+"""`build_classifier()`: a network of `NETWORK_CATALOGUE` by name as the task, with its own
+defaults (`build_model()`: as one model); `load_preset()`: a trained classifier, from a
+preset."""
 
 from __future__ import annotations
 
@@ -29,10 +30,10 @@ def network_class(name: str) -> type:
     return getattr(importlib.import_module(module), class_name)
 
 
-def build_model(variant: str = "cifar", **kwargs) -> keras.Model:
+def build_classifier(variant: str = "cifar", **kwargs) -> keras.Model:
     """Builds a network of `NETWORK_CATALOGUE` by name: the package's as an
     `AlexNetImageClassifier` (`"cifar"`: the seed's CIFAR-10 AlexNet, `"paper"`: the 2012
-    network), another as the one-model class the catalogue names.
+    network), another as the one-model class the catalogue names (`build_model`).
 
     Args:
         variant: `"cifar"` (`architectures.seed_network`: 32×32, 10 classes, PyTorch's
@@ -48,16 +49,32 @@ def build_model(variant: str = "cifar", **kwargs) -> keras.Model:
 
     Example:
 
-    >>> build_model(seed=0).count_params()                        # the seed's CIFAR-10 model
+    >>> build_classifier(seed=0).count_params()                  # the seed's CIFAR-10 model
     23272266
-    >>> build_model("paper", num_classes=1000, groups=2, lrn=True, seed=0).count_params()
+    >>> build_classifier("paper", num_classes=1000, groups=2, lrn=True, seed=0).count_params()
     60965224
     """
-    if variant in ARCHITECTURES:
-        if "input_shape" in kwargs:  # the one-model `PaperAlexNet`'s name of it
-            kwargs["image_shape"] = kwargs.pop("input_shape")
-        _check_arguments(variant, architecture(variant), kwargs, ("seed", "name", "dtype"))
-        return AlexNetImageClassifier.from_arguments(variant, **kwargs)
+    if variant not in ARCHITECTURES:
+        return build_model(variant, **kwargs)
+    if "input_shape" in kwargs:  # the one-model `PaperAlexNet`'s name of it
+        kwargs["image_shape"] = kwargs.pop("input_shape")
+    _check_arguments(variant, architecture(variant), kwargs, ("seed", "name", "dtype"))
+    return AlexNetImageClassifier.from_arguments(variant, **kwargs)
+
+
+def build_model(variant: str = "cifar", **kwargs) -> keras.Model:
+    """Builds a network of `NETWORK_CATALOGUE` by name as one model, the layout before the task
+    (`AlexNet`, `PaperAlexNet`); `build_classifier` builds the task. Arguments as the class's.
+
+    Raises:
+        ValueError: An unknown `variant`, an argument the network does not take, or a value
+            out of its range.
+
+    Example:
+
+    >>> build_model(seed=0).count_params()                        # the seed's CIFAR-10 model
+    23272266
+    """
     network = network_class(variant)
     _check_arguments(variant, network, kwargs)
     with rebuilding():  # the package's own use of the one-model classes does not warn
@@ -70,8 +87,8 @@ def _check_arguments(variant: str, builder, kwargs: dict, more: tuple[str, ...] 
                 *more]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
-        raise ValueError(f"the {variant} network does not take {', '.join(unknown)}; it takes "
-                         f"{', '.join(accepted)}")
+        raise ValueError(f"the {variant} network ({builder.__name__}) does not take "
+                         f"{', '.join(unknown)}; it takes {', '.join(accepted)}")
 
 
 def load_preset(preset: str, sha256: Optional[str] = None,

@@ -9,10 +9,12 @@ from typing import Any, Optional, Sequence, Union
 import keras
 import numpy as np
 
+from keras_alexnet.config import TrainConfig
 from keras_alexnet.models.architectures import ArgumentSet, architecture
 from keras_alexnet.models.backbone import AlexNetBackbone
 from keras_alexnet.models.initializers import LayerInitializers
 from keras_alexnet.models.layers import DENSE_NAMES, DENSE_UNITS, check_head, classifier_head
+from keras_alexnet.models.model_files import registered_class
 from keras_alexnet.models.preprocessor import AlexNetImageClassifierPreprocessor
 from keras_alexnet.models.preset_mapping import TaskPresets
 
@@ -96,16 +98,17 @@ class AlexNetImageClassifier(TaskPresets, keras.Model):
         """Keras' `compile`, where `"auto"` is the seed recipe's choice (`TrainConfig()`): its
         SGD (momentum, Nesterov, coupled weight decay) at its learning rate held constant, its
         loss (label smoothing if any) and accuracy."""
-        from keras_alexnet.config import TrainConfig
-        from keras_alexnet.training.losses import build_loss
-        from keras_alexnet.training.optimizer import TorchSGD
-
         recipe = TrainConfig()
         if optimizer == "auto":
-            optimizer = TorchSGD(learning_rate=recipe.learning_rate, momentum=recipe.momentum,
-                                 coupled_weight_decay=recipe.weight_decay,
-                                 global_clipnorm=recipe.global_clipnorm, nesterov=recipe.nesterov)
-        super().compile(optimizer=optimizer, loss=build_loss(recipe) if loss == "auto" else loss,
+            optimizer = registered_class("TorchSGD")(
+                learning_rate=recipe.learning_rate, momentum=recipe.momentum,
+                coupled_weight_decay=recipe.weight_decay, global_clipnorm=recipe.global_clipnorm,
+                nesterov=recipe.nesterov)
+        if loss == "auto":
+            loss = (registered_class("SparseLabelSmoothingCrossentropy")(recipe.label_smoothing)
+                    if recipe.label_smoothing
+                    else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        super().compile(optimizer=optimizer, loss=loss,
                         metrics=["accuracy"] if metrics == "auto" else metrics, **kwargs)
 
     def compile_from_config(self, config: dict[str, Any]) -> None:

@@ -25,6 +25,13 @@ def register_classes() -> None:
         importlib.import_module(module)
 
 
+def registered_class(name: str) -> type:
+    """The package's class registered with Keras as `keras_alexnet>{name}` (one of a module
+    above this layer, as the training's optimizer), after `register_classes`."""
+    register_classes()
+    return keras.saving.get_registered_object(f"keras_alexnet>{name}")
+
+
 def load_keras_model(path: str) -> keras.Model:
     """Loads a `.keras` model of this package in safe mode (no `Lambda` code runs), after
     `check_keras_archive`.

@@ -10,7 +10,10 @@ import importlib
 import inspect
 from typing import Any, Callable, Optional
 
+import keras
+
 from keras_alexnet.errors import ModelError
+from keras_alexnet.models import preset_files
 from keras_alexnet.models.architectures import (
     ArgumentSet,
     paper_network,
@@ -18,8 +21,11 @@ from keras_alexnet.models.architectures import (
     split_network,
 )
 from keras_alexnet.models.catalogue import CONFIG_FILE, shipped_presets
+from keras_alexnet.models.deprecation import rebuilding
 
 TASK = "keras_alexnet>AlexNetImageClassifier"
+TASK_CLASS = "keras_alexnet.models.image_classifier.AlexNetImageClassifier"
+ONE_MODEL_CLASS = "keras_alexnet.models.network.AlexNetNetwork"
 # The whole networks of the deprecated layout, by registered name: their class, and how their
 # config's arguments become the task's.
 _WHOLE_NETWORKS: dict[str, tuple[str, Callable[[dict[str, Any]], ArgumentSet]]] = {
@@ -29,11 +35,9 @@ _WHOLE_NETWORKS: dict[str, tuple[str, Callable[[dict[str, Any]], ArgumentSet]]] 
         "keras_alexnet.models.paper_alexnet.PaperAlexNet",
         lambda config: _call_with(paper_network, {**config, "image_shape": config.get(
             "input_shape", (224, 224, 3))})),
-    "keras_alexnet>AlexNetNetwork": ("keras_alexnet.models.network.AlexNetNetwork",
-                                     split_network),
+    "keras_alexnet>AlexNetNetwork": (ONE_MODEL_CLASS, split_network),
     # what `AlexNetNetwork` was registered as before the split
-    "keras_alexnet>AlexNetBackbone": ("keras_alexnet.models.network.AlexNetNetwork",
-                                      split_network),
+    "keras_alexnet>AlexNetBackbone": (ONE_MODEL_CLASS, split_network),
 }
 # The `metadata.json` class names of the presets every class here loads.
 _CLASSIFIER_NAMES = ("AlexNetImageClassifier", "AlexNet", "PaperAlexNet", "AlexNetNetwork",
@@ -64,13 +68,10 @@ class TaskPresets:
 
         Example:
 
-        >>> classifier = AlexNetImageClassifier.from_preset("alexnet_fast_cifar10")
+        >>> classifier = keras_alexnet.AlexNetImageClassifier.from_preset("alexnet_fast_cifar10")
         >>> classifier.predict(np.zeros((1, 32, 32, 3), "uint8"), verbose=0).shape
         (1, 10)
         """
-        from keras_alexnet.models import preset_files
-        from keras_alexnet.models.deprecation import rebuilding
-
         directory = preset_files.preset_directory(preset, sha256)
         config = preset_files.read_preset_json(directory, CONFIG_FILE, preset)
         if config.get("registered_name") == TASK:
@@ -89,11 +90,11 @@ class TaskPresets:
 
         Example:
 
+        >>> classifier = keras_alexnet.AlexNetImageClassifier.from_arguments(
+        ...     "cifar", width_multiplier=0.25, dense_units=64, seed=0)
         >>> classifier.save_to_preset("my_preset", class_names=list("abcdefghij"))
         'my_preset'
         """
-        from keras_alexnet.models import preset_files
-
         return preset_files.save_to_preset(self, preset_dir, class_names, metadata,
                                            weights_dtype, overwrite)
 
@@ -110,12 +111,10 @@ class BackbonePresets:
 
         Example:
 
-        >>> AlexNetBackbone.from_preset("alexnet_fast_cifar10").output_shape
+        >>> keras_alexnet.AlexNetBackbone.from_preset("alexnet_fast_cifar10").output_shape
         (None, 4, 4, 128)
         """
-        from keras_alexnet.models.image_classifier import AlexNetImageClassifier
-
-        return AlexNetImageClassifier.from_preset(preset, sha256, dtype).backbone
+        return _named(TASK_CLASS).from_preset(preset, sha256, dtype).backbone
 
 
 class PreprocessorPresets:
@@ -130,13 +129,10 @@ class PreprocessorPresets:
 
         Example:
 
-        >>> AlexNetImageClassifierPreprocessor.from_preset("alexnet_fast_cifar10").image_shape
+        >>> preset = "alexnet_fast_cifar10"
+        >>> keras_alexnet.AlexNetImageClassifierPreprocessor.from_preset(preset).image_shape
         (32, 32, 3)
         """
-        import keras
-
-        from keras_alexnet.models import preset_files
-
         directory = preset_files.preset_directory(preset, sha256)
         config = preset_files.read_preset_json(directory, CONFIG_FILE, preset)
         if config.get("registered_name") == TASK:
@@ -151,12 +147,23 @@ def _whole_network(config: dict[str, Any], preset: str) -> tuple[type, ArgumentS
         raise ModelError(f"preset {preset!r} holds a model of class "
                          f"{config.get('class_name')!r}, not an AlexNet classifier")
     class_path, to_arguments = found
-    module, _, name = class_path.rpartition(".")
     try:
         arguments = to_arguments(config["config"])
     except (TypeError, ValueError) as error:
         raise ModelError(f"preset {preset!r}: its config is not an AlexNet's ({error})") from error
-    return getattr(importlib.import_module(module), name), arguments
+    return _named(class_path), arguments
+
+
+def one_model_class() -> type:
+    """`network.AlexNetNetwork`, the one-model layout's class."""
+    return _named(ONE_MODEL_CLASS)
+
+
+def _named(class_path: str) -> type:
+    """The class at `"module.Class"`, imported by name: the task and the one-model network
+    import this module, which cannot import theirs."""
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def _call_with(function: Callable[..., ArgumentSet], config: dict[str, Any]) -> ArgumentSet:
@@ -200,10 +207,7 @@ _KERAS_KEYS = ("name", "trainable", "dtype")
 def as_one_model(model):
     """An `AlexNetImageClassifier` as the one-model `AlexNetNetwork` with its weights, every
     layer in one flat graph; any other model as it is."""
-    from keras_alexnet.models.image_classifier import AlexNetImageClassifier
-    from keras_alexnet.models.network import AlexNetNetwork
-
-    if not isinstance(model, AlexNetImageClassifier):
+    if not isinstance(model, _named(TASK_CLASS)):
         return model
 
     def arguments(part) -> dict[str, Any]:
@@ -212,7 +216,7 @@ def as_one_model(model):
 
     head = {key: value for key, value in model.get_config().items()
             if key not in (*_KERAS_KEYS, "backbone", "preprocessor")}
-    network = AlexNetNetwork(**ArgumentSet(arguments(model.backbone),
+    network = _named(ONE_MODEL_CLASS)(**ArgumentSet(arguments(model.backbone),
                                            arguments(model.preprocessor), head).whole_network(),
                              name=model.name, dtype=model.backbone.dtype_policy)
     for layer in network.layers:
