@@ -156,3 +156,32 @@ def test_save_to_preset_writes_a_preset_that_loads_its_weights(tmp_path):
     np.testing.assert_allclose(loaded.predict(images, verbose=0),
                                task.predict(images, verbose=0), atol=1e-6)
     assert np.abs(fresh.predict(images, verbose=0) - task.predict(images, verbose=0)).max() > 1e-3
+
+
+def test_build_classifier_builds_the_task_by_name_and_refuses_an_argument_it_does_not_take():
+    from keras_alexnet.models.build import build_classifier
+
+    images = raw_images(2)
+    built = build_classifier("cifar", seed=1, **TINY_MODEL)
+    assert type(built) is AlexNetImageClassifier
+    np.testing.assert_array_equal(
+        built.predict(images, verbose=0),
+        AlexNetImageClassifier.from_arguments("cifar", seed=1, **TINY_MODEL).predict(images,
+                                                                                     verbose=0))
+    paper = build_classifier("paper", input_shape=(67, 67, 3), num_classes=3, seed=0)
+    assert paper.input_shape == (None, 67, 67, 3) and paper.preprocessor.shorter_side == 77
+    with pytest.raises(ValueError, match="the cifar network .* does not take groups"):
+        build_classifier("cifar", groups=2)
+
+
+def test_a_run_trains_the_task_with_its_data_sets_statistics(cifar_dir):
+    from keras_alexnet.data.image_sets import load_run_data
+    from keras_alexnet.training.fit_setup import build_trainer
+    from keras_alexnet.training.performance import resolve
+
+    config = TrainConfig(data_dir=cifar_dir, train_subset=64, validation_size=100, seed=4,
+                         augmentation="pipeline", **TINY_MODEL)
+    data = load_run_data(config)
+    model, trainer = build_trainer(config, resolve(config), data, None)
+    assert type(model) is AlexNetImageClassifier and trainer is model
+    assert model.preprocessor.mean == [float(m) for m in data.stats.mean]
