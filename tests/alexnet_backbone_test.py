@@ -93,3 +93,9 @@ def features_by_hand_cifar(backbone, x):
 def test_a_stack_without_five_entries_is_refused(argument, value):
     with pytest.raises(ValueError, match=f"{argument} must have 5 entries"):
         AlexNetBackbone(**{**SMALL, argument: value})
+
+
+def test_the_heads_and_preprocessors_arguments_are_refused_naming_where_they_go():
+    with pytest.raises(TypeError, match="not mean, num_classes: the head's are "
+                                        "AlexNetImageClassifier's"):
+        AlexNetBackbone(**SMALL, num_classes=10, mean=(0.0,) * 3)

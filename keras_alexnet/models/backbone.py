@@ -13,6 +13,9 @@ from keras_alexnet.models.layers import LocalResponseNormalization, conv_relu
 from keras_alexnet.models.preset_mapping import BackbonePresets, one_model_class
 
 CONV_NAMES = ("conv1", "conv2", "conv3", "conv4", "conv5")
+# The arguments of the one-model network that belong to the task or its preprocessor.
+NOT_THE_BACKBONES = ("num_classes", "dense_units", "dropout", "dropout_before", "mean", "std",
+                     "test_crop_fraction")
 STACKWISE = ("conv_filters", "conv_kernel_sizes", "conv_strides", "conv_groups", "conv_lrn",
              "conv_pooling")
 
@@ -66,6 +69,11 @@ class AlexNetBackbone(BackbonePresets, keras.Model):
                  conv1_padding: int = 1, pool_size: int = 2, pool_strides: int = 2,
                  batch_norm: bool = False, init: str = "torch", seed: Optional[int] = None,
                  name: str = "alexnet_backbone", dtype=None, **kwargs):
+        misplaced = sorted(set(kwargs) & set(NOT_THE_BACKBONES))
+        if misplaced:
+            raise TypeError(f"AlexNetBackbone takes the convolutions' arguments, not "
+                            f"{', '.join(misplaced)}: the head's are AlexNetImageClassifier's, "
+                            f"the pixel statistics and test view its preprocessor's")
         arguments = {key: value for key, value in locals().items()
                      if key not in ("self", "seed", "name", "dtype", "kwargs", "__class__")}
         stack = check_stack(arguments)
