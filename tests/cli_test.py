@@ -198,7 +198,7 @@ def test_a_short_run_of_the_fast_recipe_trains_the_narrow_model_on_its_one_cycle
     assert metrics["performance"]["mixed_precision"] == "mixed_bfloat16"
     assert metrics["test_time_augmentation"] == "flip"
     model = keras.saving.load_model(str(tmp_path / "run" / "best.keras"))
-    assert [model.get_layer(name).filters for name in ("conv1", "conv2", "conv3", "conv4",
+    assert [model.backbone.get_layer(name).filters for name in ("conv1", "conv2", "conv3", "conv4",
                                                         "conv5")] == [32, 96, 192, 128, 128]
     assert model.get_layer("fc6").units == 512
     # 2 steps an epoch; the warm-up keeps 1.2 of 6 epochs' share: 0.4 epochs, 1 step of 4. The
