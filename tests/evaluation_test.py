@@ -114,7 +114,7 @@ def test_ten_crop_evaluate_is_the_mean_of_the_ten_single_crop_predictions(cifar_
     got = ten_crop_probabilities(lambda x: predict_probabilities(model, x), padded, 32)
     np.testing.assert_allclose(got, mean, rtol=1e-5, atol=1e-7)
     assert np.abs(got - single[8]).max() > 0.05  # the crops disagree: the mean is a real mean
-    metrics = evaluate(model, data_dir=cifar_dir, ten_crop=True)
+    metrics = evaluate(model, data_dir=cifar_dir, test_time_augmentation="ten_crop")
     wanted = evaluation_metrics.test_metrics(got, y_test)
     assert metrics["confusion_matrix"] == wanted["confusion_matrix"]
     assert metrics["test_loss"] == pytest.approx(wanted["test_loss"], rel=1e-6)
