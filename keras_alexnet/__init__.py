@@ -1,46 +1,58 @@
-"""keras_alexnet: the seed blog's CIFAR-10 AlexNet in Keras 3 — train, evaluate, export, serve.
+"""keras_alexnet: AlexNet in Keras 3 as keras-hub arranges a model — a backbone, an
+image-classifier task and its preprocessor, with trained presets — and the seed blog's CIFAR-10
+recipes to train it, evaluate, export and serve.
 
 Example:
 
 >>> import keras_alexnet
->>> result = keras_alexnet.train(epochs=1, train_subset=512, data_dir="cifar-10-batches-py")
->>> result.metrics["test_accuracy"]
+>>> classifier = keras_alexnet.AlexNetImageClassifier.from_preset("alexnet_long_cifar10")
+>>> classifier.predict(images)                      # raw uint8 pixels → logits
+>>> result = keras_alexnet.train(recipe="fast", data_dir="cifar-10-batches-py")
 
-A trained model without training: `keras_alexnet.AlexNet.from_preset("alexnet_long_cifar10")`
-(`AlexNet.presets` lists the shipped ones).
-
-`TrainConfig` is imported eagerly; everything that needs Keras is imported on first use of any
-other name (so the command line answers a bad flag at once). `import keras_alexnet` is enough
-for `keras.saving.load_model` to find the package's classes in a saved `.keras` file: they are
-registered with Keras as soon as Keras is imported, before or after the package.
+The top level holds what a user needs first; `keras_alexnet.models` and `keras_alexnet.layers`
+hold the rest, and the names of earlier releases still import from here. `TrainConfig` and the
+errors are imported eagerly; everything that needs Keras is imported on first use (so the
+command line answers a bad flag at once, and a serving client imports no Keras). For
+`keras.saving.load_model` to find the package's classes after a plain `import keras_alexnet`,
+they are registered with Keras as soon as Keras is imported, before or after the package
+(docs/development.md says why the import stays light).
 """
 
-import importlib
 import importlib.abc
-import importlib.util
 import sys
 
-from keras_alexnet.config import TrainConfig, presets, recipes
-from keras_alexnet.errors import (
-    ConfigError,
-    DataError,
-    ExportError,
-    ImageError,
-    KerasAlexNetError,
-    ModelError,
-    PeerLost,
-    ServingError,
-    TrainingDiverged,
-    TrainingError,
-)
+from keras_alexnet.config import TrainConfig, recipes
+from keras_alexnet.config import presets as presets  # deprecated: recipes (it warns)
+from keras_alexnet.errors import ConfigError as ConfigError
+from keras_alexnet.errors import DataError as DataError
+from keras_alexnet.errors import ExportError as ExportError
+from keras_alexnet.errors import ImageError as ImageError
+from keras_alexnet.errors import KerasAlexNetError
+from keras_alexnet.errors import ModelError as ModelError
+from keras_alexnet.errors import PeerLost as PeerLost
+from keras_alexnet.errors import ServingError as ServingError
+from keras_alexnet.errors import TrainingDiverged as TrainingDiverged
+from keras_alexnet.errors import TrainingError as TrainingError
+from keras_alexnet.utils.lazy_names import lazy_names
 from keras_alexnet.version import __version__ as __version__
 
 _LAZY = {
-    "AlexNet": "keras_alexnet.models.alexnet",
     "AlexNetBackbone": "keras_alexnet.models.backbone",
+    "AlexNetImageClassifier": "keras_alexnet.models.image_classifier",
+    "AlexNetImageClassifierPreprocessor": "keras_alexnet.models.preprocessor",
+    "models": "keras_alexnet.models",
+    "layers": "keras_alexnet.layers",
+    "train": "keras_alexnet.training.recipe",
+    "TrainResult": "keras_alexnet.training.recipe",
+    "evaluate": "keras_alexnet.evaluation.evaluate",
+    "export": "keras_alexnet.serving.formats",
+    # The names of earlier releases, importable but not listed (`AlexNet`, `PaperAlexNet` and
+    # `save_to_preset` warn, naming their replacements).
+    "AlexNet": "keras_alexnet.models.alexnet",
     "PaperAlexNet": "keras_alexnet.models.paper_alexnet",
     "LocalResponseNormalization": "keras_alexnet.models.layers",
     "build_model": "keras_alexnet.models.build",
+    "load_preset": "keras_alexnet.models.build",
     "PCAColorJitter": "keras_alexnet.data.augment",
     "RandomPadCrop": "keras_alexnet.data.augment",
     "RandomHorizontalFlip": "keras_alexnet.data.augment",
@@ -50,33 +62,23 @@ _LAZY = {
     "load_cifar10": "keras_alexnet.data.cifar10",
     "TorchSGD": "keras_alexnet.training.optimizer",
     "LinearWarmupDecay": "keras_alexnet.training.optimizer",
-    "train": "keras_alexnet.training.recipe",
-    "TrainResult": "keras_alexnet.training.recipe",
-    "evaluate": "keras_alexnet.evaluation.evaluate",
     "export_saved_model": "keras_alexnet.serving.export",
-    "export": "keras_alexnet.serving.formats",
     "export_litert": "keras_alexnet.serving.litert_export",
     "export_onnx": "keras_alexnet.serving.onnx_export",
-    "load_preset": "keras_alexnet.models.build",
     "save_to_preset": "keras_alexnet.serving.presets",
 }
-
-__all__ = ["ConfigError", "DataError", "ExportError", "ImageError", "KerasAlexNetError",
-           "ModelError", "ServingError", "TrainConfig", "TrainingDiverged",
-           "PeerLost", "TrainingError", "presets", "recipes", *_LAZY]
-
-
-def __getattr__(name):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'keras_alexnet' has no attribute {name!r}")
-    _register_classes()
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+__all__ = ["AlexNetBackbone", "AlexNetImageClassifier", "AlexNetImageClassifierPreprocessor",
+           "KerasAlexNetError", "TrainConfig", "TrainResult", "evaluate", "export", "layers",
+           "models", "recipes", "train"]
 
 
-def __dir__():
-    return sorted(__all__)
+def _register_classes() -> None:
+    from keras_alexnet.models.model_files import register_classes
+
+    register_classes()
+
+
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__, before=_register_classes)
 
 
 class _RegisterWhenKerasIsImported(importlib.abc.MetaPathFinder):
@@ -101,12 +103,6 @@ class _RegisterWhenKerasIsImported(importlib.abc.MetaPathFinder):
 
         spec.loader.exec_module = exec_module
         return spec
-
-
-def _register_classes() -> None:
-    from keras_alexnet.models.model_files import register_classes
-
-    register_classes()
 
 
 def _register_classes_if_no_module_is_importing() -> None:

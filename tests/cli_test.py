@@ -116,15 +116,16 @@ def test_evaluate_of_the_export_equals_the_final_model(trained, small_data, run_
 
 @pytest.mark.slow
 def test_evaluate_ten_crop_averages_the_ten_padded_crops(small_data, run_cli_here, tmp_path):
-    """`--ten-crop` gives the metrics of the mean probabilities of the ten 32×32 crops (four
-    corners and centre of each image zero-padded by 2, and their mirrors), computed here, for a
-    model whose crops get clearly different answers."""
+    """`--test-time-augmentation ten_crop` gives the metrics of the mean probabilities of the
+    ten 32×32 crops (four corners and centre of each image zero-padded by 2, and their mirrors),
+    computed here, for a model whose crops get clearly different answers."""
     data = load_cifar10(small_data)
     path = str(tmp_path / "distinct.keras")
     with_distinct_weights(build_model(seed=0, batch_norm=True, **TINY_MODEL), data.x_test).save(
         path)
     ten = json.loads(run_cli_here("evaluate", path, "--data-dir", small_data, "--json",
-                                  "--ten-crop", "--ten-crop-pad", "2").stdout)
+                                  "--test-time-augmentation", "ten_crop", "--ten-crop-pad",
+                                  "2").stdout)
     padded = np.pad(data.x_test, ((0, 0), (2, 2), (2, 2), (0, 0)))
     views = [padded[:, top:top + 32, left:left + 32]
              for top, left in ((0, 0), (0, 4), (4, 0), (4, 4), (2, 2))]
@@ -198,7 +199,7 @@ def test_a_short_run_of_the_fast_recipe_trains_the_narrow_model_on_its_one_cycle
     assert metrics["performance"]["mixed_precision"] == "float32"
     assert metrics["test_time_augmentation"] == "flip"
     model = keras.saving.load_model(str(tmp_path / "run" / "best.keras"))
-    assert [model.get_layer(name).filters for name in ("conv1", "conv2", "conv3", "conv4",
+    assert [model.backbone.get_layer(name).filters for name in ("conv1", "conv2", "conv3", "conv4",
                                                         "conv5")] == [32, 96, 192, 128, 128]
     assert model.get_layer("fc6").units == 512
     # 2 steps an epoch; the warm-up keeps 1.2 of 6 epochs' share: 0.4 epochs, 1 step of 4. The

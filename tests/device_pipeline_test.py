@@ -101,7 +101,7 @@ def test_train_with_device_augmentation_checkpoints_and_exports_the_bare_model(c
                    saved_models_dir=str(tmp_path / "sm"), figures=False, verbose=0)
     assert result.metrics["performance"]["augmentation"] == "device"
     checkpoint = keras.saving.load_model(str(tmp_path / "run" / "best.keras"), safe_mode=True)
-    assert type(checkpoint).__name__ == "AlexNet"
+    assert type(checkpoint).__name__ == "AlexNetImageClassifier"
     assert checkpoint.optimizer.iterations.numpy() == 2  # 64 images / batch 32
     assert not any("augment" in layer.name or "store" in layer.name for layer in checkpoint.layers)
     images = load_cifar10(cifar_dir).x_test[:8]
@@ -118,7 +118,7 @@ def test_mixed_precision_run_restores_the_global_policy(cifar_dir, tmp_path):
                    batch_size=32, mixed_precision="mixed_bfloat16", **TINY_MODEL, export=False,
                    figures=False,
                    output_dir=str(tmp_path / "run"), verbose=0)
-    assert result.model.get_layer("conv2").compute_dtype == "bfloat16"
+    assert result.model.backbone.get_layer("conv2").compute_dtype == "bfloat16"
     assert result.model.get_layer("fc8").compute_dtype == "float32"
     assert keras.config.dtype_policy().name == "float32"
     with open(tmp_path / "run" / "metrics.json") as file:

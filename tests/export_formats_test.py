@@ -13,7 +13,7 @@ from conftest import SHARED_CIFAR, softmax
 
 from keras_alexnet.errors import ConfigError, ExportError
 from keras_alexnet.models.alexnet import AlexNet
-from keras_alexnet.models.backbone import AlexNetBackbone
+from keras_alexnet.models.network import AlexNetNetwork as AlexNetBackbone
 from keras_alexnet.models.paper_alexnet import PaperAlexNet
 from keras_alexnet.serving.export import export_saved_model, load_saved_model
 from keras_alexnet.serving.formats import export

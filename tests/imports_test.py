@@ -83,16 +83,17 @@ def test_the_package_has_no_import_cycle():
     assert find_cycle(graph) == []
 
 
-def test_export_owns_the_signature_contract_and_the_client_imports_it():
+def test_one_module_owns_the_signature_contract_and_the_export_and_clients_import_it():
     graph = import_graph()
-    assert "keras_alexnet.serving.export" in graph["keras_alexnet.serving.client"]
-    assert "keras_alexnet.serving.client" not in graph["keras_alexnet.serving.export"]
+    for module in ("export", "client", "grpc_client"):
+        assert "keras_alexnet.serving.signatures" in graph[f"keras_alexnet.serving.{module}"]
+    assert "keras_alexnet.serving.export" not in graph["keras_alexnet.serving.client"]
 
 
 # The package's layers from the bottom: each module imports only its own layer and those
 # below it. The package's `__init__` (its public names) stands on top of them all.
-LAYERS = ("errors", "version", "utils", "config", "data", "models", "run_dir", "serving",
-          "evaluation", "plots", "training", "cli")
+LAYERS = ("errors", "version", "utils", "config", "data", "models", "layers", "run_dir",
+          "serving", "evaluation", "plots", "training", "cli")
 
 
 def layer(module: str) -> int:

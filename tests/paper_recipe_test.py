@@ -160,8 +160,8 @@ def test_predict_names_the_top_5_of_a_model_of_another_number_of_classes(tmp_pat
 
 @pytest.mark.large
 def test_evaluate_reports_the_runs_top5_on_its_own_data(paper_run, run_cli_here):
-    result = run_cli_here("evaluate", os.path.join(paper_run["run"], "best.keras"), "--ten-crop",
-                          "--batch-size", "20", "--json")
+    result = run_cli_here("evaluate", os.path.join(paper_run["run"], "best.keras"),
+                          "--test-time-augmentation", "ten_crop", "--batch-size", "20", "--json")
     assert result.returncode == 0, result.stderr
     evaluated = json.loads(result.stdout)
     ten_crop, _, labels = ten_crop_test(paper_run)  # computed here, not by the package

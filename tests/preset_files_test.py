@@ -15,7 +15,9 @@ import keras_alexnet
 from keras_alexnet import AlexNet, ModelError, PaperAlexNet
 from keras_alexnet.models import footprint
 from keras_alexnet.models.backbone import AlexNetBackbone
+from keras_alexnet.models.deprecation import rebuilding
 from keras_alexnet.models.footprint import network_footprint
+from keras_alexnet.models.network import AlexNetNetwork
 from keras_alexnet.models.preset_files import save_to_preset
 
 IMAGES = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3)).astype("uint8")
@@ -193,7 +195,7 @@ def test_a_preset_of_the_other_network_is_refused_by_class_and_found_by_load_pre
     with pytest.raises(ModelError, match="holds a network of class 'AlexNet', not PaperAlexNet"):
         PaperAlexNet.from_preset(preset_dir)
     loaded = keras_alexnet.load_preset(preset_dir)
-    assert type(loaded) is AlexNet
+    assert type(loaded).__name__ == "AlexNetImageClassifier"
     assert_holds_stored_weights(loaded, os.path.join(preset_dir, "model.weights.h5"))
 
 
@@ -236,7 +238,7 @@ def layer_outputs(model):
                "batch_norm": True}),
     (PaperAlexNet, {"num_classes": 5, "input_shape": (67, 80, 3)}),
     (PaperAlexNet, {"num_classes": 5, "input_shape": (64, 64, 3), "groups": 1, "lrn": False}),
-    (AlexNetBackbone, {"image_shape": (40, 36, 3), "conv_filters": (8, 16, 24, 16, 8),
+    (AlexNetNetwork, {"image_shape": (40, 36, 3), "conv_filters": (8, 16, 24, 16, 8),
                        "conv_kernel_sizes": (5, 3, 3, 3, 3), "conv_strides": (3, 2, 1, 1, 1),
                        "pool_size": 3, "pool_strides": 1, "conv1_padding": 0,
                        "dense_units": 16, "dropout_before": ("fc7",)}),
@@ -248,9 +250,22 @@ def test_the_footprint_counts_every_weight_and_activation_keras_builds(network, 
     assert footprint.activations == layer_outputs(model)
 
 
+def test_the_footprint_of_a_task_and_of_a_backbone_alone_reads_their_nested_configs():
+    arguments = {"conv1_stride": 1, "batch_norm": True, "width_multiplier": 0.25,
+                 "dense_units": 32, "num_classes": 7}
+    task = keras_alexnet.AlexNetImageClassifier.from_arguments("cifar", seed=0, **arguments)
+    sizes = type(task).layer_sizes(task.get_config())
+    assert network_footprint(sizes).weights == task.count_params()
+    with rebuilding():  # the same network as one model, built: its layers' outputs
+        whole = AlexNet(seed=0, **arguments)
+    assert network_footprint(sizes).activations == layer_outputs(whole)
+    features = network_footprint(AlexNetBackbone.layer_sizes(task.backbone.get_config()))
+    assert features.weights == task.backbone.count_params()
+
+
 @pytest.fixture
 def backbone_preset(tmp_path):
-    model = AlexNetBackbone(conv_filters=(16, 16, 16, 16, 16), dense_units=16, seed=0)
+    model = AlexNetNetwork(conv_filters=(16, 16, 16, 16, 16), dense_units=16, seed=0)
     return save_to_preset(model, str(tmp_path / "backbone"))
 
 
@@ -280,12 +295,32 @@ def test_a_preset_declaring_a_huge_network_is_one_line_before_anything_is_built(
     directory = request.getfixturevalue(preset)
     _edit_json(directory, "config.json", lambda config: config["config"].update(change))
 
+    refuse_to_build(monkeypatch)
+    with pytest.raises(ModelError, match=re.escape(message)):
+        keras_alexnet.load_preset(directory)
+
+
+def refuse_to_build(monkeypatch):
+    """Makes building any of the package's networks from a config fail the test."""
     def built(*args, **kwargs):
         raise AssertionError("a network was built before the refusal")
 
-    monkeypatch.setattr(AlexNetBackbone, "from_config", classmethod(built))
-    with pytest.raises(ModelError, match=re.escape(message)):
-        keras_alexnet.load_preset(directory)
+    for network in (AlexNetNetwork, AlexNetBackbone, keras_alexnet.AlexNetImageClassifier):
+        monkeypatch.setattr(network, "from_config", classmethod(built))
+
+
+@pytest.mark.parametrize("part, change", [("backbone", {"conv_filters": [100000] * 5}),
+                                          ("preprocessor", {"image_shape": [99999, 99999, 3]})])
+def test_a_task_preset_declaring_a_huge_network_is_one_line_before_anything_is_built(
+        tmp_path, monkeypatch, part, change):
+    task = keras_alexnet.AlexNetImageClassifier.from_arguments(
+        "cifar", width_multiplier=0.25, dense_units=16, seed=0)
+    directory = task.save_to_preset(str(tmp_path / "task"))
+    _edit_json(directory, "config.json",
+               lambda config: config["config"][part]["config"].update(change))
+    refuse_to_build(monkeypatch)
+    with pytest.raises(ModelError, match="declares a network larger than the weights"):
+        keras_alexnet.AlexNetImageClassifier.from_preset(directory)
 
 
 def test_a_network_over_the_memory_limit_is_refused_even_with_the_weights_it_declares(

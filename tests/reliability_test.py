@@ -16,7 +16,7 @@ import pytest
 from conftest import TINY_MODEL, TINY_NETWORK, interrupt_at, run_cli, write_cifar_dir
 
 from keras_alexnet import TrainConfig
-from keras_alexnet.models.build import build_model
+from keras_alexnet.models.build import build_classifier, build_model
 from keras_alexnet.run_dir import read_history
 from keras_alexnet.training.callbacks import build_callbacks
 from keras_alexnet.training.checkpoints import (
@@ -172,7 +172,7 @@ def test_one_run_at_a_time_in_a_directory_and_another_config_only_when_overwriti
 
 def saved_weights(path):
     """The weights in a `FINAL_WEIGHTS` file of the small runs' network."""
-    model = build_model(seed=0, **TINY_MODEL)
+    model = build_classifier(seed=0, **TINY_MODEL)
     model.load_weights(path)
     return model.get_weights()
 
@@ -208,7 +208,7 @@ def test_a_deterministic_run_killed_three_times_ends_exactly_as_an_uninterrupted
     assert without_timings(histories[1]) == without_timings(histories[0])
     weights = [saved_weights(tmp_path / f"{name}.weights.h5") for name in ("straight", "resumed")]
     assert max(np.abs(a - b).max() for a, b in zip(*weights)) == 0
-    assert not all(np.array_equal(a, b) for a, b in zip(weights[0], build_model(
+    assert not all(np.array_equal(a, b) for a, b in zip(weights[0], build_classifier(
         seed=0, **TINY_MODEL).get_weights()))  # training moved them
     metrics = [json.loads((run / "metrics.json").read_text()) for run in (straight, resumed)]
     for values in metrics:
@@ -760,7 +760,6 @@ def test_nan_loss_stops_the_run_says_so_and_exports_nothing(data_dir, tmp_path):
 
 def test_checkpoints_load_in_safe_mode_so_lambda_code_is_refused(tmp_path, cifar_dir):
     from keras_alexnet.evaluation.evaluate import evaluate
-    from keras_alexnet.models.build import build_model
 
     assert "Lambda" not in build_model(seed=0).to_json()
     inputs = keras.Input((32, 32, 3))

@@ -148,15 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=500,
                           help="test images per batch (default: %(default)s)")
     evaluate.add_argument("--ten-crop", action="store_true",
-                          help="average the paper's ten crops (corners, centre, mirrored) of each "
-                               "image zero-padded by --ten-crop-pad")
+                          help="deprecated: --test-time-augmentation ten_crop")
     evaluate.add_argument("--ten-crop-pad", type=int, default=4,
                           help=f"padding per side before the ten 32×32 crops, 0 to "
                                f"{MAX_TEN_CROP_PAD} (default: %(default)s)")
     evaluate.add_argument("--test-time-augmentation", "--tta", choices=TEST_TIME_AUGMENTATIONS,
                           default="none",
-                          help="flip: average each image's and its mirror image's probabilities "
-                               "(default: %(default)s)")
+                          help="flip: average each image's and its mirror image's probabilities; "
+                               "ten_crop: the paper's ten crops (corners, centre, mirrored) of "
+                               "each image zero-padded by --ten-crop-pad (default: %(default)s)")
     evaluate.add_argument("--json", action="store_true", help="print all metrics as JSON")
     evaluate.set_defaults(run=run_evaluate, check=check_evaluate)
 

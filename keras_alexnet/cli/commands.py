@@ -114,6 +114,13 @@ def check_evaluate(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     check_flag(check_ten_crop_pad, args.ten_crop_pad, "--ten-crop-pad")
+    if args.ten_crop:
+        if args.test_time_augmentation not in ("none", "ten_crop"):
+            raise UserError("--ten-crop is the old spelling of --test-time-augmentation ten_crop: "
+                            "give only --test-time-augmentation")
+        print(f"{PROG}: --ten-crop is deprecated: use --test-time-augmentation ten_crop",
+              file=sys.stderr)
+        args.test_time_augmentation = "ten_crop"
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -127,7 +134,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
         model = load_preset(model)
     metrics = evaluate(model, data_dir=data_dir, batch_size=args.batch_size,
-                       ten_crop=args.ten_crop, ten_crop_pad=args.ten_crop_pad,
+                       ten_crop_pad=args.ten_crop_pad,
                        test_time_augmentation=args.test_time_augmentation, config=config)
     if args.json:
         print(_json_with_flat_lists(metrics))

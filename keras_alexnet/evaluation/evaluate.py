@@ -9,7 +9,7 @@ from typing import Callable, Optional, Sequence, Union
 import keras
 import numpy as np
 
-from keras_alexnet.config import TrainConfig
+from keras_alexnet.config import TrainConfig, warn_renamed
 from keras_alexnet.data.cifar10 import IMAGE_SHAPE, load_cifar10
 from keras_alexnet.data.image_sets import load_image_set
 from keras_alexnet.errors import ModelError
@@ -24,7 +24,7 @@ from keras_alexnet.utils.arrays import in_batches
 
 
 def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
-             batch_size: int = 500, ten_crop: bool = False, ten_crop_pad: int = 4,
+             batch_size: int = 500, ten_crop: Optional[bool] = None, ten_crop_pad: int = 4,
              test_time_augmentation: str = "none", config: Optional[TrainConfig] = None) -> dict:
     """Evaluates a model on CIFAR-10's 10,000 test images, or on the test images of the data set
     a paper-network run's `config` names.
@@ -34,13 +34,13 @@ def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
             directory, or a model directory whose newest version is used).
         data_dir: Local CIFAR-10 copy (see `data.load_cifar10`); `None`: tensorflow-datasets.
         batch_size: Images per inference batch.
-        ten_crop: Average the paper's ten crops. The CIFAR model's own crop is 32×32 out of an
-            image zero-padded by `ten_crop_pad` (its training augmentation), so the corners are the
-            extreme crop offsets and the centre crop is the image itself.
-        ten_crop_pad: Zero padding per side before the 32×32 crops, 0 to 16.
+        ten_crop: Deprecated spelling of `test_time_augmentation="ten_crop"` (warns).
+        ten_crop_pad: Zero padding per side before the ten 32×32 crops, 0 to 16.
         test_time_augmentation: `"none"`, `"flip"` (average each image's and its mirror
-            image's probabilities) or `"ten_crop"` (as `ten_crop=True`); ten crops hold their
-            mirror images already.
+            image's probabilities) or `"ten_crop"` (average the paper's ten crops, which hold
+            their mirror images already; the CIFAR model's own crop is 32×32 out of an image
+            zero-padded by `ten_crop_pad`, its training augmentation, so the corners are the
+            extreme crop offsets and the centre crop is the image itself).
         config: The `TrainConfig` of the run the model comes from; for a network that streams
             its images (`streams_images`: the paper's) its data set's test images are used
             (`data.image_sets`; `data_dir` overrides its `data_dir`), with the paper's test view
@@ -57,7 +57,10 @@ def evaluate(model: Union[str, keras.Model], data_dir: Optional[str] = None,
     check_ten_crop_pad(ten_crop_pad)
     # The model is checked before the data is read.
     probabilities_of, image_shape = _probability_function(model, batch_size)
-    mode = "ten_crop" if ten_crop else test_time_augmentation
+    mode = test_time_augmentation
+    if ten_crop is not None:
+        warn_renamed("evaluate(ten_crop=...)", 'evaluate(test_time_augmentation="ten_crop")')
+        mode = "ten_crop" if ten_crop else mode
     if config is not None and config.streams_images:
         config = config.replace(data_dir=data_dir or config.data_dir, eval_batch_size=batch_size,
                                 test_time_augmentation=mode)

@@ -10,6 +10,8 @@ from typing import Callable, Optional
 import keras
 import numpy as np
 
+from keras_alexnet.models.preset_mapping import as_one_model
+
 FEATURE_LAYER = "fc7"  # the paper's "last, 4096-dimensional hidden layer"
 FEATURE_BATCH = 500
 
@@ -17,13 +19,14 @@ FEATURE_BATCH = 500
 def first_conv_kernels(model: keras.Model) -> np.ndarray:
     """conv1's kernels as `[filters, height, width, 3]` float32, on the standardised input's
     scale (the weights `conv1` multiplies each pixel by)."""
-    kernel = keras.ops.convert_to_numpy(model.get_layer("conv1").kernel)
+    kernel = keras.ops.convert_to_numpy(as_one_model(model).get_layer("conv1").kernel)
     return np.transpose(kernel, (3, 0, 1, 2)).astype(np.float32)
 
 
 def layer_features(model: keras.Model, images: np.ndarray, layer: str = FEATURE_LAYER,
                    batch_size: int = FEATURE_BATCH) -> np.ndarray:
     """The outputs of `layer` (after its ReLU) for raw-pixel `images`, `[N, units]` float32."""
+    model = as_one_model(model)
     features = keras.Model(model.input, model.get_layer(layer).output)
     return np.asarray(features.predict(images, batch_size=batch_size, verbose=0), np.float32)
 
@@ -80,11 +83,12 @@ def grad_cam(model: keras.Model, image: np.ndarray, class_id: Optional[int] = No
 
     Example:
 
-    >>> model = keras_alexnet.AlexNet.from_preset("alexnet_fast_cifar10")
+    >>> model = keras_alexnet.AlexNetImageClassifier.from_preset("alexnet_fast_cifar10")
     >>> cam = grad_cam(model, np.zeros((32, 32, 3), "uint8"), class_id=3)
     >>> cam.heatmap.shape, cam.class_id, cam.channel_weights.shape
     ((32, 32), 3, (128,))
     """
+    model = as_one_model(model)
     maps_tensor = model.get_layer("conv5_pool").input
     features = keras.Model(model.input, maps_tensor)
     head = keras.Model(maps_tensor, model.output)

@@ -1,46 +1,34 @@
-"""`AlexNetBackbone`: the one builder of every AlexNet in the package. Five convolutions, then
-three dense layers; each network (`AlexNet`, `PaperAlexNet`) is a set of its arguments."""
+"""`AlexNetBackbone`: AlexNet's convolutional features — five convolutions, each with its ReLU and
+optionally batch norm, LRN and max-pooling — every AlexNet's as a set of its arguments."""
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Optional, Sequence
 
 import keras
 
+from keras_alexnet.models.architectures import CONV_FILTERS
 from keras_alexnet.models.initializers import LayerInitializers
-from keras_alexnet.models.layers import (
-    DENSE_UNITS,
-    LocalResponseNormalization,
-    check_head,
-    conv_relu,
-    dense,
-    standardize,
-)
-from keras_alexnet.models.preset_files import PresetMixin
+from keras_alexnet.models.layers import LocalResponseNormalization, conv_relu
+from keras_alexnet.models.preset_mapping import BackbonePresets, one_model_class
 
 CONV_NAMES = ("conv1", "conv2", "conv3", "conv4", "conv5")
-DENSE_NAMES = ("fc6", "fc7", "fc8")
-_STACKWISE = ("conv_filters", "conv_kernel_sizes", "conv_strides", "conv_groups", "conv_lrn",
-              "conv_pooling")
-# The backbone's arguments that size its layers (and so the memory a network takes).
-SIZE_ARGUMENTS = ("image_shape", *_STACKWISE, "conv1_padding", "pool_size", "pool_strides",
-                  "batch_norm", "dense_units", "dropout_before", "num_classes")
+# The arguments of the one-model network that belong to the task or its preprocessor.
+NOT_THE_BACKBONES = ("num_classes", "dense_units", "dropout", "dropout_before", "mean", "std",
+                     "test_crop_fraction")
+STACKWISE = ("conv_filters", "conv_kernel_sizes", "conv_strides", "conv_groups", "conv_lrn",
+             "conv_pooling")
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
-class AlexNetBackbone(PresetMixin, keras.Model):
-    """An AlexNet: raw pixels → per-channel standardisation → five convolutions (each with ReLU,
-    optionally batch norm or LRN, some followed by max-pooling) → flatten → fc6 → fc7 → fc8
-    logits, with dropout before the dense layers `dropout_before` names.
+class AlexNetBackbone(BackbonePresets, keras.Model):
+    """AlexNet's convolutional features: standardised images → conv1…conv5 → conv5's pooled maps.
 
-    Every difference between the networks is one of these arguments (keras-hub's stackwise
-    style: one entry per convolution), and what the code around a model needs of it, it asks the
-    model: `image_shape` (what it takes) and `test_crop_fraction` (its test view of a larger
-    image). The pixel statistics (`mean`, `std`) are the data set's, not the architecture's. The
-    model takes raw 0–255 pixels (float32; uint8 is cast), so an exported model needs no
-    preprocessing, and gives logits, in float32 also under a mixed-precision policy. The
-    defaults are the seed's CIFAR-10 network (`AlexNet()`, but with pixel statistics 0 and 1).
+    keras-hub's stackwise style: one entry per convolution in each `conv_*` argument, so every
+    AlexNet (the seed's CIFAR-10 network, the paper's, each recipe's) is a set of these arguments;
+    `AlexNetImageClassifier` puts its head on top. The input is what
+    `AlexNetImageClassifierPreprocessor` gives: per-channel standardised float32 images. The
+    defaults are the seed's CIFAR-10 features.
 
     Args:
         image_shape: `(height, width, 3)` of the input.
@@ -56,161 +44,101 @@ class AlexNetBackbone(PresetMixin, keras.Model):
         pool_strides: The max-pools' stride.
         batch_norm: Batch normalisation (PyTorch's momentum 0.1, ε 1e-5) between each
             convolution and its ReLU; the convolutions then have no bias.
-        dense_units: Width of fc6 and fc7.
-        dropout: Dropout rate.
-        dropout_before: The dense layers (`"fc6"`, `"fc7"`, `"fc8"`) dropout comes before.
-        test_crop_fraction: At test, a larger image's shorter side is resized to
-            `image_shape`'s side ÷ this, and its centre `image_shape` cut (the paper's 224 of
-            256: 0.875); `None`: the whole image is resized to `image_shape`.
-        num_classes: Number of output logits.
         init: `"torch"` (PyTorch's defaults) or `"paper"` (N(0, 0.01); biases 1 in conv2, conv4,
-            conv5, fc6, fc7); see `initializers.LayerInitializers`.
-        mean: Per-channel mean of the training pixels (0–255 scale).
-        std: Per-channel standard deviation of the training pixels (0–255 scale).
-        seed: Seed of the initialisation; `None` draws a fresh one.
+            conv5); see `initializers.LayerInitializers`.
+        seed: Seed of the initial weights only, not kept in the config (a loaded model's weights
+            come from its file); `None` draws from NumPy's global generator, which
+            `keras.utils.set_random_seed` seeds.
         name: Model name.
-        dtype: The dtype policy of every layer but the input standardisation and the logits
-            (float32 always); `None`: Keras' global policy.
+        dtype: The dtype policy of the layers; `None`: Keras' global policy.
 
     Example:
 
-    >>> model = AlexNetBackbone(image_shape=(64, 64, 3), conv_filters=(32, 64, 96, 96, 64),
-    ...                         conv_kernel_sizes=(5, 3, 3, 3, 3), conv_strides=(2, 1, 1, 1, 1),
-    ...                         dense_units=256, num_classes=100, mean=(127,) * 3,
-    ...                         std=(64,) * 3, seed=0)
-    >>> model.predict(np.zeros((2, 64, 64, 3), "uint8"), verbose=0).shape
-    (2, 100)
+    >>> backbone = AlexNetBackbone(conv_filters=(16, 48, 96, 64, 64), seed=0)
+    >>> backbone.output_shape
+    (None, 2, 2, 64)
     """
 
     def __init__(self, image_shape: Sequence[int] = (32, 32, 3),
-                 conv_filters: Sequence[int] = (64, 192, 384, 256, 256),
+                 conv_filters: Sequence[int] = CONV_FILTERS,
                  conv_kernel_sizes: Sequence[int] = (3, 3, 3, 3, 3),
                  conv_strides: Sequence[int] = (2, 1, 1, 1, 1),
                  conv_groups: Sequence[int] = (1, 1, 1, 1, 1),
                  conv_lrn: Sequence[bool] = (False,) * 5,
                  conv_pooling: Sequence[bool] = (True, True, False, False, True),
                  conv1_padding: int = 1, pool_size: int = 2, pool_strides: int = 2,
-                 batch_norm: bool = False, dense_units: int = DENSE_UNITS, dropout: float = 0.5,
-                 dropout_before: Sequence[str] = DENSE_NAMES,
-                 test_crop_fraction: Optional[float] = None, num_classes: int = 10,
-                 init: str = "torch", mean: Sequence[float] = (0.0, 0.0, 0.0),
-                 std: Sequence[float] = (1.0, 1.0, 1.0), seed: Optional[int] = None,
-                 name: str = "alexnet", dtype=None, **kwargs):
-        stack = _check_architecture(locals())
-        initializers = LayerInitializers(init, seed)
+                 batch_norm: bool = False, init: str = "torch", seed: Optional[int] = None,
+                 name: str = "alexnet_backbone", dtype=None, **kwargs):
+        misplaced = sorted(set(kwargs) & set(NOT_THE_BACKBONES))
+        if misplaced:
+            raise TypeError(f"AlexNetBackbone takes the convolutions' arguments, not "
+                            f"{', '.join(misplaced)}: the head's are AlexNetImageClassifier's, "
+                            f"the pixel statistics and test view its preprocessor's")
+        arguments = {key: value for key, value in locals().items()
+                     if key not in ("self", "seed", "name", "dtype", "kwargs", "__class__")}
+        stack = check_stack(arguments)
         images = keras.Input(shape=tuple(image_shape), name="images")
-        x = keras.layers.ZeroPadding2D(conv1_padding, name="conv1_pad")(
-            standardize(images, mean, std))
-        for layer_name, filters, kernel, stride, groups, lrn, pool in zip(CONV_NAMES, *stack):
-            x = conv_relu(x, filters, kernel, layer_name, initializers, strides=stride,
-                          groups=groups, padding="valid" if layer_name == "conv1" else "same",
-                          batch_norm=batch_norm, dtype=dtype)
-            if lrn:
-                x = LocalResponseNormalization(name=f"{layer_name}_lrn", dtype=dtype)(x)
-            if pool:
-                x = keras.layers.MaxPooling2D(pool_size, strides=pool_strides,
-                                              name=f"{layer_name}_pool", dtype=dtype)(x)
-        x = keras.layers.Flatten(name="flatten", dtype=dtype)(x)
-        for layer_name in DENSE_NAMES:
-            if layer_name in dropout_before:
-                x = keras.layers.Dropout(dropout, name=f"{layer_name}_dropout", dtype=dtype)(x)
-            last = layer_name == DENSE_NAMES[-1]
-            x = dense(x, num_classes if last else dense_units, layer_name, initializers,
-                      activation=None if last else "relu", dtype="float32" if last else dtype)
-        super().__init__(inputs=images, outputs=x, name=name, dtype=dtype, **kwargs)
+        features = conv_stack(images, stack, conv1_padding, pool_size, pool_strides, batch_norm,
+                              LayerInitializers(init, seed), dtype)
+        super().__init__(inputs=images, outputs=features, name=name, dtype=dtype, **kwargs)
         self.image_shape = tuple(int(side) for side in image_shape)
-        self.test_crop_fraction = test_crop_fraction
-        self.num_classes = num_classes
-        self.init = init
-        self.dropout = dropout
-        self.mean = [float(m) for m in mean]
-        self.std = [float(s) for s in std]
-        self.seed = seed
-        self._architecture = {
-            **{key: [_plain(value) for value in stack_values]
-               for key, stack_values in zip(_STACKWISE, stack)},
-            "conv1_padding": conv1_padding, "pool_size": pool_size, "pool_strides": pool_strides,
-            "batch_norm": batch_norm, "dense_units": int(dense_units),
-            "dropout_before": list(dropout_before)}
+        self._arguments = {**arguments, "image_shape": list(self.image_shape),
+                           **{key: [plain(value) for value in values]
+                              for key, values in zip(STACKWISE, stack)}}
 
-    @staticmethod
-    def architecture(**sizes) -> dict[str, Any]:
-        """The backbone arguments that size the layers, from the class's own arguments (the
-        backbone's: as given; a network overrides it with what its arguments set)."""
-        return sizes
+    def get_config(self) -> dict[str, Any]:
+        return {**keras.Model.get_config(self), **self._arguments}
 
     @classmethod
-    def layer_sizes(cls, config: dict[str, Any]) -> dict[str, Any]:
-        """Every argument in `SIZE_ARGUMENTS`, from a config of this class (its `get_config`),
-        the defaults filled in: a network's size, known before it is built.
-
-        Raises:
-            ValueError, TypeError: An argument the class refuses, or of the wrong type.
-
-        Example:
-
-        >>> keras_alexnet.AlexNet.layer_sizes({"width_multiplier": 0.5})["conv_filters"]
-        (32, 96, 192, 128, 128)
-        """
-        own = tuple(inspect.signature(cls.architecture).parameters)
-        own = SIZE_ARGUMENTS if own == ("sizes",) else own
-        classes = config["num_classes"] if "num_classes" in config else \
-            _defaults(cls)["num_classes"]
-        sizes = {**_defaults(AlexNetBackbone), "num_classes": classes,
-                 **cls.architecture(**{name: config[name] for name in own if name in config})}
-        return {name: sizes[name] for name in SIZE_ARGUMENTS}
-
-    def get_config(self):
-        return {**super().get_config(), "image_shape": list(self.image_shape),
-                **self._architecture, "test_crop_fraction": self.test_crop_fraction,
-                "num_classes": self.num_classes, "init": self.init, "dropout": self.dropout,
-                "mean": self.mean, "std": self.std, "seed": self.seed}
+    def from_config(cls, config: dict[str, Any]):
+        if "num_classes" in config:  # a whole network saved under this name before the split
+            return one_model_class().from_config(config)
+        return cls(**config)
 
 
-def _check_architecture(arguments: dict) -> tuple[tuple, ...]:
-    """The five per-convolution sequences, each checked to have five entries; `ValueError` for
-    an argument out of range."""
-    check_head(arguments["num_classes"], arguments["dropout"])
-    stack = tuple(tuple(arguments[key]) for key in _STACKWISE)
-    for key, values in zip(_STACKWISE, stack):
+def conv_stack(x, stack: tuple[tuple, ...], conv1_padding: int, pool_size: int,
+               pool_strides: int, batch_norm: bool, initializers: LayerInitializers, dtype=None):
+    """conv1…conv5 on `x` (each with ReLU, batch norm, LRN and pooling as `stack` says), the
+    layers named as every AlexNet of the package names them (`conv1`, `conv1_bn`, …)."""
+    x = keras.layers.ZeroPadding2D(conv1_padding, name="conv1_pad")(x)
+    for layer_name, filters, kernel, stride, groups, lrn, pool in zip(CONV_NAMES, *stack):
+        x = conv_relu(x, filters, kernel, layer_name, initializers, strides=stride,
+                      groups=groups, padding="valid" if layer_name == "conv1" else "same",
+                      batch_norm=batch_norm, dtype=dtype)
+        if lrn:
+            x = LocalResponseNormalization(name=f"{layer_name}_lrn", dtype=dtype)(x)
+        if pool:
+            x = keras.layers.MaxPooling2D(pool_size, strides=pool_strides,
+                                          name=f"{layer_name}_pool", dtype=dtype)(x)
+    return x
+
+
+def check_stack(arguments: dict[str, Any]) -> tuple[tuple, ...]:
+    """The six per-convolution sequences of `arguments`, each checked to have five entries."""
+    stack = tuple(tuple(arguments[key]) for key in STACKWISE)
+    for key, values in zip(STACKWISE, stack):
         if len(values) != len(CONV_NAMES):
             raise ValueError(f"{key} must have {len(CONV_NAMES)} entries (conv1…conv5), got "
                              f"{len(values)}")
-    if arguments["dense_units"] < 1:
-        raise ValueError(f"dense_units must be >= 1, got {arguments['dense_units']!r}")
-    unknown = sorted(set(arguments["dropout_before"]) - set(DENSE_NAMES))
-    if unknown:
-        raise ValueError(f"dropout_before names {', '.join(unknown)}; the dense layers are "
-                         f"{', '.join(DENSE_NAMES)}")
-    fraction = arguments["test_crop_fraction"]
-    if fraction is not None and not 0 < fraction <= 1:
-        raise ValueError(f"test_crop_fraction must be in (0, 1] or None, got {fraction!r}")
     return stack
 
 
-def _defaults(cls: type) -> dict[str, Any]:
-    """The default of each argument of `cls`'s constructor."""
-    return {name: parameter.default
-            for name, parameter in inspect.signature(cls.__init__).parameters.items()
-            if parameter.default is not parameter.empty}
-
-
-def _plain(value):
+def plain(value):
     """A JSON-plain `bool` or `int` of a stackwise entry."""
     return value if isinstance(value, bool) else int(value)
 
 
 def eval_resize_side(model: keras.Model) -> Optional[int]:
     """The shorter side a larger image is resized to before the centre crop a model takes at
-    test (`AlexNetBackbone.test_crop_fraction`); `None`: the image is resized to the model's
-    input as a whole (any other Keras model too).
+    test (its preprocessor's `test_crop_fraction`, or the deprecated whole network's); `None`:
+    the image is resized to the model's input as a whole (any other Keras model too).
 
     Example:
 
-    >>> eval_resize_side(keras_alexnet.PaperAlexNet(seed=0))
+    >>> eval_resize_side(keras_alexnet.AlexNetImageClassifier.from_arguments("paper", seed=0))
     256
     """
-    fraction = getattr(model, "test_crop_fraction", None)
+    fraction = getattr(getattr(model, "preprocessor", model), "test_crop_fraction", None)
     if fraction is None:
         return None
     return round(model.input_shape[1] / fraction)

@@ -4,7 +4,8 @@ for one image, so that a small file declaring a huge network is refused in one l
 
 Example:
 
->>> sizes = keras_alexnet.AlexNet.layer_sizes({"width_multiplier": 0.25, "dense_units": 64})
+>>> sizes = keras_alexnet.models.AlexNet.layer_sizes({"width_multiplier": 0.25,
+...                                                    "dense_units": 64})
 >>> network_footprint(sizes).weights
 162522
 """
@@ -17,6 +18,11 @@ from typing import Any
 from keras_alexnet.errors import ModelError
 
 DENSE_NAMES = ("fc6", "fc7", "fc8")
+# The arguments of a whole network (`AlexNetNetwork`) that size its layers, and so its memory;
+# `num_classes` None: the features alone, no head.
+SIZE_ARGUMENTS = ("image_shape", "conv_filters", "conv_kernel_sizes", "conv_strides",
+                  "conv_groups", "conv_lrn", "conv_pooling", "conv1_padding", "pool_size",
+                  "pool_strides", "batch_norm", "dense_units", "dropout_before", "num_classes")
 
 # The most a network may take, float32 weights and one image's activations together: four
 # times the paper's network (61 M weights, 0.25 GB).
@@ -39,9 +45,9 @@ class Footprint:
 
 def checked_layer_sizes(network: type, config: Any, stored_bytes: int, bytes_per_weight: int,
                         what: str) -> dict[str, Any]:
-    """The layer sizes a config of `network` (an `AlexNetBackbone`) declares, once checked to fit
-    the weights stored for it (`stored_bytes`, at least `bytes_per_weight` each) and
-    `MAX_NETWORK_BYTES`, without building anything.
+    """The layer sizes a config of `network` (a class with `layer_sizes`) declares, once
+    checked to fit the weights stored for it (`stored_bytes`, at least `bytes_per_weight` each)
+    and `MAX_NETWORK_BYTES`, without building anything.
 
     Raises:
         ModelError: `config` is not an object, a size is not a positive integer, or the network
@@ -66,7 +72,7 @@ def checked_layer_sizes(network: type, config: Any, stored_bytes: int, bytes_per
 
 def network_footprint(sizes: dict[str, Any]) -> Footprint:
     """The weights and one image's activations of the network `sizes` describe (an
-    `AlexNetBackbone.layer_sizes`), counted as Keras builds it.
+    `layer_sizes` of the package's models), counted as Keras builds it.
 
     Raises:
         ValueError: A size that is not a positive integer, or an image too small for the layers.
@@ -99,6 +105,8 @@ def network_footprint(sizes: dict[str, Any]) -> Footprint:
         if min(height, width) < 1:
             raise ValueError(f"the images are too small for the layers: conv{index + 1} would "
                              f"have no output")
+    if sizes["num_classes"] is None:  # the backbone alone
+        return Footprint(weights, activations)
     units = _natural(sizes["dense_units"], "dense_units")
     classes = _natural(sizes["num_classes"], "num_classes")
     flat = height * width * channels

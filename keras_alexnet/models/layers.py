@@ -10,12 +10,18 @@ from keras import ops
 
 # fc6 and fc7's width in both networks (the paper's).
 DENSE_UNITS = 4096
+DENSE_NAMES = ("fc6", "fc7", "fc8")
+
+
+def normalization(mean: Sequence[float], std: Sequence[float]) -> keras.layers.Normalization:
+    """The layer of per-channel `(images - mean) / std` in float32, every network's first."""
+    return keras.layers.Normalization(mean=list(mean), variance=[s * s for s in std],
+                                      dtype="float32", name="normalize")
 
 
 def standardize(images, mean: Sequence[float], std: Sequence[float]):
-    """Per-channel `(images - mean) / std` in float32, the first layer of both networks."""
-    return keras.layers.Normalization(mean=list(mean), variance=[s * s for s in std],
-                                      dtype="float32", name="normalize")(images)
+    """`images` through a new `normalization(mean, std)` layer."""
+    return normalization(mean, std)(images)
 
 
 def conv_relu(x, filters: int, kernel: int, name: str, initializers: Callable[[str, int], dict],
@@ -43,12 +49,41 @@ def dense(x, units: int, name: str, initializers: Callable[[str, int], dict],
                               **initializers(name, x.shape[-1]))(x)
 
 
-def check_head(num_classes: int, dropout: float) -> None:
-    """`ValueError` unless `num_classes` >= 1 and `dropout` is in [0, 1)."""
+def classifier_head(x, num_classes: int, dense_units: int, dropout: float,
+                    dropout_before: Sequence[str], initializers: Callable[[str, int], dict],
+                    dtype=None):
+    """Flatten → fc6 → fc7 → fc8 logits (float32) on features `x`, ReLU after fc6 and fc7, and
+    dropout before the dense layers `dropout_before` names."""
+    x = keras.layers.Flatten(name="flatten", dtype=dtype)(x)
+    for layer_name in DENSE_NAMES:
+        if layer_name in dropout_before:
+            x = keras.layers.Dropout(dropout, name=f"{layer_name}_dropout", dtype=dtype)(x)
+        last = layer_name == DENSE_NAMES[-1]
+        x = dense(x, num_classes if last else dense_units, layer_name, initializers,
+                  activation=None if last else "relu", dtype="float32" if last else dtype)
+    return x
+
+
+def check_head(num_classes: int, dropout: float, dense_units: int = DENSE_UNITS,
+               dropout_before: Sequence[str] = DENSE_NAMES) -> None:
+    """`ValueError` unless `num_classes` and `dense_units` >= 1, `dropout` is in [0, 1) and
+    `dropout_before` names dense layers only."""
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    if dense_units < 1:
+        raise ValueError(f"dense_units must be >= 1, got {dense_units!r}")
+    unknown = sorted(set(dropout_before) - set(DENSE_NAMES))
+    if unknown:
+        raise ValueError(f"dropout_before names {', '.join(unknown)}; the dense layers are "
+                         f"{', '.join(DENSE_NAMES)}")
+
+
+def check_crop_fraction(fraction: Optional[float]) -> None:
+    """`ValueError` unless a test crop fraction is in (0, 1] or `None`."""
+    if fraction is not None and not 0 < fraction <= 1:
+        raise ValueError(f"test_crop_fraction must be in (0, 1] or None, got {fraction!r}")
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")

@@ -14,7 +14,8 @@ from keras_alexnet.utils.bounded_files import MAX_JSON_BYTES, parse_json
 # The modules whose classes a `.keras` file of this package names (networks, layers, augmentation,
 # initializers, optimizer, schedule, loss); importing them registers the classes with Keras.
 REGISTERING_MODULES = ("keras_alexnet.data.augment", "keras_alexnet.models.alexnet",
-                       "keras_alexnet.models.paper_alexnet", "keras_alexnet.training.losses",
+                       "keras_alexnet.models.paper_alexnet",
+                       "keras_alexnet.models.image_classifier", "keras_alexnet.training.losses",
                        "keras_alexnet.training.optimizer")
 
 
@@ -22,6 +23,13 @@ def register_classes() -> None:
     """Registers every class a `.keras` file of this package may name with Keras."""
     for module in REGISTERING_MODULES:
         importlib.import_module(module)
+
+
+def registered_class(name: str) -> type:
+    """The package's class registered with Keras as `keras_alexnet>{name}` (one of a module
+    above this layer, as the training's optimizer), after `register_classes`."""
+    register_classes()
+    return keras.saving.get_registered_object(f"keras_alexnet>{name}")
 
 
 def load_keras_model(path: str) -> keras.Model:
@@ -42,7 +50,8 @@ def load_keras_model(path: str) -> keras.Model:
 
 
 KERAS_MODEL_CLASSES = ("keras_alexnet>AlexNet", "keras_alexnet>PaperAlexNet",
-                       "keras_alexnet>AlexNetBackbone")
+                       "keras_alexnet>AlexNetNetwork", "keras_alexnet>AlexNetBackbone",
+                       "keras_alexnet>AlexNetImageClassifier")
 WEIGHTS_MEMBER = "model.weights.h5"  # in a .keras archive: the weights, float32
 
 

@@ -115,16 +115,22 @@ def preset_directory(preset: str, sha256: Optional[str] = None) -> str:
 
 
 def load_verified(cls: type, files: PresetFiles, dtype: Optional[str] = None) -> keras.Model:
-    """The network of a preset's checked files: the subclass of `cls` its config names, built
-    only once its size (every layer's weights and one image's activations) is known to fit
-    `MAX_NETWORK_BYTES` and the weights file, then given its weights."""
+    """The network of a preset's checked files: the subclass of `cls` its config names, loaded
+    by `load_checked`."""
     config = files.config
     networks = {registered_name(network): network for network in with_subclasses(cls)}
     network = networks.get(config["registered_name"])
     if network is None:
         raise ModelError(f"preset {files.preset!r} holds a network of class "
                          f"{config.get('class_name')!r}, not {cls.__name__}")
-    values = dict(config["config"])
+    return load_checked(network, files, dtype)
+
+
+def load_checked(network: type, files: PresetFiles, dtype: Optional[str] = None) -> keras.Model:
+    """A `network` from a preset's checked files, built only once its size (every layer's
+    weights and one image's activations) is known to fit `MAX_NETWORK_BYTES` and the weights
+    file, then given its weights."""
+    values = dict(files.config["config"])
     weights = os.path.join(files.directory, WEIGHTS_FILE)
     sizes = checked_layer_sizes(network, values, os.path.getsize(weights), MIN_BYTES_PER_WEIGHT,
                                 f"preset {files.preset!r}")

@@ -20,6 +20,7 @@ from keras_alexnet.data.cifar10 import CLASS_NAMES, IMAGE_SHAPE, load_cifar10
 from keras_alexnet.errors import ModelError, RunDirError
 from keras_alexnet.evaluation.learned import FEATURE_LAYER
 from keras_alexnet.models.catalogue import is_preset
+from keras_alexnet.models.preset_mapping import as_one_model
 from keras_alexnet.plots.blog import read_finished_run, write_blog_figures
 from keras_alexnet.plots.paper import write_learned_figures
 from keras_alexnet.run_dir import CHECKPOINT, CONFIG, check_directory, new_directory
@@ -74,6 +75,7 @@ def _learned_model(path: str) -> tuple[keras.Model, Sequence[str]]:
     what the paper's pictures can show: a network on CIFAR-10's 32 × 32 images with AlexNet's
     layers, and a class name for each output."""
     model, class_names = model_and_class_names(path)
+    model = as_one_model(model)  # a task's layers in one graph, as the figures read them
     if tuple(model.input_shape[1:]) != IMAGE_SHAPE:
         raise ModelError(f"{path} takes {' × '.join(map(str, model.input_shape[1:]))} images: "
                          f"the paper's pictures are drawn on CIFAR-10's 32 × 32 × 3 images "

@@ -39,7 +39,7 @@ import numpy as np
 from keras_alexnet.config import check_timeout
 from keras_alexnet.data.cifar10 import CLASS_NAMES, IMAGE_SHAPE, NUM_CLASSES
 from keras_alexnet.errors import ImageError, ServingError
-from keras_alexnet.serving.export import (
+from keras_alexnet.serving.signatures import (
     IMAGE_BYTES_INPUT,
     IMAGE_BYTES_SIGNATURE,
     IMAGES_INPUT,

@@ -65,6 +65,12 @@ from keras_alexnet.serving.image_bytes import (
     bound_request,
     check_pixel_limit,
 )
+from keras_alexnet.serving.signatures import (
+    IMAGE_BYTES_INPUT,
+    IMAGE_BYTES_SIGNATURE,
+    IMAGES_INPUT,
+    SERVING_SIGNATURE,
+)
 from keras_alexnet.serving.versions import (
     STAGING_PREFIX,
     publish,
@@ -77,11 +83,6 @@ from keras_alexnet.utils.native_stderr import native_stderr_silenced
 logger = logging.getLogger(__name__)
 
 # The signature contract, which serving clients (`keras_alexnet.serving.client`) import from here.
-SERVING_SIGNATURE = "serving_default"
-IMAGE_BYTES_SIGNATURE = "classify_image_bytes"
-IMAGES_INPUT = "images"
-IMAGE_BYTES_INPUT = "image_bytes"
-OUTPUTS = ("probabilities", "class_id", "class_name")
 SERVING_CHUNK = 256  # images per model call in a signature: memory stays that of 256 images
 EXTRA_ASSETS = "assets.extra"  # files beside a SavedModel that TF Serving does not load
 
@@ -113,7 +114,8 @@ def export_saved_model(model: keras.Model, saved_models_dir: str = "saved_models
 
     Example:
 
-    >>> export_saved_model(keras_alexnet.AlexNet(seed=0), "saved_models", "alexnet_cifar10")
+    >>> model = keras_alexnet.AlexNetImageClassifier.from_arguments(seed=0)
+    >>> export_saved_model(model, "saved_models", "alexnet_cifar10")
     'saved_models/alexnet_cifar10/1'
     """
     tf = _import_tensorflow()

@@ -28,7 +28,7 @@ from keras_alexnet.serving.client import (
     check_images,
     predictions_from_outputs,
 )
-from keras_alexnet.serving.export import (
+from keras_alexnet.serving.signatures import (
     IMAGE_BYTES_INPUT,
     IMAGE_BYTES_SIGNATURE,
     IMAGES_INPUT,

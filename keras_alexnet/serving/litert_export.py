@@ -51,7 +51,8 @@ def export_litert(model: keras.Model, path: str, class_names: Sequence[str],
     Example:
 
     >>> names = [f"class {index}" for index in range(10)]
-    >>> export_litert(keras_alexnet.AlexNet(seed=0), "alexnet.tflite", names)
+    >>> model = keras_alexnet.AlexNetImageClassifier.from_arguments(seed=0)
+    >>> export_litert(model, "alexnet.tflite", names)
     'alexnet.tflite'
     """
     if not path.endswith(FILE_EXTENSIONS["litert"]):

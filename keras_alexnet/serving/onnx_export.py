@@ -44,7 +44,8 @@ def export_onnx(model: keras.Model, path: str, class_names: Sequence[str]) -> st
     Example:
 
     >>> names = [f"class {index}" for index in range(10)]
-    >>> export_onnx(keras_alexnet.AlexNet(seed=0), "alexnet.onnx", names)
+    >>> model = keras_alexnet.AlexNetImageClassifier.from_arguments(seed=0)
+    >>> export_onnx(model, "alexnet.onnx", names)
     'alexnet.onnx'
     """
     if not path.endswith(FILE_EXTENSIONS["onnx"]):

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from keras_alexnet.errors import ExportError
+from keras_alexnet.models.preset_mapping import as_one_model
 
 IMAGES_INPUT = "images"
 PROBABILITIES_OUTPUT = "probabilities"
@@ -32,7 +33,8 @@ def pixel_model(model: keras.Model, grouped_convolutions: bool = True) -> keras.
     """`model` (raw pixels to logits) as a float32 model from uint8 pixels to probabilities.
 
     Args:
-        model: An `AlexNet` or `PaperAlexNet` (any functional model of the package's layers).
+        model: An `AlexNetImageClassifier` (as `preset_mapping.as_one_model` flattens it) or
+            any functional model of the package's layers.
         grouped_convolutions: `False` turns each grouped convolution into an ungrouped one with
             a block-diagonal kernel.
 
@@ -42,10 +44,11 @@ def pixel_model(model: keras.Model, grouped_convolutions: bool = True) -> keras.
 
     Example:
 
-    >>> portable = pixel_model(keras_alexnet.AlexNet(seed=0))
+    >>> portable = pixel_model(keras_alexnet.AlexNetImageClassifier.from_arguments(seed=0))
     >>> portable.predict(np.zeros((2, 32, 32, 3), "uint8"), verbose=0).shape
     (2, 10)
     """
+    model = as_one_model(model)  # every layer in one graph, to copy and convert one by one
     try:
         network = keras.models.clone_model(
             model, clone_function=lambda layer: _float32_layer(layer, grouped_convolutions))

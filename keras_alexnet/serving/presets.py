@@ -9,6 +9,7 @@ from typing import Any, Optional, Sequence, Union
 
 import keras
 
+from keras_alexnet.config import warn_renamed
 from keras_alexnet.data.cifar10 import CLASS_NAMES
 from keras_alexnet.errors import ModelError
 from keras_alexnet.models import preset_files, preset_reading
@@ -25,7 +26,8 @@ def save_to_preset(model_or_run_dir: Union[keras.Model, str], directory: str,
                    metadata: Optional[dict[str, Any]] = None, weights_dtype: str = "float32",
                    overwrite: bool = False) -> str:
     """Writes a model, a `.keras` file or a run directory's best model as a preset directory
-    (`config.json`, `model.weights.h5`, `metadata.json`), which `from_preset` loads.
+    (`config.json`, `model.weights.h5`, `metadata.json`), which `from_preset` loads; deprecated
+    (it warns) for the model's own `AlexNetImageClassifier.save_to_preset`.
 
     Args:
         model_or_run_dir: An `AlexNet` or `PaperAlexNet`, a `.keras` file, or a `train()` output
@@ -47,8 +49,10 @@ def save_to_preset(model_or_run_dir: Union[keras.Model, str], directory: str,
 
     >>> save_to_preset("runs/alexnet_cifar10", "my_alexnet")
     'my_alexnet'
-    >>> keras_alexnet.AlexNet.from_preset("my_alexnet")
+    >>> keras_alexnet.AlexNetImageClassifier.from_preset("my_alexnet")
     """
+    warn_renamed("keras_alexnet.save_to_preset(...)",
+                 "AlexNetImageClassifier.save_to_preset(...), a method of the model")
     model = model_or_run_dir
     if isinstance(model_or_run_dir, str):
         model, run_class_names = _keras_model_and_class_names(model_or_run_dir)

@@ -23,7 +23,7 @@ from keras_alexnet.data.passes import pass_counter
 from keras_alexnet.data.pipeline import eval_dataset, train_dataset
 from keras_alexnet.data.process_shard import ONE_PROCESS, ProcessShard
 from keras_alexnet.evaluation.metrics import TOP_K
-from keras_alexnet.models.build import build_model, network_class
+from keras_alexnet.models.build import build_classifier, network_class
 from keras_alexnet.run_dir import (
     CLASS_NAMES_FILE,
     CONFIG,
@@ -61,7 +61,7 @@ def build_trainer(config: TrainConfig, performance: Performance, data: RunData,
                     config.batch_size, performance.mixed_precision, performance.jit_compile,
                     steps, "" if steps == 1 else "s", performance.augmentation)
     with dtype_policy(performance.mixed_precision), placement.scope:
-        model = build_model(config.network, **network_arguments(config, data))
+        model = build_classifier(config.network, **network_arguments(config, data))
         trainer = (DeviceAugmentedModel(model, np.concatenate([data.split.x_train,
                                                                data.split.x_val]), augmentation)
                    if performance.augmentation == "device" else model)
@@ -96,7 +96,7 @@ def precision_probe(config: TrainConfig, num_classes: int, train_images: int) ->
 
     def measure(precision: str) -> float:
         with dtype_policy(precision):
-            model = build_model(config.network, **arguments)
+            model = build_classifier(config.network, **arguments)
         return train_step_rate(model, config.batch_size, num_classes)
 
     subject = {"network": config.network, "batch_size": config.batch_size,
