@@ -49,8 +49,9 @@ setup(
         "litert": ["ai-edge-litert"],
         # `export --format onnx`: the converter and ONNX Runtime.
         "onnx": ["tf2onnx", "onnx", "onnxruntime"],
-        "test": ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel", "tensorflow-serving-api", "jax",
-                 "tensorboard", "ruff", "ai-edge-litert", "tf2onnx", "onnx", "onnxruntime"],
+        "test": ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel",
+                 "tensorflow-serving-api", "jax", "tensorboard", "ruff", "ai-edge-litert",
+                 "tf2onnx", "onnx", "onnxruntime"],
     },
     entry_points={"console_scripts": ["keras-alexnet=keras_alexnet.cli:main"]},
 )
