@@ -56,7 +56,7 @@ def test_the_seed_is_not_in_the_config_so_a_rebuild_draws_new_weights():
                               backbone.get_layer("conv1").kernel.numpy())
 
 
-def test_a_whole_network_saved_under_the_backbones_old_name_loads_as_that_network():
+def test_a_whole_networks_config_under_the_backbones_old_name_rebuilds_that_network():
     config = AlexNetNetwork(image_shape=(20, 20, 3), conv_filters=(8,) * 5, dense_units=8,
                             num_classes=3, seed=0).get_config()
     loaded = AlexNetBackbone.from_config(config)

@@ -6,9 +6,11 @@ import json
 import os
 import warnings
 
+import h5py
 import keras
 import numpy as np
 import pytest
+from conftest import assert_holds_stored_weights
 
 from keras_alexnet.errors import ModelError
 from keras_alexnet.models.alexnet import AlexNet
@@ -40,6 +42,7 @@ def test_a_shipped_preset_gives_the_old_classs_logits_through_the_task(name):
     task = AlexNetImageClassifier.from_preset(name)
     old = old_preset(name)
     assert task.count_params() == old.count_params()
+    assert_holds_stored_weights(task, os.path.join(SHIPPED_DIR, name, "model.weights.h5"))
     np.testing.assert_allclose(task.predict(images, verbose=0), old.predict(images, verbose=0),
                                rtol=0, atol=1e-5)
 
@@ -54,6 +57,14 @@ def test_the_backbone_of_a_shipped_preset_gives_the_old_networks_features():
     np.testing.assert_allclose(backbone.predict(np.asarray(preprocessor(images)), verbose=0),
                                wanted, rtol=0, atol=1e-5)
     assert np.abs(wanted).max() > 0  # features, not a dead network
+    stored = []  # the preset's arrays, read with h5py: each convolution's is one of them
+    with h5py.File(os.path.join(SHIPPED_DIR, "alexnet_fast_cifar10", "model.weights.h5")) as file:
+        file.visititems(lambda name, item: stored.append(item[()].astype("float32"))
+                        if isinstance(item, h5py.Dataset) else None)
+    for weight in backbone.weights:
+        values = keras.ops.convert_to_numpy(weight)
+        assert any(array.shape == values.shape and np.array_equal(array, values)
+                   for array in stored), weight.path
 
 
 def test_the_preprocessor_of_a_shipped_preset_has_its_configs_statistics():

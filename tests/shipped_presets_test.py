@@ -14,8 +14,7 @@ import pytest
 from conftest import SHARED_CIFAR, assert_holds_stored_weights, run_cli, softmax
 from PIL import Image
 
-import keras_alexnet
-from keras_alexnet import AlexNet, PaperAlexNet
+from keras_alexnet import AlexNet, AlexNetImageClassifier, PaperAlexNet
 from keras_alexnet.models.catalogue import DEFAULT_PRESET, SHIPPED_DIR
 
 SHIPPED = sorted(os.listdir(SHIPPED_DIR))
@@ -31,9 +30,9 @@ def metadata_of(name):
 
 def test_the_catalogue_lists_every_shipped_directory_with_its_numbers():
     assert len(SHIPPED) >= 2 and DEFAULT_PRESET in SHIPPED
-    assert sorted(AlexNet.presets) == SHIPPED and PaperAlexNet.presets == {}
+    assert sorted(AlexNetImageClassifier.presets) == SHIPPED and PaperAlexNet.presets == {}
     for name in SHIPPED:
-        listed = AlexNet.presets[name]
+        listed = AlexNetImageClassifier.presets[name]
         assert listed == metadata_of(name)
         assert listed["description"] and 0.89 <= listed["test_accuracy"] <= 1.0
         assert listed["test_accuracy_single_view"] <= listed["test_accuracy"]
@@ -55,13 +54,14 @@ def test_the_shipped_presets_fit_in_16_mb():
 @pytest.mark.parametrize("name", SHIPPED)
 def test_a_shipped_preset_loads_predicts_deterministically_and_saves_again_bit_for_bit(
         name, tmp_path):
-    model = AlexNet.from_preset(name)
+    model = AlexNetImageClassifier.from_preset(name)
     assert model.count_params() == metadata_of(name)["parameter_count"]
     assert_holds_stored_weights(model, os.path.join(SHIPPED_DIR, name, "model.weights.h5"))
     first = model.predict(IMAGES, verbose=0)
-    np.testing.assert_array_equal(AlexNet.from_preset(name).predict(IMAGES, verbose=0), first)
-    keras_alexnet.save_to_preset(model, str(tmp_path / "again"))
-    again = AlexNet.from_preset(str(tmp_path / "again"))
+    again = AlexNetImageClassifier.from_preset(name)
+    np.testing.assert_array_equal(again.predict(IMAGES, verbose=0), first)
+    model.save_to_preset(str(tmp_path / "again"), class_names=metadata_of(name)["class_names"])
+    again = AlexNetImageClassifier.from_preset(str(tmp_path / "again"))
     for ours, theirs in zip(model.weights, again.weights):
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
     assert json.load(open(tmp_path / "again" / "metadata.json"))["class_names"] == \
@@ -85,7 +85,8 @@ def test_a_shipped_presets_test_accuracy_is_its_metadatas(name):
     assert len(data.x_test) == 10_000
     metadata = metadata_of(name)
     assert metadata["test_time_augmentation"] == "flip"
-    single, flipped = flip_averaged_accuracy(AlexNet.from_preset(name), data.x_test, data.y_test)
+    classifier = AlexNetImageClassifier.from_preset(name)
+    single, flipped = flip_averaged_accuracy(classifier, data.x_test, data.y_test)
     assert single == pytest.approx(metadata["test_accuracy_single_view"], abs=0.0005)
     assert flipped == pytest.approx(metadata["test_accuracy"], abs=0.0005)
 
@@ -105,7 +106,8 @@ def test_predict_without_a_model_uses_the_default_preset_and_says_so(tmp_path):
     result = run_cli("predict", *paths, "--json")
     assert result.returncode == 0, result.stderr
     assert result.stderr.count(f"no --model: using the shipped preset {DEFAULT_PRESET}") == 1
-    probabilities = softmax(AlexNet.from_preset(DEFAULT_PRESET).predict(IMAGES[:3], verbose=0))
+    classifier = AlexNetImageClassifier.from_preset(DEFAULT_PRESET)
+    probabilities = softmax(classifier.predict(IMAGES[:3], verbose=0))
     names = metadata_of(DEFAULT_PRESET)["class_names"]
     for answer, expected in zip(json.loads(result.stdout), probabilities):
         (top,) = answer["top"]
@@ -123,7 +125,7 @@ def test_export_of_a_preset_serves_its_probabilities(tmp_path):
     exported = result.stdout.strip().rsplit(" ", 1)[-1]
     serve = tf.saved_model.load(exported).signatures["serving_default"]
     outputs = serve(images=tf.constant(IMAGES))
-    expected = softmax(AlexNet.from_preset(name).predict(IMAGES, verbose=0))
+    expected = softmax(AlexNetImageClassifier.from_preset(name).predict(IMAGES, verbose=0))
     np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-5)
     names = metadata_of(name)["class_names"]
     assert [value.decode() for value in outputs["class_name"].numpy()] == \
@@ -142,7 +144,7 @@ def test_evaluate_a_preset_by_name_prints_its_metadatas_accuracy():
 
 
 @pytest.mark.slow
-def test_import_keras_alexnet_alone_lets_keras_load_a_saved_model(tmp_path):
+def test_import_keras_alexnet_alone_lets_keras_load_an_earlier_releases_saved_network(tmp_path):
     path = str(tmp_path / "model.keras")
     AlexNet(width_multiplier=0.25, dense_units=16, seed=0).save(path)
     for imports in ("import keras_alexnet, keras", "import keras, keras_alexnet",
