@@ -24,7 +24,7 @@ PAGES = ["README.md", "colab/README.md", *sorted(
 OTHER_PROGRAMS_FLAGS = {"--rm", "--tag_set", "--xla_force_host_platform_device_count",
                         "--pipeline", "--workers", "--model_base_path", "--model_name",
                         "--rest_api_port", "--worker", "--command",  # the last two: gcloud's
-                        "--enable_model_warmup"}
+                        "--enable_model_warmup", "--dist"}  # the last: pytest-xdist's
 
 
 def read(page: str) -> str:
