@@ -40,21 +40,21 @@ def run_predict(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     if args.server:
         names = args.names or CLASS_NAMES
-        classify = _classify_on_server(args, len(names))
+        classify = classify_on_server(args.server, args.model_name, args.timeout, len(names))
     else:
         from keras_alexnet.serving.export import saved_model_class_names
 
-        model = _local_saved_model(args.model)
+        model = local_saved_model(args.model)
         names = saved_model_class_names(model)
         if args.names is not None:
             if len(args.names) != len(names):
                 raise UserError(f"--class-names {args.class_names} names {len(args.names)} "
                                 f"classes; the model {model} has {len(names)}")
             names = args.names
-        classify = _classify_locally(model, len(names))
+        classify = classify_locally(model, len(names))
     results = []
     for path in args.images:
-        top = classify(path, _read_image_file(path)).top_k(args.top_k, names)
+        top = classify(path, read_image_file(path)).top_k(args.top_k, names)
         if args.json:
             results.append({"image": path, "top": [{"class_name": name, "probability": p}
                                                    for name, p in top]})
@@ -65,18 +65,18 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _classify_on_server(args: argparse.Namespace, num_classes: int):
+def classify_on_server(server: str, model_name: str, timeout: float, num_classes: int):
     """`classify(path, data)`: TF Serving's `Prediction` of one encoded image."""
     from keras_alexnet.serving import client
 
     def classify(path: str, data: bytes):
-        return client.predict(args.server, args.model_name, client.image_bytes_request([data]),
-                              timeout=args.timeout, num_classes=num_classes)[0]
+        return client.predict(server, model_name, client.image_bytes_request([data]),
+                              timeout=timeout, num_classes=num_classes)[0]
 
     return classify
 
 
-def _local_saved_model(model: Optional[str]) -> str:
+def local_saved_model(model: Optional[str]) -> str:
     """The SavedModel `predict` runs: `--model`'s, a preset's (exported once, then cached), or
     without `--model` the default shipped preset's, said on stderr."""
     if model is None:
@@ -89,12 +89,14 @@ def _local_saved_model(model: Optional[str]) -> str:
     return saved_model_of(model)
 
 
-def _read_image_file(path: str) -> bytes:
+def read_image_file(path: str, name: Optional[str] = None) -> bytes:
     """The bytes of an image file, after checking that it is a regular file of at most
-    `MAX_IMAGE_FILE_BYTES` (a FIFO, a device or a huge sparse file are never read whole)."""
+    `MAX_IMAGE_FILE_BYTES` (a FIFO, a device or a huge sparse file are never read whole);
+    errors name it `name` (default: `path`)."""
     from keras_alexnet.serving.client import check_encoded_image
 
-    too_large = UserError(f"{path} is larger than {MAX_IMAGE_FILE_BYTES // 2 ** 20} MiB, the "
+    name = path if name is None else name
+    too_large = UserError(f"{name} is larger than {MAX_IMAGE_FILE_BYTES // 2 ** 20} MiB, the "
                           f"most an image file may be")
     try:
         with open_regular_file(path) as file:
@@ -102,16 +104,16 @@ def _read_image_file(path: str) -> bytes:
                 raise too_large
             data = file.read(MAX_IMAGE_FILE_BYTES + 1)
     except NotARegularFile as error:
-        raise UserError(str(error)) from error
+        raise UserError(f"{name} is not a regular file") from error
     except OSError as error:
-        raise UserError(f"cannot read {path}: {error.strerror or error}") from error
+        raise UserError(f"cannot read {name}: {error.strerror or error}") from error
     if len(data) > MAX_IMAGE_FILE_BYTES:  # it grew after fstat
         raise too_large
-    check_encoded_image(data, path)
+    check_encoded_image(data, name)
     return data
 
 
-def _classify_locally(model: str, num_classes: int):
+def classify_locally(model: str, num_classes: int):
     """`classify(path, data)`: the local SavedModel's `Prediction` of one encoded image; an image
     it cannot decode is an `ImageError` naming `path`."""
     import tensorflow as tf
