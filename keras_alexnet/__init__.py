@@ -59,6 +59,7 @@ _LAZY = {
     "export_onnx": "keras_alexnet.serving.onnx_export",
     "load_preset": "keras_alexnet.models.build",
     "save_to_preset": "keras_alexnet.serving.presets",
+    "demo": "keras_alexnet.demo",
 }
 
 __all__ = ["ConfigError", "DataError", "ExportError", "ImageError", "KerasAlexNetError",

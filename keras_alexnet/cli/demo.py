@@ -13,14 +13,14 @@ from keras_alexnet.demo import INSTALL
 
 
 def check_demo(args: argparse.Namespace) -> None:
-    """Gradio installed, `--model` or `--server` (not both), a port and a timeout in range."""
-    if importlib.util.find_spec("gradio") is None:
-        raise UserError(INSTALL)
+    """`--model` or `--server` (not both), a port and a timeout in range, Gradio installed."""
     if args.model is not None and args.server is not None:
         raise UserError("give --model or --server, not both")
     if args.port is not None and not 1 <= args.port <= 65535:
         raise UserError(f"--port must be in 1..65535, got {args.port}")
     check_flag(check_timeout, args.timeout, "--timeout")
+    if importlib.util.find_spec("gradio") is None:
+        raise UserError(INSTALL)
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -1,0 +1,218 @@
+"""The browser demo (`keras-alexnet demo`, `keras_alexnet.demo`): its refusals, its bounds, its
+model side against independent computations, the page over a TF Serving stand-in, and (large)
+the page in headless Chromium against `keras-alexnet predict`, under 20 requests at once."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+from conftest import SHARED_CIFAR, TINY_MODEL, softmax
+
+from keras_alexnet.cli import build_parser
+from keras_alexnet.data.cifar10 import CLASS_NAMES
+from keras_alexnet.demo import INSTALL
+from keras_alexnet.errors import ConfigError, ImageError, KerasAlexNetError
+from keras_alexnet.models.catalogue import SHIPPED_DIR
+
+PRESET = "alexnet_fast_cifar10"  # the smallest shipped preset
+
+
+def png(image):
+    from PIL import Image
+
+    path_like = __import__("io").BytesIO()
+    Image.fromarray(image).save(path_like, format="PNG")
+    return path_like.getvalue()
+
+
+def test_without_gradio_the_api_and_the_command_say_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` fails as if not installed
+    import keras_alexnet
+
+    with pytest.raises(ConfigError, match=r"pip install 'keras_alexnet\[demo\]'"):
+        keras_alexnet.demo()
+    args = build_parser().parse_args(["demo"])
+    with pytest.raises(KerasAlexNetError) as refused:
+        args.check(args)  # before TensorFlow is imported
+    assert str(refused.value) == INSTALL and refused.value.exit_status == 2
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--model", PRESET, "--server", "http://127.0.0.1:8501"],
+     "give --model or --server, not both"),
+    (["--port", "70000"], "--port must be in 1..65535, got 70000"),
+    (["--timeout", "0"], "--timeout"),
+])
+def test_bad_flags_are_one_line_and_exit_2(run_cli_here, flags, message):
+    result = run_cli_here("demo", *flags)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("keras-alexnet: error: ") and message in lines[0]
+
+
+def test_only_uploads_are_read_and_within_predicts_bounds(tmp_path):
+    from keras_alexnet.demo.images import read_upload
+
+    uploads, elsewhere = tmp_path / "uploads", tmp_path / "elsewhere"
+    uploads.mkdir(), elsewhere.mkdir()
+    good = png(np.full((5, 7, 3), 9, np.uint8))
+    (elsewhere / "secret.png").write_bytes(good)
+    (uploads / "link.png").symlink_to(elsewhere / "secret.png")
+    (uploads / "notes.txt").write_text("not an image")
+    with open(uploads / "huge.png", "wb") as file:  # sparse: 65 MiB that take no disk
+        file.write(good), file.truncate(65 * 2 ** 20)
+    (uploads / "ok.png").write_bytes(good)
+    for path in (elsewhere / "secret.png", uploads / "link.png",
+                 uploads / ".." / "elsewhere" / "secret.png"):
+        with pytest.raises(ImageError, match="was not uploaded: only uploaded files are read"):
+            read_upload(str(path), str(uploads))
+    with pytest.raises(KerasAlexNetError, match=r"^notes.txt is not a PNG, JPEG or BMP image$"):
+        read_upload(str(uploads / "notes.txt"), str(uploads))
+    with pytest.raises(KerasAlexNetError, match=r"^huge.png is larger than 64 MiB"):
+        read_upload(str(uploads / "huge.png"), str(uploads))
+    assert read_upload(str(uploads / "ok.png"), str(uploads)) == ("ok.png", good)
+
+
+def test_the_preset_card_shows_its_metadata():
+    from keras_alexnet.demo.classifier import preset_card
+    from keras_alexnet.demo.page import card_text
+
+    with open(os.path.join(SHIPPED_DIR, PRESET, "metadata.json")) as file:
+        metadata = json.load(file)
+    text = card_text(PRESET, preset_card(PRESET, metadata))
+    rows = dict(line.strip("|").split(" | ", 1) for line in text.splitlines()[4:])
+    rows = {key.strip(): value.strip() for key, value in rows.items()}
+    assert rows["recipe"] == metadata["recipe"] == "fast"
+    assert rows["test accuracy"] == f"{100 * metadata['test_accuracy']:.2f}%"
+    assert rows["trained on"] == metadata["trained"]["date"]
+    assert rows["machine"] == metadata["trained"]["machine"]
+    assert rows["parameters"] == str(metadata["parameter_count"])
+
+
+def test_grad_cam_overlay_blends_the_jet_colours_over_the_pixels():
+    from keras_alexnet.demo.images import overlay
+
+    pixels = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 10
+    heat = np.zeros((2, 3), np.float32)
+    heat[1, 2] = 1.0
+    shown = overlay(pixels, heat)
+    assert shown.shape == (12, 18, 3)
+    # jet(0) is dark blue (0, 0, 0.5), jet(1) dark red (0.5, 0, 0); the map lies at 45 %.
+    cold = np.round(0.55 * pixels[0, 0] + 0.45 * np.array([0, 0, 127.5]))
+    hot = np.round(0.55 * pixels[1, 2] + 0.45 * np.array([127.5, 0, 0]))
+    np.testing.assert_allclose(shown[:6, :6], np.broadcast_to(cold, (6, 6, 3)), atol=1)
+    np.testing.assert_allclose(shown[6:, 12:], np.broadcast_to(hot, (6, 6, 3)), atol=1)
+
+
+@pytest.fixture(scope="module")
+def test_image():
+    """CIFAR-10's first test image (the real one when ../shared has it, else seeded pixels)."""
+    if os.path.isdir(SHARED_CIFAR):
+        from keras_alexnet.data.cifar10 import load_cifar10
+
+        return load_cifar10(SHARED_CIFAR).x_test[0]
+    return np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+
+
+@pytest.mark.slow
+def test_a_preset_classifies_as_its_keras_model_and_explains_each_class(test_image):
+    import keras
+
+    from keras_alexnet import AlexNet
+    from keras_alexnet.demo.classifier import LocalClassifier
+
+    classifier = LocalClassifier(PRESET)
+    prediction = classifier.classify("cat.png", png(test_image))
+    logits = AlexNet.from_preset(PRESET)(test_image[None].astype("float32"), training=False)
+    expected = softmax(keras.ops.convert_to_numpy(logits))[0]
+    np.testing.assert_allclose(prediction.probabilities, expected, atol=1e-5)
+    assert prediction.class_name == CLASS_NAMES[int(expected.argmax())]
+    pixels, top = classifier.grad_cam(png(test_image), prediction.class_id)
+    _, other = classifier.grad_cam(png(test_image), (prediction.class_id + 1) % 10)
+    np.testing.assert_array_equal(pixels, test_image)  # a 32 × 32 PNG is seen as it is
+    assert top.shape == (32, 32) and top.max() == pytest.approx(1.0)
+    assert not np.allclose(top, other)  # the map is the chosen class's
+    from image_bytes_test import png_bomb
+
+    with pytest.raises(ImageError, match=r"^bomb.png declares 20000 × 20000 pixels, more than"):
+        classifier.classify("bomb.png", png_bomb(20000, 20000))
+
+
+@pytest.mark.slow
+def test_a_run_directory_classifies_with_its_model_and_shows_its_metrics(tmp_path, test_image):
+    import keras
+
+    from keras_alexnet.demo.classifier import LocalClassifier
+    from keras_alexnet.demo.page import card_text
+    from keras_alexnet.models.build import build_model
+
+    model = build_model(seed=3, **TINY_MODEL)
+    model.save(tmp_path / "best.keras")
+    (tmp_path / "metrics.json").write_text(json.dumps({"test_accuracy": 0.4321,
+                                                       "epochs_completed": 2}))
+    classifier = LocalClassifier(str(tmp_path))
+    expected = softmax(keras.ops.convert_to_numpy(model(test_image[None].astype("float32"))))[0]
+    prediction = classifier.classify("image.png", png(test_image))
+    np.testing.assert_allclose(prediction.probabilities, expected, atol=1e-5)
+    card = card_text(classifier.title, classifier.card())
+    assert "| test accuracy | 43.21% |" in card and "| epochs | 2 |" in card
+    exported = classifier._directory.name
+    assert os.path.isdir(exported) and not os.listdir(tmp_path).count("saved_models")
+    classifier.close()
+    assert not os.path.exists(exported) and sorted(os.listdir(tmp_path)) == ["best.keras",
+                                                                            "metrics.json"]
+
+
+def top5_text(probabilities):
+    """`predict --top-k 5`'s words for one image's probabilities (an independent ranking)."""
+    order = np.argsort(-np.asarray(probabilities), kind="stable")[:5]
+    return ", ".join(f"{CLASS_NAMES[i]} {probabilities[i]:.3f}" for i in order)
+
+
+@pytest.fixture(scope="module")
+def stand_in_server():
+    """TF Serving's REST endpoint as the serving tests' stand-in, serving the preset's export."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from serving_test import FakeTFServing
+
+    from keras_alexnet.cli.predict import local_saved_model
+    from keras_alexnet.serving.export import load_saved_model
+
+    path = local_saved_model(PRESET)
+    FakeTFServing.signatures = {name: load_saved_model(path, name)
+                                for name in ("serving_default", "classify_image_bytes")}
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeTFServing)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", FakeTFServing.signatures
+    httpd.shutdown()
+
+
+@pytest.mark.slow
+def test_with_a_server_the_page_shows_the_served_models_answers(stand_in_server, test_image,
+                                                                tmp_path):
+    import tensorflow as tf
+    from gradio_client import Client, handle_file
+
+    import keras_alexnet
+    from keras_alexnet.demo import launch
+    from keras_alexnet.demo.classifier import GRAD_CAM_UNAVAILABLE
+
+    url, signatures = stand_in_server
+    (tmp_path / "cat.png").write_bytes(png(test_image))
+    served = signatures["classify_image_bytes"](image_bytes=tf.constant([png(test_image)]))
+    app = keras_alexnet.demo(server=url)
+    launch(app)
+    try:
+        answer = Client(app.local_url, verbose=False).predict(
+            [handle_file(str(tmp_path / "cat.png"))], api_name="/classify")
+    finally:
+        app.close()
+    assert answer[0] == f"- `cat.png`: {top5_text(served['probabilities'].numpy()[0])}"
+    assert answer[2]["label"] == served["class_name"].numpy()[0].decode()
+    texts = [c.get("props", {}).get("value") for c in app.config["components"]]
+    assert GRAD_CAM_UNAVAILABLE in texts and not any(
+        c["type"] == "image" for c in app.config["components"])
