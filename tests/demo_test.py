@@ -216,3 +216,130 @@ def test_with_a_server_the_page_shows_the_served_models_answers(stand_in_server,
     texts = [c.get("props", {}).get("value") for c in app.config["components"]]
     assert GRAD_CAM_UNAVAILABLE in texts and not any(
         c["type"] == "image" for c in app.config["components"])
+
+
+@pytest.fixture(scope="module")
+def demo_process(e2e_data_dir):
+    """`keras-alexnet demo` with the smallest preset, started as a user starts it; its URL and
+    process id."""
+    import socket
+    import subprocess
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "keras_alexnet.cli", "demo", "--model",
+                                PRESET, "--data-dir", e2e_data_dir, "--port", str(port)],
+                               stdout=subprocess.PIPE, text=True)
+    line = process.stdout.readline()  # the URL, once it serves (or "" if it ended)
+    assert line.startswith("demo: http://127.0.0.1:"), line
+    yield line.split(" ", 1)[1].strip(), process.pid
+    process.terminate()
+    assert process.wait(timeout=60) == 75  # SIGTERM: one line, exit status 75
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's chromium and chromium-driver), driven by Selenium."""
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    if not shutil.which("chromium") or not shutil.which("chromedriver"):
+        pytest.skip("no chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     "--window-size=1400,1300"):
+        options.add_argument(argument)
+    options.binary_location = shutil.which("chromium")
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    yield driver
+    driver.quit()
+
+
+def upload(browser, url, *paths, expected):
+    """Opens the page, uploads `paths` and returns the results' text once it holds `expected`."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url)
+    field = WebDriverWait(browser, 60).until(
+        lambda page: page.find_element(By.CSS_SELECTOR, "#upload input[type=file]"))
+    field.send_keys("\n".join(str(path) for path in paths))
+    results = browser.find_element(By.ID, "results")
+    WebDriverWait(browser, 120).until(lambda page: expected in results.text)
+    return results.text.replace("\n: ", ": ")  # a file's name is set as code, a block of its own
+
+
+def predict_words(run_cli_here, path):
+    """What `keras-alexnet predict --top-k 5` says of one file, after its `path: `."""
+    result = run_cli_here("predict", "--model", PRESET, "--top-k", "5", path)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().split(": ", 1)[1]
+
+
+@pytest.mark.slow
+@pytest.mark.large
+def test_the_page_in_a_browser_shows_predicts_top_class_and_probability(
+        demo_process, browser, run_cli_here, test_image, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    path = tmp_path / "test_image_0.png"
+    path.write_bytes(png(test_image))
+    expected = predict_words(run_cli_here, path)
+    text = upload(browser, demo_process[0], path, expected="test_image_0.png")
+    assert text.strip() == f"test_image_0.png: {expected}"
+    top_class = expected.split(" ")[0]
+    assert browser.find_element(By.ID, "top5").text.splitlines()[1] == top_class
+    screenshot = os.environ.get("KERAS_ALEXNET_DEMO_SCREENSHOT")  # docs/figures/demo.png
+    if screenshot:
+        browser.save_screenshot(screenshot)
+
+
+@pytest.mark.slow
+@pytest.mark.large
+def test_a_pixel_bomb_and_a_text_file_are_refused_in_words_and_the_page_goes_on(
+        demo_process, browser, run_cli_here, test_image, tmp_path):
+    from image_bytes_test import png_bomb
+
+    (tmp_path / "bomb.png").write_bytes(png_bomb(20000, 20000))
+    (tmp_path / "notes.txt").write_text("not an image\n")
+    text = upload(browser, demo_process[0], tmp_path / "bomb.png", tmp_path / "notes.txt",
+                  expected="notes.txt")
+    assert text.splitlines() == [
+        "Not classified: bomb.png declares 20000 × 20000 pixels, more than the limit of "
+        "16777216",
+        "Not classified: notes.txt is not a PNG, JPEG or BMP image"]
+    (tmp_path / "good.png").write_bytes(png(test_image))
+    expected = predict_words(run_cli_here, tmp_path / "good.png")
+    assert upload(browser, demo_process[0], tmp_path / "good.png",
+                  expected="good.png").strip() == f"good.png: {expected}"
+
+
+@pytest.mark.slow
+@pytest.mark.large
+def test_twenty_requests_at_once_are_all_answered_within_bounded_memory(
+        demo_process, run_cli_here, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client, handle_file
+
+    images = np.random.default_rng(5).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    paths = []
+    for index, image in enumerate(images):
+        paths.append(tmp_path / f"image_{index}.png")
+        paths[-1].write_bytes(png(image))
+    expected = {path.name: predict_words(run_cli_here, path) for path in paths}
+
+    def ask(path):
+        client = Client(demo_process[0], verbose=False)
+        return client.predict([handle_file(str(path))], api_name="/classify")[0]
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(ask, [paths[i % 4] for i in range(20)]))
+    assert answers == [f"- `{paths[i % 4].name}`: {expected[paths[i % 4].name]}"
+                       for i in range(20)]
+    with open(f"/proc/{demo_process[1]}/status") as status:
+        resident = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    assert resident * 1024 < 1.5 * 2 ** 30, f"{resident / 2 ** 20:.2f} GiB resident"

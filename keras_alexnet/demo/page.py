@@ -4,7 +4,8 @@ pictures of what it learned. Every refusal (a file too large, not an image, over
 limits, a server that does not answer) is said in words on the page."""
 
 import dataclasses
-from typing import Any, Optional, Sequence
+import functools
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -56,10 +57,12 @@ def build_page(classifier, gallery: Optional[tuple[np.ndarray, np.ndarray]],
     names = classifier.class_names
     local = hasattr(classifier, "grad_cam")
 
-    def classify(items: list[tuple[str, bytes]], refused: list[str]):
-        classified = []
-        for name, data in items:
+    def classify(loaders: Sequence[Callable[[], tuple[str, bytes]]]):
+        """Each image `(name, bytes)` a loader gives, classified, in order; refusals in words."""
+        classified, refused = [], []
+        for load in loaders:
             try:
+                name, data = load()
                 classified.append(Classified(name, data, classifier.classify(name, data)))
             except KerasAlexNetError as error:
                 refused.append(" ".join(str(error).split()))
@@ -87,19 +90,14 @@ def build_page(classifier, gallery: Optional[tuple[np.ndarray, np.ndarray]],
         return top, overlay(pixels, heat), chosen_map
 
     def on_upload(paths):
-        items, refused = [], []
-        for path in paths or []:
-            try:
-                items.append(read_upload(path, upload_folder))
-            except KerasAlexNetError as error:
-                refused.append(" ".join(str(error).split()))
-        return classify(items, refused)
+        return classify([functools.partial(read_upload, path, upload_folder)
+                         for path in paths or []])
 
     def on_gallery(event: gr.SelectData):
         images, labels = gallery
         index = event.index
         name = f"CIFAR-10 test image {index} ({CLASS_NAMES[labels[index]]})"
-        return classify([(name, png_bytes(images[index]))], [])
+        return classify([lambda: (name, png_bytes(images[index]))])
 
     def on_pick(classified, index, chosen):
         if not classified or index is None:
