@@ -49,9 +49,12 @@ setup(
         "litert": ["ai-edge-litert"],
         # `export --format onnx`: the converter and ONNX Runtime.
         "onnx": ["tf2onnx", "onnx", "onnxruntime"],
+        # `keras-alexnet demo`, the browser page (keras_alexnet.demo).
+        "demo": ["gradio>=5"],
+        # Selenium drives headless Chromium in the demo's browser tests.
         "test": ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel",
                  "tensorflow-serving-api", "jax", "tensorboard", "ruff", "ai-edge-litert",
-                 "tf2onnx", "onnx", "onnxruntime"],
+                 "tf2onnx", "onnx", "onnxruntime", "gradio>=5", "selenium"],
     },
     entry_points={"console_scripts": ["keras-alexnet=keras_alexnet.cli:main"]},
 )

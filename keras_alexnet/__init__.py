@@ -66,6 +66,7 @@ _LAZY = {
     "export_litert": "keras_alexnet.serving.litert_export",
     "export_onnx": "keras_alexnet.serving.onnx_export",
     "save_to_preset": "keras_alexnet.serving.presets",
+    "demo": "keras_alexnet.web",
 }
 __all__ = ["AlexNetBackbone", "AlexNetImageClassifier", "AlexNetImageClassifierPreprocessor",
            "KerasAlexNetError", "TrainConfig", "TrainResult", "evaluate", "export", "layers",

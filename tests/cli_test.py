@@ -221,8 +221,9 @@ def corrupt_batch(path):
     (["train", "--recipe", "fastest"], "argument --recipe: invalid choice: 'fastest'"),
     (["train", "--recipe", "fast", "--preset", "fast"],
      "--preset is the old spelling of --recipe: give only --recipe"),
-    (["export", "hf://keras/alexnet_missing"],
-     "needs huggingface_hub: pip install huggingface_hub"),
+    # without huggingface_hub: "needs huggingface_hub"; with it (the demo's Gradio brings it)
+    # and no network: "could not be fetched"
+    (["export", "hf://keras/alexnet_missing"], "preset 'hf://keras/alexnet_missing' "),
     (["evaluate", "{tmp}/no_preset"], "no model at"),
     (["train", "--recipe", "tweaked", "--epochs", "1", "--warmup-epochs", "2"],
      "--warmup-epochs must be in"),

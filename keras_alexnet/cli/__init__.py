@@ -1,5 +1,5 @@
 """The `keras-alexnet` command: `train` (every `TrainConfig` field is a flag), `evaluate`, `export`,
-`report`, `predict`.
+`report`, `predict`, `demo`.
 
 Errors in what the user gave (a bad flag or value, missing or corrupt data, a missing model) end
 with one `keras-alexnet: error: …` line and exit status 2, before anything is written; a run
@@ -31,6 +31,7 @@ from keras_alexnet.cli.commands import (
     run_report,
     run_train,
 )
+from keras_alexnet.cli.demo import check_demo, run_demo
 from keras_alexnet.cli.flags import (
     PROG,
     add_field_flag,
@@ -72,7 +73,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.check(args)  # every flag, before TensorFlow or JAX is imported
         if args.command == "train" and needs_watcher():  # another process of a multi-host run
             return run_watched(sys.argv[1:] if argv is None else list(argv))
-        if args.command in ("export", "predict") and "keras" not in sys.modules:
+        if args.command in ("export", "predict", "demo") and "keras" not in sys.modules:
             # A SavedModel of plain TensorFlow ops (what TF Serving runs, and `predict` with a
             # preset exports once) comes from the TensorFlow backend, whatever backend trained
             # the weights.
@@ -230,6 +231,27 @@ def build_parser() -> argparse.ArgumentParser:
                               "(default: %(default)s)")
     predict.add_argument("--json", action="store_true", help="print the results as JSON")
     predict.set_defaults(run=run_predict, check=check_predict)
+
+    demo = commands.add_parser("demo", help="a browser page that classifies uploaded images, with "
+                                            "Grad-CAM, the model's card and its pictures "
+                                            "(needs keras_alexnet[demo])")
+    demo.add_argument("--model", default=None, metavar="PRESET|RUN_DIR|FILE.keras",
+                      help=f"the model (default: the shipped preset {DEFAULT_PRESET})")
+    demo.add_argument("--server", default=None,
+                      help="TF Serving REST base URL (e.g. http://localhost:8501): the page sends "
+                           "the images there instead of --model")
+    demo.add_argument("--model-name", default="alexnet_cifar10",
+                      help="model name on the server (default: %(default)s)")
+    demo.add_argument("--data-dir", default=None,
+                      help="local CIFAR-10 copy for the gallery of test images and the nearest "
+                           "neighbours (default: $KERAS_ALEXNET_DATA; without one, uploads only)")
+    demo.add_argument("--host", default="127.0.0.1",
+                      help="address to serve on (default: %(default)s, this machine only)")
+    demo.add_argument("--port", type=int, default=None,
+                      help="port (default: the first free one from 7860)")
+    demo.add_argument("--timeout", type=float, default=10.0,
+                      help="seconds each request to the server may take (default: %(default)s)")
+    demo.set_defaults(run=run_demo, check=check_demo)
     return parser
 
 
