@@ -56,26 +56,13 @@ class PresetMixin:
     @classmethod
     def from_preset(cls, preset: str, sha256: Optional[str] = None,
                     dtype: Optional[str] = None) -> keras.Model:
-        """A trained network from a preset.
-
-        Args:
-            preset: A shipped preset's name (see `presets`), a preset directory, an `https://`
-                URL of a preset archive (`.tar.gz` or `.zip`; downloaded once into the Keras
-                cache, `~/.keras/keras_alexnet/presets`), or `hf://OWNER/NAME`,
-                `kaggle://OWNER/MODEL/keras/VARIANT` (with `huggingface_hub` or `kagglehub`).
-            sha256: The archive's SHA-256; required with an `https://` URL.
-            dtype: The dtype policy to compute in; `None`: the preset's (float32).
-
-        Raises:
-            ModelError: An unknown name, a missing, damaged or oversized file, a wrong hash,
-                values of the wrong type, a network larger than its weights or than
-                `footprint.MAX_NETWORK_BYTES`, weights that do not fit the config, or a preset
-                of another network; nothing is built before the sizes are checked, and nothing
-                is left half-downloaded.
+        """A trained one-model network from a preset: `preset`, `sha256`, `dtype` and the
+        errors as `AlexNetImageClassifier.from_preset`, which replaces it; also a preset of
+        another network is a `ModelError`.
 
         Example:
 
-        >>> model = keras_alexnet.AlexNet.from_preset("alexnet_fast_cifar10")
+        >>> model = keras_alexnet.models.AlexNet.from_preset("alexnet_fast_cifar10")  # warns
         >>> model.predict(np.zeros((1, 32, 32, 3), "uint8"), verbose=0).shape
         (1, 10)
         """
