@@ -44,6 +44,7 @@ def test_the_backbone_takes_architecture_arguments_and_its_config_holds_them_all
     backbone = AlexNetBackbone(**SMALL, batch_norm=True, seed=1)
     config = backbone.get_config()
     assert taken - set(config) == {"seed"}  # initial weights only: a loaded model has its own
+    assert set(config) - taken == {"trainable"}  # Keras' own; nothing the constructor lacks
     rebuilt = AlexNetBackbone.from_config(config)
     assert rebuilt.get_config() == config
     assert [w.shape for w in rebuilt.weights] == [w.shape for w in backbone.weights]

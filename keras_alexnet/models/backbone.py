@@ -69,13 +69,13 @@ class AlexNetBackbone(BackbonePresets, keras.Model):
                  conv1_padding: int = 1, pool_size: int = 2, pool_strides: int = 2,
                  batch_norm: bool = False, init: str = "torch", seed: Optional[int] = None,
                  name: str = "alexnet_backbone", dtype=None, **kwargs):
+        arguments = {key: value for key, value in locals().items()
+                     if key not in ("self", "seed", "name", "dtype", "kwargs", "__class__")}
         misplaced = sorted(set(kwargs) & set(NOT_THE_BACKBONES))
         if misplaced:
             raise TypeError(f"AlexNetBackbone takes the convolutions' arguments, not "
                             f"{', '.join(misplaced)}: the head's are AlexNetImageClassifier's, "
                             f"the pixel statistics and test view its preprocessor's")
-        arguments = {key: value for key, value in locals().items()
-                     if key not in ("self", "seed", "name", "dtype", "kwargs", "__class__")}
         stack = check_stack(arguments)
         images = keras.Input(shape=tuple(image_shape), name="images")
         features = conv_stack(images, stack, conv1_padding, pool_size, pool_strides, batch_norm,
