@@ -111,6 +111,8 @@ def test_predict_takes_raw_images_of_any_size_through_the_test_view():
                                task.predict(large[:, 16:48, 16:48], verbose=0), atol=1e-6)
     np.testing.assert_allclose(task.predict(large[:, :32, :32], verbose=0),
                                task(large[:, :32, :32].astype("float32")), atol=1e-5)
+    np.testing.assert_allclose(task.predict(tf.constant(large), verbose=0),
+                               task.predict(large[:, 16:48, 16:48], verbose=0), atol=1e-6)
 
 
 def test_the_config_holds_every_argument_but_the_seed_and_rebuilds_the_task():

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence, Union
 
 import keras
-import numpy as np
 
 from keras_alexnet.config import TrainConfig
 from keras_alexnet.models.architectures import ArgumentSet, architecture
@@ -118,10 +117,12 @@ class AlexNetImageClassifier(TaskPresets, keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def predict(self, x, *args, **kwargs):
-        """Keras' `predict`; an array of images of another size than the input is brought to it
-        by the preprocessor's `test_view` first."""
-        if isinstance(x, np.ndarray) and x.ndim == 4:
-            x = self.preprocessor.test_view(x)
+        """Keras' `predict`; an array or tensor of images of another size than the input is
+        brought to it by the preprocessor's `test_view` first (a `tf.data` set is taken as is)."""
+        shape = getattr(x, "shape", None)
+        if shape is not None and len(shape) == 4 and \
+                tuple(shape[1:3]) != self.preprocessor.image_shape[:2]:
+            x = self.preprocessor.test_view(keras.ops.convert_to_numpy(x))
         return super().predict(x, *args, **kwargs)
 
     def get_config(self) -> dict[str, Any]:
