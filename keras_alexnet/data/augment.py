@@ -3,11 +3,11 @@
 Every layer draws its random parameters per image, runs in a tf.data `map`, inside a compiled
 train step and under XLA on any backend (the package's own are written with `keras.ops` only),
 and is the identity with `training=False` (what `predict` and `evaluate` pass). Called directly,
-like Keras' own random preprocessing layers, it augments. The crop moves pixels with one `take` over the flattened batch:
-per-image offsets (not `keras.layers.RandomCrop`'s one offset per batch), and, under XLA on a CPU,
-faster than `take_along_axis`. The flip is Keras' own `RandomFlip("horizontal")`, per image: under
-XLA on a CPU, 5.4 ms per 256 images against 10.6 ms for the same flip as a `take` (2-core AMD
-EPYC, TensorFlow 2.21, 2026-12-08).
+like Keras' own random preprocessing layers, it augments. The crop moves pixels with one `take`
+over the flattened batch: per-image offsets (not `keras.layers.RandomCrop`'s one offset per
+batch), and, under XLA on a CPU, faster than `take_along_axis`. The flip is Keras' own
+`RandomFlip("horizontal")`, per image: under XLA on a CPU, 5.4 ms per 256 images against 10.6 ms
+for the same flip as a `take` (2-core AMD EPYC, TensorFlow 2.21, 2026-12-08).
 """
 
 from __future__ import annotations
