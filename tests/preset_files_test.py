@@ -309,15 +309,16 @@ def refuse_to_build(monkeypatch):
         monkeypatch.setattr(network, "from_config", classmethod(built))
 
 
-@pytest.mark.parametrize("part, change", [("backbone", {"conv_filters": [100000] * 5}),
-                                          ("preprocessor", {"image_shape": [99999, 99999, 3]})])
+@pytest.mark.parametrize("parts, change", [
+    (("backbone",), {"conv_filters": [100000] * 5}),
+    (("backbone", "preprocessor"), {"image_shape": [99999, 99999, 3]})])
 def test_a_task_preset_declaring_a_huge_network_is_one_line_before_anything_is_built(
-        tmp_path, monkeypatch, part, change):
+        tmp_path, monkeypatch, parts, change):
     task = keras_alexnet.AlexNetImageClassifier.from_arguments(
         "cifar", width_multiplier=0.25, dense_units=16, seed=0)
     directory = task.save_to_preset(str(tmp_path / "task"))
-    _edit_json(directory, "config.json",
-               lambda config: config["config"][part]["config"].update(change))
+    _edit_json(directory, "config.json", lambda config: [
+        config["config"][part]["config"].update(change) for part in parts])
     refuse_to_build(monkeypatch)
     with pytest.raises(ModelError, match="declares a network larger than the weights"):
         keras_alexnet.AlexNetImageClassifier.from_preset(directory)
@@ -395,3 +396,50 @@ def test_an_uppercase_weights_sha256_is_the_same_hash(preset_dir):
     _edit_json(preset_dir, "metadata.json",
                lambda metadata: metadata.update(weights_sha256=metadata["weights_sha256"].upper()))
     assert AlexNet.from_preset(preset_dir).count_params() == tiny().count_params()
+
+
+def _lambda_layer(config):
+    """A Keras `Lambda` layer's saved form, holding `config`'s values too."""
+    return {"module": "keras.layers", "class_name": "Lambda", "registered_name": None,
+            "config": {**config, "name": "evil", "function": {
+                "class_name": "__lambda__", "config": {"code": "ZQ==", "defaults": None,
+                                                       "closure": None}}}}
+
+
+def _as_part(part, saved):
+    return lambda config: config["config"].__setitem__(part, saved(config))
+
+
+@pytest.mark.parametrize("change, message", [
+    (_as_part("backbone", lambda config: _lambda_layer(config["config"]["backbone"]["config"])),
+     "its backbone is of class 'Lambda', not AlexNetBackbone"),
+    (_as_part("preprocessor",
+              lambda config: _lambda_layer(config["config"]["preprocessor"]["config"])),
+     "its preprocessor is of class 'Lambda', not AlexNetImageClassifierPreprocessor"),
+    (_as_part("backbone", lambda config: {**config["config"]["backbone"], "registered_name":
+                                          "keras_alexnet>AlexNetImageClassifierPreprocessor"}),
+     "its backbone is of class 'AlexNetBackbone', not AlexNetBackbone"),
+    (_as_part("backbone", lambda config: json.loads(json.dumps(config))),
+     "its backbone is of class 'AlexNetImageClassifier', not AlexNetBackbone"),
+    (_as_part("preprocessor", lambda config: "notadict"), "its preprocessor is not a saved object"),
+    (lambda config: config["config"]["backbone"]["config"].update(num_classes=10),
+     "its backbone is a whole network (it has num_classes)"),
+    (lambda config: config["config"]["backbone"]["config"].update(image_shape=[32, 32, 4000]),
+     "its backbone's image_shape [32, 32, 4000] is not its preprocessor's [32, 32, 3]"),
+    (lambda config: config["config"]["preprocessor"]["config"].update(image_shape=[32, 32, 1]),
+     "its backbone's image_shape [32, 32, 3] is not its preprocessor's [32, 32, 1]"),
+])
+def test_a_task_preset_whose_parts_are_other_classes_or_sizes_is_one_line_before_building(
+        tmp_path, monkeypatch, change, message):
+    """The sizes are read from the task's parts only when they are the package's backbone and
+    preprocessor of one image shape: any other class (or a whole network as the backbone, which
+    builds a head of its own) would be built with sizes nothing counted."""
+    task = keras_alexnet.AlexNetImageClassifier.from_arguments(
+        "cifar", width_multiplier=0.25, dense_units=16, seed=0)
+    directory = task.save_to_preset(str(tmp_path / "task"))
+    _edit_json(directory, "config.json", change)
+    refuse_to_build(monkeypatch)
+    for load in (keras_alexnet.AlexNetImageClassifier.from_preset,
+                 keras_alexnet.AlexNetImageClassifierPreprocessor.from_preset):
+        with pytest.raises(ModelError, match=re.escape(message)):
+            load(directory)

@@ -27,6 +27,9 @@ from keras_alexnet.models.preset_reading import PresetFiles, read_preset
 
 TASK = "keras_alexnet>AlexNetImageClassifier"
 _KERAS_KEYS = ("name", "trainable", "dtype")
+# A saved task's parts, and the registered name each must be saved as.
+_TASK_PARTS = {"backbone": "keras_alexnet>AlexNetBackbone",
+               "preprocessor": "keras_alexnet>AlexNetImageClassifierPreprocessor"}
 TASK_CLASS = "keras_alexnet.models.image_classifier.AlexNetImageClassifier"
 ONE_MODEL_CLASS = "keras_alexnet.models.network.AlexNetNetwork"
 # The whole networks of the deprecated layout, by registered name: their class, and how their
@@ -161,9 +164,16 @@ class PreprocessorPresets:
         (32, 32, 3)
         """
         config = read_preset(preset_files.preset_directory(preset, sha256), preset).config
-        if config["registered_name"] == TASK:
-            return keras.saving.deserialize_keras_object(config["config"]["preprocessor"])
-        return cls(**_whole_network(config, preset)[1].preprocessor)
+        try:
+            if config["registered_name"] == TASK:
+                _task_as_whole_network(config["config"])  # its parts of their classes
+                return keras.saving.deserialize_keras_object(config["config"]["preprocessor"])
+            return cls(**_whole_network(config, preset)[1].preprocessor)
+        except (TypeError, ValueError) as error:
+            if isinstance(error, ModelError):
+                raise
+            raise ModelError(f"preset {preset!r}: its preprocessor cannot be built "
+                             f"({' '.join(str(error).split())[:200]})") from error
 
 
 def load_classifier(cls: type, files: PresetFiles, dtype: Optional[str] = None):
@@ -202,13 +212,29 @@ def layer_sizes(registered_name: str, config: dict[str, Any]) -> dict[str, Any]:
 
 def _task_as_whole_network(config: dict[str, Any]) -> dict[str, Any]:
     """A saved task's config as the arguments of the one-model network."""
-    parts = [config.get(part) for part in ("backbone", "preprocessor")]
-    if not all(isinstance(part, dict) and isinstance(part.get("config"), dict)
-               for part in parts):
-        raise ValueError("its backbone and preprocessor are not saved objects")
+    backbone, preprocessor = (_task_part(config, part) for part in _TASK_PARTS)
+    if "num_classes" in backbone:
+        raise ValueError("its backbone is a whole network (it has num_classes)")
+    shapes = [part.get("image_shape", (32, 32, 3)) for part in (backbone, preprocessor)]
+    if not all(isinstance(shape, (list, tuple)) for shape in shapes) or (
+            list(shapes[0]) != list(shapes[1])):
+        raise ValueError(f"its backbone's image_shape {shapes[0]!r} is not its "
+                         f"preprocessor's {shapes[1]!r}")
     head = {key: value for key, value in config.items()
-            if key not in (*_KERAS_KEYS, "backbone", "preprocessor")}
-    return {**parts[0]["config"], **parts[1]["config"], **head}
+            if key not in (*_KERAS_KEYS, *_TASK_PARTS)}
+    return {**backbone, **preprocessor, **head}
+
+
+def _task_part(config: dict[str, Any], part: str) -> dict[str, Any]:
+    """The config of a saved task's backbone or preprocessor, once it is known to be saved as
+    the package's class of that part (no other class is ever built from it)."""
+    saved = config.get(part)
+    if not (isinstance(saved, dict) and isinstance(saved.get("config"), dict)):
+        raise ValueError(f"its {part} is not a saved object")
+    if saved.get("registered_name") != _TASK_PARTS[part]:
+        raise ValueError(f"its {part} is of class {saved.get('class_name')!r}, not "
+                         f"{_TASK_PARTS[part].partition('>')[2]}")
+    return saved["config"]
 
 
 def _found_network(config: dict[str, Any], preset: str
