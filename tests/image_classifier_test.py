@@ -15,6 +15,7 @@ import tensorflow as tf
 from conftest import REPO, TINY_MODEL
 
 from keras_alexnet.config import TrainConfig
+from keras_alexnet.errors import ImageError
 from keras_alexnet.models.alexnet import AlexNet
 from keras_alexnet.models.architectures import ArgumentSet, seed_network
 from keras_alexnet.models.image_classifier import AlexNetImageClassifier
@@ -113,6 +114,28 @@ def test_predict_takes_raw_images_of_any_size_through_the_test_view():
                                task(large[:, :32, :32].astype("float32")), atol=1e-5)
     np.testing.assert_allclose(task.predict(tf.constant(large), verbose=0),
                                task.predict(large[:, 16:48, 16:48], verbose=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("images", [
+    np.zeros((1, 32, 32, 4), "uint8"), np.zeros((1, 32, 32, 1), "uint8"),
+    np.zeros((32, 32, 3), "uint8"), np.zeros((1, 1, 32, 32, 3), "uint8"),
+    np.array([[["a"] * 3] * 32] * 32)[None],
+], ids=["4 channels", "1 channel", "one image unbatched", "5 dimensions", "strings"])
+def test_predict_refuses_an_array_that_is_no_batch_of_images_in_one_line(images):
+    """Another channel count, rank or dtype is one `ImageError`: not Keras' shape errors, and
+    not a grey image broadcast silently through the three channels' statistics."""
+    classifier = AlexNetImageClassifier.from_arguments(
+        "cifar", width_multiplier=0.25, dense_units=16, seed=0)
+    with pytest.raises(ImageError, match=r"predict takes images as an array of shape \(images, "
+                                         r"height, width, 3\) of numbers, got "):
+        classifier.predict(images, verbose=0)
+
+
+@pytest.mark.parametrize("side", [32, 48])
+def test_predict_of_no_images_gives_no_rows(side):
+    classifier = AlexNetImageClassifier.from_arguments(
+        "cifar", width_multiplier=0.25, dense_units=16, num_classes=7, seed=0)
+    assert classifier.predict(np.zeros((0, side, side, 3), "uint8"), verbose=0).shape == (0, 7)
 
 
 def test_the_config_holds_every_argument_but_the_seed_and_rebuilds_the_task():

@@ -7,8 +7,10 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence, Union
 
 import keras
+import numpy as np
 
 from keras_alexnet.config import TrainConfig
+from keras_alexnet.errors import ImageError
 from keras_alexnet.models.architectures import ArgumentSet, architecture
 from keras_alexnet.models.backbone import AlexNetBackbone
 from keras_alexnet.models.initializers import LayerInitializers
@@ -117,12 +119,24 @@ class AlexNetImageClassifier(TaskPresets, keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def predict(self, x, *args, **kwargs):
-        """Keras' `predict`; an array or tensor of images of another size than the input is
-        brought to it by the preprocessor's `test_view` first (a `tf.data` set is taken as is)."""
-        shape = getattr(x, "shape", None)
-        if shape is not None and len(shape) == 4 and \
-                tuple(shape[1:3]) != self.preprocessor.image_shape[:2]:
-            x = self.preprocessor.test_view(keras.ops.convert_to_numpy(x))
+        """Keras' `predict` on raw images: an array or tensor of another size than the input is
+        brought to it by the preprocessor's `test_view` first, no images give no rows, and a
+        `tf.data` set is taken as it is.
+
+        Raises:
+            ImageError: An array or tensor that is not a batch of images of the input's
+                channels.
+        """
+        if hasattr(x, "shape"):  # an array or a tensor (a tf.data set has none)
+            x = np.asarray(keras.ops.convert_to_numpy(x))
+            channels = self.preprocessor.image_shape[-1]
+            if x.ndim != 4 or x.shape[-1] != channels or x.dtype.kind not in "uif":
+                raise ImageError(f"predict takes images as an array of shape (images, height, "
+                                 f"width, {channels}) of numbers, got {x.shape} of {x.dtype}")
+            if not len(x):
+                return np.zeros((0, self.num_classes), "float32")
+            if x.shape[1:3] != tuple(self.preprocessor.image_shape[:2]):
+                x = self.preprocessor.test_view(x)
         return super().predict(x, *args, **kwargs)
 
     def get_config(self) -> dict[str, Any]:
