@@ -186,3 +186,23 @@ def test_the_pipeline_runs_under_a_global_seed_of_0_as_train_sets_it():
     finally:
         tf.random.set_seed(None)
     assert sorted(labels[:24]) == sorted(labels[24:]) == list(range(24))
+
+
+def test_the_test_view_of_a_thin_image_resizes_only_its_centre():
+    """A 2×400 image (the resize would be 256×51,200 pixels): only its centre 2×8 (four times
+    its shorter side, cut by slicing) is resized, by TensorFlow to 256×1024, then the centre 224
+    cut by slicing; an image within that aspect is resized whole, as before."""
+    from keras_alexnet.data.imagenet import aspect_limited, eval_view
+
+    rng = np.random.default_rng(0)
+    thin = rng.integers(0, 256, (2, 400, 3)).astype("uint8")
+    np.testing.assert_array_equal(aspect_limited(thin).numpy(), thin[:, 196:204])
+    np.testing.assert_array_equal(aspect_limited(thin.transpose(1, 0, 2)).numpy(),
+                                  thin.transpose(1, 0, 2)[196:204])
+    centre = tf.image.resize(thin[:, 196:204].astype("float32"), (256, 1024), antialias=True)
+    expected = np.clip(centre.numpy(), 0, 255)[16:240, 400:624]
+    np.testing.assert_array_equal(eval_view(thin, 224, 256).numpy(), expected)
+    normal = rng.integers(0, 256, (40, 60, 3)).astype("uint8")
+    whole = tf.image.resize(normal.astype("float32"), (256, 384), antialias=True)
+    np.testing.assert_array_equal(eval_view(normal, 224, 256).numpy(),
+                                  np.clip(whole.numpy(), 0, 255)[16:240, 80:304])

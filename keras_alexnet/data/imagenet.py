@@ -120,15 +120,34 @@ def center_crop(image, size: int):
                                          size)
 
 
+# The longest side, in shorter sides, of an image resized for the test view (see `eval_view`).
+MAX_EVAL_ASPECT = 4
+
+
+def aspect_limited(image, max_aspect: int = MAX_EVAL_ASPECT):
+    """The centre of one HWC image whose longer side is at most `max_aspect` times its shorter
+    one (the image itself when it is)."""
+    import tensorflow as tf
+
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    longest = tf.minimum(height, width) * max_aspect
+    kept_height, kept_width = tf.minimum(height, longest), tf.minimum(width, longest)
+    return tf.image.crop_to_bounding_box(image, (height - kept_height) // 2,
+                                         (width - kept_width) // 2, kept_height, kept_width)
+
+
 def eval_view(image, size: int, shorter_side: Optional[int] = None):
     """One HWC image as a network of `size`×`size` input sees it at test: its shorter side
     resized to `shorter_side` and the centre `size`×`size` cut (the paper's view: 256, then
     224), or, without `shorter_side`, the whole image resized to `size`×`size`; float32 pixels
-    on the raw 0–255 scale (bilinear, antialiased when shrinking)."""
+    on the raw 0–255 scale (bilinear, antialiased when shrinking). An image more than
+    `MAX_EVAL_ASPECT` times longer than wide (or wider than long) is first cut to its centre of
+    that aspect, so that a 1×16,000 image is not resized to 256×4,096,000 pixels; the centre
+    crop only ever sees the middle of it."""
     import tensorflow as tf
 
     if shorter_side is not None:
-        return center_crop(resize_shorter_side(image, shorter_side), size)
+        return center_crop(resize_shorter_side(aspect_limited(image), shorter_side), size)
     image = tf.image.resize(tf.cast(image, tf.float32), (size, size), antialias=True)
     return tf.clip_by_value(image, 0.0, 255.0)
 
