@@ -39,8 +39,12 @@ def training_flops_per_image(model) -> int:
     activations are left out, so this is a floor."""
     import keras
 
+    def layers(model):  # a task's layers, its backbone's among them
+        for layer in model.layers:
+            yield from layers(layer) if isinstance(layer, keras.Model) else (layer,)
+
     multiply_adds = 0
-    for layer in model.layers:
+    for layer in layers(model):
         if isinstance(layer, keras.layers.Conv2D):
             _, height, width, filters = layer.output.shape
             kernel_height, kernel_width = layer.kernel_size

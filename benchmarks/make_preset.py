@@ -73,7 +73,7 @@ def accuracies(preset: str, data_dir: str, test_time_augmentation: str) -> dict[
     augmentation, loaded as a user loads it."""
     import keras_alexnet
 
-    model = keras_alexnet.AlexNet.from_preset(preset)
+    model = keras_alexnet.AlexNetImageClassifier.from_preset(preset)
     single = keras_alexnet.evaluate(model, data_dir=data_dir)["test_accuracy"]
     augmented = keras_alexnet.evaluate(model, data_dir=data_dir,
                                        test_time_augmentation=test_time_augmentation)

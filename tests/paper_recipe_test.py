@@ -210,7 +210,9 @@ def test_a_cifar_only_option_on_the_paper_network_is_named_as_its_flag(run_cli_h
 def test_best_keras_reloads_as_the_paper_network_for_the_folders_classes(paper_run):
     model = load_keras_model(os.path.join(paper_run["run"], "best.keras"))
     assert model.output_shape == (None, 10) and model.input_shape == (None, 224, 224, 3)
-    assert keras.saving.get_registered_name(type(model)) == "keras_alexnet>PaperAlexNet"
+    assert keras.saving.get_registered_name(type(model)) == "keras_alexnet>AlexNetImageClassifier"
+    assert model.backbone.get_config()["conv_groups"] == [1, 2, 1, 2, 2]  # the paper's network
+    assert model.backbone.get_config()["conv_kernel_sizes"][0] == 11
 
 
 @pytest.mark.large
