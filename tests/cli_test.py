@@ -279,6 +279,7 @@ def test_a_fresh_process_prints_only_the_one_line_for_bad_input(args, message, t
     (["evaluate", "model.keras", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
     (["export", "model.h5"], "the model must be a .keras file"),
     (["predict", "cat.png", "--top-k", "11"], "--top-k must be in 1..10, got 11"),
+    (["predict", "cat.png", "--server", "localhost:8501"], "--server must be an http:// or"),
 ])
 def test_a_bad_flag_is_named_as_typed_before_tensorflow_is_imported(args, message, tmp_path):
     probe = ("import sys\nfrom keras_alexnet import cli\n"

@@ -44,6 +44,8 @@ def test_without_gradio_the_api_and_the_command_say_what_to_install(monkeypatch)
      "give --model or --server, not both"),
     (["--port", "70000"], "--port must be in 1..65535, got 70000"),
     (["--timeout", "0"], "--timeout"),
+    (["--server", "not-a-url"], "--server must be an http:// or https:// URL"),
+    (["--server", "file:///etc/passwd"], "--server must be an http:// or https:// URL"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(run_cli_here, flags, message):
     result = run_cli_here("demo", *flags)

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+import urllib.parse
 from typing import Any, Iterator, Optional
 
 from keras_alexnet.cli.flags import PROG
@@ -234,6 +235,15 @@ def stopped_by_signals(phase: str) -> Iterator[None]:
     with stop_on_signals() as request:
         request.enter(phase, "nothing was left half-written: run the same command again")
         yield
+
+
+def check_server_url(url: str) -> None:
+    """`UserError` unless `--server` is an `http://` or `https://` URL naming a host (TF
+    Serving's REST address)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(f"--server must be an http:// or https:// URL of TF Serving's REST API "
+                        f"(e.g. http://localhost:8501), got {url!r}")
 
 
 def check_flag(check, value: Any, flag: str) -> None:

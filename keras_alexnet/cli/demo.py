@@ -7,7 +7,7 @@ import argparse
 import importlib.util
 import threading
 
-from keras_alexnet.cli.commands import UserError, check_flag
+from keras_alexnet.cli.commands import UserError, check_flag, check_server_url
 from keras_alexnet.config import check_timeout
 from keras_alexnet.web import INSTALL
 
@@ -19,6 +19,8 @@ def check_demo(args: argparse.Namespace) -> None:
     if args.port is not None and not 1 <= args.port <= 65535:
         raise UserError(f"--port must be in 1..65535, got {args.port}")
     check_flag(check_timeout, args.timeout, "--timeout")
+    if args.server is not None:
+        check_server_url(args.server)
     if importlib.util.find_spec("gradio") is None:
         raise UserError(INSTALL)
 

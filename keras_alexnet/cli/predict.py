@@ -8,7 +8,12 @@ import json
 import sys
 from typing import Optional
 
-from keras_alexnet.cli.commands import UserError, check_flag, stopped_by_signals
+from keras_alexnet.cli.commands import (
+    UserError,
+    check_flag,
+    check_server_url,
+    stopped_by_signals,
+)
 from keras_alexnet.cli.flags import PROG
 from keras_alexnet.config import check_timeout
 from keras_alexnet.data.cifar10 import CLASS_NAMES
@@ -22,6 +27,8 @@ def check_predict(args: argparse.Namespace) -> None:
     if not 1 <= args.top_k <= 10:
         raise UserError(f"--top-k must be in 1..10, got {args.top_k}")
     check_flag(check_timeout, args.timeout, "--timeout")
+    if args.server is not None:
+        check_server_url(args.server)
     args.names = (None if args.class_names is None
                   else read_class_names(args.class_names, f"--class-names {args.class_names}"))
 
