@@ -202,7 +202,7 @@ def test_make_preset_writes_the_runs_model_with_its_measured_accuracy_and_comman
     assert set(metadata["config"]) == set(expected) - paths
     assert str(tmp_path) not in json.dumps(metadata)
     # The accuracies are the shipped model's on every test image, by NumPy here.
-    model = keras_alexnet.AlexNet.from_preset(str(tmp_path / "presets" / "tiny"))
+    model = keras_alexnet.AlexNetImageClassifier.from_preset(str(tmp_path / "presets" / "tiny"))
     data = load_cifar10(cifar_dir)
     logits = model.predict(data.x_test, verbose=0)
     mirrored = model.predict(data.x_test[:, :, ::-1], verbose=0)
